@@ -1,0 +1,241 @@
+// The one convict schema for fakemx's config file. Top-level keys are FakeSMTP's
+// app.config settings (lowerCamelCase, same meaning and defaults); groups added by
+// fakemx nest under tls/dns/tarpit/http/webhook/logFiles. Every key has a `doc` and
+// an env override FAKEMX_<KEY_IN_UPPER_SNAKE> (nested: FAKEMX_DNS_TIMEOUT).
+
+export type EarlyTalkAction = 'drop' | 'enforce' | 'ignore';
+export type DnsAction = 'auto' | 'drop' | 'enforce' | 'ignore';
+export type TlsMode = 'none' | 'starttls' | 'implicit';
+
+export interface TarpitConfig {
+  stutter: boolean;
+  stutterInterval: number;
+  highWater: number;
+}
+
+export interface DnsConfig {
+  servers: string[];
+  timeout: number;
+  retries: number;
+  minTtl: number;
+  maxTtl: number;
+  cacheSize: number;
+  threshold: number;
+  healthCheckInterval: number;
+  skipPrivate: boolean;
+  action: DnsAction;
+}
+
+export interface TlsConfig {
+  cert: string;
+  key: string;
+  ca: string;
+  minVersion: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  ciphers: string;
+  handshakeTimeout: number;
+}
+
+export interface ProxyProtocolConfig {
+  trusted: string[];
+  timeout: number;
+}
+
+export interface ListenerConfig {
+  address: string;
+  port: number;
+  tls: TlsMode;
+  proxyProtocol?: ProxyProtocolConfig;
+  profile?: Partial<PolicyConfig>;
+  /** systemd FileDescriptorName to take from socket activation, if any. */
+  name?: string;
+}
+
+export interface HttpConfig {
+  address: string;
+  port: number;
+}
+
+export interface WebhookConfig {
+  url: string;
+  headers: Record<string, string>;
+  timeout: number;
+  maxRetries: number;
+  queueSize: number;
+  includeRawMax: number;
+}
+
+export interface LogFilesConfig {
+  frequency: 'daily' | 'hourly' | 'monthly';
+  keep: number;
+}
+
+/** Keys a listener profile may override: everything that shapes a session. */
+export interface PolicyConfig {
+  hostName: string;
+  receiveTimeout: number;
+  maxSmtpErrors: number;
+  maxSmtpNoop: number;
+  maxSmtpVrfy: number;
+  maxSmtpRcpt: number;
+  maxMessages: number;
+  storeData: boolean;
+  storePath: string;
+  maxDataSize: number;
+  verboseLogging: boolean;
+  bannerDelay: number;
+  errorDelay: number;
+  doTempFail: boolean;
+  doEarlyTalk: boolean;
+  earlyTalkAction: EarlyTalkAction;
+  bannerTeaser: boolean;
+  advertisePipelining: boolean;
+  rwlProviders: string[];
+  rblProviders: string[];
+  localDomains: string;
+  localMailboxes: string;
+  maxSessionsPerIp: number;
+  ipv6Prefix: number;
+  accessList: string;
+  maxLineLength: number;
+  maxPendingInput: number;
+  tarpit: TarpitConfig;
+}
+
+export interface Config extends PolicyConfig {
+  listenAddress: string;
+  listenPort: number;
+  maxSessions: number;
+  logPath: string;
+  logLevel: string;
+  shutdownGrace: number;
+  listeners: ListenerConfig[];
+  tls: TlsConfig;
+  dns: DnsConfig;
+  http: HttpConfig;
+  webhook: WebhookConfig;
+  logFiles: LogFilesConfig;
+}
+
+/** Keys a listener `profile` may override. */
+export const PROFILE_KEYS: readonly (keyof PolicyConfig)[] = [
+  'hostName', 'receiveTimeout', 'maxSmtpErrors', 'maxSmtpNoop', 'maxSmtpVrfy', 'maxSmtpRcpt',
+  'maxMessages', 'storeData', 'storePath', 'maxDataSize', 'verboseLogging', 'bannerDelay',
+  'errorDelay', 'doTempFail', 'doEarlyTalk', 'earlyTalkAction', 'bannerTeaser',
+  'advertisePipelining', 'rwlProviders', 'rblProviders', 'localDomains', 'localMailboxes',
+  'maxSessionsPerIp', 'ipv6Prefix', 'accessList', 'maxLineLength', 'maxPendingInput', 'tarpit',
+];
+
+const nat = 'nat';
+const int = (min: number, max: number) => ({ min, max });
+
+/** Raw schema. `range` is checked by the loader (convict formats can't carry bounds). */
+export interface SchemaLeaf {
+  doc: string;
+  format: unknown;
+  default: unknown;
+  range?: { min: number; max: number };
+  env?: string;
+  sensitive?: boolean;
+}
+export type SchemaNode = { [key: string]: SchemaLeaf | SchemaNode };
+
+export const schema: SchemaNode = {
+  // ---- FakeSMTP app.config settings -------------------------------------------
+  hostName: { doc: 'Host name used in the banner, EHLO reply and Received: header; "" = the system host name.', format: String, default: '' },
+  listenAddress: { doc: 'Address to listen on when `listeners` is empty; "" = 127.0.0.1 (FakeSMTP falls back to loopback). "::" for all IPv6+IPv4.', format: String, default: '' },
+  listenPort: { doc: 'Port to listen on when `listeners` is empty (0 = any free port).', format: 'port', default: 25 },
+  receiveTimeout: { doc: 'Milliseconds a whole command line may take to arrive, and the longest idle gap inside DATA; then 421 4.4.2 and close.', format: nat, default: 8000, range: int(100, 3_600_000) },
+  maxSmtpErrors: { doc: 'Errors (4xx/5xx replies) allowed per session; one more gets 421 4.7.0 and close.', format: nat, default: 4, range: int(0, 10_000) },
+  maxSmtpNoop: { doc: 'NOOP commands allowed per session; one more gets 421 4.7.0 and close.', format: nat, default: 7, range: int(0, 10_000) },
+  maxSmtpVrfy: { doc: 'VRFY/EXPN commands allowed per session; one more gets 421 4.7.0 and close.', format: nat, default: 10, range: int(0, 10_000) },
+  maxSmtpRcpt: { doc: 'Recipients accepted per message; each extra RCPT gets 452 4.5.3 (session goes on).', format: nat, default: 100, range: int(1, 100_000) },
+  maxMessages: { doc: 'Messages accepted per session; one more gets 421 4.7.0 and close.', format: nat, default: 10, range: int(1, 1_000_000) },
+  maxSessions: { doc: 'Concurrent sessions over all listeners; one more gets 421 4.3.2 at once and close.', format: nat, default: 16, range: int(1, 1_000_000) },
+  storeData: { doc: 'Store each accepted message (with envelope headers and metadata) under storePath; false = read and discard (sink).', format: Boolean, default: true },
+  storePath: { doc: 'Directory for the corpus; "" = ./var/corpus. Created if missing.', format: String, default: '' },
+  maxDataSize: { doc: 'Largest message in octets (advertised as SIZE); bigger ones get 552 5.3.4.', format: nat, default: 2_097_152, range: int(1024, 1_073_741_824) },
+  logPath: { doc: 'Directory for rotating log files in addition to stdout; "" = stdout only.', format: String, default: '' },
+  verboseLogging: { doc: 'Log every command and reply (never message content).', format: Boolean, default: false },
+  bannerDelay: { doc: 'Milliseconds between accept and the 220 greeting.', format: nat, default: 1000, range: int(0, 300_000) },
+  errorDelay: { doc: 'Tarpit: before each error reply wait errorDelay x errors-so-far milliseconds.', format: nat, default: 500, range: int(0, 60_000) },
+  doTempFail: { doc: 'MX sandwich: answer DATA (storeData false) or the final dot (storeData true) with 421 4.3.2 and close.', format: Boolean, default: false },
+  doEarlyTalk: { doc: 'Detect early talkers: input before the greeting, or before a reply where RFC 2920 forbids it.', format: Boolean, default: true },
+  rwlProviders: { doc: 'DNS allow lists asked before rblProviders; a listed client skips the block-list verdict. Entries `zone[=filter][*weight]`.', format: Array, default: [] },
+  rblProviders: { doc: 'DNS block lists, postscreen syntax `zone[=filter][*weight]`; listed when the score reaches dns.threshold.', format: Array, default: [] },
+  localDomains: { doc: 'Path of a file of accepted recipient domains (one a line, # comments); "" = accept all.', format: String, default: '' },
+  localMailboxes: { doc: 'Path of a file of accepted recipient mailboxes local@domain (one a line, # comments); "" = accept all.', format: String, default: '' },
+
+  // ---- fakemx additions ----------------------------------------------------------
+  logLevel: { doc: 'Minimum log level: fatal, error, warn, info, debug, trace.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' },
+  shutdownGrace: { doc: 'On SIGTERM/SIGINT, milliseconds open sessions may take to finish before they are closed.', format: nat, default: 10_000, range: int(0, 600_000) },
+  maxLineLength: { doc: 'Longest command line in octets incl. CRLF (RFC 5321 4.5.3.1.4: 512); longer gets 500 5.5.2.', format: nat, default: 512, range: int(512, 65_536) },
+  maxPendingInput: { doc: 'Octets of unanswered (pipelined or early) input buffered per session before the reader pauses.', format: nat, default: 65_536, range: int(1024, 16_777_216) },
+  earlyTalkAction: { doc: 'What to do with an early talker: drop (554 and close), enforce (reject every RCPT), ignore (log only).', format: ['drop', 'enforce', 'ignore'], default: 'drop' },
+  bannerTeaser: { doc: 'Send "220-host" at once and the final 220 line after bannerDelay; talking in between is early talk.', format: Boolean, default: false },
+  advertisePipelining: { doc: 'Advertise PIPELINING (RFC 2920); false = any input before a reply is early talk.', format: Boolean, default: true },
+  maxSessionsPerIp: { doc: 'Concurrent sessions per client address (IPv6: per ipv6Prefix network); one more gets 421 4.7.0.', format: nat, default: 4, range: int(1, 1_000_000) },
+  ipv6Prefix: { doc: 'Prefix length that groups IPv6 clients for maxSessionsPerIp.', format: nat, default: 64, range: int(1, 128) },
+  accessList: { doc: 'Path of a file of `permit CIDR` / `reject CIDR` lines, first match wins; permit skips every anti-spam check, reject gets 554 5.7.1.', format: String, default: '' },
+  tarpit: {
+    stutter: { doc: 'Write replies to tarpitted clients one byte per stutterInterval (spamd).', format: Boolean, default: false },
+    stutterInterval: { doc: 'Milliseconds between stuttered bytes.', format: nat, default: 1000, range: int(1, 60_000) },
+    highWater: { doc: 'Percent of maxSessions above which tarpitting (delays and stutter) is switched off.', format: nat, default: 90, range: int(1, 100) },
+  },
+  listeners: { doc: 'Listeners [{address, port, tls: none|starttls|implicit, proxyProtocol?: {trusted, timeout}, profile?, name?}]; empty = one from listenAddress/listenPort.', format: Array, default: [] },
+  tls: {
+    cert: { doc: 'PEM certificate chain file; with key, enables STARTTLS and implicit-TLS listeners.', format: String, default: '' },
+    key: { doc: 'PEM private key file.', format: String, default: '', sensitive: true },
+    ca: { doc: 'Optional PEM CA bundle file.', format: String, default: '' },
+    minVersion: { doc: 'Lowest TLS version accepted.', format: ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2' },
+    ciphers: { doc: 'OpenSSL cipher list; "" = Node defaults.', format: String, default: '' },
+    handshakeTimeout: { doc: 'Milliseconds the TLS handshake may take.', format: nat, default: 10_000, range: int(100, 600_000) },
+  },
+  dns: {
+    servers: { doc: 'DNS servers "ip" or "ip:port" ([v6]:port); empty = nameservers of /etc/resolv.conf.', format: Array, default: [] },
+    timeout: { doc: 'Milliseconds per DNS try; also the longest the greeting waits for lists beyond bannerDelay.', format: nat, default: 2000, range: int(10, 60_000) },
+    retries: { doc: 'Extra tries per query, each on the next server.', format: nat, default: 1, range: int(0, 10) },
+    minTtl: { doc: 'Lower clamp of cached answers, seconds.', format: nat, default: 60, range: int(0, 86_400) },
+    maxTtl: { doc: 'Upper clamp of cached answers, seconds.', format: nat, default: 3600, range: int(0, 604_800) },
+    cacheSize: { doc: 'Most (zone, client) entries cached.', format: nat, default: 100_000, range: int(0, 10_000_000) },
+    threshold: { doc: 'Score at which a client counts as listed.', format: 'int', default: 1, range: int(-1000, 1000) },
+    healthCheckInterval: { doc: 'Minutes between RFC 5782 zone health checks (127.0.0.2 listed, 127.0.0.1 not); 0 = off.', format: nat, default: 60, range: int(0, 10_080) },
+    skipPrivate: { doc: 'Do not look up private, loopback, link-local, CGNAT and ULA clients.', format: Boolean, default: true },
+    action: { doc: 'Listed client: auto (FakeSMTP: 421 and close when storeData is false, else collect), drop, enforce (550 each RCPT), ignore.', format: ['auto', 'drop', 'enforce', 'ignore'], default: 'auto' },
+  },
+  http: {
+    address: { doc: 'Address of the admin HTTP listener (/healthz, /metrics).', format: String, default: '127.0.0.1' },
+    port: { doc: 'Port of the admin HTTP listener; 0 = off.', format: 'port', default: 0 },
+  },
+  webhook: {
+    url: { doc: 'URL to POST each stored message\'s metadata to; "" = off.', format: String, default: '' },
+    headers: { doc: 'Extra HTTP headers for the webhook (e.g. Authorization).', format: Object, default: {}, sensitive: true },
+    timeout: { doc: 'Milliseconds per webhook request.', format: nat, default: 5000, range: int(100, 120_000) },
+    maxRetries: { doc: 'Retries per message, with exponential backoff.', format: nat, default: 5, range: int(0, 100) },
+    queueSize: { doc: 'Most messages waiting in memory for the webhook; more are dropped and counted.', format: nat, default: 1000, range: int(1, 1_000_000) },
+    includeRawMax: { doc: 'Include the raw message (base64) when it is at most this many octets; 0 = never.', format: nat, default: 0, range: int(0, 104_857_600) },
+  },
+  logFiles: {
+    frequency: { doc: 'Rotation of the files under logPath.', format: ['hourly', 'daily', 'monthly'], default: 'monthly' },
+    keep: { doc: 'Rotated log files kept (FakeSMTP keeps 12 monthly files).', format: nat, default: 12, range: int(1, 10_000) },
+  },
+};
+
+function isLeaf(n: SchemaLeaf | SchemaNode): n is SchemaLeaf {
+  return typeof n === 'object' && n !== null && 'doc' in n && 'default' in n;
+}
+
+/** `dns.healthCheckInterval` -> `FAKEMX_DNS_HEALTH_CHECK_INTERVAL`. */
+export function envName(path: string): string {
+  return 'FAKEMX_' + path.split('.').map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+/** Every leaf as [dotted path, leaf], in schema order: the README table and env names come from here. */
+export function leaves(node: SchemaNode = schema, prefix = ''): [string, SchemaLeaf][] {
+  const out: [string, SchemaLeaf][] = [];
+  for (const [k, v] of Object.entries(node)) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (isLeaf(v)) out.push([path, v]);
+    else out.push(...leaves(v, path));
+  }
+  return out;
+}

@@ -1,0 +1,63 @@
+// Events the server object emits. Logs, metrics and the webhook all subscribe to these;
+// nothing parses log lines. Listeners must not throw (the emitter guards them anyway).
+
+import type { CloseInfo, SessionInfo } from './smtp/hooks.js';
+import type { Reply } from './smtp/reply.js';
+import type { MessageMetadata } from './store/metadata.js';
+
+export interface ListenerInfo {
+  name: string;
+  address: string;
+  port: number;
+  tls: 'none' | 'starttls' | 'implicit';
+}
+
+export interface VerdictEvent {
+  tag: string;
+  session: SessionInfo;
+  details: Record<string, unknown>;
+}
+
+export type MessageResult = 'stored' | 'tempfailed' | 'rejected' | 'too_big' | 'store_failed' | 'discarded';
+
+export interface MessageEvent {
+  session: SessionInfo;
+  metadata: MessageMetadata;
+  /** Absolute path of the .eml, or null when storeData is false. */
+  path: string | null;
+}
+
+export interface MessageResultEvent {
+  session: SessionInfo;
+  result: MessageResult;
+  bytes: number;
+}
+
+/** Connection outcome as counted in fakemx_connections_total{outcome}. */
+export interface ConnectionEvent {
+  listener: string;
+  outcome: 'accepted' | 'too_busy' | 'per_ip_limit' | 'access_reject' | 'proxy_invalid';
+}
+
+export interface DnsQueryEvent {
+  zone: string;
+  durationMs: number;
+  cacheHit: boolean;
+  /** timeout, servfail, refused, formerr, network, bad_answer */
+  error?: string;
+}
+
+export interface ServerEvents {
+  listening: [listeners: ListenerInfo[]];
+  connection: [ev: ConnectionEvent];
+  connect: [session: SessionInfo];
+  disconnect: [session: SessionInfo, info: CloseInfo];
+  command: [session: SessionInfo, line: string];
+  reply: [session: SessionInfo, reply: Reply];
+  verdict: [ev: VerdictEvent];
+  message: [ev: MessageEvent];
+  messageResult: [ev: MessageResultEvent];
+  dnsQuery: [ev: DnsQueryEvent];
+  close: [];
+  error: [err: Error];
+}

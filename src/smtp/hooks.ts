@@ -1,0 +1,121 @@
+// The engine's only window onto policy and storage (go-smtp's Backend/Session split).
+// The engine owns syntax, command order and limits; every accept/reject decision, every
+// delay and every byte of a message goes through these hooks. A hook may answer at once
+// or with a Promise; a hook that throws ends the session with 421 4.3.0, never the process.
+
+import type { Reply } from './reply.js';
+
+export type Maybe<T> = T | Promise<T>;
+
+/** An RFC 5321 §4.1.2 path after parsing. `address` is "" for the null path <>. */
+export interface Address {
+  /** local@domain as given (quoted local parts keep their quotes), or "" for <>. */
+  address: string;
+  local: string;
+  domain: string;
+  /** True when local part or domain holds UTF-8 (RFC 6531). */
+  utf8: boolean;
+}
+
+/** MAIL FROM parameters this engine understands (RFC 1870, 6152, 6531). */
+export interface MailParams {
+  size?: number;
+  body?: '7BIT' | '8BITMIME';
+  smtputf8: boolean;
+}
+
+export interface TlsInfo {
+  protocol: string;
+  cipher: string;
+  servername?: string;
+}
+
+export interface SessionCounts {
+  commands: number;
+  errors: number;
+  noop: number;
+  vrfy: number;
+  rcpt: number;
+  messages: number;
+}
+
+/** What hooks may read about a session. The engine owns and updates it. */
+export interface SessionInfo {
+  readonly id: string;
+  /** Normalised client address (::ffff:a.b.c.d -> a.b.c.d). */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Name of the listener that accepted the connection. */
+  readonly listener: string;
+  readonly openedAt: number;
+  readonly helo: string | undefined;
+  readonly esmtp: boolean;
+  readonly tls: TlsInfo | undefined;
+  readonly mailFrom: Address | undefined;
+  readonly mailParams: MailParams | undefined;
+  readonly rcptTo: readonly Address[];
+  readonly counts: Readonly<SessionCounts>;
+  /** Scratch space for hooks: policy state lives here, never in the engine. */
+  readonly state: Map<string, unknown>;
+}
+
+export type EarlyTalkKind = 'pregreet' | 'pipelining';
+
+export interface EarlyTalkEvent {
+  kind: EarlyTalkKind;
+  /** Milliseconds since the connection opened. */
+  afterMs: number;
+  /** Up to 100 of the bytes that came early. */
+  sample: Buffer;
+  /** For 'pipelining': the command whose reply the client did not wait for. */
+  after?: string;
+}
+
+/** Where an accepted DATA body goes, in chunks, already dot-unstuffed. */
+export interface MessageSink {
+  /** A Promise makes the engine stop reading until it settles (backpressure). */
+  write(chunk: Buffer): void | Promise<void>;
+  /** The final dot arrived: make it durable and give the reply (250 / 421 / 451). */
+  end(size: number): Maybe<Reply>;
+  /** The body will not be accepted (too big, timeout, connection lost): free everything. */
+  abort(reason: 'too_big' | 'timeout' | 'closed' | 'error'): void;
+}
+
+export interface ReplyShape {
+  /** Milliseconds to wait before the reply (tarpit). */
+  delay?: number;
+  /** Write the reply one byte per this many milliseconds (spamd stutter). */
+  stutter?: number;
+}
+
+export interface CloseInfo {
+  /** quit, timeout, limit, rejected, early_talk, nonsmtp, client_closed, error, shutdown, tls_failed */
+  reason: string;
+  durationMs: number;
+}
+
+export interface SessionHooks {
+  /** After accept, before the greeting. May take time (banner delay, DNS lists).
+   *  A returned reply ends the session (with a banner teaser: at the first command). */
+  connect?(s: SessionInfo): Maybe<Reply | undefined>;
+  /** Input came when the client had to wait: before the greeting, or before the reply to a
+   *  command that ends an RFC 2920 group. Return a reply to end the session with it. */
+  earlyTalk?(s: SessionInfo, ev: EarlyTalkEvent): Reply | undefined;
+  helo?(s: SessionInfo, name: string, extended: boolean): Maybe<Reply | undefined>;
+  mail?(s: SessionInfo, from: Address, params: MailParams): Maybe<Reply | undefined>;
+  rcpt?(s: SessionInfo, to: Address): Maybe<Reply | undefined>;
+  /** DATA accepted by the engine: give a sink (354 follows) or a reply (e.g. 421 tempfail). */
+  dataStart?(s: SessionInfo): Maybe<Reply | MessageSink>;
+  /** Before any reply is written: tarpit delay and stutter. */
+  shapeReply?(s: SessionInfo, reply: Reply): ReplyShape | undefined;
+  /** Each command line received (for verbose logs) and each reply sent. */
+  command?(s: SessionInfo, line: string): void;
+  reply?(s: SessionInfo, reply: Reply): void;
+  /** An engine-level verdict: TIMEOUT, LIMIT, NONSMTP, LINE_TOO_LONG, TLS_FAILED... */
+  verdict?(s: SessionInfo, tag: string, details: Record<string, unknown>): void;
+  /** STARTTLS completed; the session state was reset (RFC 3207 §4.2). */
+  tls?(s: SessionInfo, info: TlsInfo): void;
+  close?(s: SessionInfo, info: CloseInfo): void;
+}

@@ -1,0 +1,107 @@
+// Replies are values {code, enhanced, text}; every reply fakemx sends is built here.
+// formatReply() renders one (multi-line when text is an array) per RFC 5321 §4.2.1;
+// the enhanced code (RFC 2034/3463) is shown once the client has said EHLO or HELO.
+
+export interface Reply {
+  code: number;
+  /** RFC 3463 class.subject.detail, e.g. "5.5.1"; omitted on 220 greetings. */
+  enhanced?: string;
+  /** One line, or several for a multi-line reply. Never contains CR or LF. */
+  text: string | string[];
+  /** Close the connection after this reply (421 always closes: RFC 5321 §3.8). */
+  close?: boolean;
+}
+
+const CTL = /[\x00-\x1f\x7f]/g;
+
+/** Make a client-supplied string safe to echo inside a reply or a log line. */
+export function sanitize(s: string, max = 200): string {
+  const t = s.length > max ? s.slice(0, max) + '...' : s;
+  return t.replace(CTL, '?');
+}
+
+export function formatReply(r: Reply, enhanced: boolean): string {
+  const lines = Array.isArray(r.text) ? r.text : [r.text];
+  const ec = enhanced && r.enhanced ? r.enhanced + ' ' : '';
+  let out = '';
+  for (let i = 0; i < lines.length; i++) {
+    const sep = i === lines.length - 1 ? ' ' : '-';
+    // RFC 3463 §2 / RFC 2034 §4: the enhanced code prefixes every line of the reply.
+    out += `${r.code}${sep}${ec}${lines[i]}\r\n`;
+  }
+  return out;
+}
+
+export function isError(r: Reply): boolean {
+  return r.code >= 400;
+}
+
+export function closes(r: Reply): boolean {
+  return r.close === true || r.code === 421;
+}
+
+const r = (code: number, enhanced: string | undefined, text: string | string[], close?: boolean): Reply =>
+  close ? { code, enhanced, text, close } : { code, enhanced, text };
+
+/** The catalogue. Functions where the text carries a value. */
+export const replies = {
+  // RFC 5321 §4.2: the greeting names the domain first.
+  greeting: (host: string, teaser = false): Reply => r(220, undefined, teaser ? [host, `${host} ESMTP fakemx`] : `${host} ESMTP fakemx`),
+  helo: (host: string, client: string): Reply => r(250, undefined, `${host} Hello ${sanitize(client, 100)}`),
+  ehlo: (host: string, client: string, ext: string[]): Reply => r(250, undefined, [`${host} Hello ${sanitize(client, 100)}`, ...ext]),
+  ok: (text = 'Ok'): Reply => r(250, '2.0.0', text),
+  senderOk: (): Reply => r(250, '2.1.0', 'Sender ok'),
+  rcptOk: (): Reply => r(250, '2.1.5', 'Recipient ok'),
+  queued: (id: string): Reply => r(250, '2.0.0', `Ok: queued as ${id}`),
+  resetOk: (): Reply => r(250, '2.0.0', 'Reset ok'),
+  noop: (): Reply => r(250, '2.0.0', 'Ok'),
+  startData: (): Reply => r(354, undefined, 'End data with <CR><LF>.<CR><LF>'),
+  bye: (host: string): Reply => r(221, '2.0.0', `${host} closing connection`, true),
+  help: (): Reply => r(214, '2.0.0', ['Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP', 'See RFC 5321']),
+  // RFC 5321 §3.5.3: 252 when the server cannot verify but will accept.
+  vrfy: (): Reply => r(252, '2.5.2', 'Cannot VRFY user, but will accept message and attempt delivery'),
+  expn: (): Reply => r(502, '5.5.1', 'EXPN not implemented'),
+  startTls: (): Reply => r(220, '2.0.0', 'Ready to start TLS'),
+
+  // ---- sequence and syntax (RFC 5321 §4.3.2, §4.2.4) ----
+  unknownCommand: (): Reply => r(500, '5.5.1', 'Error: command not recognized'),
+  lineTooLong: (): Reply => r(500, '5.5.2', 'Error: line too long'),
+  badSequence: (text: string): Reply => r(503, '5.5.1', `Error: ${text}`),
+  syntax: (text: string): Reply => r(501, '5.5.4', `Syntax error: ${text}`),
+  noParams: (cmd: string): Reply => r(501, '5.5.4', `Syntax error: ${cmd} takes no arguments`),
+  badAddress: (text: string): Reply => r(553, '5.1.3', `Bad address syntax: ${text}`),
+  badParam: (name: string): Reply => r(555, '5.5.4', `Unsupported parameter ${sanitize(name, 40)}`),
+  notImplemented: (cmd: string): Reply => r(502, '5.5.1', `${cmd} not implemented`),
+  notAvailable: (cmd: string): Reply => r(454, '4.7.0', `${cmd} not available`),
+  // RFC 6531 §3.4: 8-bit addresses need SMTPUTF8 on MAIL.
+  needUtf8: (): Reply => r(553, '5.6.7', 'Non-ASCII address requires SMTPUTF8'),
+
+  // ---- recipients ----
+  relayDenied: (): Reply => r(550, '5.7.1', 'relaying denied'),
+  unknownUser: (): Reply => r(550, '5.1.1', 'unknown user'),
+  tooManyRcpts: (): Reply => r(452, '4.5.3', 'too many recipients'),
+
+  // ---- sizes (RFC 1870 §6) ----
+  tooBig: (): Reply => r(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
+
+  // ---- store ----
+  storeFailed: (): Reply => r(451, '4.3.0', 'Requested action aborted: local error in processing'),
+
+  // ---- session ends ----
+  timeout: (host: string): Reply => r(421, '4.4.2', `${host} timeout, closing connection`, true),
+  tooBusy: (host: string): Reply => r(421, '4.3.2', `${host} too busy, try later`, true),
+  limit: (what: string): Reply => r(421, '4.7.0', `too many ${what}, closing connection`, true),
+  shuttingDown: (host: string): Reply => r(421, '4.3.2', `${host} shutting down`, true),
+  internalError: (host: string): Reply => r(421, '4.3.0', `${host} internal error, closing connection`, true),
+  nonSmtp: (): Reply => r(554, '5.5.1', 'Error: this is an SMTP server, not HTTP or TLS', true),
+  tempFail: (): Reply => r(421, '4.3.2', 'Service temporarily unavailable, closing transmission channel', true),
+
+  // ---- policy verdicts ----
+  protocolError: (): Reply => r(554, '5.5.1', 'protocol error', true),
+  protocolErrorRcpt: (): Reply => r(550, '5.5.1', 'protocol error'),
+  perIpLimit: (): Reply => r(421, '4.7.0', 'too many connections from your address', true),
+  accessDenied: (): Reply => r(554, '5.7.1', 'access denied', true),
+  dnsblDrop: (ip: string, zone: string): Reply => r(421, '4.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`, true),
+  dnsblRcpt: (ip: string, zone: string): Reply => r(550, '5.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`),
+  tlsFailed: (): Reply => r(454, '4.7.0', 'TLS not available due to temporary reason'),
+} as const;
