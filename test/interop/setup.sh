@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian tools the interop suite drives (swaks, rbldnsd, openssl,
+# systemd's analyze/socket-activate, python3). Runs `apt-get update` once, and only
+# when something is missing, so a prepared machine pays nothing.
+set -euo pipefail
+need=()
+command -v swaks >/dev/null 2>&1 || need+=(swaks)
+command -v rbldnsd >/dev/null 2>&1 || need+=(rbldnsd)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "interop setup: missing ${need[*]} and not root; install them with apt-get" >&2
+    exit 1
+  fi
+  echo "interop setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "interop setup: tools present"
