@@ -10,6 +10,8 @@ export interface Reply {
   text: string | string[];
   /** Close the connection after this reply (421 always closes: RFC 5321 §3.8). */
   close?: boolean;
+  /** Not the client's fault (452 too many recipients, 451 local error): not counted as an error. */
+  neutral?: boolean;
 }
 
 const CTL = /[\x00-\x1f\x7f]/g;
@@ -73,19 +75,17 @@ export const replies = {
   badParam: (name: string): Reply => r(555, '5.5.4', `Unsupported parameter ${sanitize(name, 40)}`),
   notImplemented: (cmd: string): Reply => r(502, '5.5.1', `${cmd} not implemented`),
   notAvailable: (cmd: string): Reply => r(454, '4.7.0', `${cmd} not available`),
-  // RFC 6531 §3.4: 8-bit addresses need SMTPUTF8 on MAIL.
-  needUtf8: (): Reply => r(553, '5.6.7', 'Non-ASCII address requires SMTPUTF8'),
 
   // ---- recipients ----
   relayDenied: (): Reply => r(550, '5.7.1', 'relaying denied'),
   unknownUser: (): Reply => r(550, '5.1.1', 'unknown user'),
-  tooManyRcpts: (): Reply => r(452, '4.5.3', 'too many recipients'),
+  tooManyRcpts: (): Reply => ({ code: 452, enhanced: '4.5.3', text: 'too many recipients', neutral: true }),
 
   // ---- sizes (RFC 1870 §6) ----
   tooBig: (): Reply => r(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
 
   // ---- store ----
-  storeFailed: (): Reply => r(451, '4.3.0', 'Requested action aborted: local error in processing'),
+  storeFailed: (): Reply => ({ code: 451, enhanced: '4.3.0', text: 'Requested action aborted: local error in processing', neutral: true }),
 
   // ---- session ends ----
   timeout: (host: string): Reply => r(421, '4.4.2', `${host} timeout, closing connection`, true),
