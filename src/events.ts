@@ -36,7 +36,7 @@ export interface MessageResultEvent {
 /** Connection outcome as counted in fakemx_connections_total{outcome}. */
 export interface ConnectionEvent {
   listener: string;
-  outcome: 'accepted' | 'too_busy' | 'per_ip_limit' | 'access_reject' | 'proxy_invalid';
+  outcome: 'accepted' | 'too_busy' | 'per_ip_limit' | 'access_reject' | 'proxy_invalid' | 'tls_failed';
 }
 
 export interface DnsQueryEvent {

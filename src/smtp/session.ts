@@ -11,6 +11,7 @@ import type {
 } from './hooks.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
 import { closes, formatReply, replies, sanitize, type Reply } from './reply.js';
+import { escapeBytes } from '../util/escape.js';
 
 export interface SessionOptions {
   id: string;
@@ -639,19 +640,6 @@ export class Session implements SessionInfo {
     this.hooks.verdict?.(this, 'TLS_FAILED', { reason });
     this.closeReason = 'tls_failed';
   }
-}
-
-/** Printable rendering of raw bytes for logs: \r, \n, \xNN. */
-export function escapeBytes(b: Buffer): string {
-  let s = '';
-  for (const c of b) {
-    if (c === 13) s += '\\r';
-    else if (c === 10) s += '\\n';
-    else if (c === 92) s += '\\\\';
-    else if (c >= 32 && c < 127) s += String.fromCharCode(c);
-    else s += '\\x' + c.toString(16).padStart(2, '0');
-  }
-  return s;
 }
 
 // ---- the command table (RFC 5321 §4.1.1) ---------------------------------------------

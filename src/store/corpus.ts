@@ -1,0 +1,251 @@
+// The corpus: one <id>.eml (trace headers + the body exactly as received after
+// unstuffing) and one <id>.json (MessageMetadata) per message, under <storePath>/<YYYY-MM-DD>/.
+// Durable before acknowledged: both are written under ".tmp-" names, fsynced, renamed into
+// place (.eml first), then the directory is fsynced. Any failure removes every trace.
+
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { join } from 'node:path';
+import { newId } from '../util/id.js';
+import type { MessageMetadata } from './metadata.js';
+
+const FLUSH_AT = 256 * 1024;
+/** Queued-but-unwritten bytes above which the writer asks the session to stop reading. */
+const HIGH_WATER = 1024 * 1024;
+
+export interface TraceInfo {
+  hostName: string;
+  sessionId: string;
+  clientIp: string;
+  clientPort: number;
+  helo: string | undefined;
+  esmtp: boolean;
+  tls: boolean;
+  smtputf8: boolean;
+  mailFrom: string;
+  rcptTo: string[];
+}
+
+/** A value from the client, made safe for a header line: no CR/LF/controls can start a new line. */
+export function headerValue(s: string, max = 998): string {
+  // eslint-disable-next-line no-control-regex
+  const t = s.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?').replace(/\t/g, ' ');
+  return t.length > max ? t.slice(0, max) : t;
+}
+
+/** RFC 5322 §3.3 date-time in UTC. */
+export function rfc5322Date(d: Date): string {
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${days[d.getUTCDay()]}, ${d.getUTCDate()} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+/** RFC 5321 §4.4 Received: line plus fakemx's X-FakeMX-* trace headers. */
+export function traceHeaders(t: TraceInfo, id: string, at: Date): string {
+  // RFC 3848 / RFC 6531 §3.7.3: ESMTP, ESMTPS, UTF8SMTP, UTF8SMTPS.
+  const proto = t.smtputf8 ? (t.tls ? 'UTF8SMTPS' : 'UTF8SMTP') : t.esmtp ? (t.tls ? 'ESMTPS' : 'ESMTP') : t.tls ? 'SMTPS' : 'SMTP';
+  const helo = headerValue(t.helo ?? 'unknown', 200);
+  const lit = t.clientIp.includes(':') ? `IPv6:${t.clientIp}` : t.clientIp;
+  // §4.4: the FOR clause names the recipient only when there is exactly one.
+  const forClause = t.rcptTo.length === 1 ? `\r\n\tfor <${headerValue(t.rcptTo[0]!, 256)}>` : '';
+  let h = `Received: from ${helo} ([${lit}])\r\n\tby ${t.hostName} (fakemx) with ${proto} id ${id}${forClause};\r\n\t${rfc5322Date(at)}\r\n`;
+  h += `X-FakeMX-Session: ${t.sessionId}\r\n`;
+  h += `X-FakeMX-Client: ${t.clientIp}:${t.clientPort}\r\n`;
+  h += `X-FakeMX-Helo: ${helo}\r\n`;
+  h += `X-FakeMX-Mail-From: <${headerValue(t.mailFrom, 256)}>\r\n`;
+  for (const r of t.rcptTo) h += `X-FakeMX-Rcpt-To: <${headerValue(r, 256)}>\r\n`;
+  h += `X-FakeMX-Received-At: ${at.toISOString()}\r\n`;
+  return h;
+}
+
+export class StoreError extends Error {
+  constructor(readonly step: string, cause: unknown) {
+    super(`${step}: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+export interface StoredMessage {
+  id: string;
+  /** Absolute path of the .eml. */
+  path: string;
+  metadata: MessageMetadata;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export class Corpus {
+  private readonly days = new Map<string, Promise<void>>();
+
+  constructor(readonly root: string) {}
+
+  /** Create the root (and fsync its parent) so the first message does not pay for it. */
+  async init(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+  }
+
+  private dayDir(day: string): Promise<void> {
+    let p = this.days.get(day);
+    if (!p) {
+      const dir = join(this.root, day);
+      p = mkdir(dir, { recursive: true }).then(() => fsyncDir(this.root));
+      p.catch(() => this.days.delete(day));
+      if (this.days.size > 8) this.days.clear();
+      this.days.set(day, p);
+    }
+    return p;
+  }
+
+  /** Start a message. The header block is known now; the body streams in. */
+  begin(trace: TraceInfo, now = new Date()): MessageWriter {
+    const id = newId(now.getTime());
+    const day = now.toISOString().slice(0, 10);
+    const header = Buffer.from(traceHeaders(trace, id, now), 'utf8');
+    return new MessageWriter(id, day, join(this.root, day), header, now, (d) => this.dayDir(d));
+  }
+}
+
+export class MessageWriter {
+  private fh: Promise<FileHandle>;
+  private queue: Buffer[] = [];
+  private queued = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private failed: unknown = null;
+  private done = false;
+  readonly tmpEml: string;
+  readonly tmpJson: string;
+  readonly eml: string;
+  readonly json: string;
+  bodyBytes = 0;
+
+  constructor(
+    readonly id: string,
+    readonly day: string,
+    readonly dir: string,
+    readonly header: Buffer,
+    readonly startedAt: Date,
+    ensureDay: (day: string) => Promise<void>,
+  ) {
+    this.tmpEml = join(dir, `.tmp-${id}.eml`);
+    this.tmpJson = join(dir, `.tmp-${id}.json`);
+    this.eml = join(dir, `${id}.eml`);
+    this.json = join(dir, `${id}.json`);
+    this.fh = ensureDay(day).then(() => open(this.tmpEml, 'wx', 0o640));
+    this.fh.catch((e) => (this.failed ??= new StoreError('open', e)));
+    this.queue.push(header);
+    this.queued = header.length;
+  }
+
+  /** Append body bytes. A returned Promise asks the caller to pause until it settles. */
+  write(chunk: Buffer): void | Promise<void> {
+    if (this.done || this.failed) return;
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    this.bodyBytes += chunk.length;
+    if (this.queued >= FLUSH_AT) {
+      this.flush();
+      if (this.queued + this.inFlight >= HIGH_WATER) return this.chain.catch(() => undefined);
+    }
+  }
+
+  private flush(): void {
+    if (this.queue.length === 0) return;
+    const bufs = this.queue;
+    const n = this.queued;
+    this.queue = [];
+    this.queued = 0;
+    this.inFlight += n;
+    this.chain = this.chain.then(async () => {
+      if (this.failed) return;
+      try {
+        const fh = await this.fh;
+        await fh.writev(bufs);
+      } catch (e) {
+        this.failed ??= new StoreError('write', e);
+      } finally {
+        this.inFlight -= n;
+      }
+    });
+  }
+
+  /** Finish durably. `meta` is completed with id, file and sizes. Throws StoreError. */
+  async commit(meta: Omit<MessageMetadata, 'id' | 'file' | 'sizes'>): Promise<StoredMessage> {
+    this.done = true;
+    this.flush();
+    await this.chain;
+    let fh: FileHandle | undefined;
+    let renamed = false;
+    try {
+      if (this.failed) throw this.failed;
+      fh = await this.fh;
+      try {
+        await fh.sync();
+      } catch (e) {
+        throw new StoreError('fsync', e);
+      }
+      await fh.close().catch((e) => {
+        throw new StoreError('close', e);
+      });
+      fh = undefined;
+      const metadata: MessageMetadata = {
+        ...meta,
+        id: this.id,
+        file: `${this.day}/${this.id}.eml`,
+        sizes: { body: this.bodyBytes, headers: this.header.length, file: this.header.length + this.bodyBytes },
+      };
+      await writeDurable(this.tmpJson, JSON.stringify(metadata) + '\n');
+      try {
+        await rename(this.tmpEml, this.eml);
+        renamed = true;
+        await rename(this.tmpJson, this.json);
+        await fsyncDir(this.dir);
+      } catch (e) {
+        throw new StoreError('rename', e);
+      }
+      return { id: this.id, path: this.eml, metadata };
+    } catch (e) {
+      if (fh) await fh.close().catch(() => undefined);
+      await this.cleanup(renamed);
+      throw e instanceof StoreError ? e : new StoreError('store', e);
+    }
+  }
+
+  /** Drop the message: close and remove the temporary files. Never throws. */
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.queue = [];
+    this.chain
+      .then(() => this.fh)
+      .then((fh) => fh.close())
+      .catch(() => undefined)
+      .then(() => this.cleanup(false))
+      .catch(() => undefined);
+  }
+
+  private async cleanup(renamed: boolean): Promise<void> {
+    const paths = renamed ? [this.eml, this.tmpJson, this.json] : [this.tmpEml, this.tmpJson];
+    await Promise.all(paths.map((p) => unlink(p).catch(() => undefined)));
+  }
+}
+
+async function writeDurable(path: string, text: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, 'wx', 0o640);
+    await fh.writeFile(text);
+    await fh.sync();
+  } catch (e) {
+    throw new StoreError('metadata', e);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,65 @@
+// DATA reader: only <CRLF>.<CRLF> ends a message; dot-unstuffing per RFC 5321 §4.5.2;
+// lone CR/LF kept; every split of the input across chunks gives the same result.
+import { describe, expect, it } from 'vitest';
+import { DataReader } from '../../src/smtp/data-reader.js';
+
+function run(input: string, splits: number[] = []): { body: string; end: number; rest: string } {
+  const r = new DataReader();
+  const buf = Buffer.from(input, 'latin1');
+  const cuts = [0, ...splits, buf.length];
+  let body = '';
+  let offset = 0;
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const chunk = buf.subarray(cuts[i], cuts[i + 1]);
+    const res = r.feed(chunk);
+    body += Buffer.concat(res.segments).toString('latin1');
+    if (res.end >= 0) {
+      offset = cuts[i]! + res.end;
+      return { body, end: offset, rest: buf.subarray(offset).toString('latin1') };
+    }
+  }
+  return { body, end: -1, rest: '' };
+}
+
+const cases: { name: string; input: string; body: string; ended: boolean; rest?: string }[] = [
+  { name: 'empty body', input: '.\r\n', body: '', ended: true },
+  { name: 'simple', input: 'Subject: x\r\n\r\nhi\r\n.\r\n', body: 'Subject: x\r\n\r\nhi\r\n', ended: true },
+  { name: 'stuffed dot removed', input: '..leading\r\n.\r\n', body: '.leading\r\n', ended: true },
+  { name: 'lone dot-dot line', input: 'a\r\n..\r\n.\r\n', body: 'a\r\n.\r\n', ended: true },
+  { name: 'LF.LF does not end', input: 'a\n.\nb\r\n.\r\n', body: 'a\n.\nb\r\n', ended: true },
+  { name: 'LF.CRLF does not end', input: 'a\n.\r\nb\r\n.\r\n', body: 'a\n.\r\nb\r\n', ended: true },
+  { name: 'CR.CR does not end', input: 'a\r.\rb\r\n.\r\n', body: 'a\r.\rb\r\n', ended: true },
+  { name: 'CRLF.LF does not end', input: 'a\r\n.\nb\r\n.\r\n', body: 'a\r\n\nb\r\n', ended: true },
+  { name: 'CRLF.CR+x keeps lone CR, drops stuffing dot', input: 'a\r\n.\rx\r\n.\r\n', body: 'a\r\n\rx\r\n', ended: true },
+  { name: 'lone CR and LF kept', input: 'a\rb\nc\r\n.\r\n', body: 'a\rb\nc\r\n', ended: true },
+  { name: 'no terminator', input: 'a\r\nb\r\n', body: 'a\r\nb\r\n', ended: false },
+  { name: 'pipelined command after end', input: 'x\r\n.\r\nQUIT\r\n', body: 'x\r\n', ended: true, rest: 'QUIT\r\n' },
+  { name: '8-bit bytes pass', input: 'caf\xe9\r\n.\r\n', body: 'caf\xe9\r\n', ended: true },
+  { name: 'NUL passes', input: 'a\x00b\r\n.\r\n', body: 'a\x00b\r\n', ended: true },
+  { name: 'dot inside line is content', input: 'a.b\r\n.c\r\n.\r\n', body: 'a.b\r\nc\r\n', ended: true },
+];
+
+describe('DataReader', () => {
+  for (const c of cases) {
+    it(c.name, () => {
+      const whole = run(c.input);
+      expect(whole.body).toBe(c.body);
+      expect(whole.end >= 0).toBe(c.ended);
+      if (c.rest !== undefined) expect(whole.rest).toBe(c.rest);
+      // The same at every split point, and split into single bytes.
+      for (let k = 1; k < c.input.length; k++) {
+        const split = run(c.input, [k]);
+        expect(split.body, `split at ${k}`).toBe(c.body);
+        expect(split.end, `split at ${k}`).toBe(whole.end);
+      }
+      const bytes = run(c.input, Array.from({ length: c.input.length - 1 }, (_, i) => i + 1));
+      expect(bytes.body).toBe(c.body);
+    });
+  }
+
+  it('counts unstuffed size', () => {
+    const r = new DataReader();
+    r.feed(Buffer.from('..ab\r\n.\r\n'));
+    expect(r.size).toBe(5);
+  });
+});
