@@ -184,7 +184,7 @@ export const schema: SchemaNode = {
   listeners: { doc: 'Listeners [{address, port, tls: none|starttls|implicit, proxyProtocol?: {trusted, timeout}, profile?, name?}]; empty = one from listenAddress/listenPort.', format: Array, default: [] },
   tls: {
     cert: { doc: 'PEM certificate chain file; with key, enables STARTTLS and implicit-TLS listeners.', format: String, default: '' },
-    key: { doc: 'PEM private key file.', format: String, default: '', sensitive: true },
+    key: { doc: 'PEM private key file.', format: String, default: '' },
     ca: { doc: 'Optional PEM CA bundle file.', format: String, default: '' },
     minVersion: { doc: 'Lowest TLS version accepted.', format: ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2' },
     ciphers: { doc: 'OpenSSL cipher list; "" = Node defaults.', format: String, default: '' },

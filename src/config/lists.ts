@@ -1,0 +1,89 @@
+// The list files a config points at: localDomains, localMailboxes (one entry a line,
+// `#` comments, case-insensitive) and accessList (`permit|reject CIDR`, first match wins).
+// Read whole at load/reload time, so a missing or malformed file is a config error then.
+
+import { readFileSync } from 'node:fs';
+import { parseCidr } from '../net/ip.js';
+import type { AccessRule } from '../policy/access.js';
+
+/** A list file problem; the loader turns it into a ConfigError naming the key. */
+export class ListError extends Error {}
+
+const MAX_LIST_BYTES = 64 * 1024 * 1024;
+
+function lines(path: string): { text: string; no: number }[] {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ListError(code === 'ENOENT' ? `list file ${path} does not exist` : `cannot read list file ${path}: ${code ?? String(e)}`);
+  }
+  if (buf.length > MAX_LIST_BYTES) throw new ListError(`list file ${path} is larger than ${MAX_LIST_BYTES} bytes`);
+  const out: { text: string; no: number }[] = [];
+  buf.toString('utf8').split('\n').forEach((raw, i) => {
+    const hash = raw.indexOf('#');
+    const text = (hash >= 0 ? raw.slice(0, hash) : raw).trim();
+    if (text) out.push({ text, no: i + 1 });
+  });
+  return out;
+}
+
+export function readDomains(path: string): Set<string> {
+  const set = new Set<string>();
+  for (const { text, no } of lines(path)) {
+    const d = text.toLowerCase().replace(/\.$/, '');
+    if (/\s|@/.test(d)) throw new ListError(`${path}:${no}: not a domain: "${text}"`);
+    set.add(d);
+  }
+  return set;
+}
+
+export function readMailboxes(path: string): Set<string> {
+  const set = new Set<string>();
+  for (const { text, no } of lines(path)) {
+    const at = text.lastIndexOf('@');
+    if (at <= 0 || at === text.length - 1 || /\s/.test(text)) throw new ListError(`${path}:${no}: not a mailbox local@domain: "${text}"`);
+    set.add(text.toLowerCase());
+  }
+  return set;
+}
+
+export function readAccessList(path: string): AccessRule[] {
+  const rules: AccessRule[] = [];
+  for (const { text, no } of lines(path)) {
+    const m = /^(permit|reject)\s+(\S+)$/i.exec(text);
+    if (!m) throw new ListError(`${path}:${no}: expected "permit CIDR" or "reject CIDR", got "${text}"`);
+    try {
+      rules.push({ action: m[1]!.toLowerCase() as 'permit' | 'reject', cidr: parseCidr(m[2]!) });
+    } catch (e) {
+      throw new ListError(`${path}:${no}: ${(e as Error).message}`);
+    }
+  }
+  return rules;
+}
+
+/** The lists one loaded config uses, read once; a reload builds a new one. */
+export class ListSet {
+  private readonly domainsMap = new Map<string, Set<string>>();
+  private readonly mailboxesMap = new Map<string, Set<string>>();
+  private readonly accessMap = new Map<string, AccessRule[]>();
+
+  domains(path: string): Set<string> {
+    let v = this.domainsMap.get(path);
+    if (!v) this.domainsMap.set(path, (v = readDomains(path)));
+    return v;
+  }
+
+  mailboxes(path: string): Set<string> {
+    let v = this.mailboxesMap.get(path);
+    if (!v) this.mailboxesMap.set(path, (v = readMailboxes(path)));
+    return v;
+  }
+
+  access(path: string): AccessRule[] {
+    let v = this.accessMap.get(path);
+    if (!v) this.accessMap.set(path, (v = readAccessList(path)));
+    return v;
+  }
+}

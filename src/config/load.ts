@@ -1,0 +1,380 @@
+// Loads and validates the one config file: defaults < file < FAKEMX_* environment <
+// programmatic overrides, validated strictly by convict plus fakemx's own checks (ranges,
+// listeners and their profiles, TLS files, list files). Any problem is a ConfigError
+// naming the key, the source and the reason, which the CLI turns into exit 78 (EX_CONFIG).
+
+import convict from 'convict';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { isIP } from 'node:net';
+import { parseCidr } from '../net/ip.js';
+import { ListError, ListSet } from './lists.js';
+import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${key}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Absolute path of the file read, or null for defaults/overrides only. */
+  file: string | null;
+  lists: ListSet;
+}
+
+export interface LoadOptions {
+  file?: string;
+  overrides?: Record<string, unknown>;
+  /** Environment to read FAKEMX_* from; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+const LEAVES = leaves();
+const LEAF_BY_PATH = new Map(LEAVES);
+
+/** The schema without fakemx's own `range` annotations, in convict's shape. */
+function convictSchema(node: SchemaNode = schema): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) {
+    if ('doc' in v && 'default' in v) {
+      const { range: _range, env: _env, ...rest } = v as SchemaLeaf;
+      out[k] = rest;
+    } else out[k] = convictSchema(v as SchemaNode);
+  }
+  return out;
+}
+
+function get(obj: unknown, path: string): unknown {
+  let cur: unknown = obj;
+  for (const p of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+/** FAKEMX_* variables as a config layer; values are coerced by the leaf's format. */
+function envLayer(env: NodeJS.ProcessEnv): { layer: Record<string, unknown>; source: Map<string, string> } {
+  const layer: Record<string, unknown> = {};
+  const source = new Map<string, string>();
+  for (const [path, leaf] of LEAVES) {
+    const name = envName(path);
+    const raw = env[name];
+    if (raw === undefined) continue;
+    const where = `environment ${name}`;
+    let value: unknown = raw;
+    const f = leaf.format;
+    if (f === Boolean) {
+      if (!/^(true|false|1|0)$/i.test(raw)) throw new ConfigError(path, where, `must be true or false, got "${raw}"`);
+      value = /^(true|1)$/i.test(raw);
+    } else if (f === 'nat' || f === 'int' || f === 'port') {
+      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(path, where, `must be an integer, got "${raw}"`);
+      value = Number(raw);
+    } else if (f === Array || f === Object) {
+      const t = raw.trim();
+      if (t.startsWith('[') || t.startsWith('{')) {
+        try {
+          value = JSON.parse(t);
+        } catch (e) {
+          throw new ConfigError(path, where, `invalid JSON: ${(e as Error).message}`);
+        }
+      } else if (f === Array) value = t === '' ? [] : t.split(',').map((s) => s.trim()).filter(Boolean);
+      else throw new ConfigError(path, where, 'must be a JSON object');
+    }
+    setPath(layer, path, value);
+    source.set(path, where);
+  }
+  return { layer, source };
+}
+
+function readJson(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError('(file)', file, code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? String(e)}`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError('(file)', file, `invalid JSON: ${(e as Error).message}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError('(file)', file, 'must hold a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/** convict's first message line -> (key, reason). */
+function convictProblem(message: string): { key: string; reason: string } {
+  const line = message.split('\n')[0] ?? message;
+  const undeclared = /^configuration param '([^']+)' not declared in the schema/.exec(line);
+  if (undeclared) return { key: undeclared[1]!, reason: 'unknown key' };
+  const m = /^([\w.]+): (.*)$/.exec(line);
+  if (m) return { key: m[1]!, reason: m[2]! };
+  return { key: '(config)', reason: line };
+}
+
+/** Checks one leaf value beyond convict: element types and fakemx's ranges. */
+function checkLeaf(path: string, leaf: SchemaLeaf, value: unknown): string | null {
+  if (leaf.format === Array) {
+    if (!Array.isArray(value)) return 'must be an array';
+    if (path !== 'listeners' && value.some((x) => typeof x !== 'string')) return 'must be an array of strings';
+  }
+  if (leaf.format === Object && (value === null || typeof value !== 'object' || Array.isArray(value))) return 'must be an object';
+  if (leaf.range && typeof value === 'number') {
+    if (!Number.isInteger(value)) return `must be an integer, got ${value}`;
+    if (value < leaf.range.min || value > leaf.range.max) return `must be between ${leaf.range.min} and ${leaf.range.max}, got ${value}`;
+  }
+  return null;
+}
+
+function sourceOf(path: string, sources: { env: Map<string, string>; overrides?: Record<string, unknown> }, file: string | null): string {
+  if (sources.overrides && get(sources.overrides, path) !== undefined) return 'overrides';
+  return sources.env.get(path) ?? file ?? 'defaults';
+}
+
+/** `ip`, `ip:port` or `[ipv6]:port`. */
+export function parseServer(s: string): { address: string; port: number } {
+  let address = s;
+  let port = 53;
+  const br = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (br) {
+    address = br[1]!;
+    if (br[2]) port = Number(br[2]);
+  } else if (s.split(':').length === 2) {
+    const [a, p] = s.split(':') as [string, string];
+    address = a;
+    if (!/^\d+$/.test(p)) throw new Error(`bad port in "${s}"`);
+    port = Number(p);
+  }
+  if (!isIP(address)) throw new Error(`not an IP address: "${s}"`);
+  if (port < 1 || port > 65535) throw new Error(`port out of range in "${s}"`);
+  return { address, port };
+}
+
+function validatePolicy(p: PolicyConfig, where: string, prefix: string, lists: ListSet): void {
+  const at = (k: string) => `${prefix}${k}`;
+  for (const [key, read] of [
+    ['localDomains', (f: string) => lists.domains(f)],
+    ['localMailboxes', (f: string) => lists.mailboxes(f)],
+    ['accessList', (f: string) => lists.access(f)],
+  ] as const) {
+    const f = p[key];
+    if (!f) continue;
+    try {
+      read(f);
+    } catch (e) {
+      if (e instanceof ListError) throw new ConfigError(at(key), where, e.message);
+      throw e;
+    }
+  }
+  for (const key of ['rwlProviders', 'rblProviders'] as const) {
+    for (const entry of p[key]) {
+      const problem = providerProblem(entry);
+      if (problem) throw new ConfigError(at(key), where, `"${entry}": ${problem}`);
+    }
+  }
+}
+
+/**
+ * Syntax of one postscreen-style list entry `zone[=filter][*weight]` (the DNS checker parses
+ * it again for use; this only rejects what could never work, at start-up).
+ */
+function providerProblem(entry: string): string | null {
+  const m = /^([A-Za-z0-9_.-]+?)(?:=([0-9.[\];]+))?(?:\*(-?\d+))?$/.exec(entry.trim());
+  if (!m) return 'expected zone[=filter][*weight]';
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\.?$/.test(m[1]!)) return `bad zone name "${m[1]}"`;
+  if (m[2] !== undefined) {
+    const parts = m[2].split('.');
+    if (parts.length !== 4) return 'a filter has four octet patterns';
+    for (const part of parts) {
+      const ok = /^\d{1,3}$/.test(part) || /^\[\d{1,3}(\.\.\d{1,3})?(;\d{1,3}(\.\.\d{1,3})?)*\]$/.test(part);
+      if (!ok) return `bad octet pattern "${part}"`;
+      for (const n of part.match(/\d+/g) ?? []) if (Number(n) > 255) return `octet ${n} out of range`;
+    }
+  }
+  return null;
+}
+
+function validateListeners(raw: unknown[], base: Config, where: string, lists: ListSet): ListenerConfig[] {
+  const out: ListenerConfig[] = [];
+  raw.forEach((item, i) => {
+    const at = `listeners[${i}]`;
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new ConfigError(at, where, 'must be an object');
+    const l = item as Record<string, unknown>;
+    for (const k of Object.keys(l)) {
+      if (!['address', 'port', 'tls', 'proxyProtocol', 'profile', 'name'].includes(k)) throw new ConfigError(`${at}.${k}`, where, 'unknown key');
+    }
+    const address = l.address ?? '127.0.0.1';
+    if (typeof address !== 'string' || (address !== '' && !isIP(address))) throw new ConfigError(`${at}.address`, where, `must be an IP address, got ${JSON.stringify(address)}`);
+    const port = l.port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`${at}.port`, where, `must be a port number 0-65535, got ${JSON.stringify(port)}`);
+    const tls = l.tls ?? 'none';
+    if (tls !== 'none' && tls !== 'starttls' && tls !== 'implicit') throw new ConfigError(`${at}.tls`, where, `must be none, starttls or implicit, got ${JSON.stringify(tls)}`);
+    if (tls !== 'none' && (!base.tls.cert || !base.tls.key)) throw new ConfigError(`${at}.tls`, where, `"${tls}" needs tls.cert and tls.key`);
+    if (l.name !== undefined && (typeof l.name !== 'string' || !/^[\w.-]{1,255}$/.test(l.name))) throw new ConfigError(`${at}.name`, where, 'must be a name of letters, digits, "_", "-", "."');
+    const lc: ListenerConfig = { address: address || '127.0.0.1', port, tls, ...(l.name ? { name: l.name as string } : {}) };
+    if (l.proxyProtocol !== undefined) {
+      const pp = l.proxyProtocol as Record<string, unknown>;
+      if (pp === null || typeof pp !== 'object' || !Array.isArray(pp.trusted) || pp.trusted.length === 0) {
+        throw new ConfigError(`${at}.proxyProtocol.trusted`, where, 'must be a non-empty array of CIDRs');
+      }
+      for (const k of Object.keys(pp)) if (k !== 'trusted' && k !== 'timeout') throw new ConfigError(`${at}.proxyProtocol.${k}`, where, 'unknown key');
+      for (const c of pp.trusted) {
+        try {
+          parseCidr(String(c));
+        } catch (e) {
+          throw new ConfigError(`${at}.proxyProtocol.trusted`, where, (e as Error).message);
+        }
+      }
+      const timeout = pp.timeout ?? 5000;
+      if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 100 || timeout > 120_000) throw new ConfigError(`${at}.proxyProtocol.timeout`, where, 'must be between 100 and 120000 ms');
+      lc.proxyProtocol = { trusted: pp.trusted.map(String), timeout };
+    }
+    if (l.profile !== undefined) lc.profile = validateProfile(l.profile, base, `${at}.profile`, where, lists);
+    out.push(lc);
+  });
+  return out;
+}
+
+function validateProfile(raw: unknown, base: Config, at: string, where: string, lists: ListSet): Partial<PolicyConfig> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(at, where, 'must be an object');
+  const prof = raw as Record<string, unknown>;
+  for (const k of Object.keys(prof)) {
+    if (!(PROFILE_KEYS as readonly string[]).includes(k)) throw new ConfigError(`${at}.${k}`, where, LEAF_BY_PATH.has(k) ? 'not a per-listener setting' : 'unknown key');
+  }
+  // Type-check the profile with the same schema: load it alone over the defaults.
+  const c = convict(convictSchema() as never);
+  try {
+    c.load(prof);
+    c.validate({ allowed: 'strict' });
+  } catch (e) {
+    const p = convictProblem((e as Error).message);
+    throw new ConfigError(`${at}.${p.key}`, where, p.reason);
+  }
+  for (const [path, leaf] of LEAVES) {
+    const v = get(prof, path);
+    if (v === undefined) continue;
+    const problem = checkLeaf(path, leaf, v);
+    if (problem) throw new ConfigError(`${at}.${path}`, where, problem);
+  }
+  const out = { ...prof } as Partial<PolicyConfig>;
+  if (typeof out.hostName === 'string' && out.hostName === '') out.hostName = base.hostName;
+  if (typeof out.storePath === 'string') out.storePath = out.storePath === '' ? base.storePath : resolve(out.storePath);
+  for (const k of ['localDomains', 'localMailboxes', 'accessList'] as const) if (out[k]) out[k] = resolve(out[k]);
+  const effective = { ...base, ...out, tarpit: { ...base.tarpit, ...(out.tarpit ?? {}) } };
+  validatePolicy(effective, where, `${at}.`, lists);
+  return out;
+}
+
+export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
+  const file = opts.file ? resolve(opts.file) : null;
+  const fromFile = file ? readJson(file) : {};
+  const { layer, source } = envLayer(opts.env ?? process.env);
+  const sources = { env: source, ...(opts.overrides ? { overrides: opts.overrides } : {}) };
+  const where = (path: string) => sourceOf(path, sources, file);
+
+  const c = convict(convictSchema() as never);
+  try {
+    c.load(fromFile);
+    c.load(layer);
+    if (opts.overrides) c.load(opts.overrides);
+    c.validate({ allowed: 'strict' });
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    const p = convictProblem((e as Error).message);
+    throw new ConfigError(p.key, where(p.key), p.reason);
+  }
+  const config = c.getProperties() as unknown as Config;
+  for (const [path, leaf] of LEAVES) {
+    const problem = checkLeaf(path, leaf, get(config, path));
+    if (problem) throw new ConfigError(path, where(path), problem);
+  }
+
+  // FakeSMTP's blank-means-default values.
+  if (!config.hostName) config.hostName = hostname() || 'localhost';
+  if (/[\s\x00-\x1f\x7f]/.test(config.hostName)) throw new ConfigError('hostName', where('hostName'), 'must not contain spaces or control characters');
+  if (!config.listenAddress) config.listenAddress = '127.0.0.1';
+  if (!isIP(config.listenAddress)) throw new ConfigError('listenAddress', where('listenAddress'), `must be an IP address, got "${config.listenAddress}"`);
+  config.storePath = resolve(config.storePath || './var/corpus');
+  if (config.logPath) config.logPath = resolve(config.logPath);
+  for (const k of ['localDomains', 'localMailboxes', 'accessList'] as const) if (config[k]) config[k] = resolve(config[k]);
+  if (config.dns.minTtl > config.dns.maxTtl) throw new ConfigError('dns.minTtl', where('dns.minTtl'), `must not exceed dns.maxTtl (${config.dns.maxTtl})`);
+  for (const s of config.dns.servers) {
+    try {
+      parseServer(s);
+    } catch (e) {
+      throw new ConfigError('dns.servers', where('dns.servers'), (e as Error).message);
+    }
+  }
+  if (config.webhook.url) {
+    let u: URL;
+    try {
+      u = new URL(config.webhook.url);
+    } catch {
+      throw new ConfigError('webhook.url', where('webhook.url'), `not a URL: "${config.webhook.url}"`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError('webhook.url', where('webhook.url'), 'must be http: or https:');
+  }
+  for (const [k, v] of Object.entries(config.webhook.headers)) {
+    if (typeof v !== 'string' || /[\r\n]/.test(v)) throw new ConfigError(`webhook.headers.${k}`, where('webhook.headers'), 'must be a single-line string');
+  }
+
+  if ((config.tls.cert === '') !== (config.tls.key === '')) {
+    throw new ConfigError(config.tls.cert ? 'tls.key' : 'tls.cert', where('tls.cert'), 'tls.cert and tls.key must be set together');
+  }
+  if (config.tls.cert) {
+    for (const k of ['cert', 'key', 'ca'] as const) if (config.tls[k]) config.tls[k] = resolve(config.tls[k]);
+    try {
+      createSecureContext({
+        cert: readFileSync(config.tls.cert),
+        key: readFileSync(config.tls.key),
+        ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}),
+        minVersion: config.tls.minVersion,
+        ...(config.tls.ciphers ? { ciphers: config.tls.ciphers } : {}),
+      });
+    } catch (e) {
+      throw new ConfigError('tls.cert', where('tls.cert'), `cannot use the certificate/key: ${(e as Error).message}`);
+    }
+  }
+
+  const lists = new ListSet();
+  validatePolicy(config, where('localDomains'), '', lists);
+  const rawListeners = config.listeners as unknown[];
+  config.listeners =
+    rawListeners.length > 0
+      ? validateListeners(rawListeners, config, where('listeners'), lists)
+      : [{ address: config.listenAddress, port: config.listenPort, tls: config.tls.cert ? 'starttls' : 'none' }];
+  return { config, file, lists };
+}
+
+/** The effective config as JSON, secrets masked (check-config prints this). */
+export function redacted(config: Config): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  for (const [path, leaf] of LEAVES) {
+    if (!leaf.sensitive) continue;
+    const v = get(copy, path);
+    if (v && (typeof v !== 'object' || Object.keys(v).length > 0)) setPath(copy, path, '[redacted]');
+  }
+  return copy;
+}

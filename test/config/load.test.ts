@@ -1,0 +1,135 @@
+// Config loading: FakeSMTP's keys and defaults, env overrides, and strict validation that
+// names the key, the source and the reason for every kind of mistake (exit 78 is tested
+// through the CLI in test/cli.test.ts).
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { envName, leaves } from '../../src/config/schema.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fakemx-cfg-'));
+function file(name: string, body: unknown): string {
+  const p = join(dir, name);
+  writeFileSync(p, typeof body === 'string' ? body : JSON.stringify(body));
+  return p;
+}
+const domains = file('domains.txt', '# ours\nExample.COM\n\nexample.net # trailing comment\n');
+const mailboxes = file('mailboxes.txt', 'Alice@Example.com\n');
+const access = file('access.txt', 'permit 127.0.0.1/32\nreject ::1\n# end\n');
+
+describe('FakeSMTP defaults', () => {
+  const { config } = loadConfig({ env: {} });
+  it.each([
+    ['listenPort', 25], ['receiveTimeout', 8000], ['maxSmtpErrors', 4], ['maxSmtpNoop', 7], ['maxSmtpVrfy', 10],
+    ['maxSmtpRcpt', 100], ['maxMessages', 10], ['maxSessions', 16], ['storeData', true], ['maxDataSize', 2097152],
+    ['logPath', ''], ['verboseLogging', false], ['bannerDelay', 1000], ['errorDelay', 500], ['doTempFail', false],
+    ['doEarlyTalk', true], ['rwlProviders', []], ['rblProviders', []], ['localDomains', ''], ['localMailboxes', ''],
+  ])('%s defaults to %j', (key, value) => {
+    expect((config as unknown as Record<string, unknown>)[key]).toEqual(value);
+  });
+  it('blank hostName is the system host name', () => expect(config.hostName).toBe(hostname()));
+  it('blank listenAddress is loopback', () => expect(config.listenAddress).toBe('127.0.0.1'));
+  it('blank storePath is ./var/corpus', () => expect(config.storePath).toBe(resolve('var/corpus')));
+  it('one listener from listenAddress/listenPort', () => expect(config.listeners).toEqual([{ address: '127.0.0.1', port: 25, tls: 'none' }]));
+});
+
+describe('the shipped configs validate', () => {
+  it.each(['fakemx.json', 'fake-mx.json', 'corpus.json', 'sink.json'])('config/%s', (name) => {
+    const { config } = loadConfig({ file: join('config', name), env: {} });
+    expect(config.listeners[0]!.port).toBe(2525);
+  });
+});
+
+describe('env overrides FAKEMX_<KEY>', () => {
+  it('every key has a distinct env name', () => {
+    const names = leaves().map(([p]) => envName(p));
+    expect(new Set(names).size).toBe(names.length);
+    expect(envName('dns.healthCheckInterval')).toBe('FAKEMX_DNS_HEALTH_CHECK_INTERVAL');
+    expect(envName('maxSmtpRcpt')).toBe('FAKEMX_MAX_SMTP_RCPT');
+  });
+  it.each([
+    ['number', { FAKEMX_BANNER_DELAY: '250' }, (c: any) => c.bannerDelay, 250],
+    ['boolean', { FAKEMX_STORE_DATA: 'false' }, (c: any) => c.storeData, false],
+    ['nested', { FAKEMX_DNS_TIMEOUT: '900' }, (c: any) => c.dns.timeout, 900],
+    ['list, comma separated', { FAKEMX_RBL_PROVIDERS: 'a.example,b.example*2' }, (c: any) => c.rblProviders, ['a.example', 'b.example*2']],
+    ['list as JSON', { FAKEMX_DNS_SERVERS: '["127.0.0.1:5353"]' }, (c: any) => c.dns.servers, ['127.0.0.1:5353']],
+  ])('%s', (_n, env, pick, want) => {
+    const f = file('env.json', { bannerDelay: 1 });
+    expect(pick(loadConfig({ file: f, env }).config)).toEqual(want);
+  });
+});
+
+describe('list files', () => {
+  it('domains: case-insensitive, comments and blanks ignored', () => {
+    const l = loadConfig({ overrides: { localDomains: domains }, env: {} });
+    expect([...l.lists.domains(l.config.localDomains)]).toEqual(['example.com', 'example.net']);
+  });
+  it('mailboxes are lower-cased local@domain', () => {
+    const l = loadConfig({ overrides: { localMailboxes: mailboxes }, env: {} });
+    expect([...l.lists.mailboxes(l.config.localMailboxes)]).toEqual(['alice@example.com']);
+  });
+  it('access list rules in order', () => {
+    const l = loadConfig({ overrides: { accessList: access }, env: {} });
+    expect(l.lists.access(l.config.accessList).map((r) => [r.action, r.cidr.text])).toEqual([['permit', '127.0.0.1/32'], ['reject', '::1']]);
+  });
+});
+
+interface Bad {
+  name: string;
+  body?: unknown;
+  env?: Record<string, string>;
+  key: string;
+  reason: RegExp;
+  source?: RegExp;
+}
+const bad: Bad[] = [
+  { name: 'unknown top-level key', body: { bannerDelays: 1 }, key: 'bannerDelays', reason: /unknown key/ },
+  { name: 'unknown nested key', body: { dns: { timeOut: 1 } }, key: 'dns.timeOut', reason: /unknown key/ },
+  { name: 'wrong type (string for number)', body: { maxSmtpErrors: 'four' }, key: 'maxSmtpErrors', reason: /integer/ },
+  { name: 'wrong type (number for boolean)', body: { storeData: 1 }, key: 'storeData', reason: /boolean/i },
+  { name: 'negative number', body: { bannerDelay: -5 }, key: 'bannerDelay', reason: /positive integer/ },
+  { name: 'out of range', body: { receiveTimeout: 10 }, key: 'receiveTimeout', reason: /between 100 and/ },
+  { name: 'port out of range', body: { listenPort: 70000 }, key: 'listenPort', reason: /port/ },
+  { name: 'enum', body: { earlyTalkAction: 'kill' }, key: 'earlyTalkAction', reason: /possible values/ },
+  { name: 'list of non-strings', body: { rblProviders: [1] }, key: 'rblProviders', reason: /array of strings/ },
+  { name: 'bad provider syntax', body: { rblProviders: ['zen.spamhaus.org=127.0.0'] }, key: 'rblProviders', reason: /four octet/ },
+  { name: 'missing list file', body: { localDomains: join(dir, 'nope.txt') }, key: 'localDomains', reason: /does not exist/ },
+  { name: 'bad access list line', body: { accessList: file('acc-bad.txt', 'allow 1.2.3.4\n') }, key: 'accessList', reason: /acc-bad.txt:1/ },
+  { name: 'bad listen address', body: { listenAddress: 'localhost' }, key: 'listenAddress', reason: /IP address/ },
+  { name: 'bad DNS server', body: { dns: { servers: ['dns.example'] } }, key: 'dns.servers', reason: /not an IP/ },
+  { name: 'minTtl above maxTtl', body: { dns: { minTtl: 100, maxTtl: 50 } }, key: 'dns.minTtl', reason: /exceed/ },
+  { name: 'tls cert without key', body: { tls: { cert: '/x.pem' } }, key: 'tls.key', reason: /together/ },
+  { name: 'tls listener without cert', body: { listeners: [{ port: 2525, tls: 'implicit' }] }, key: 'listeners[0].tls', reason: /tls.cert/ },
+  { name: 'listener unknown key', body: { listeners: [{ port: 2525, tsl: 'none' }] }, key: 'listeners[0].tsl', reason: /unknown/ },
+  { name: 'listener bad port', body: { listeners: [{ port: 'x' }] }, key: 'listeners[0].port', reason: /port/ },
+  { name: 'profile: not per-listener', body: { listeners: [{ port: 1, profile: { maxSessions: 3 } }] }, key: 'listeners[0].profile.maxSessions', reason: /not a per-listener/ },
+  { name: 'profile: wrong type', body: { listeners: [{ port: 1, profile: { bannerDelay: 'x' } }] }, key: 'listeners[0].profile.bannerDelay', reason: /integer/ },
+  { name: 'profile: missing list file', body: { listeners: [{ port: 1, profile: { localMailboxes: '/nonexistent/x' } }] }, key: 'listeners[0].profile.localMailboxes', reason: /does not exist/ },
+  { name: 'proxy trusted not CIDR', body: { listeners: [{ port: 1, proxyProtocol: { trusted: ['x'] } }] }, key: 'listeners[0].proxyProtocol.trusted', reason: /not an IP/ },
+  { name: 'bad webhook url', body: { webhook: { url: 'ftp://x' } }, key: 'webhook.url', reason: /http/ },
+  { name: 'env value of the wrong type', body: {}, env: { FAKEMX_MAX_SESSIONS: 'many' }, key: 'maxSessions', reason: /integer/, source: /environment FAKEMX_MAX_SESSIONS/ },
+  { name: 'not JSON', body: '{ "a": ', key: '(file)', reason: /invalid JSON/ },
+  { name: 'JSON but not an object', body: '[1]', key: '(file)', reason: /object/ },
+];
+
+describe('strict validation: one error naming key, source and reason', () => {
+  it.each(bad.map((b) => [b.name, b] as const))('%s', (_n, b) => {
+    const f = file(`bad-${b.key.replace(/\W/g, '_')}.json`, b.body ?? {});
+    let e: unknown;
+    try {
+      loadConfig({ file: f, env: b.env ?? {} });
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toBeInstanceOf(ConfigError);
+    const ce = e as ConfigError;
+    expect(ce.key).toBe(b.key);
+    expect(ce.reason).toMatch(b.reason);
+    expect(ce.file).toMatch(b.source ?? /bad-.*\.json$/);
+    expect(ce.message.split('\n')).toHaveLength(1);
+  });
+  it('a missing config file', () => {
+    expect(() => loadConfig({ file: join(dir, 'missing.json'), env: {} })).toThrow(/missing.json: \(file\): no such file/);
+  });
+});
