@@ -46,6 +46,7 @@ const IP_KEY = 'ipKey';
 const RCPT_REJECT = 'rcptReject';
 const FLAGGED = 'tarpitted';
 const BANNER_TIMER = 'bannerTimer';
+const STUTTERING = 'stuttering';
 export const VERDICTS = 'verdicts';
 export const DNS_RESULT = 'dns';
 
@@ -150,7 +151,13 @@ export function buildHooks(cfg: PolicyConfig, svc: PolicyServices): SessionHooks
 
     shapeReply(s, reply) {
       if (permitted(s)) return undefined;
-      return tarpitShape(s, reply, cfg, s.state.get(FLAGGED) === true, svc.active(), svc.maxSessions);
+      const shape = tarpitShape(s, reply, cfg, s.state.get(FLAGGED) === true, svc.active(), svc.maxSessions);
+      // One TARPIT verdict per delayed error reply, and one when stuttering starts.
+      if (shape && ((shape.delay ?? 0) > 0 || ((shape.stutter ?? 0) > 0 && !s.state.has(STUTTERING)))) {
+        if ((shape.stutter ?? 0) > 0) s.state.set(STUTTERING, true);
+        svc.verdict(s, 'TARPIT', { delayMs: shape.delay, stutterMs: shape.stutter, errors: s.counts.errors, code: reply.code });
+      }
+      return shape;
     },
 
     close(s) {

@@ -256,13 +256,16 @@ export class Session implements SessionInfo {
     else this.ioTimer = setTimeout(() => this.guard(() => this.onTimeout()), this.opts.receiveTimeout);
   }
 
+  /**
+   * Disarming only lowers the flag: a cleared timer cannot be refresh()ed back to life, and
+   * a stale expiry of a disarmed timer is ignored by onTimeout().
+   */
   private disarmIoTimer(): void {
-    if (!this.ioTimerArmed) return;
     this.ioTimerArmed = false;
-    if (this.ioTimer) clearTimeout(this.ioTimer);
   }
 
   private onTimeout(): void {
+    if (!this.ioTimerArmed) return;
     this.ioTimerArmed = false;
     if (this.phase === 'closed' || this.phase === 'closing') return;
     if (this.sock.writableLength > 0 && this.phase === 'command') {
@@ -426,7 +429,7 @@ export class Session implements SessionInfo {
   private emit(r: Reply, stutter: number | undefined): void {
     this.delayTimer = null;
     if (this.phase === 'closed' || this.phase === 'closing') return;
-    if (stutter && stutter > 0) return this.stutter(r, Buffer.from(formatReply(r, this.helo !== undefined)), 0, stutter);
+    if (stutter && stutter > 0) return this.stutter(r, Buffer.from(formatReply(r, this.enhanced(r))), 0, stutter);
     this.writeReply(r);
     this.afterReply(r);
   }
@@ -442,8 +445,16 @@ export class Session implements SessionInfo {
     this.delayTimer = setTimeout(() => this.guard(() => this.stutter(r, bytes, at + 1, every)), every);
   }
 
+  /**
+   * RFC 2034 §3 ties enhanced codes to EHLO; a connection-ending reply carries one even
+   * before HELO (as Postfix and postscreen do), since it may be the only reply a client sees.
+   */
+  private enhanced(r: Reply): boolean {
+    return this.helo !== undefined || closes(r);
+  }
+
   private writeReply(r: Reply): void {
-    this.sock.write(formatReply(r, this.helo !== undefined));
+    this.sock.write(formatReply(r, this.enhanced(r)));
     this.hooks.reply?.(this, r);
   }
 

@@ -1,0 +1,87 @@
+// `fakemx run`: load the config, start the server (on inherited sockets under systemd
+// socket activation), signal readiness, reload on SIGHUP, and on SIGTERM/SIGINT stop
+// accepting, give sessions shutdownGrace ms, then exit 0. Exit 78 for config errors.
+
+import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
+import { createLogger, type Logger } from './log/logger.js';
+import { listenFds, notifyReady, notifyReloading, notifyStopping } from './net/systemd.js';
+import { FakemxServer } from './server.js';
+import { startObservability, type Observability } from './observability.js';
+
+export const EX_CONFIG = 78;
+export const EX_SOFTWARE = 70;
+export const EX_UNAVAILABLE = 69;
+
+export interface DaemonOptions {
+  configPath?: string;
+}
+
+function load(configPath: string | undefined): LoadedConfig {
+  return loadConfig(configPath ? { file: configPath } : {});
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  let loaded: LoadedConfig;
+  try {
+    loaded = load(opts.configPath);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`fakemx: config error: ${e.message}\n`);
+      return EX_CONFIG;
+    }
+    throw e;
+  }
+  const logger = createLogger(loaded.config);
+  const server = new FakemxServer(loaded, logger);
+  let obs: Observability | null = null;
+  try {
+    await server.listen({ fds: listenFds() ?? [] });
+    obs = await startObservability(server, loaded.config, logger);
+  } catch (e) {
+    logger.fatal({ tag: 'START_FAILED', err: e instanceof Error ? e.message : String(e) }, 'cannot start');
+    await server.close(0).catch(() => undefined);
+    await flush(logger);
+    return EX_UNAVAILABLE;
+  }
+  await notifyReady(`listening on ${server.listening.map((l) => `${l.address}:${l.port}`).join(', ')}`);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ tag: 'SHUTDOWN', signal, sessions: server.activeSessions }, `stopping on ${signal}`);
+      await notifyStopping();
+      await server.close(server.config.shutdownGrace);
+      await obs?.stop();
+      logger.info({ tag: 'STOPPED' }, 'stopped');
+      await flush(logger);
+      resolve(0);
+    };
+    const reload = async () => {
+      await notifyReloading();
+      try {
+        const next = load(opts.configPath);
+        await server.reload(next);
+        await obs?.reload(next.config);
+        logger.info({ tag: 'CONFIG_RELOADED', file: next.file }, 'configuration reloaded');
+      } catch (e) {
+        const err = e instanceof ConfigError ? { key: e.key, file: e.file, reason: e.reason } : { reason: e instanceof Error ? e.message : String(e) };
+        logger.error({ tag: 'CONFIG_RELOAD_FAILED', ...err }, 'reload failed; running unchanged');
+      }
+      await notifyReady('reloaded');
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGHUP', () => void reload());
+    process.on('uncaughtException', (e) => {
+      // Sessions guard their callbacks; reaching here is a bug: log it and let systemd restart us.
+      logger.fatal({ tag: 'CRASH', err: e.message, stack: e.stack }, 'uncaught exception');
+      void flush(logger).then(() => process.exit(EX_SOFTWARE));
+    });
+  });
+}
+
+function flush(logger: Logger): Promise<void> {
+  return new Promise((r) => logger.flush(() => r()));
+}

@@ -1,0 +1,15 @@
+// The access list (postscreen_access_list): `permit CIDR` / `reject CIDR` lines, first
+// match wins. Parsing lives with the other list files (src/config/lists.ts); this is the
+// lookup, a linear scan, which is right for the short lists operators keep.
+
+import { cidrContains, type Cidr } from '../net/ip.js';
+
+export interface AccessRule {
+  action: 'permit' | 'reject';
+  cidr: Cidr;
+}
+
+export function matchAccess(rules: readonly AccessRule[], ip: string): 'permit' | 'reject' | null {
+  for (const r of rules) if (cidrContains(r.cidr, ip)) return r.action;
+  return null;
+}

@@ -1,0 +1,179 @@
+// RFC 5321 conformance table: each named case is a scripted session against a real
+// server on 127.0.0.1. A step sends a line (or raw bytes) and checks the reply's code,
+// enhanced code and text. Covers sequence, syntax, paths, parameters, limits and DATA.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RawClient } from '../helpers/client.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+type Expect = string; // "250", "250 2.1.0", "250 2.1.0 /regex/"
+interface Step {
+  send?: string;
+  raw?: string | Buffer;
+  expect?: Expect;
+}
+interface Case {
+  name: string;
+  /** Start with EHLO (default) / HELO / nothing after the greeting. */
+  start?: 'ehlo' | 'helo' | 'none';
+  config?: Record<string, unknown>;
+  steps: Step[];
+  /** The server closes the connection at the end. */
+  closes?: boolean;
+}
+
+const lists = mkdtempSync(join(tmpdir(), 'fakemx-lists-'));
+const domainsFile = join(lists, 'domains');
+const mailboxesFile = join(lists, 'mailboxes');
+writeFileSync(domainsFile, '# local domains\nexample.com\n\nEXAMPLE.NET\n');
+writeFileSync(mailboxesFile, '# mailboxes\nalice@example.com\nBob@Example.com\n');
+
+const env = (from = '<a@example.org>', to = '<b@example.com>'): Step[] => [
+  { send: `MAIL FROM:${from}`, expect: '250 2.1.0' },
+  { send: `RCPT TO:${to}`, expect: '250 2.1.5' },
+];
+
+const cases: Case[] = [
+  // ---- greeting and hello (RFC 5321 §4.1.1.1, §4.2) ----
+  { name: 'EHLO lists the extensions', steps: [{ send: 'EHLO x.test', expect: '250 /SIZE 2097152\n8BITMIME\nPIPELINING\nENHANCEDSTATUSCODES\nSMTPUTF8/' }] },
+  { name: 'EHLO reply names the host first', steps: [{ send: 'EHLO x.test', expect: '250 /^mx\\.test /' }] },
+  { name: 'HELO gets a one-line 250', start: 'none', steps: [{ send: 'HELO x.test', expect: '250 /^mx\\.test Hello x\\.test$/' }] },
+  { name: 'HELO without domain is 501', start: 'none', steps: [{ send: 'HELO', expect: '501' }] },
+  { name: 'EHLO without domain is 501', start: 'none', steps: [{ send: 'EHLO ', expect: '501' }] },
+  { name: 'EHLO with two words is 501', start: 'none', steps: [{ send: 'EHLO a b', expect: '501' }] },
+  { name: 'commands are case-insensitive', start: 'none', steps: [{ send: 'ehlo x.test', expect: '250' }, { send: 'mail from:<a@b.example>', expect: '250 2.1.0' }, { send: 'rcpt to:<c@d.example>', expect: '250 2.1.5' }] },
+  { name: 'a second EHLO resets the envelope', steps: [...env(), { send: 'EHLO again.test', expect: '250' }, { send: 'DATA', expect: '503 5.5.1' }] },
+  { name: 'HELO after EHLO drops ESMTP parameters', steps: [{ send: 'HELO x.test', expect: '250' }, { send: 'MAIL FROM:<a@b.example> SIZE=10', expect: '555 5.5.4' }] },
+
+  // ---- sequence errors: 503 ----
+  { name: 'MAIL before HELO is 503 (no enhanced code yet)', start: 'none', steps: [{ send: 'MAIL FROM:<a@b.example>', expect: '503 /^Error/' }] },
+  { name: 'RCPT before MAIL is 503', steps: [{ send: 'RCPT TO:<a@b.example>', expect: '503 5.5.1' }] },
+  { name: 'RCPT before HELO is 503', start: 'none', steps: [{ send: 'RCPT TO:<a@b.example>', expect: '503' }] },
+  { name: 'nested MAIL is 503', steps: [{ send: 'MAIL FROM:<a@b.example>', expect: '250' }, { send: 'MAIL FROM:<a@b.example>', expect: '503 5.5.1' }] },
+  { name: 'DATA before MAIL is 503', steps: [{ send: 'DATA', expect: '503 5.5.1' }] },
+  { name: 'DATA without an accepted RCPT is 503', steps: [{ send: 'MAIL FROM:<a@b.example>', expect: '250' }, { send: 'DATA', expect: '503 5.5.1' }] },
+  { name: 'RSET clears the transaction', steps: [...env(), { send: 'RSET', expect: '250 2.0.0' }, { send: 'RCPT TO:<x@y.example>', expect: '503 5.5.1' }] },
+
+  // ---- syntax errors: 501 / 555 ----
+  { name: 'MAIL without FROM: is 501', steps: [{ send: 'MAIL <a@b.example>', expect: '501 5.5.4' }] },
+  { name: 'RCPT without TO: is 501', steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT <a@b.example>', expect: '501 5.5.4' }] },
+  { name: 'address without angle brackets is 501', steps: [{ send: 'MAIL FROM:a@b.example', expect: '501' }] },
+  { name: 'SIZE=abc is 501', steps: [{ send: 'MAIL FROM:<a@b.example> SIZE=abc', expect: '501 5.5.4' }] },
+  { name: 'BODY=9BIT is 501', steps: [{ send: 'MAIL FROM:<a@b.example> BODY=9BIT', expect: '501 5.5.4' }] },
+  { name: 'BODY=8BITMIME is accepted', steps: [{ send: 'MAIL FROM:<a@b.example> BODY=8BITMIME', expect: '250 2.1.0' }] },
+  { name: 'unknown MAIL parameter is 555 5.5.4', steps: [{ send: 'MAIL FROM:<a@b.example> XFOO=1', expect: '555 5.5.4' }] },
+  { name: 'unknown RCPT parameter is 555 5.5.4', steps: [{ send: 'MAIL FROM:<a@b.example>', expect: '250' }, { send: 'RCPT TO:<c@d.example> NOTIFY=NEVER', expect: '555 5.5.4' }] },
+  { name: 'ESMTP parameters after HELO are 555', start: 'helo', steps: [{ send: 'MAIL FROM:<a@b.example> BODY=8BITMIME', expect: '555 5.5.4' }] },
+  { name: 'DATA with an argument is 501', steps: [...env(), { send: 'DATA now', expect: '501 5.5.4' }] },
+  { name: 'RSET with an argument is 501', steps: [{ send: 'RSET x', expect: '501 5.5.4' }] },
+  { name: 'QUIT with an argument is 501', steps: [{ send: 'QUIT x', expect: '501 5.5.4' }] },
+  { name: 'unknown command is 500 5.5.1', steps: [{ send: 'XYZZY', expect: '500 5.5.1' }] },
+  { name: 'empty line is 500 5.5.1', steps: [{ send: '', expect: '500 5.5.1' }] },
+  { name: '8-bit command line is 500 5.5.1', steps: [{ raw: Buffer.from('NOOP caf\xc3\xa9\r\n', 'latin1'), expect: '500 5.5.1' }] },
+  { name: 'bare LF ends a command line', steps: [{ raw: 'NOOP\n', expect: '250 2.0.0' }] },
+
+  // ---- paths (RFC 5321 §4.1.2) ----
+  { name: 'null sender <> is accepted', steps: [{ send: 'MAIL FROM:<>', expect: '250 2.1.0' }] },
+  { name: 'null recipient <> is refused', steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<>', expect: '553 5.1.3' }] },
+  { name: 'quoted local part is accepted', steps: [{ send: 'MAIL FROM:<"john doe"@b.example>', expect: '250' }, { send: 'RCPT TO:<"x@y"@d.example>', expect: '250' }] },
+  { name: 'IPv4 and IPv6 address literals', steps: [{ send: 'MAIL FROM:<a@[192.0.2.1]>', expect: '250' }, { send: 'RCPT TO:<b@[IPv6:2001:db8::1]>', expect: '250' }] },
+  { name: 'source route accepted and ignored', steps: [{ send: 'MAIL FROM:<@relay.example:a@b.example>', expect: '250' }, { send: 'RCPT TO:<@r1.example,@r2.example:c@d.example>', expect: '250' }] },
+  { name: '<@example.com> is 553 5.1.3', steps: [{ send: 'MAIL FROM:<@example.com>', expect: '553 5.1.3' }] },
+  { name: '<user@> is 553 5.1.3', steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<user@>', expect: '553 5.1.3' }] },
+  { name: 'RCPT TO:<postmaster> without domain is accepted', steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<PostMaster>', expect: '250 2.1.5' }] },
+  { name: 'SMTPUTF8 address with SMTPUTF8', steps: [{ raw: Buffer.from('MAIL FROM:<用户@例子.广告> SMTPUTF8\r\n'), expect: '250 2.1.0' }, { raw: Buffer.from('RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n'), expect: '250 2.1.5' }] },
+  { name: 'UTF-8 address without SMTPUTF8 is 500', steps: [{ raw: Buffer.from('MAIL FROM:<用户@例子.广告>\r\n'), expect: '500 5.5.1' }] },
+
+  // ---- SIZE (RFC 1870) ----
+  { name: 'SIZE over maxDataSize is 552 5.3.4 at MAIL', config: { maxDataSize: 10000 }, steps: [{ send: 'MAIL FROM:<a@b.example> SIZE=10001', expect: '552 5.3.4' }] },
+  { name: 'SIZE at maxDataSize is accepted', config: { maxDataSize: 10000 }, steps: [{ send: 'MAIL FROM:<a@b.example> SIZE=10000', expect: '250' }] },
+
+  // ---- other commands ----
+  { name: 'VRFY with an argument is 252 2.5.2', steps: [{ send: 'VRFY root', expect: '252 2.5.2' }] },
+  { name: 'VRFY without argument is 501', steps: [{ send: 'VRFY', expect: '501' }] },
+  { name: 'EXPN is 502 5.5.1', steps: [{ send: 'EXPN list', expect: '502 5.5.1' }] },
+  { name: 'HELP is 214', steps: [{ send: 'HELP', expect: '214' }, { send: 'HELP MAIL', expect: '214' }] },
+  { name: 'NOOP with and without argument is 250', steps: [{ send: 'NOOP', expect: '250 2.0.0' }, { send: 'NOOP hello there', expect: '250 2.0.0' }] },
+  { name: 'QUIT is 221 2.0.0 and closes', steps: [{ send: 'QUIT', expect: '221 2.0.0' }], closes: true },
+  { name: 'STARTTLS without a certificate is 502', steps: [{ send: 'STARTTLS', expect: '502 5.5.1' }] },
+
+  // ---- recipients (localDomains / localMailboxes) ----
+  { name: 'localDomains: other domain is relaying denied', config: { localDomains: domainsFile }, steps: [{ send: 'MAIL FROM:<a@example.com>', expect: '250' }, { send: 'RCPT TO:<x@other.example>', expect: '550 5.7.1 /relaying denied/' }] },
+  { name: 'localDomains: recipient domain decides, not the sender', config: { localDomains: domainsFile }, steps: [{ send: 'MAIL FROM:<a@other.example>', expect: '250' }, { send: 'RCPT TO:<x@Example.NET>', expect: '250' }] },
+  { name: 'localMailboxes: unknown user is 550 5.1.1', config: { localMailboxes: mailboxesFile }, steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<carol@example.com>', expect: '550 5.1.1 /unknown user/' }, { send: 'RCPT TO:<BOB@example.com>', expect: '250' }] },
+  { name: 'localMailboxes: <postmaster> is always accepted', config: { localMailboxes: mailboxesFile }, steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<postmaster>', expect: '250' }] },
+
+  // ---- limits (FakeSMTP) ----
+  { name: 'maxSmtpErrors: one error too many is 421 4.7.0 and close', config: { maxSmtpErrors: 2 }, steps: [{ send: 'BAD1', expect: '500' }, { send: 'BAD2', expect: '500' }, { send: 'BAD3', expect: '421 4.7.0 /errors/' }], closes: true },
+  { name: 'maxSmtpNoop: one NOOP too many is 421 4.7.0', config: { maxSmtpNoop: 2 }, steps: [{ send: 'NOOP', expect: '250' }, { send: 'NOOP', expect: '250' }, { send: 'NOOP', expect: '421 4.7.0 /NOOP/' }], closes: true },
+  { name: 'maxSmtpVrfy counts VRFY and EXPN', config: { maxSmtpVrfy: 2, maxSmtpErrors: 10 }, steps: [{ send: 'VRFY a', expect: '252' }, { send: 'EXPN b', expect: '502' }, { send: 'VRFY c', expect: '421 4.7.0 /VRFY/' }], closes: true },
+  { name: 'maxSmtpRcpt: extra RCPT is 452 4.5.3 and the session goes on', config: { maxSmtpRcpt: 2, maxSmtpErrors: 1 }, steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<a@b.example>', expect: '250' }, { send: 'RCPT TO:<c@b.example>', expect: '250' }, { send: 'RCPT TO:<d@b.example>', expect: '452 4.5.3' }, { send: 'RCPT TO:<e@b.example>', expect: '452 4.5.3' }, { send: 'NOOP', expect: '250' }] },
+  { name: 'maxMessages: one message too many is 421 4.7.0', config: { maxMessages: 1, storeData: false }, steps: [...env(), { send: 'DATA', expect: '354' }, { raw: 'x\r\n.\r\n', expect: '250' }, { send: 'MAIL FROM:<>', expect: '421 4.7.0 /messages/' }], closes: true },
+  { name: 'line over 512 octets is 500 5.5.2 and the session goes on', steps: [{ send: 'NOOP ' + 'x'.repeat(600), expect: '500 5.5.2' }, { send: 'NOOP', expect: '250' }] },
+  { name: 'line of exactly 512 octets is fine', steps: [{ send: 'NOOP ' + 'x'.repeat(505), expect: '250' }] },
+
+  // ---- DATA ----
+  { name: 'DATA is 354 then 250 2.0.0 queued as', steps: [...env(), { send: 'DATA', expect: '354' }, { raw: 'Subject: t\r\n\r\nhello\r\n.\r\n', expect: '250 2.0.0 /queued as [0-9a-z]{17}/' }] },
+  { name: 'empty body is a valid message', steps: [...env(), { send: 'DATA', expect: '354' }, { raw: '.\r\n', expect: '250 2.0.0' }] },
+  { name: 'LF.LF does not end DATA', steps: [...env(), { send: 'DATA', expect: '354' }, { raw: 'a\n.\nMAIL FROM:<x@y.example>\r\n' }, { raw: '.\r\n', expect: '250 2.0.0' }] },
+  { name: 'body over maxDataSize is read to the end, then 552 5.3.4', config: { maxDataSize: 2048 }, steps: [...env(), { send: 'DATA', expect: '354' }, { raw: 'x'.repeat(3000) + '\r\n.\r\n', expect: '552 5.3.4' }, { send: 'NOOP', expect: '250' }] },
+  { name: 'a new transaction after a message', steps: [...env(), { send: 'DATA', expect: '354' }, { raw: 'x\r\n.\r\n', expect: '250' }, ...env('<>', '<c@d.example>')] },
+  { name: 'tempfail at DATA when storing is off', config: { doTempFail: true, storeData: false }, steps: [...env(), { send: 'DATA', expect: '421 4.3.2 /Service temporarily unavailable/' }], closes: true },
+
+  // ---- pipelining (RFC 2920) ----
+  { name: 'a pipelined batch is answered in order', steps: [{ raw: 'MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nRCPT TO:<bad>\r\nRCPT TO:<e@d.example>\r\nDATA\r\n' }, { expect: '250 2.1.0' }, { expect: '250 2.1.5' }, { expect: '553 5.1.3' }, { expect: '250 2.1.5' }, { expect: '354' }, { raw: 'x\r\n.\r\nQUIT\r\n', expect: '250' }, { expect: '221' }], closes: true },
+
+  // ---- non-SMTP clients ----
+  { name: 'HTTP GET as the first line is 554 and close', start: 'none', steps: [{ send: 'GET / HTTP/1.1', expect: '554 /not HTTP/' }], closes: true },
+  { name: 'HTTP CONNECT as the first line is 554 and close', start: 'none', steps: [{ send: 'CONNECT example.com:443 HTTP/1.1', expect: '554' }], closes: true },
+  { name: 'TLS ClientHello on a plain port is 554 and close', start: 'none', steps: [{ raw: Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00]), expect: '554' }], closes: true },
+];
+
+describe('RFC 5321 conformance', () => {
+  const servers = new Map<string, TestServer>();
+  const get = async (config: Record<string, unknown> = {}) => {
+    const key = JSON.stringify(config);
+    let s = servers.get(key);
+    if (!s) servers.set(key, (s = await startServer(config)));
+    return s;
+  };
+  beforeAll(async () => {
+    await get();
+  });
+  afterAll(async () => {
+    for (const s of servers.values()) await s.close();
+  });
+
+  it('has at least 50 named cases', () => expect(cases.length).toBeGreaterThanOrEqual(50));
+
+  for (const c of cases) {
+    it(c.name, async () => {
+      const srv = await get(c.config);
+      const cl = await RawClient.connect(srv.port);
+      try {
+        const greet = await cl.reply();
+        expect(greet.code).toBe(220);
+        expect(greet.text).toMatch(/^mx\.test ESMTP/);
+        if ((c.start ?? 'ehlo') === 'ehlo') expect((await cl.cmd('EHLO client.test')).code).toBe(250);
+        if (c.start === 'helo') expect((await cl.cmd('HELO client.test')).code).toBe(250);
+        for (const step of c.steps) {
+          if (step.send !== undefined) cl.send(step.send + '\r\n');
+          if (step.raw !== undefined) cl.send(step.raw);
+          if (!step.expect) continue;
+          const r = await cl.reply();
+          const m = /^(\d{3})(?: (\d\.\d{1,3}\.\d{1,3}))?(?: \/(.*)\/)?$/s.exec(step.expect);
+          if (!m) throw new Error(`bad expectation ${step.expect}`);
+          expect(r.code, `${step.send ?? '(raw)'} -> ${r.raw}`).toBe(Number(m[1]));
+          if (m[2]) expect(r.enhanced, r.raw).toBe(m[2]);
+          if (m[3]) expect(r.text, r.raw).toMatch(new RegExp(m[3]));
+        }
+        if (c.closes) expect(await cl.waitClose(2000)).toBe(true);
+        else expect(cl.closed).toBe(false);
+      } finally {
+        cl.close();
+      }
+    });
+  }
+});
