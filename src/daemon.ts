@@ -34,6 +34,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const logger = createLogger(loaded.config);
   const server = new FakemxServer(loaded, logger);
   let obs: Observability | null = null;
+
+  // Signals are caught from the first moment: one that arrives while the listeners are
+  // still opening waits for them (a HUP must never kill a daemon that is starting).
+  const early: string[] = [];
+  let onSignal: (sig: string) => void = (sig) => void early.push(sig);
+  const handlers = {
+    SIGTERM: () => onSignal('SIGTERM'),
+    SIGINT: () => onSignal('SIGINT'),
+    SIGHUP: () => onSignal('SIGHUP'),
+  };
+  for (const [sig, h] of Object.entries(handlers)) process.on(sig, h);
+  process.on('uncaughtException', (e) => {
+    // Sessions guard their callbacks; reaching here is a bug: log it and let systemd restart us.
+    logger.fatal({ tag: 'CRASH', err: e.message, stack: e.stack }, 'uncaught exception');
+    void flush(logger).then(() => process.exit(EX_SOFTWARE));
+  });
+
   try {
     await server.listen({ fds: listenFds() ?? [] });
     obs = await startObservability(server, loaded.config, logger);
@@ -47,18 +64,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   return new Promise<number>((resolve) => {
     let stopping = false;
+    let reloading: Promise<void> = Promise.resolve();
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       logger.info({ tag: 'SHUTDOWN', signal, sessions: server.activeSessions }, `stopping on ${signal}`);
       await notifyStopping();
+      await reloading;
       await server.close(server.config.shutdownGrace);
       await obs?.stop();
+      for (const [sig, h] of Object.entries(handlers)) process.off(sig, h);
       logger.info({ tag: 'STOPPED' }, 'stopped');
       await flush(logger);
       resolve(0);
     };
     const reload = async () => {
+      if (stopping) return;
       await notifyReloading();
       try {
         const next = load(opts.configPath);
@@ -71,14 +92,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       }
       await notifyReady('reloaded');
     };
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    process.on('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGHUP', () => void reload());
-    process.on('uncaughtException', (e) => {
-      // Sessions guard their callbacks; reaching here is a bug: log it and let systemd restart us.
-      logger.fatal({ tag: 'CRASH', err: e.message, stack: e.stack }, 'uncaught exception');
-      void flush(logger).then(() => process.exit(EX_SOFTWARE));
-    });
+    onSignal = (sig) => {
+      if (sig === 'SIGHUP') reloading = reloading.then(reload); // one reload at a time, in order
+      else void stop(sig);
+    };
+    for (const sig of early.splice(0)) onSignal(sig);
   });
 }
 

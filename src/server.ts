@@ -359,7 +359,8 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     for (const l of rt.config.listeners) {
       const pol = policyFor(rt.config, l);
       if (pol.storeData) await this.corpusFor(pol.storePath).init();
-      const same = old.find((o) => key(o.cfg) === key(l) && !next.includes(o));
+      // A listener bound to port 0 matches a new config naming the port it actually got.
+      const same = old.find((o) => !next.includes(o) && (key(o.cfg) === key(l) || key({ ...o.cfg, port: o.info.port }) === key(l)));
       if (same) {
         same.cfg = l;
         same.policy = pol;

@@ -10,6 +10,8 @@ export interface Reply {
   text: string | string[];
   /** Close the connection after this reply (421 always closes: RFC 5321 §3.8). */
   close?: boolean;
+  /** The session outcome this reply stands for when it closes the session (CLOSE log line). */
+  outcome?: string;
   /** Not the client's fault (452 too many recipients, 451 local error): not counted as an error. */
   neutral?: boolean;
 }
@@ -58,7 +60,7 @@ export const replies = {
   resetOk: (): Reply => r(250, '2.0.0', 'Reset ok'),
   noop: (): Reply => r(250, '2.0.0', 'Ok'),
   startData: (): Reply => r(354, undefined, 'End data with <CR><LF>.<CR><LF>'),
-  bye: (host: string): Reply => r(221, '2.0.0', `${host} closing connection`, true),
+  bye: (host: string): Reply => ({ ...r(221, '2.0.0', `${host} closing connection`, true), outcome: 'quit' }),
   help: (): Reply => r(214, '2.0.0', ['Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP', 'See RFC 5321']),
   // RFC 5321 §3.5.3: 252 when the server cannot verify but will accept.
   vrfy: (): Reply => r(252, '2.5.2', 'Cannot VRFY user, but will accept message and attempt delivery'),
@@ -94,14 +96,14 @@ export const replies = {
   shuttingDown: (host: string): Reply => r(421, '4.3.2', `${host} shutting down`, true),
   internalError: (host: string): Reply => r(421, '4.3.0', `${host} internal error, closing connection`, true),
   nonSmtp: (): Reply => r(554, '5.5.1', 'Error: this is an SMTP server, not HTTP or TLS', true),
-  tempFail: (): Reply => r(421, '4.3.2', 'Service temporarily unavailable, closing transmission channel', true),
+  tempFail: (): Reply => ({ ...r(421, '4.3.2', 'Service temporarily unavailable, closing transmission channel', true), outcome: 'tempfail' }),
 
   // ---- policy verdicts ----
   protocolError: (): Reply => r(554, '5.5.1', 'protocol error', true),
   protocolErrorRcpt: (): Reply => r(550, '5.5.1', 'protocol error'),
-  perIpLimit: (): Reply => r(421, '4.7.0', 'too many connections from your address', true),
-  accessDenied: (): Reply => r(554, '5.7.1', 'access denied', true),
-  dnsblDrop: (ip: string, zone: string): Reply => r(421, '4.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`, true),
+  perIpLimit: (): Reply => ({ ...r(421, '4.7.0', 'too many connections from your address', true), outcome: 'limit' }),
+  accessDenied: (): Reply => ({ ...r(554, '5.7.1', 'access denied', true), outcome: 'access_reject' }),
+  dnsblDrop: (ip: string, zone: string): Reply => ({ ...r(421, '4.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`, true), outcome: 'dnsbl' }),
   dnsblRcpt: (ip: string, zone: string): Reply => r(550, '5.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`),
   tlsFailed: (): Reply => r(454, '4.7.0', 'TLS not available due to temporary reason'),
 } as const;

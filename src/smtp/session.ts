@@ -464,7 +464,11 @@ export class Session implements SessionInfo {
 
   private afterReply(r: Reply): void {
     this.mustWait = null;
-    if (closes(r)) return this.closeSoon();
+    if (closes(r)) {
+      if (r.outcome) this.closeReason = r.outcome;
+      else if (this.closeReason === 'client_closed') this.closeReason = 'server_closed';
+      return this.closeSoon();
+    }
     if (r.code === 354) {
       this.busy = false;
       this.phase = 'data';

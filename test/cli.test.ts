@@ -1,0 +1,160 @@
+// The `fakemx` command as a user runs it (the built dist/cli.js): --version/--help,
+// check-config (exit 0 / 78 with one line naming key, file, reason), run with signals:
+// SIGHUP reloads (or keeps running on a bad file), SIGTERM drains with 421 and exits 0.
+import { afterEach, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RawClient, greeted } from './helpers/client.js';
+import { CLI, startListening, type Daemon } from './helpers/daemon.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fakemx-cli-'));
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 15000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+let d: Daemon | undefined;
+afterEach(() => {
+  d?.kill();
+  d = undefined;
+});
+
+describe('fakemx CLI', () => {
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    const r = await run(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it('--help lists the commands', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['run', 'check-config', 'dnsbl', 'import-appconfig', 'report', 'config-doc']) expect(r.stdout).toContain(c);
+  });
+
+  it('check-config prints the effective config and exits 0', async () => {
+    const r = await run(['check-config', '--config', 'config/fakemx.json']);
+    expect(r.code).toBe(0);
+    const cfg = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(cfg.listenPort).toBe(2525);
+    expect(cfg.maxSmtpErrors).toBe(4);
+  });
+
+  it.each([
+    ['unknown key', { listenPortt: 1 }, /bad\.json: listenPortt: unknown key/],
+    ['wrong type', { maxSessions: 'x' }, /bad\.json: maxSessions: must be a positive integer/],
+    ['out of range', { bannerDelay: 999999999 }, /bad\.json: bannerDelay: must be between 0 and 300000/],
+    ['missing list file', { localDomains: '/nonexistent/domains' }, /bad\.json: localDomains: list file \/nonexistent\/domains does not exist/],
+  ])('check-config: %s -> exit 78 and one line', async (_n, body, msg) => {
+    const f = join(dir, 'bad.json');
+    writeFileSync(f, JSON.stringify(body));
+    const r = await run(['check-config', '--config', f]);
+    expect(r.code).toBe(78);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(msg);
+  });
+
+  it('run with a bad config exits 78', async () => {
+    const f = join(dir, 'bad-run.json');
+    writeFileSync(f, JSON.stringify({ maxSmtpRcpt: 0 }));
+    const r = await run(['run', '--config', f]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/maxSmtpRcpt: must be between 1 and/);
+  });
+
+  it('an env override with a bad value exits 78 naming the variable', async () => {
+    const r = await run(['check-config', '--config', 'config/fakemx.json'], { FAKEMX_BANNER_DELAY: 'soon' });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/environment FAKEMX_BANNER_DELAY: bannerDelay: must be an integer/);
+  });
+
+  it('config-doc prints the reference table', async () => {
+    const r = await run(['config-doc']);
+    expect(r.stdout).toMatch(/^\| key \| default \| env override \| meaning \|/);
+    expect(r.stdout).toContain('`FAKEMX_MAX_SMTP_RCPT`');
+  });
+});
+
+describe('fakemx run: signals', () => {
+  it('SIGTERM: stop accepting, 421 4.3.2 at the next command, exit 0', async () => {
+    d = await startListening({ bannerDelay: 0, shutdownGrace: 3000 });
+    const c = await greeted(d.port);
+    d.child.kill('SIGTERM');
+    await d.waitFor('SHUTDOWN');
+    const r = await c.cmd('NOOP');
+    expect(r.raw).toMatch(/^421 4\.3\.2 .* shutting down\r\n$/);
+    expect(await c.waitClose()).toBe(true);
+    expect(await d.exited()).toBe(0);
+    await d.waitFor('STOPPED', 100).catch(() => undefined);
+  });
+
+  it('SIGTERM: sessions that do not finish are closed after shutdownGrace', async () => {
+    d = await startListening({ bannerDelay: 0, shutdownGrace: 300 });
+    const c = await greeted(d.port);
+    const t0 = Date.now();
+    d.child.kill('SIGTERM');
+    expect(await d.exited()).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(await c.waitClose()).toBe(true);
+  });
+
+  it('SIGTERM mid-DATA: the message is either stored and acknowledged or neither', async () => {
+    d = await startListening({ bannerDelay: 0, shutdownGrace: 2000 });
+    const c = await greeted(d.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.com>');
+    await c.cmd('DATA');
+    c.send('Subject: during shutdown\r\n\r\nbody\r\n');
+    d.child.kill('SIGTERM');
+    await d.waitFor('SHUTDOWN');
+    c.send('.\r\n');
+    const r = await c.reply();
+    expect(r.code).toBe(250);
+    const id = /queued as (\S+)/.exec(r.text)![1]!;
+    expect(await d.exited()).toBe(0);
+    const stored = d.lines.find((l) => l.tag === 'STORED');
+    expect(stored?.id).toBe(id);
+  });
+
+  it('SIGHUP: a valid new config applies to new sessions', async () => {
+    d = await startListening({ bannerDelay: 0, hostName: 'before.test' });
+    const a = await RawClient.connect(d.port);
+    expect((await a.reply()).text).toMatch(/^before\.test /);
+    a.close();
+    const cfg = JSON.parse(readFileSync(d.configPath, 'utf8')) as Record<string, unknown>;
+    d.writeConfig({ ...cfg, hostName: 'after.test', listenPort: d.port });
+    d.child.kill('SIGHUP');
+    await d.waitFor('CONFIG_RELOADED');
+    const b = await RawClient.connect(d.port);
+    expect((await b.reply()).text).toMatch(/^after\.test /);
+    b.close();
+  });
+
+  it('SIGHUP: an invalid config is logged with key and reason, and nothing changes', async () => {
+    d = await startListening({ bannerDelay: 0, hostName: 'stable.test' });
+    d.writeConfig({ hostName: 'x', bannerDelay: -1 });
+    d.child.kill('SIGHUP');
+    const l = await d.waitFor('CONFIG_RELOAD_FAILED');
+    expect(l).toMatchObject({ key: 'bannerDelay' });
+    expect(String(l.reason)).toMatch(/positive integer/);
+    const c = await RawClient.connect(d.port);
+    expect((await c.reply()).text).toMatch(/^stable\.test /);
+    c.close();
+  });
+
+  it('one OPEN and one CLOSE line per session, with client [ip]:port', async () => {
+    d = await startListening({ bannerDelay: 0 });
+    const c = await greeted(d.port, 'logged.test');
+    await c.cmd('QUIT');
+    const close = await d.waitFor('CLOSE');
+    expect(close).toMatchObject({ helo: 'logged.test', outcome: 'quit' });
+    expect(String(close.client)).toMatch(/^\[127\.0\.0\.1\]:\d+$/);
+    expect(d.lines.filter((l) => l.tag === 'OPEN')).toHaveLength(1);
+  });
+});

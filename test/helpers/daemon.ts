@@ -1,0 +1,105 @@
+// Runs the built CLI (`node dist/cli.js run`) as a child process on a temp config, reads its
+// pino lines, and finds the port from the LISTENING line. Every wait is bounded.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const CLI = join(process.cwd(), 'dist', 'cli.js');
+
+export interface Daemon {
+  child: ChildProcess;
+  dir: string;
+  configPath: string;
+  port: number;
+  lines: Record<string, unknown>[];
+  stderr: string;
+  /** Resolve when a log line with this tag (and matching fields) appears. */
+  waitFor(tag: string, ms?: number, match?: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+  /** Resolve with the exit code. */
+  exited(ms?: number): Promise<number | null>;
+  writeConfig(cfg: Record<string, unknown>): void;
+  kill(): void;
+}
+
+export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<Daemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'fakemx-daemon-'));
+  const configPath = join(dir, 'fakemx.json');
+  const writeConfig = (c: Record<string, unknown>) => writeFileSync(configPath, JSON.stringify({ storePath: join(dir, 'corpus'), ...c }));
+  writeConfig(cfg);
+  const child = spawn(process.execPath, [CLI, 'run', '--config', configPath, ...(opts.args ?? [])], {
+    env: { ...process.env, ...(opts.env ?? {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  let buf = '';
+  let stderr = '';
+  let exitCode: number | null | undefined;
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ raw: line });
+      }
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  child.on('exit', (code) => {
+    exitCode = code;
+    for (const w of waiters.splice(0)) w();
+  });
+  const d: Daemon = {
+    child,
+    dir,
+    configPath,
+    port: 0,
+    lines,
+    get stderr() {
+      return stderr;
+    },
+    async waitFor(tag, ms = 5000, match = () => true) {
+      const end = Date.now() + ms;
+      for (;;) {
+        const hit = lines.find((l) => l.tag === tag && match(l));
+        if (hit) return hit;
+        if (exitCode !== undefined) throw new Error(`daemon exited (${exitCode}) before ${tag}; stderr: ${stderr}`);
+        const left = end - Date.now();
+        if (left <= 0) throw new Error(`no ${tag} line within ${ms} ms; got ${JSON.stringify(lines.map((l) => l.tag))}; stderr: ${stderr}`);
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, left);
+          waiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+    },
+    async exited(ms = 10000) {
+      const end = Date.now() + ms;
+      while (exitCode === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      if (exitCode === undefined) throw new Error('daemon did not exit');
+      return exitCode;
+    },
+    writeConfig,
+    kill() {
+      if (exitCode === undefined) child.kill('SIGKILL');
+    },
+  };
+  return d;
+}
+
+export async function startListening(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Daemon> {
+  const d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, ...cfg }, opts);
+  const l = await d.waitFor('LISTENING');
+  d.port = l.port as number;
+  return d;
+}
