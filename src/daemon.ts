@@ -4,7 +4,7 @@
 
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
 import { createLogger, type Logger } from './log/logger.js';
-import { listenFds, notifyReady, notifyReloading, notifyStopping } from './net/systemd.js';
+import { listenFds, notifyReady, notifyReloading, notifyStopping, setNotifyDebug } from './net/systemd.js';
 import { FakemxServer } from './server.js';
 import { startObservability, type Observability } from './observability.js';
 
@@ -32,6 +32,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     throw e;
   }
   const logger = createLogger(loaded.config);
+  setNotifyDebug((m) => logger.debug(m, 'systemd notification not delivered'));
   const server = new FakemxServer(loaded, logger);
   let obs: Observability | null = null;
 

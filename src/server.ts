@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, createServer as createTlsServer, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { loadConfig, type LoadedConfig } from './config/load.js';
 import type { Config, ListenerConfig, PolicyConfig } from './config/schema.js';
 import type { ListenerInfo, MessageResult, ServerEvents } from './events.js';
@@ -52,6 +52,7 @@ interface ListenerRuntime {
 interface Runtime {
   loaded: LoadedConfig;
   config: Config;
+  tlsOptions: SecureContextOptions | undefined;
   secureContext: SecureContext | undefined;
   dns: DnsRuntime | null;
 }
@@ -61,15 +62,16 @@ function policyFor(config: Config, l: ListenerConfig): PolicyConfig {
   return { ...config, ...p, tarpit: { ...config.tarpit, ...(p.tarpit ?? {}) } };
 }
 
-function tlsContext(config: Config): SecureContext | undefined {
+/** Certificate options from the config (files read now), or undefined without a certificate. */
+function tlsOptions(config: Config): SecureContextOptions | undefined {
   if (!config.tls.cert || !config.tls.key) return undefined;
-  return createSecureContext({
+  return {
     cert: readFileSync(config.tls.cert),
     key: readFileSync(config.tls.key),
     ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}),
     minVersion: config.tls.minVersion,
     ...(config.tls.ciphers ? { ciphers: config.tls.ciphers } : {}),
-  });
+  };
 }
 
 export class FakemxServer extends EventEmitter<ServerEvents> {
@@ -105,7 +107,8 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     const config = loaded.config;
     const old = this.runtime as Runtime | undefined;
     const dns = createDnsCheck(config, this.logger, (ev) => this.emit('dnsQuery', ev), old?.dns ?? null);
-    return { loaded, config, secureContext: tlsContext(config), dns };
+    const opts = tlsOptions(config);
+    return { loaded, config, tlsOptions: opts, secureContext: opts ? createSecureContext(opts) : undefined, dns };
   }
 
   private corpusFor(path: string): Corpus {
@@ -229,7 +232,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     if (l.tls === 'implicit') {
       // RFC 8314: TLS from the first byte; the greeting follows the handshake.
       const ts = createTlsServer({
-        secureContext: rt.secureContext!,
+        ...rt.tlsOptions,
         handshakeTimeout: rt.config.tls.handshakeTimeout,
         allowHalfOpen: true,
       });
@@ -367,6 +370,8 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
         same.hooks = this.hooksFor(pol, rt);
         same.trusted = l.proxyProtocol ? l.proxyProtocol.trusted.map(parseCidr) : null;
         same.info = { ...same.info, name: l.name ?? same.info.name };
+        // A reload re-reads certificates; implicit-TLS listeners take them for new handshakes.
+        if (l.tls === 'implicit' && rt.tlsOptions) (same.server as TlsServer).setSecureContext(rt.tlsOptions);
         next.push(same);
       } else {
         next.push(await this.openListener(l, rt));

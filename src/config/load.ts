@@ -205,7 +205,8 @@ function providerProblem(entry: string): string | null {
   if (!m) return 'expected zone[=filter][*weight]';
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\.?$/.test(m[1]!)) return `bad zone name "${m[1]}"`;
   if (m[2] !== undefined) {
-    const parts = m[2].split('.');
+    // Dots inside [n..m] ranges are not octet separators.
+    const parts = m[2].split(/\.(?![^[]*\])/);
     if (parts.length !== 4) return 'a filter has four octet patterns';
     for (const part of parts) {
       const ok = /^\d{1,3}$/.test(part) || /^\[\d{1,3}(\.\.\d{1,3})?(;\d{1,3}(\.\.\d{1,3})?)*\]$/.test(part);
@@ -249,6 +250,8 @@ function validateListeners(raw: unknown[], base: Config, where: string, lists: L
       }
       const timeout = pp.timeout ?? 5000;
       if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 100 || timeout > 120_000) throw new ConfigError(`${at}.proxyProtocol.timeout`, where, 'must be between 100 and 120000 ms');
+      // The header would have to be read before the TLS handshake; not supported (yet).
+      if (tls === 'implicit') throw new ConfigError(`${at}.proxyProtocol`, where, 'not supported on an implicit-TLS listener');
       lc.proxyProtocol = { trusted: pp.trusted.map(String), timeout };
     }
     if (l.profile !== undefined) lc.profile = validateProfile(l.profile, base, `${at}.profile`, where, lists);

@@ -100,6 +100,8 @@ export class Session implements SessionInfo {
     this.localPort = socket.localPort ?? 0;
     this.tls = opts.tls;
     this.attach(socket);
+    // A socket handed over paused (the PROXY header reader pauses it) must flow again.
+    if (socket.isPaused()) socket.resume();
     if (opts.initialInput && opts.initialInput.length > 0) this.onData(opts.initialInput);
   }
 

@@ -1,0 +1,270 @@
+// TLS and listeners end to end: STARTTLS (RFC 3207) with nodemailer and raw sockets,
+// the command-injection case, handshake failure and timeout, implicit TLS (RFC 8314),
+// several listeners with their own profiles, IPv6 loopback, and the PROXY protocol.
+// Certificates are generated at test time; no private key is committed.
+import { afterAll, beforeAll, afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import nodemailer from 'nodemailer';
+import selfsigned from 'selfsigned';
+import { RawClient, greeted } from './helpers/client.js';
+import { startServer, type TestServer } from './helpers/server.js';
+import type { VerdictEvent } from '../src/events.js';
+
+let certFile = '';
+let keyFile = '';
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fakemx-tls-'));
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'mx.test' }], {
+    keySize: 2048,
+    days: 2,
+    algorithm: 'sha256',
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'mx.test' }, { type: 7, ip: '127.0.0.1' }] }],
+  });
+  certFile = join(dir, 'cert.pem');
+  keyFile = join(dir, 'key.pem');
+  writeFileSync(certFile, pems.cert);
+  writeFileSync(keyFile, pems.private);
+});
+
+let srv: TestServer | undefined;
+afterEach(async () => {
+  await srv?.close();
+  srv = undefined;
+});
+const tls = () => ({ tls: { cert: certFile, key: keyFile, handshakeTimeout: 400 } });
+
+/** Upgrade a RawClient's socket after "220 Ready to start TLS". */
+function upgrade(c: RawClient): Promise<RawClient> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ socket: c.socket as Socket, rejectUnauthorized: false, servername: 'mx.test' }, () => resolve(new RawClient(s as unknown as Socket)));
+    s.once('error', reject);
+  });
+}
+
+describe('STARTTLS', () => {
+  it('is advertised with a certificate, and not after TLS is up', async () => {
+    srv = await startServer(tls());
+    const c = await RawClient.connect(srv.port);
+    await c.reply();
+    expect((await c.cmd('EHLO a.test')).lines.map((l) => l.slice(4))).toContain('STARTTLS');
+    expect((await c.cmd('STARTTLS')).raw).toBe('220 2.0.0 Ready to start TLS\r\n');
+    const t = await upgrade(c);
+    const e = await t.cmd('EHLO a.test');
+    expect(e.text).not.toContain('STARTTLS');
+    expect((await t.cmd('STARTTLS')).code).toBe(503);
+    t.close();
+  });
+
+  it('is not advertised without a certificate', async () => {
+    srv = await startServer();
+    const c = await greeted(srv.port);
+    expect((await c.cmd('EHLO a.test')).text).not.toContain('STARTTLS');
+    c.close();
+  });
+
+  it('STARTTLS with an argument is 501', async () => {
+    srv = await startServer(tls());
+    const c = await greeted(srv.port);
+    expect((await c.cmd('STARTTLS now')).code).toBe(501);
+    c.close();
+  });
+
+  it('injection: commands pipelined after STARTTLS in plaintext are discarded', async () => {
+    srv = await startServer(tls());
+    const cmds: string[] = [];
+    srv.server.on('command', (_s, l) => cmds.push(l));
+    const c = await greeted(srv.port);
+    c.send('STARTTLS\r\nRSET\r\nMAIL FROM:<evil@example.org>\r\n');
+    expect((await c.reply()).code).toBe(220);
+    const t = await upgrade(c);
+    // Nothing may answer the injected RSET/MAIL; HELO state is gone (§4.2).
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.pending).toBe('');
+    expect((await t.cmd('MAIL FROM:<a@example.org>')).code).toBe(503);
+    expect(cmds).not.toContain('RSET');
+    t.close();
+  });
+
+  it('nodemailer with requireTLS: stored with TLS facts and "with ESMTPS"', async () => {
+    srv = await startServer(tls());
+    const tr = nodemailer.createTransport({ host: '127.0.0.1', port: srv.port, requireTLS: true, tls: { rejectUnauthorized: false, servername: 'mx.test' }, name: 'tls.test' });
+    const info = await tr.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'tls', text: 'secret' });
+    tr.close();
+    expect(info.response).toMatch(/^250 /);
+    const [m] = srv.messages();
+    expect(m!.meta.tls).toMatchObject({ protocol: expect.stringMatching(/^TLSv1\.[23]$/), servername: 'mx.test' });
+    expect(m!.eml.toString()).toMatch(/with ESMTPS id/);
+  });
+
+  it('a handshake that never comes: closed after tls.handshakeTimeout, TLS_FAILED, server fine', async () => {
+    srv = await startServer(tls());
+    const v: VerdictEvent[] = [];
+    srv.server.on('verdict', (e) => v.push(e));
+    const c = await greeted(srv.port);
+    expect((await c.cmd('STARTTLS')).code).toBe(220);
+    expect(await c.waitClose(2000)).toBe(true);
+    expect(v.map((x) => x.tag)).toEqual(['TLS_FAILED']);
+    const ok = await greeted(srv.port);
+    expect((await ok.cmd('NOOP')).code).toBe(250);
+    ok.close();
+  });
+
+  it('garbage instead of a ClientHello: closed, TLS_FAILED', async () => {
+    srv = await startServer(tls());
+    const v: VerdictEvent[] = [];
+    srv.server.on('verdict', (e) => v.push(e));
+    const c = await greeted(srv.port);
+    expect((await c.cmd('STARTTLS')).code).toBe(220);
+    c.send('this is not TLS at all\r\n'.repeat(20));
+    expect(await c.waitClose(2000)).toBe(true);
+    expect(v.map((x) => x.tag)).toEqual(['TLS_FAILED']);
+    expect(String(v[0]!.details.reason)).not.toBe('');
+  });
+});
+
+describe('implicit TLS (RFC 8314)', () => {
+  it('nodemailer secure: true delivers; the greeting comes after the handshake', async () => {
+    srv = await startServer({ ...tls(), listeners: [{ address: '127.0.0.1', port: 0, tls: 'implicit' }] });
+    const tr = nodemailer.createTransport({ host: '127.0.0.1', port: srv.port, secure: true, tls: { rejectUnauthorized: false } });
+    const info = await tr.sendMail({ from: 'a@example.org', to: 'b@example.com', subject: 'x', text: 'y' });
+    tr.close();
+    expect(info.response).toMatch(/^250 /);
+    expect(srv.messages()[0]!.meta.tls?.protocol).toMatch(/^TLSv1/);
+  });
+
+  it('a plaintext client on the implicit port is closed; the server carries on', async () => {
+    srv = await startServer({ ...tls(), listeners: [{ address: '127.0.0.1', port: 0, tls: 'implicit' }] });
+    const outcomes: string[] = [];
+    srv.server.on('connection', (e) => outcomes.push(e.outcome));
+    const c = await RawClient.connect(srv.port);
+    c.send('EHLO plain.test\r\n');
+    expect(await c.waitClose(2000)).toBe(true);
+    expect(outcomes).toEqual(['tls_failed']);
+    const s = tlsConnect({ port: srv.port, host: '127.0.0.1', rejectUnauthorized: false });
+    const t = await new Promise<RawClient>((r) => s.once('secureConnect', () => r(new RawClient(s as unknown as Socket))));
+    expect((await t.reply()).code).toBe(220);
+    t.close();
+  });
+});
+
+describe('listeners and profiles', () => {
+  it('two listeners, two profiles, one process: MX sandwich and capture port', async () => {
+    srv = await startServer({
+      listeners: [
+        { address: '127.0.0.1', port: 0, name: 'mx', profile: { doTempFail: true, storeData: false } },
+        { address: '127.0.0.1', port: 0, name: 'capture', profile: { storeData: true, hostName: 'capture.test' } },
+      ],
+    });
+    const [mx, cap] = srv.server.listening;
+    expect(mx!.name).toBe('mx');
+    const a = await greeted(mx!.port);
+    await a.cmd('MAIL FROM:<a@example.org>');
+    await a.cmd('RCPT TO:<b@example.com>');
+    expect((await a.cmd('DATA')).code).toBe(421);
+    const b = await RawClient.connect(cap!.port);
+    expect((await b.reply()).text).toMatch(/^capture\.test /);
+    await b.cmd('EHLO c.test');
+    await b.cmd('MAIL FROM:<a@example.org>');
+    await b.cmd('RCPT TO:<b@example.com>');
+    await b.cmd('DATA');
+    expect((await b.cmd('hi\r\n.')).code).toBe(250);
+    expect(srv.messages().map((m) => m.meta.listener)).toEqual(['capture']);
+    a.close();
+    b.close();
+  });
+
+  it('IPv6 loopback session', async () => {
+    srv = await startServer({ listeners: [{ address: '::1', port: 0 }] });
+    const c = await RawClient.connect(srv.server.listening[0]!.port, { host: '::1' });
+    await c.reply();
+    await c.cmd('EHLO v6.test');
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.com>');
+    await c.cmd('DATA');
+    expect((await c.cmd('x\r\n.')).code).toBe(250);
+    const [m] = srv.messages();
+    expect(m!.meta.client.ip).toBe('::1');
+    expect(m!.eml.toString()).toContain('([IPv6:::1])');
+    c.close();
+  });
+
+  it('dual stack "::": an IPv4 client is seen as a.b.c.d, never ::ffff:a.b.c.d', async () => {
+    srv = await startServer({ listeners: [{ address: '::', port: 0 }] });
+    const ips: string[] = [];
+    srv.server.on('connect', (s) => ips.push(s.remoteAddress));
+    const c = await greeted(srv.server.listening[0]!.port);
+    expect(ips).toEqual(['127.0.0.1']);
+    c.close();
+  });
+});
+
+describe('PROXY protocol', () => {
+  const proxied = (trusted = ['127.0.0.0/8']) => ({ listeners: [{ address: '127.0.0.1', port: 0, proxyProtocol: { trusted, timeout: 300 } }] });
+  const raw = (port: number) => new Promise<Socket>((r) => {
+    const s = netConnect(port, '127.0.0.1', () => r(s));
+    s.on('error', () => undefined);
+  });
+
+  it('v1 from a trusted peer: the header source is the client everywhere', async () => {
+    srv = await startServer(proxied());
+    const s = await raw(srv.server.listening[0]!.port);
+    const c = new RawClient(s);
+    c.send('PROXY TCP4 203.0.113.7 192.0.2.1 40000 25\r\n');
+    expect((await c.reply()).code).toBe(220);
+    expect((await c.cmd('EHLO behind.test')).code).toBe(250);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.com>');
+    await c.cmd('DATA');
+    expect((await c.cmd('x\r\n.')).code).toBe(250);
+    const [m] = srv.messages();
+    expect(m!.meta.client).toMatchObject({ ip: '203.0.113.7', port: 40000 });
+    expect(m!.eml.toString()).toContain('X-FakeMX-Client: 203.0.113.7:40000');
+    c.close();
+  });
+
+  it('bytes after the header are the client\'s: EHLO in the same write is a pregreet', async () => {
+    srv = await startServer({ ...proxied(), bannerDelay: 200 });
+    const v: VerdictEvent[] = [];
+    srv.server.on('verdict', (e) => v.push(e));
+    const c = new RawClient(await raw(srv.server.listening[0]!.port));
+    c.send('PROXY TCP6 2001:db8::5 2001:db8::1 40000 25\r\nEHLO early.test\r\n');
+    expect((await c.reply()).code).toBe(554);
+    expect(v.map((x) => [x.tag, x.session.remoteAddress, x.details.sample])).toEqual([['PREGREET', '2001:db8::5', 'EHLO early.test\\r\\n']]);
+    c.close();
+  });
+
+  it('v2 LOCAL keeps the peer address', async () => {
+    srv = await startServer(proxied());
+    const s = await raw(srv.server.listening[0]!.port);
+    const c = new RawClient(s);
+    const ips: string[] = [];
+    srv.server.on('connect', (x) => ips.push(x.remoteAddress));
+    c.send(Buffer.concat([Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00])]));
+    expect((await c.reply()).code).toBe(220);
+    expect(ips).toEqual(['127.0.0.1']);
+    c.close();
+  });
+
+  it.each([
+    ['untrusted peer', ['10.0.0.0/8'], 'PROXY TCP4 203.0.113.7 192.0.2.1 40000 25\r\n'],
+    ['no header at all', undefined, 'EHLO direct.test\r\n'],
+    ['malformed header', undefined, 'PROXY TCP4 203.0.113.7 192.0.2.1 99999 25\r\n'],
+    ['header never completes (timeout)', undefined, 'PROXY TCP4 203.0'],
+  ])('%s: closed, PROXY_INVALID', async (_n, trusted, bytes) => {
+    srv = await startServer(proxied(trusted));
+    const outcomes: string[] = [];
+    srv.server.on('connection', (e) => outcomes.push(e.outcome));
+    const s = await raw(srv.server.listening[0]!.port);
+    const c = new RawClient(s);
+    c.send(bytes);
+    expect(await c.waitClose(2000)).toBe(true);
+    expect(c.pending).toBe('');
+    expect(outcomes).toEqual(['proxy_invalid']);
+  });
+});
+
+afterAll(() => undefined);
