@@ -3,7 +3,7 @@
 // SIGHUP reloads (or keeps running on a bad file), SIGTERM drains with 421 and exits 0.
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient, greeted } from './helpers/client.js';
@@ -156,5 +156,29 @@ describe('fakemx run: signals', () => {
     expect(close).toMatchObject({ helo: 'logged.test', outcome: 'quit' });
     expect(String(close.client)).toMatch(/^\[127\.0\.0\.1\]:\d+$/);
     expect(d.lines.filter((l) => l.tag === 'OPEN')).toHaveLength(1);
+  });
+});
+
+describe('the shipped profiles, started as a user would (env overrides port and store)', () => {
+  it.each([
+    ['config/fakemx.json', 250, true],
+    ['config/fake-mx.json', 421, false],
+    ['config/corpus.json', 421, true],
+    ['config/sink.json', 250, true],
+  ] as const)('%s: DATA ends with %i, stored: %s', async (file, code, kept) => {
+    const store = mkdtempSync(join(tmpdir(), 'fakemx-profile-'));
+    d = await startListening({}, { configFile: file, env: { FAKEMX_LISTEN_PORT: '0', FAKEMX_STORE_PATH: store, FAKEMX_BANNER_DELAY: '50', FAKEMX_HOST_NAME: 'profile.test' } });
+    const c = await RawClient.connect(d.port);
+    expect((await c.reply(2000)).text).toMatch(/^profile\.test ESMTP/);
+    await c.cmd('EHLO good.test');
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.com>');
+    const data = await c.cmd('DATA', 3000);
+    const final = data.code === 354 ? await c.cmd('Subject: p\r\n\r\nbody\r\n.', 3000) : data;
+    expect(final.code).toBe(code);
+    if (code === 421) expect(final.enhanced).toBe('4.3.2');
+    const stored = existsSync(store) ? readdirSync(store, { recursive: true }).filter((f) => String(f).endsWith('.eml')) : [];
+    expect(stored.length > 0).toBe(kept);
+    c.close();
   });
 });

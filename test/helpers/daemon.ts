@@ -22,12 +22,12 @@ export interface Daemon {
   kill(): void;
 }
 
-export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<Daemon> {
+export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv; args?: string[]; configFile?: string } = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'fakemx-daemon-'));
   const configPath = join(dir, 'fakemx.json');
   const writeConfig = (c: Record<string, unknown>) => writeFileSync(configPath, JSON.stringify({ storePath: join(dir, 'corpus'), ...c }));
   writeConfig(cfg);
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configPath, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [CLI, 'run', '--config', opts.configFile ?? configPath, ...(opts.args ?? [])], {
     env: { ...process.env, ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -97,7 +97,7 @@ export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: No
   return d;
 }
 
-export async function startListening(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Daemon> {
+export async function startListening(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv; configFile?: string } = {}): Promise<Daemon> {
   const d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, ...cfg }, opts);
   const l = await d.waitFor('LISTENING');
   d.port = l.port as number;

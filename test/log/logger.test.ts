@@ -1,0 +1,44 @@
+// Logs: with logPath the daemon writes rotating files (pino-roll) as well as stdout, and a
+// client value with CR/LF can never start a new log line (JSON escaping).
+import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rollFrequency } from '../../src/log/logger.js';
+import { RawClient } from '../helpers/client.js';
+import { startListening, type Daemon } from '../helpers/daemon.js';
+
+let d: Daemon | undefined;
+afterEach(() => {
+  d?.kill();
+  d = undefined;
+});
+
+describe('log files', () => {
+  it.each([
+    ['hourly', 'hourly'],
+    ['daily', 'daily'],
+    ['monthly', 30 * 24 * 3600 * 1000],
+  ] as const)('frequency %s', (f, want) => expect(rollFrequency(f)).toBe(want));
+
+  it('logPath: the same lines go to stdout and to a rotating file', async () => {
+    const logDir = join(mkdtempSync(join(tmpdir(), 'fakemx-logs-')), 'logs');
+    d = await startListening({ bannerDelay: 0, verboseLogging: true, logPath: logDir });
+    const c = await RawClient.connect(d.port);
+    await c.reply();
+    // A bare CR inside a command line is replaced before it is logged.
+    await c.cmd('NOOP evil\rX-Injected: 1');
+    await c.cmd('QUIT');
+    await d.waitFor('CLOSE');
+    d.child.kill('SIGTERM');
+    expect(await d.exited()).toBe(0);
+    const files = existsSync(logDir) ? readdirSync(logDir) : [];
+    expect(files.some((f) => /^fakemx\.\d+\.log$/.test(f))).toBe(true);
+    const text = files.map((f) => readFileSync(join(logDir, f), 'utf8')).join('');
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const tags = lines.map((l) => l.tag);
+    for (const t of ['LISTENING', 'OPEN', 'CMD', 'REPLY', 'CLOSE', 'STOPPED']) expect(tags).toContain(t);
+    expect(lines.find((l) => l.tag === 'CMD' && String(l.line).startsWith('NOOP evil'))?.line).toBe('NOOP evil?X-Injected: 1');
+    expect(d.lines.map((l) => l.tag)).toEqual(expect.arrayContaining(['LISTENING', 'CLOSE']));
+  });
+});
