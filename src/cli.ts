@@ -84,13 +84,14 @@ program
   .command('report')
   .description('summarise a corpus directory (counts by day, client, HELO, sender domain, verdict)')
   .addOption(configOpt())
-  .option('-d, --dir <dir>', 'corpus directory (default: storePath of the config)')
+  .option('-s, --store <dir>', 'corpus directory (default: storePath of the config)')
+  .option('-d, --dir <dir>', 'same as --store')
   .option('--since <date>', 'only messages received at or after this ISO date')
   .option('--top <n>', 'rows per table', '10')
   .option('--json', 'print JSON instead of text')
-  .action(async (o: { config?: string; dir?: string; since?: string; top: string; json?: boolean }) => {
-    const dir = o.dir ?? configOrExit(o.config).config.storePath;
-    process.exitCode = await reportCommand({ dir, ...(o.since ? { since: o.since } : {}), top: Number(o.top), json: o.json === true }, out);
+  .action(async (o: { config?: string; store?: string; dir?: string; since?: string; top: string; json?: boolean }) => {
+    const dir = o.store ?? o.dir ?? configOrExit(o.config).config.storePath;
+    process.exitCode = await reportCommand({ dir, ...(o.since ? { since: o.since } : {}), top: Number(o.top), json: o.json === true }, out, err);
   });
 
 program

@@ -216,6 +216,17 @@ describe('connection limits and timeouts', () => {
 });
 
 describe('events', () => {
+  it("'listening' carries the bound listeners", async () => {
+    const { createServer } = await import('../src/server.js');
+    const s = createServer({ config: { listenAddress: '127.0.0.1', listenPort: 0, storeData: false } });
+    const seen = new Promise<unknown>((r) => s.once('listening', r));
+    const infos = await s.listen();
+    expect(await seen).toEqual(infos);
+    expect(infos[0]).toMatchObject({ address: '127.0.0.1', tls: 'none' });
+    expect(infos[0]!.port).toBeGreaterThan(0);
+    await s.close(0);
+  });
+
   it('listening, connect, command, disconnect, close', async () => {
     srv = await startServer({ verboseLogging: true });
     const ev: string[] = [];

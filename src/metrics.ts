@@ -1,0 +1,141 @@
+// Prometheus metrics for fakemx, on a registry of our own (never prom-client's global one,
+// so several servers or tests in one process stay apart). They are fed only by the server's
+// events (src/events.ts), never by parsing logs; a failing handler is logged, never rethrown.
+
+import type { EventEmitter } from 'node:events';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ServerEvents } from './events.js';
+import type { Logger } from './log/logger.js';
+
+/** Outcomes of one webhook delivery, as counted in fakemx_webhook_total{result}. */
+export type WebhookResult = 'success' | 'retry' | 'failed' | 'dropped';
+
+/** The results the issue names; pre-set to 0 so a scrape shows every series from the start. */
+const MESSAGE_RESULTS = ['stored', 'tempfailed', 'rejected', 'too_big', 'store_failed'] as const;
+const WEBHOOK_RESULTS: readonly WebhookResult[] = ['success', 'retry', 'failed', 'dropped'];
+
+/** DNS list lookups are answered in milliseconds to a few seconds (dns.timeout <= 60 s). */
+const DNS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
+
+/** Label values come from config and code, but cap their length so nothing unbounded lands in a series. */
+function label(v: unknown): string {
+  const s = typeof v === 'string' ? v : String(v);
+  return s.length > 128 ? s.slice(0, 128) : s;
+}
+
+/** The subset of FakemxServer that metrics listen to (tests pass a bare EventEmitter). */
+export type EventSource = Pick<EventEmitter<ServerEvents>, 'on' | 'off'>;
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly sessionsActive: Gauge<'listener'>;
+  readonly connections: Counter<'listener' | 'outcome'>;
+  readonly verdicts: Counter<'tag'>;
+  readonly messages: Counter<'result'>;
+  readonly messageBytes: Counter;
+  readonly dnsDuration: Histogram<'zone'>;
+  readonly dnsErrors: Counter<'zone' | 'kind'>;
+  readonly dnsCacheHits: Counter;
+  readonly webhook: Counter<'result'>;
+  /** Handler failures (a bug); logged at most once a minute. */
+  private failures = 0;
+  private lastFailureLog = 0;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.sessionsActive = new Gauge({ name: 'fakemx_sessions_active', help: 'Open SMTP sessions, per listener.', labelNames: ['listener'], registers });
+    this.connections = new Counter({ name: 'fakemx_connections_total', help: 'Accepted TCP connections by listener and outcome (accepted, too_busy, per_ip_limit, access_reject, proxy_invalid, tls_failed).', labelNames: ['listener', 'outcome'], registers });
+    this.verdicts = new Counter({ name: 'fakemx_verdicts_total', help: 'Verdicts recorded, by tag (PREGREET, DNSBL, TEMPFAIL, LIMIT, ...).', labelNames: ['tag'], registers });
+    this.messages = new Counter({ name: 'fakemx_messages_total', help: 'Message transactions that reached the end of DATA (or were refused at DATA), by result.', labelNames: ['result'], registers });
+    this.messageBytes = new Counter({ name: 'fakemx_message_bytes_total', help: 'Octets of message data received (after dot-unstuffing), whatever the result.', registers });
+    this.dnsDuration = new Histogram({ name: 'fakemx_dns_query_duration_seconds', help: 'DNS list queries sent on the wire (cache hits excluded), by zone.', labelNames: ['zone'], buckets: DNS_BUCKETS, registers });
+    this.dnsErrors = new Counter({ name: 'fakemx_dns_errors_total', help: 'Failed DNS list queries by zone and kind (timeout, servfail, refused, formerr, network, bad_answer).', labelNames: ['zone', 'kind'], registers });
+    this.dnsCacheHits = new Counter({ name: 'fakemx_dns_cache_hits_total', help: 'DNS list lookups answered from the cache.', registers });
+    this.webhook = new Counter({ name: 'fakemx_webhook_total', help: 'Webhook deliveries by result (success, retry, failed after all retries, dropped when the queue was full).', labelNames: ['result'], registers });
+    for (const r of MESSAGE_RESULTS) this.messages.inc({ result: r }, 0);
+    for (const r of WEBHOOK_RESULTS) this.webhook.inc({ result: r }, 0);
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Text exposition format (what GET /metrics returns). */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Count one webhook outcome; never throws. */
+  webhookResult(result: WebhookResult, n = 1): void {
+    try {
+      this.webhook.inc({ result }, n);
+    } catch {
+      this.failures++;
+    }
+  }
+
+  /**
+   * Subscribe to a server's events. Returns a function that unsubscribes.
+   * Every handler is wrapped: an exception here must never reach the emitter, whose
+   * caller is a session (EventEmitter.emit runs listeners synchronously).
+   */
+  attach(server: EventSource, logger?: Logger): () => void {
+    const guard = <A extends unknown[]>(name: string, fn: (...a: A) => void) => (...a: A): void => {
+      try {
+        fn(...a);
+      } catch (e) {
+        this.failures++;
+        const now = Date.now();
+        if (logger && now - this.lastFailureLog > 60_000) {
+          this.lastFailureLog = now;
+          logger.warn({ tag: 'METRICS_ERROR', event: name, failures: this.failures, err: e instanceof Error ? e.message : String(e) }, 'metrics handler failed');
+        }
+      }
+    };
+    // Sessions open per listener: remembered per session id, so a disconnect without a
+    // counted connect (attached mid-session) cannot push a gauge below zero.
+    const open = new Map<string, string>();
+    const handlers = {
+      connection: guard('connection', (ev: ServerEvents['connection'][0]) => {
+        this.connections.inc({ listener: label(ev.listener), outcome: label(ev.outcome) });
+      }),
+      connect: guard('connect', (s: ServerEvents['connect'][0]) => {
+        const l = label(s.listener);
+        open.set(s.id, l);
+        this.sessionsActive.inc({ listener: l });
+      }),
+      disconnect: guard('disconnect', (s: ServerEvents['disconnect'][0]) => {
+        const l = open.get(s.id);
+        if (l === undefined) return;
+        open.delete(s.id);
+        this.sessionsActive.dec({ listener: l });
+      }),
+      verdict: guard('verdict', (ev: ServerEvents['verdict'][0]) => {
+        this.verdicts.inc({ tag: label(ev.tag) });
+      }),
+      messageResult: guard('messageResult', (ev: ServerEvents['messageResult'][0]) => {
+        this.messages.inc({ result: label(ev.result) });
+        if (Number.isFinite(ev.bytes) && ev.bytes > 0) this.messageBytes.inc(ev.bytes);
+      }),
+      dnsQuery: guard('dnsQuery', (ev: ServerEvents['dnsQuery'][0]) => {
+        const zone = label(ev.zone);
+        if (ev.cacheHit) this.dnsCacheHits.inc();
+        else if (Number.isFinite(ev.durationMs) && ev.durationMs >= 0) this.dnsDuration.observe({ zone }, ev.durationMs / 1000);
+        if (ev.error) this.dnsErrors.inc({ zone, kind: label(ev.error) });
+      }),
+    };
+    // Loose typing here only: each handler was typed against its own event above.
+    const pairs = Object.entries(handlers) as [keyof ServerEvents, (...a: never[]) => void][];
+    const target = server as unknown as { on(e: string, f: (...a: never[]) => void): void; off(e: string, f: (...a: never[]) => void): void };
+    for (const [event, fn] of pairs) target.on(event, fn);
+    return () => {
+      for (const [event, fn] of pairs) target.off(event, fn);
+    };
+  }
+
+  /** Handler failures so far (tests; a non-zero value is a bug worth a look). */
+  get handlerFailures(): number {
+    return this.failures;
+  }
+}
