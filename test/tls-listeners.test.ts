@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import nodemailer from 'nodemailer';
 import selfsigned from 'selfsigned';
 import { RawClient, greeted } from './helpers/client.js';
@@ -20,7 +20,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fakemx-tls-'));
   const pems = await selfsigned.generate([{ name: 'commonName', value: 'mx.test' }], {
     keySize: 2048,
-    days: 2,
+    notAfterDate: new Date(Date.now() + 2 * 24 * 3600 * 1000),
     algorithm: 'sha256',
     extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'mx.test' }, { type: 7, ip: '127.0.0.1' }] }],
   });
