@@ -203,7 +203,9 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     for (const c of this.corpora.values()) await c.init();
     for (const l of rt.config.listeners) {
       const pol = policyFor(rt.config, l);
-      if (pol.storeData) await this.corpusFor(pol.storePath).init();
+      if (!pol.storeData) continue;
+      const removed = await this.corpusFor(pol.storePath).init();
+      if (removed > 0) this.logger.warn({ tag: 'STALE_TEMP', store: pol.storePath, removed }, 'removed temporaries left by an earlier crash');
     }
     const fds = [...(opts.fds ?? [])];
     for (const l of rt.config.listeners) {

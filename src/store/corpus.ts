@@ -3,13 +3,15 @@
 // Durable before acknowledged: both are written under ".tmp-" names, fsynced, renamed into
 // place (.eml first), then the directory is fsynced. Any failure removes every trace.
 
-import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { newId } from '../util/id.js';
 import type { MessageMetadata } from './metadata.js';
 
 const FLUSH_AT = 256 * 1024;
+/** Day directories scanned for stale temporaries at start-up. */
+const SWEEP_DAYS = 3;
 /** Queued-but-unwritten bytes above which the writer asks the session to stop reading. */
 const HIGH_WATER = 1024 * 1024;
 
@@ -86,9 +88,29 @@ export class Corpus {
 
   constructor(readonly root: string) {}
 
-  /** Create the root (and fsync its parent) so the first message does not pay for it. */
-  async init(): Promise<void> {
+  private swept = false;
+
+  /**
+   * Create the root so the first message does not pay for it. The first init also removes
+   * temporaries a killed process left behind (never visible as messages: readers skip
+   * `.tmp-`); only the newest day directories are scanned, as a crash leaves them there.
+   * One daemon per store: another process's in-flight temporaries would be removed too.
+   */
+  async init(): Promise<number> {
     await mkdir(this.root, { recursive: true });
+    if (this.swept) return 0;
+    this.swept = true;
+    let removed = 0;
+    const days = (await readdir(this.root)).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d)).sort().slice(-SWEEP_DAYS);
+    for (const day of days) {
+      const dir = join(this.root, day);
+      const names = await readdir(dir).catch(() => [] as string[]);
+      for (const n of names) {
+        if (!n.startsWith('.tmp-')) continue;
+        await unlink(join(dir, n)).then(() => removed++, () => undefined);
+      }
+    }
+    return removed;
   }
 
   private dayDir(day: string): Promise<void> {

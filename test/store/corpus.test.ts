@@ -129,3 +129,19 @@ describe('Corpus', () => {
     expect(sorted).toEqual(ids.map((w) => w.id));
   });
 });
+
+describe('start-up sweep of temporaries left by a crash', () => {
+  it('removes .tmp- files in recent day directories once, keeps messages', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'fakemx-sweep-'));
+    mkdirSync(join(root, '2026-11-27'));
+    writeFileSync(join(root, '2026-11-27', '.tmp-a.eml'), 'half');
+    writeFileSync(join(root, '2026-11-27', '.tmp-a.json'), '{');
+    writeFileSync(join(root, '2026-11-27', 'b.eml'), 'whole');
+    const c = new Corpus(root);
+    expect(await c.init()).toBe(2);
+    expect(readdirSync(join(root, '2026-11-27'))).toEqual(['b.eml']);
+    writeFileSync(join(root, '2026-11-27', '.tmp-c.eml'), 'in flight');
+    expect(await c.init()).toBe(0); // a reload must never touch in-flight files
+    expect(readdirSync(join(root, '2026-11-27')).sort()).toEqual(['.tmp-c.eml', 'b.eml']);
+  });
+});
