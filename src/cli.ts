@@ -3,6 +3,7 @@
 // import a FakeSMTP app.config, report on a corpus, print the config reference.
 // Exit codes follow sysexits: 0 ok, 78 config error, 69 cannot start.
 
+import './util/threadpool.js';
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, redacted } from './config/load.js';

@@ -83,8 +83,39 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Group commit for one directory: every caller gets an fsync that started after it asked,
+ * but callers that ask while one runs share the next. N renames cost ~2 fsyncs, not N.
+ */
+export class GroupSync {
+  private running: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(private readonly sync: () => Promise<void>) {}
+
+  request(): Promise<void> {
+    if (!this.running) {
+      const run = this.sync();
+      this.running = run;
+      const clear = () => {
+        if (this.running === run) this.running = null;
+      };
+      run.then(clear, clear);
+      return run;
+    }
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = null;
+        return this.request();
+      });
+    return this.next;
+  }
+}
+
 export class Corpus {
   private readonly days = new Map<string, Promise<void>>();
+  private readonly dirSyncs = new Map<string, GroupSync>();
 
   constructor(readonly root: string) {}
 
@@ -130,7 +161,17 @@ export class Corpus {
     const id = newId(now.getTime());
     const day = now.toISOString().slice(0, 10);
     const header = Buffer.from(traceHeaders(trace, id, now), 'utf8');
-    return new MessageWriter(id, day, join(this.root, day), header, now, (d) => this.dayDir(d));
+    const dir = join(this.root, day);
+    return new MessageWriter(id, day, dir, header, now, (d) => this.dayDir(d), () => this.dirSync(dir));
+  }
+
+  private dirSync(dir: string): Promise<void> {
+    let g = this.dirSyncs.get(dir);
+    if (!g) {
+      if (this.dirSyncs.size > 8) this.dirSyncs.clear();
+      this.dirSyncs.set(dir, (g = new GroupSync(() => fsyncDir(dir))));
+    }
+    return g.request();
   }
 }
 
@@ -155,6 +196,7 @@ export class MessageWriter {
     readonly header: Buffer,
     readonly startedAt: Date,
     ensureDay: (day: string) => Promise<void>,
+    private readonly syncDir: () => Promise<void>,
   ) {
     this.tmpEml = join(dir, `.tmp-${id}.eml`);
     this.tmpJson = join(dir, `.tmp-${id}.json`);
@@ -208,27 +250,33 @@ export class MessageWriter {
     try {
       if (this.failed) throw this.failed;
       fh = await this.fh;
-      try {
-        await fh.sync();
-      } catch (e) {
-        throw new StoreError('fsync', e);
-      }
-      await fh.close().catch((e) => {
-        throw new StoreError('close', e);
-      });
-      fh = undefined;
       const metadata: MessageMetadata = {
         ...meta,
         id: this.id,
         file: `${this.day}/${this.id}.eml`,
         sizes: { body: this.bodyBytes, headers: this.header.length, file: this.header.length + this.bodyBytes },
       };
-      await writeDurable(this.tmpJson, JSON.stringify(metadata) + '\n');
+      // Both files are made durable at once: concurrent fsyncs share a journal commit.
+      const emlSynced = fh.sync().then(
+        () => undefined,
+        (e: unknown) => new StoreError('fsync', e),
+      );
+      const jsonSynced = writeDurable(this.tmpJson, JSON.stringify(metadata) + '\n').then(
+        () => undefined,
+        (e: unknown) => (e instanceof StoreError ? e : new StoreError('metadata', e)),
+      );
+      const [e1, e2] = await Promise.all([emlSynced, jsonSynced]);
+      const closing = fh;
+      fh = undefined;
+      await closing.close().catch((e) => {
+        throw new StoreError('close', e);
+      });
+      if (e1 ?? e2) throw e1 ?? e2;
       try {
         await rename(this.tmpEml, this.eml);
         renamed = true;
         await rename(this.tmpJson, this.json);
-        await fsyncDir(this.dir);
+        await this.syncDir();
       } catch (e) {
         throw new StoreError('rename', e);
       }

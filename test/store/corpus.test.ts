@@ -145,3 +145,38 @@ describe('start-up sweep of temporaries left by a crash', () => {
     expect(readdirSync(join(root, '2026-11-27')).sort()).toEqual(['.tmp-c.eml', 'b.eml']);
   });
 });
+
+describe('GroupSync (directory fsync group commit)', () => {
+  it('callers during a running sync share the next one, each gets a sync started after it asked', async () => {
+    const { GroupSync } = await import('../../src/store/corpus.js');
+    const started: number[] = [];
+    const finish: (() => void)[] = [];
+    const g = new GroupSync(() => {
+      started.push(started.length);
+      return new Promise<void>((r) => finish.push(r));
+    });
+    const a = g.request(); // starts sync 0
+    const b = g.request(); // waits for sync 1
+    const c = g.request(); // shares sync 1
+    expect(started).toEqual([0]);
+    finish[0]!();
+    await a;
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([0, 1]);
+    let bDone = false;
+    void b.then(() => (bDone = true));
+    await new Promise((r) => setImmediate(r));
+    expect(bDone).toBe(false);
+    finish[1]!();
+    await Promise.all([b, c]);
+    expect(started).toHaveLength(2);
+  });
+
+  it('a failed sync rejects its callers and the next request starts afresh', async () => {
+    const { GroupSync } = await import('../../src/store/corpus.js');
+    let n = 0;
+    const g = new GroupSync(() => (n++ === 0 ? Promise.reject(new Error('EIO')) : Promise.resolve()));
+    await expect(g.request()).rejects.toThrow('EIO');
+    await expect(g.request()).resolves.toBeUndefined();
+  });
+});
