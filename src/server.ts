@@ -329,6 +329,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       maxLineLength: policy.maxLineLength,
       maxPendingInput: policy.maxPendingInput,
       maxDataSize: policy.maxDataSize,
+      dataTimeout: policy.dataTimeout,
       maxSmtpErrors: policy.maxSmtpErrors,
       maxSmtpNoop: policy.maxSmtpNoop,
       maxSmtpVrfy: policy.maxSmtpVrfy,

@@ -81,6 +81,7 @@ export interface PolicyConfig {
   storeData: boolean;
   storePath: string;
   maxDataSize: number;
+  dataTimeout: number;
   verboseLogging: boolean;
   bannerDelay: number;
   errorDelay: number;
@@ -119,7 +120,7 @@ export interface Config extends PolicyConfig {
 /** Keys a listener `profile` may override. */
 export const PROFILE_KEYS: readonly (keyof PolicyConfig)[] = [
   'hostName', 'receiveTimeout', 'maxSmtpErrors', 'maxSmtpNoop', 'maxSmtpVrfy', 'maxSmtpRcpt',
-  'maxMessages', 'storeData', 'storePath', 'maxDataSize', 'verboseLogging', 'bannerDelay',
+  'maxMessages', 'storeData', 'storePath', 'maxDataSize', 'dataTimeout', 'verboseLogging', 'bannerDelay',
   'errorDelay', 'doTempFail', 'doEarlyTalk', 'earlyTalkAction', 'bannerTeaser',
   'advertisePipelining', 'rwlProviders', 'rblProviders', 'localDomains', 'localMailboxes',
   'maxSessionsPerIp', 'ipv6Prefix', 'accessList', 'maxLineLength', 'maxPendingInput', 'tarpit',
@@ -168,6 +169,7 @@ export const schema: SchemaNode = {
   // ---- fakemx additions ----------------------------------------------------------
   logLevel: { doc: 'Minimum log level: fatal, error, warn, info, debug, trace.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' },
   shutdownGrace: { doc: 'On SIGTERM/SIGINT, milliseconds open sessions may take to finish before they are closed.', format: nat, default: 10_000, range: int(0, 600_000) },
+  dataTimeout: { doc: 'Milliseconds a whole DATA phase (354 to the final dot) may take; then 421 4.4.2 (receiveTimeout bounds only the idle gaps). 0 = no limit.', format: nat, default: 600_000, range: int(0, 86_400_000) },
   maxLineLength: { doc: 'Longest command line in octets incl. CRLF (RFC 5321 4.5.3.1.4: 512); longer gets 500 5.5.2.', format: nat, default: 512, range: int(512, 65_536) },
   maxPendingInput: { doc: 'Octets of unanswered (pipelined or early) input buffered per session before the reader pauses.', format: nat, default: 65_536, range: int(1024, 16_777_216) },
   earlyTalkAction: { doc: 'What to do with an early talker: drop (554 and close), enforce (reject every RCPT), ignore (log only).', format: ['drop', 'enforce', 'ignore'], default: 'drop' },

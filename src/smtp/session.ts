@@ -23,6 +23,8 @@ export interface SessionOptions {
   maxLineLength: number;
   maxPendingInput: number;
   maxDataSize: number;
+  /** Longest a whole DATA phase may take, ms; 0 = only the idle limit. */
+  dataTimeout: number;
   maxSmtpErrors: number;
   maxSmtpNoop: number;
   maxSmtpVrfy: number;
@@ -86,6 +88,11 @@ export class Session implements SessionInfo {
   private ioTimer: NodeJS.Timeout | null = null;
   private ioTimerArmed = false;
   private delayTimer: NodeJS.Timeout | null = null;
+  /** Bounds how long a closing socket waits for the peer's FIN; cleared on close so the
+   *  session is not kept reachable for LINGER_MS after it ended. */
+  private lingerTimer: NodeJS.Timeout | null = null;
+  /** Date.now() after which the DATA phase is over (dataTimeout); 0 = none. */
+  private dataDeadline = 0;
   private closeReason = 'client_closed';
   private closedNotified = false;
   private clientEnded = false;
@@ -221,7 +228,13 @@ export class Session implements SessionInfo {
 
   private onEnd(): void {
     this.clientEnded = true;
-    if (this.phase === 'data' || this.phase === 'connecting' || this.busy || this.hasLine()) return;
+    if (this.phase === 'data') {
+      // The final dot can no longer come: the message is incomplete; free the slot now.
+      this.abortSink('closed');
+      this.sock.destroy();
+      return;
+    }
+    if (this.phase === 'connecting' || this.busy || this.hasLine()) return;
     this.sock.destroy();
   }
 
@@ -246,6 +259,7 @@ export class Session implements SessionInfo {
   private clearTimers(): void {
     if (this.ioTimer) clearTimeout(this.ioTimer);
     if (this.delayTimer) clearTimeout(this.delayTimer);
+    if (this.lingerTimer && this.phase === 'closed') clearTimeout(this.lingerTimer);
     this.ioTimer = this.delayTimer = null;
     this.ioTimerArmed = false;
   }
@@ -266,8 +280,8 @@ export class Session implements SessionInfo {
     this.ioTimerArmed = false;
   }
 
-  private onTimeout(): void {
-    if (!this.ioTimerArmed) return;
+  private onTimeout(total = false): void {
+    if (!this.ioTimerArmed && !total) return;
     this.ioTimerArmed = false;
     if (this.phase === 'closed' || this.phase === 'closing') return;
     if (this.sock.writableLength > 0 && this.phase === 'command') {
@@ -277,7 +291,7 @@ export class Session implements SessionInfo {
       this.sock.destroy();
       return;
     }
-    this.hooks.verdict?.(this, 'TIMEOUT', { phase: this.phase === 'data' ? 'data' : 'command' });
+    this.hooks.verdict?.(this, 'TIMEOUT', { phase: total ? 'data_total' : this.phase === 'data' ? 'data' : 'command' });
     this.closeReason = 'timeout';
     this.abortSink('timeout');
     this.phase = 'command';
@@ -289,6 +303,9 @@ export class Session implements SessionInfo {
   private nonSmtp(kind: string, sample: Buffer): void {
     this.hooks.verdict?.(this, 'NONSMTP', { kind, sample: escapeBytes(sample.subarray(0, 100)) });
     this.closeReason = 'nonsmtp';
+    // RFC 5321 §4.2.1: every line of a reply carries one code, so a "220-" teaser line is
+    // finished with its final "220 " line before the rejection.
+    if (this.phase === 'connecting' && this.opts.bannerTeaser) this.writeRaw(`220 ${this.opts.hostName} ESMTP fakemx\r\n`);
     this.inbuf = null;
     this.phase = 'command';
     this.busy = false;
@@ -474,6 +491,7 @@ export class Session implements SessionInfo {
     if (r.code === 354) {
       this.busy = false;
       this.phase = 'data';
+      this.dataDeadline = this.opts.dataTimeout > 0 ? Date.now() + this.opts.dataTimeout : 0;
       this.armIoTimer();
       if (this.inbuf) {
         const rest = this.inbuf;
@@ -493,7 +511,8 @@ export class Session implements SessionInfo {
     this.abortSink('closed');
     this.sock.end();
     // The peer may never send its FIN: do not keep the descriptor for it.
-    setTimeout(() => this.sock.destroy(), LINGER_MS).unref();
+    this.lingerTimer = setTimeout(() => this.sock.destroy(), LINGER_MS);
+    this.lingerTimer.unref();
   }
 
   // ---- envelope -----------------------------------------------------------------------
@@ -538,6 +557,9 @@ export class Session implements SessionInfo {
   private onBody(chunk: Buffer): void {
     const reader = this.data;
     if (!reader) return;
+    // receiveTimeout bounds idle gaps; dataTimeout bounds the whole body, so a client that
+    // drips a byte just inside each gap cannot hold the session forever.
+    if (this.dataDeadline > 0 && Date.now() > this.dataDeadline) return this.onTimeout(true);
     this.armIoTimer();
     this.ioTimer?.refresh(); // DATA: the limit is idle time, so any input restarts it
     const { segments, end } = reader.feed(chunk);

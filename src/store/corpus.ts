@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { newId } from '../util/id.js';
 import type { MessageMetadata } from './metadata.js';
 
-const FLUSH_AT = 256 * 1024;
+const FLUSH_AT = 64 * 1024;
 /** Day directories scanned for stale temporaries at start-up. */
 const SWEEP_DAYS = 3;
 /** Queued-but-unwritten bytes above which the writer asks the session to stop reading. */
-const HIGH_WATER = 1024 * 1024;
+const HIGH_WATER = 256 * 1024;
 
 export interface TraceInfo {
   hostName: string;
@@ -136,10 +136,20 @@ export class Corpus {
     for (const day of days) {
       const dir = join(this.root, day);
       const names = await readdir(dir).catch(() => [] as string[]);
+      const have = new Set(names);
+      let renamed = false;
       for (const n of names) {
         if (!n.startsWith('.tmp-')) continue;
+        // Killed between the two renames: the .eml is in place and its fsynced metadata
+        // is complete under the temporary name; finish the job instead of losing it.
+        const m = /^\.tmp-(.+)\.json$/.exec(n);
+        if (m && have.has(`${m[1]}.eml`) && !have.has(`${m[1]}.json`)) {
+          await rename(join(dir, n), join(dir, `${m[1]}.json`)).then(() => (renamed = true), () => undefined);
+          continue;
+        }
         await unlink(join(dir, n)).then(() => removed++, () => undefined);
       }
+      if (renamed) await fsyncDir(dir);
     }
     return removed;
   }
@@ -231,7 +241,7 @@ export class MessageWriter {
       if (this.failed) return;
       try {
         const fh = await this.fh;
-        await fh.writev(bufs);
+        await writeAll(fh, bufs, n);
       } catch (e) {
         this.failed ??= new StoreError('write', e);
       } finally {
@@ -304,6 +314,26 @@ export class MessageWriter {
   private async cleanup(renamed: boolean): Promise<void> {
     const paths = renamed ? [this.eml, this.tmpJson, this.json] : [this.tmpEml, this.tmpJson];
     await Promise.all(paths.map((p) => unlink(p).catch(() => undefined)));
+  }
+}
+
+/**
+ * FileHandle.writev may write less than asked (a filling disk returns a short count before
+ * ENOSPC) and does not retry: go on until every byte is out, so the next write reports the
+ * error instead of a truncated file being acknowledged.
+ */
+async function writeAll(fh: FileHandle, bufs: Buffer[], total: number): Promise<void> {
+  let left = bufs;
+  let remaining = total;
+  while (remaining > 0) {
+    const { bytesWritten } = await fh.writev(left);
+    if (bytesWritten <= 0) throw new Error('write made no progress');
+    remaining -= bytesWritten;
+    if (remaining <= 0) return;
+    let skip = bytesWritten;
+    let i = 0;
+    while (skip >= left[i]!.length) skip -= left[i++]!.length;
+    left = [left[i]!.subarray(skip), ...left.slice(i + 1)];
   }
 }
 

@@ -1,0 +1,230 @@
+// Crash durability: the daemon (dist/cli.js) under load from real clients is SIGKILLed at a
+// random moment, 20 times, on one store. Every message that got a 250 is on disk complete and
+// byte-identical; no finished-looking .eml is ever partial; the daemon starts cleanly again.
+// FAKEMX_CRASH_CYCLES / FAKEMX_CRASH_SEED change the number of kills / replay a run.
+import { afterAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { greeted, type RawClient } from '../helpers/client.js';
+import { startListening, type Daemon } from '../helpers/daemon.js';
+import type { MessageMetadata } from '../../src/store/metadata.js';
+
+const CYCLES = Number(process.env.FAKEMX_CRASH_CYCLES ?? 20);
+const SEED = Number(process.env.FAKEMX_CRASH_SEED ?? Date.now() % 1_000_000);
+const CLIENTS = 4;
+
+const dir = mkdtempSync(join(tmpdir(), 'fakemx-crash-'));
+const store = join(dir, 'corpus');
+let d: Daemon | undefined;
+// Last resort: never leave a daemon behind, even if the worker ends before afterAll.
+process.once('exit', () => d?.kill());
+afterAll(() => {
+  d?.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** mulberry32: a small seeded PRNG, so a failing run can be replayed with its seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = prng(SEED);
+const between = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+
+/**
+ * A body of CRLF lines: the first names the message; others are 8-bit text, some with a
+ * leading dot (stuffed on the wire, RFC 5321 §4.5.2). Mostly small, sometimes large enough
+ * that a kill lands in the middle of writing it.
+ */
+function makeBody(token: string): { wire: Buffer; stored: Buffer } {
+  const size = rand() < 0.15 ? between(100_000, 600_000) : between(100, 8000);
+  const lines = [`X-Crash-Token: ${token}`, ''];
+  let n = 0;
+  while (n < size) {
+    const len = between(0, 120);
+    let l = rand() < 0.1 ? '.' : '';
+    for (let i = 0; i < len; i++) l += String.fromCharCode(rand() < 0.05 ? between(0x80, 0xff) : between(0x20, 0x7e));
+    lines.push(l);
+    n += l.length + 2;
+  }
+  const stored = Buffer.from(lines.map((l) => l + '\r\n').join(''), 'latin1');
+  const wire = Buffer.from(lines.map((l) => (l.startsWith('.') ? '.' + l : l) + '\r\n').join('') + '.\r\n', 'latin1');
+  return { wire, stored };
+}
+
+interface Sent {
+  token: string;
+  stored: Buffer;
+  /** Queue id from the 250, when one came. */
+  id: string | null;
+  /** Found as a finished .eml without a 250 (the kill took the reply). */
+  onDisk?: boolean;
+}
+
+/** One client: messages back to back until the connection dies. */
+async function client(port: number, cycle: number, k: number, sent: Map<string, Sent>, stop: () => boolean): Promise<void> {
+  let c: RawClient | undefined;
+  try {
+    c = await greeted(port, `crash${k}.example`);
+    for (let i = 0; !stop(); i++) {
+      const token = `c${cycle}-k${k}-m${i}`;
+      const { wire, stored } = makeBody(token);
+      const m: Sent = { token, stored, id: null };
+      sent.set(token, m);
+      if ((await c.cmd('MAIL FROM:<load@crash.example>')).code !== 250) return;
+      if ((await c.cmd('RCPT TO:<sink@mx.test>')).code !== 250) return;
+      if ((await c.cmd('DATA')).code !== 354) return;
+      c.send(wire);
+      const r = await c.reply(10_000);
+      if (r.code !== 250) return;
+      // A 250 without an id would fail the check below (the message would count as never acked).
+      m.id = /queued as ([0-9a-z]+)/.exec(r.text)?.[1] ?? 'missing-id';
+    }
+  } catch {
+    // The kill: the connection is gone, mid-command or mid-body.
+  } finally {
+    c?.close();
+  }
+}
+
+interface Scan {
+  eml: Map<string, string>;
+  json: Set<string>;
+  tmp: string[];
+}
+function scan(): Scan {
+  const s: Scan = { eml: new Map(), json: new Set(), tmp: [] };
+  if (!existsSync(store)) return s;
+  for (const day of readdirSync(store)) {
+    for (const f of readdirSync(join(store, day))) {
+      const p = join(store, day, f);
+      if (f.startsWith('.tmp-')) s.tmp.push(join(day, f));
+      else if (f.endsWith('.eml')) s.eml.set(f.slice(0, -4), p);
+      else if (f.endsWith('.json')) s.json.add(f.slice(0, -5));
+    }
+  }
+  return s;
+}
+
+/** The body as stored: everything after the trace block, which ends with X-FakeMX-Received-At. */
+function storedBody(eml: Buffer): Buffer {
+  const mark = eml.indexOf('\r\nX-FakeMX-Received-At: ');
+  expect(mark).toBeGreaterThan(0);
+  return eml.subarray(eml.indexOf('\r\n', mark + 2) + 2);
+}
+
+describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
+  it('every 250 is on disk byte-identical, no partial .eml, clean restarts', { timeout: 30_000 + CYCLES * 4000 }, async () => {
+    const sent = new Map<string, Sent>();
+    const seenOrphans = new Set<string>();
+    let prevTmp: string[] = [];
+    const stats = { acked: 0, onDiskUnacked: 0, emlWithoutJson: 0, staleTmp: 0, startMs: [] as number[], killAtMs: [] as number[] };
+    for (let cycle = 0; cycle < CYCLES; cycle++) {
+      const t0 = Date.now();
+      d = await startListening({
+        storePath: store, hostName: 'mx.test', bannerDelay: 0, errorDelay: 0, receiveTimeout: 10_000,
+        maxSessions: 64, maxSessionsPerIp: 64, storeData: true, doEarlyTalk: false,
+      });
+      stats.startMs.push(Date.now() - t0);
+      // The start-up sweep (corpus.ts init) removed what the last kill left half-written.
+      const stillThere = scan().tmp.filter((t) => prevTmp.includes(t));
+      expect(stillThere, 'stale temporaries survived the restart').toEqual([]);
+      let stopped = false;
+      const loops = Array.from({ length: CLIENTS }, (_, k) => client(d!.port, cycle, k, sent, () => stopped));
+      // A random moment: early (mid-handshake), mid-stream or after many messages.
+      const killAt = between(20, 700);
+      stats.killAtMs.push(killAt);
+      await new Promise((r) => setTimeout(r, killAt));
+      d.child.kill('SIGKILL');
+      expect(await d.exited(5000)).toBe(null);
+      rmSync(d.dir, { recursive: true, force: true }); // its config; the store is ours
+      stopped = true;
+      await Promise.all(loops);
+
+      // The store after the kill.
+      const s = scan();
+      for (const m of sent.values()) {
+        if (!m.id) continue;
+        // A 250 means durable: both files, the body exact.
+        const path = s.eml.get(m.id);
+        expect(path, `acked ${m.token} (${m.id}) missing after kill ${cycle}`).toBeDefined();
+        expect(s.json.has(m.id), `acked ${m.id} has no .json`).toBe(true);
+        const eml = readFileSync(path!);
+        expect(storedBody(eml).equals(m.stored), `acked ${m.token} differs`).toBe(true);
+        const meta = JSON.parse(readFileSync(path!.replace(/\.eml$/, '.json'), 'utf8')) as MessageMetadata;
+        expect(meta.id).toBe(m.id);
+        expect(meta.sizes.file).toBe(eml.length);
+      }
+      // Any finished .eml, acked or not, is a whole message someone sent: never a torn temporary.
+      const byToken = new Map([...sent.values()].map((m) => [m.token, m]));
+      for (const [id, path] of s.eml) {
+        const body = storedBody(readFileSync(path));
+        const token = /^X-Crash-Token: (\S+)\r\n/.exec(body.toString('latin1'))?.[1];
+        const m = token ? byToken.get(token) : undefined;
+        expect(m, `${id}.eml names no message we sent`).toBeDefined();
+        expect(body.equals(m!.stored), `${id}.eml (${token}) is not complete`).toBe(true);
+        // Stored, but the 250 was lost with the process: allowed (the client will retry). Its
+        // .json may be missing: killed between the two renames (reported).
+        if (!m!.id && !m!.onDisk) stats.onDiskUnacked++;
+        m!.onDisk = true;
+      }
+      // Killed between the two renames: a whole .eml whose metadata is still .tmp-<id>.json
+      // (fsynced before the .eml rename). Never acked; the start-up sweep then deletes that
+      // .tmp-, leaving the .eml without metadata for good (reported; minimal case below).
+      const orphans = [...s.eml.keys()].filter((id) => !s.json.has(id));
+      for (const id of orphans) if (!seenOrphans.has(id)) {
+        seenOrphans.add(id);
+        expect(s.tmp.some((t) => t.endsWith(`.tmp-${id}.json`)), `orphan ${id} has no .tmp json`).toBe(true);
+      }
+      stats.emlWithoutJson = orphans.length;
+      stats.staleTmp += s.tmp.length;
+      prevTmp = s.tmp;
+    }
+    stats.acked = [...sent.values()].filter((m) => m.id).length;
+
+    // A last clean start on the same store: it serves and stores, and stops on SIGTERM.
+    d = await startListening({ storePath: store, hostName: 'mx.test', bannerDelay: 0, errorDelay: 0 });
+    const c = await greeted(d.port);
+    await c.cmd('MAIL FROM:<after@crash.example>');
+    await c.cmd('RCPT TO:<sink@mx.test>');
+    expect((await c.cmd('DATA')).code).toBe(354);
+    c.send('Subject: after 20 kills\r\n\r\nstill fine\r\n.\r\n');
+    expect((await c.reply()).code).toBe(250);
+    await c.cmd('QUIT');
+    c.close();
+    d.child.kill('SIGTERM');
+    expect(await d.exited(10_000)).toBe(0);
+    rmSync(d.dir, { recursive: true, force: true });
+
+    console.log(`crash: ${JSON.stringify({ seed: SEED, cycles: CYCLES, messagesSent: sent.size, ...stats, startMs: { min: Math.min(...stats.startMs), max: Math.max(...stats.startMs) }, killAtMs: undefined })}`);
+    expect(stats.acked).toBeGreaterThan(CYCLES);
+  });
+
+  // The sweep (corpus.ts Corpus.init) removes every .tmp- at start, including the complete,
+  // fsynced .tmp-<id>.json of a message killed between rename(.eml) and rename(.json): the
+  // .eml stays, its metadata is gone. Fix: in init(), when <id>.eml exists, rename
+  // .tmp-<id>.json to <id>.json (and fsync the directory) instead of unlinking it.
+  it('a message killed between its two renames keeps its metadata across the restart', async () => {
+    const root = join(dir, 'orphan');
+    const day = new Date().toISOString().slice(0, 10);
+    mkdirSync(join(root, day), { recursive: true });
+    const id = '0orphan0000000000';
+    writeFileSync(join(root, day, `${id}.eml`), 'Received: x\r\n\r\nbody\r\n');
+    writeFileSync(join(root, day, `.tmp-${id}.json`), JSON.stringify({ version: 1, id }) + '\n');
+    writeFileSync(join(root, day, `.tmp-0stale00000000000.eml`), 'half');
+    d = await startListening({ storePath: root, hostName: 'mx.test' });
+    d.kill();
+    rmSync(d.dir, { recursive: true, force: true });
+    const names = readdirSync(join(root, day));
+    expect(names).not.toContain('.tmp-0stale00000000000.eml');
+    // Consistent either way: the message with its metadata, or neither.
+    expect(names.includes(`${id}.eml`)).toBe(names.includes(`${id}.json`));
+  });
+});
