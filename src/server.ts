@@ -19,7 +19,7 @@ import { buildHooks, verdictList, type PolicyServices } from './policy/index.js'
 import { PerIpLimiter } from './policy/limits.js';
 import type { SessionHooks, SessionInfo, TlsInfo } from './smtp/hooks.js';
 import { formatReply, replies } from './smtp/reply.js';
-import { Session, type SessionOptions } from './smtp/session.js';
+import { Session, type SessionConfig } from './smtp/session.js';
 import { Corpus, type StoredMessage } from './store/corpus.js';
 import { newId } from './util/id.js';
 
@@ -43,6 +43,8 @@ interface ListenerRuntime {
   cfg: ListenerConfig;
   policy: PolicyConfig;
   hooks: SessionHooks;
+  /** Shared by every session this listener accepts under the current config. */
+  session: SessionConfig;
   trusted: Cidr[] | null;
   server: NetServer;
   info: ListenerInfo;
@@ -71,6 +73,28 @@ function tlsOptions(config: Config): SecureContextOptions | undefined {
     ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}),
     minVersion: config.tls.minVersion,
     ...(config.tls.ciphers ? { ciphers: config.tls.ciphers } : {}),
+  };
+}
+
+function sessionConfig(name: string, l: ListenerConfig, policy: PolicyConfig, rt: Runtime): SessionConfig {
+  return {
+    listener: name,
+    hostName: policy.hostName,
+    receiveTimeout: policy.receiveTimeout,
+    maxLineLength: policy.maxLineLength,
+    maxPendingInput: policy.maxPendingInput,
+    maxDataSize: policy.maxDataSize,
+    dataTimeout: policy.dataTimeout,
+    maxSmtpErrors: policy.maxSmtpErrors,
+    maxSmtpNoop: policy.maxSmtpNoop,
+    maxSmtpVrfy: policy.maxSmtpVrfy,
+    maxSmtpRcpt: policy.maxSmtpRcpt,
+    maxMessages: policy.maxMessages,
+    advertisePipelining: policy.advertisePipelining,
+    bannerTeaser: policy.bannerTeaser,
+    ...(l.tls === 'starttls' && rt.secureContext
+      ? { startTls: { context: rt.secureContext, handshakeTimeout: rt.config.tls.handshakeTimeout } }
+      : {}),
   };
 }
 
@@ -226,6 +250,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       cfg: l,
       policy,
       hooks: this.hooksFor(policy, rt),
+      session: sessionConfig(l.name ?? `${l.address}:${l.port}`, l, policy, rt),
       trusted: l.proxyProtocol ? l.proxyProtocol.trusted.map(parseCidr) : null,
       server: null as unknown as NetServer,
       info: { name: l.name ?? `${l.address}:${l.port}`, address: l.address, port: l.port, tls: l.tls },
@@ -319,37 +344,23 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     const tlsInfo: TlsInfo | undefined = tsock.encrypted
       ? { protocol: tsock.getProtocol() ?? 'unknown', cipher: tsock.getCipher()?.name ?? 'unknown', ...(typeof (tsock as { servername?: unknown }).servername === 'string' ? { servername: (tsock as unknown as { servername: string }).servername } : {}) }
       : undefined;
-    const opts: SessionOptions = {
+    const conn = {
       id: newId(),
-      listener: lr.info.name,
-      hostName: policy.hostName,
       remoteAddress: ip,
       remotePort: port,
-      receiveTimeout: policy.receiveTimeout,
-      maxLineLength: policy.maxLineLength,
-      maxPendingInput: policy.maxPendingInput,
-      maxDataSize: policy.maxDataSize,
-      dataTimeout: policy.dataTimeout,
-      maxSmtpErrors: policy.maxSmtpErrors,
-      maxSmtpNoop: policy.maxSmtpNoop,
-      maxSmtpVrfy: policy.maxSmtpVrfy,
-      maxSmtpRcpt: policy.maxSmtpRcpt,
-      maxMessages: policy.maxMessages,
-      advertisePipelining: policy.advertisePipelining,
-      bannerTeaser: policy.bannerTeaser,
-      ...(lr.cfg.tls === 'starttls' && rt.secureContext && !tlsInfo
-        ? { startTls: { context: rt.secureContext, handshakeTimeout: rt.config.tls.handshakeTimeout } }
-        : {}),
       ...(tlsInfo ? { tls: tlsInfo } : {}),
       ...(rest && rest.length > 0 ? { initialInput: rest } : {}),
     };
-    const s = new Session(sock, opts, lr.hooks);
+    // An implicit-TLS session has no STARTTLS; the shared config offers it only on starttls listeners.
+    const s = new Session(sock, conn, lr.session, lr.hooks);
     this.sessions.add(s);
     this.emit('connection', { listener: lr.info.name, outcome: 'accepted' });
-    this.logger.info(
-      { tag: 'OPEN', session: s.id, client: clientTag(ip, port), listener: lr.info.name, ...(tlsInfo ? { tls: tlsInfo } : {}) },
-      `session opened from ${clientTag(ip, port)}`,
-    );
+    if (this.logger.isLevelEnabled('info')) {
+      this.logger.info(
+        { tag: 'OPEN', session: s.id, client: clientTag(ip, port), listener: lr.info.name, ...(tlsInfo ? { tls: tlsInfo } : {}) },
+        `session opened from ${clientTag(ip, port)}`,
+      );
+    }
     this.emit('connect', s);
     s.start();
   }
@@ -373,6 +384,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
         same.hooks = this.hooksFor(pol, rt);
         same.trusted = l.proxyProtocol ? l.proxyProtocol.trusted.map(parseCidr) : null;
         same.info = { ...same.info, name: l.name ?? same.info.name };
+        same.session = sessionConfig(same.info.name, l, pol, rt);
         // A reload re-reads certificates; implicit-TLS listeners take them for new handshakes.
         if (l.tls === 'implicit' && rt.tlsOptions) (same.server as TlsServer).setSecureContext(rt.tlsOptions);
         next.push(same);

@@ -118,8 +118,8 @@ export function buildHooks(cfg: PolicyConfig, svc: PolicyServices): SessionHooks
       const dns = svc.dns;
       // DNS lookups run during the banner delay; the greeting waits at most dns.timeout more.
       const pending = dns ? dns.check(ip, { deadline: Date.now() + cfg.bannerDelay + dns.timeout }) : null;
-      if (cfg.bannerDelay <= 0 && !pending) return undefined;
-      return sleep(s, cfg.bannerDelay).then(() => (pending ? dnsVerdict(s, pending) : undefined));
+      if (!pending) return cfg.bannerDelay > 0 ? (sleep(s, cfg.bannerDelay) as Promise<undefined>) : undefined;
+      return sleep(s, cfg.bannerDelay).then(() => dnsVerdict(s, pending));
     },
 
     earlyTalk(s, ev) {

@@ -13,12 +13,13 @@ import { parseMailParams, parsePathArg, splitCommand, splitParams } from './pars
 import { closes, formatReply, replies, sanitize, type Reply } from './reply.js';
 import { escapeBytes } from '../util/escape.js';
 
-export interface SessionOptions {
-  id: string;
+/**
+ * What every session of one listener shares (built once per listener and config, so a
+ * held session carries a reference, not a copy).
+ */
+export interface SessionConfig {
   listener: string;
   hostName: string;
-  remoteAddress: string;
-  remotePort: number;
   receiveTimeout: number;
   maxLineLength: number;
   maxPendingInput: number;
@@ -34,10 +35,40 @@ export interface SessionOptions {
   bannerTeaser: boolean;
   /** STARTTLS offered when set and the session is not yet under TLS. */
   startTls?: { context: SecureContext; handshakeTimeout: number };
+}
+
+/** What is particular to one connection. */
+export interface Connection {
+  id: string;
+  remoteAddress: string;
+  remotePort: number;
   /** Set when the socket is already a secured TLSSocket (implicit TLS, RFC 8314). */
   tls?: TlsInfo;
   /** Bytes that arrived before the session took the socket (after a PROXY header). */
   initialInput?: Buffer;
+}
+
+/** Bit flags of early-talk kinds already reported (one verdict per kind per session). */
+const EARLY_BIT: Record<EarlyTalkKind, number> = { pregreet: 1, pipelining: 2 };
+
+// Socket listeners are shared functions that find their session through this symbol, so a
+// held session costs no closures of its own.
+const SESSION = Symbol('fakemx.session');
+type OwnedSocket = Socket & { [SESSION]?: Session };
+function onSocketData(this: OwnedSocket, c: Buffer): void {
+  this[SESSION]?.input(c);
+}
+function onSocketEnd(this: OwnedSocket): void {
+  this[SESSION]?.event('end');
+}
+function onSocketClose(this: OwnedSocket): void {
+  this[SESSION]?.event('close');
+}
+function onSocketDrain(this: OwnedSocket): void {
+  this[SESSION]?.event('drain');
+}
+function onSocketError(): void {
+  /* the 'close' event follows; nothing a peer does may crash the process */
 }
 
 type Phase = 'connecting' | 'command' | 'data' | 'tls' | 'closing' | 'closed';
@@ -78,7 +109,7 @@ export class Session implements SessionInfo {
   private seenInput = false;
   /** Verb whose reply the client must wait for (RFC 2920), or null. */
   private mustWait: string | null = null;
-  private earlyReported = new Set<EarlyTalkKind>();
+  private earlyReported = 0;
   /** A rejection decided before the greeting finished (teaser): given at the first command. */
   private pendingReject: Reply | null = null;
   private data: DataReader | null = null;
@@ -97,19 +128,24 @@ export class Session implements SessionInfo {
   private closedNotified = false;
   private clientEnded = false;
 
-  constructor(socket: Socket, private readonly opts: SessionOptions, private readonly hooks: SessionHooks) {
+  constructor(
+    socket: Socket,
+    conn: Connection,
+    private readonly opts: SessionConfig,
+    private readonly hooks: SessionHooks,
+  ) {
     this.sock = socket;
-    this.id = opts.id;
+    this.id = conn.id;
     this.listener = opts.listener;
-    this.remoteAddress = opts.remoteAddress;
-    this.remotePort = opts.remotePort;
+    this.remoteAddress = conn.remoteAddress;
+    this.remotePort = conn.remotePort;
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
-    this.tls = opts.tls;
+    this.tls = conn.tls;
     this.attach(socket);
     // A socket handed over paused (the PROXY header reader pauses it) must flow again.
     if (socket.isPaused()) socket.resume();
-    if (opts.initialInput && opts.initialInput.length > 0) this.onData(opts.initialInput);
+    if (conn.initialInput && conn.initialInput.length > 0) this.onData(conn.initialInput);
   }
 
   // ---- SessionInfo helpers ---------------------------------------------------------
@@ -146,13 +182,32 @@ export class Session implements SessionInfo {
   // ---- socket plumbing ----------------------------------------------------------------
 
   private attach(socket: Socket): void {
-    socket.on('data', (c: Buffer) => this.guard(() => this.onData(c)));
-    socket.on('end', () => this.guard(() => this.onEnd()));
-    socket.on('error', () => {
-      /* the 'close' event follows; nothing a peer does may crash the process */
-    });
-    socket.on('close', () => this.guard(() => this.onClose()));
-    socket.on('drain', () => this.guard(() => this.onDrain()));
+    (socket as OwnedSocket)[SESSION] = this;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
+  }
+
+  /** Socket input; no exception escapes a socket callback. */
+  input(chunk: Buffer): void {
+    try {
+      this.onData(chunk);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Socket end/close/drain. */
+  event(kind: 'end' | 'close' | 'drain'): void {
+    try {
+      if (kind === 'end') this.onEnd();
+      else if (kind === 'close') this.onClose();
+      else this.onDrain();
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   private guard(fn: () => void): void {
@@ -204,8 +259,8 @@ export class Session implements SessionInfo {
   }
 
   private early(kind: EarlyTalkKind, chunk: Buffer, after?: string): void {
-    if (this.earlyReported.has(kind) || !this.hooks.earlyTalk) return;
-    this.earlyReported.add(kind);
+    if (this.earlyReported & EARLY_BIT[kind] || !this.hooks.earlyTalk) return;
+    this.earlyReported |= EARLY_BIT[kind];
     const ev = { kind, afterMs: Date.now() - this.openedAt, sample: Buffer.from(chunk.subarray(0, 100)), after };
     const r = this.hooks.earlyTalk(this, ev);
     if (!r) return;
@@ -537,7 +592,7 @@ export class Session implements SessionInfo {
     return ext;
   }
 
-  get options(): Readonly<SessionOptions> {
+  get options(): Readonly<SessionConfig> {
     return this.opts;
   }
 
@@ -659,7 +714,7 @@ export class Session implements SessionInfo {
       this.helo = undefined;
       this.esmtp = false;
       this.resetEnvelope();
-      this.earlyReported.clear();
+      this.earlyReported = 0;
       this.mustWait = null;
       this.hooks.tls?.(this, this.tls);
       this.phase = 'command';
