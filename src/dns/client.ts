@@ -57,6 +57,12 @@ export interface DnsClientOptions {
   sockets?: number;
   /** Most queries outstanding at once (default 10000); more reject with 'overload'. */
   maxOutstanding?: number;
+  /**
+   * Most queries on the wire at once per UDP socket (default 128); more wait their turn in
+   * order. A burst (1000 new clients x 5 zones) would otherwise return more answers at once
+   * than a socket's receive buffer holds, and the kernel drops the rest.
+   */
+  windowPerSocket?: number;
   resolvConf?: string;
 }
 
@@ -134,6 +140,8 @@ interface Query {
   timer: NodeJS.Timeout | null;
   tcp: TcpSocket | null;
   done: boolean;
+  /** Holds a place in the send window. */
+  running: boolean;
   lastResponse: DnsResponse | null;
   lastError: DnsError | null;
   resolve(r: DnsResponse): void;
@@ -155,6 +163,10 @@ export class DnsClient implements Resolver {
   private readonly maxOutstanding: number;
   private readonly pools: { 4: PooledSocket[]; 6: PooledSocket[] } = { 4: [], 6: [] };
   private readonly active = new Set<Query>();
+  private readonly window: number;
+  private running = 0;
+  private waiting: Query[] = [];
+  private waitHead = 0;
   private closed = false;
 
   constructor(opts: DnsClientOptions) {
@@ -164,6 +176,7 @@ export class DnsClient implements Resolver {
     this.maxTries = 1 + Math.max(0, opts.retries);
     this.poolSize = Math.max(1, Math.min(64, opts.sockets ?? 4));
     this.maxOutstanding = Math.max(1, opts.maxOutstanding ?? 10_000);
+    this.window = this.poolSize * Math.max(1, opts.windowPerSocket ?? 128);
   }
 
   get outstanding(): number {
@@ -181,10 +194,11 @@ export class DnsClient implements Resolver {
     return new Promise<DnsResponse>((resolve, reject) => {
       const q: Query = {
         name: qname, lname: qname.toLowerCase(), type, attempts: [], tries: 0, timer: null, tcp: null, done: false,
-        lastResponse: null, lastError: null, resolve, reject,
+        running: false, lastResponse: null, lastError: null, resolve, reject,
       };
       this.active.add(q);
-      this.nextTry(q);
+      if (this.running < this.window) this.begin(q);
+      else this.waiting.push(q);
     });
   }
 
@@ -283,6 +297,25 @@ export class DnsClient implements Resolver {
     );
   }
 
+  private begin(q: Query): void {
+    q.running = true;
+    this.running++;
+    this.nextTry(q);
+  }
+
+  /** A place in the window came free: start the oldest waiting query. */
+  private release(): void {
+    this.running--;
+    while (this.waitHead < this.waiting.length && this.running < this.window) {
+      const q = this.waiting[this.waitHead++]!;
+      if (!q.done) this.begin(q);
+    }
+    if (this.waitHead > 1024 && this.waitHead * 2 > this.waiting.length) {
+      this.waiting = this.waiting.slice(this.waitHead);
+      this.waitHead = 0;
+    }
+  }
+
   private finish(q: Query, r: DnsResponse | DnsError): void {
     if (q.done) return;
     q.done = true;
@@ -295,6 +328,14 @@ export class DnsClient implements Resolver {
       if (p && p.pending.get(a.id) === a) p.pending.delete(a.id);
     }
     this.active.delete(q);
+    if (q.running) {
+      q.running = false;
+      // Settle first: the next query may start (and even fail) synchronously.
+      if (r instanceof DnsError) q.reject(r);
+      else q.resolve(r);
+      if (!this.closed) this.release();
+      return;
+    }
     if (r instanceof DnsError) q.reject(r);
     else q.resolve(r);
   }
@@ -315,7 +356,8 @@ export class DnsClient implements Resolver {
   }
 
   private open(family: 4 | 6): PooledSocket {
-    const sock = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
+    // A larger receive buffer where the kernel allows it (capped by net.core.rmem_max).
+    const sock = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 1 << 20 });
     const pending = new Map<number, Attempt>();
     const p: PooledSocket = { sock, pending, ready: Promise.resolve() };
     p.ready = new Promise<void>((resolve, reject) => {

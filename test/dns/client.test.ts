@@ -178,3 +178,28 @@ describe('DnsClient', () => {
     expect((await rejection(c.query('3.dead.test', 'A'))).code).toBe('overload');
   });
 });
+
+describe('send window', () => {
+  it('queries beyond the window wait their turn, in order, and all complete', async () => {
+    srv.zone('win.test', { a: ['127.0.0.2'], delayMs: 30 });
+    const c = client({ sockets: 1, windowPerSocket: 2, timeout: 1000 });
+    const names = Array.from({ length: 6 }, (_, i) => `q${i}.win.test`);
+    const t0 = Date.now();
+    const all = names.map((n) => c.query(n, 'A'));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(srv.queries.length).toBe(2); // only the window is on the wire
+    const rs = await Promise.all(all);
+    expect(rs.every((r) => r.answers.some((a) => a.type === 'A'))).toBe(true);
+    expect(srv.queries.map((q) => q.name)).toEqual(names);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(85); // three rounds of 30 ms
+    expect(c.outstanding).toBe(0);
+  });
+
+  it('close() rejects waiting queries too', async () => {
+    srv.zone('win.test', { drop: true });
+    const c = client({ sockets: 1, windowPerSocket: 1 });
+    const p = [c.query('a.win.test', 'A'), c.query('b.win.test', 'A')];
+    c.close();
+    for (const x of p) expect((await rejection(x)).code).toBe('closed');
+  });
+});
