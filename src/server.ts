@@ -98,6 +98,8 @@ function sessionConfig(name: string, l: ListenerConfig, policy: PolicyConfig, rt
   };
 }
 
+const LISTEN_BACKLOG = 4096;
+
 export class FakemxServer extends EventEmitter<ServerEvents> {
   private runtime: Runtime;
   private readonly sessions = new Set<Session>();
@@ -284,7 +286,9 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
         resolve(lr);
       };
       if (fd !== undefined) server.listen({ fd }, done);
-      else server.listen({ host: l.address, port: l.port, ipv6Only: false }, done);
+      // A burst of new clients must not overflow the accept queue (Node's default is 511;
+      // the kernel caps this at net.core.somaxconn).
+      else server.listen({ host: l.address, port: l.port, ipv6Only: false, backlog: LISTEN_BACKLOG }, done);
     });
   }
 

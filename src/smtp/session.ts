@@ -87,8 +87,16 @@ export class Session implements SessionInfo {
   readonly id: string;
   readonly remoteAddress: string;
   readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
+  /** The socket's own address, read on first use (getsockname is a syscall most sessions never need). */
+  get localAddress(): string {
+    this.local ??= { address: this.sock.localAddress ?? '', port: this.sock.localPort ?? 0 };
+    return this.local.address;
+  }
+  get localPort(): number {
+    void this.localAddress;
+    return this.local!.port;
+  }
+  private local: { address: string; port: number } | undefined;
   readonly listener: string;
   readonly openedAt = Date.now();
   readonly state = new Map<string, unknown>();
@@ -139,8 +147,6 @@ export class Session implements SessionInfo {
     this.listener = opts.listener;
     this.remoteAddress = conn.remoteAddress;
     this.remotePort = conn.remotePort;
-    this.localAddress = socket.localAddress ?? '';
-    this.localPort = socket.localPort ?? 0;
     this.tls = conn.tls;
     this.attach(socket);
     // A socket handed over paused (the PROXY header reader pauses it) must flow again.
@@ -564,6 +570,12 @@ export class Session implements SessionInfo {
     this.clearTimers();
     this.inbuf = null;
     this.abortSink('closed');
+    // A client that already closed its side (QUIT then FIN) gets no shutdown(): it would
+    // fail with ENOTCONN. Nothing is lost: replies are written straight to the kernel.
+    if (this.clientEnded && this.sock.writableLength === 0) {
+      this.sock.destroy();
+      return;
+    }
     this.sock.end();
     // The peer may never send its FIN: do not keep the descriptor for it.
     this.lingerTimer = setTimeout(() => this.sock.destroy(), LINGER_MS);
