@@ -14,6 +14,7 @@ import { earlyTalkVerdict } from './early-talker.js';
 import { PerIpLimiter } from './limits.js';
 import { checkRecipient } from './recipients.js';
 import { tarpitShape } from './tarpit.js';
+import { tempfailPoint, tempfailReply } from './tempfail.js';
 
 /** What a DNS list checker offers the chain (src/policy/dnsbl.ts implements it). */
 export interface DnsCheck {
@@ -140,11 +141,11 @@ export function buildHooks(cfg: PolicyConfig, svc: PolicyServices): SessionHooks
     },
 
     dataStart(s): Reply | MessageSink {
-      if (cfg.doTempFail && !cfg.storeData) {
+      if (tempfailPoint(cfg) === 'DATA') {
         // FakeSMTP's MX sandwich: refuse at DATA; a real MTA retries the real MX.
         svc.verdict(s, 'TEMPFAIL', { at: 'DATA' });
         svc.messageResult(s, 'tempfailed', 0);
-        return replies.tempFail();
+        return tempfailReply();
       }
       return svc.corpus && cfg.storeData ? storeSink(s, svc.corpus) : discardSink(s);
     },
@@ -202,7 +203,7 @@ export function buildHooks(cfg: PolicyConfig, svc: PolicyServices): SessionHooks
         if (reason === 'too_big') svc.messageResult(s, 'too_big', 0);
       },
       async end(size) {
-        const tempfailed = cfg.doTempFail;
+        const tempfailed = tempfailPoint(cfg) === 'end of data';
         if (tempfailed) svc.verdict(s, 'TEMPFAIL', { at: 'end of data' });
         const ended = new Date();
         const meta: Omit<MessageMetadata, 'id' | 'file' | 'sizes'> = {
@@ -240,7 +241,7 @@ export function buildHooks(cfg: PolicyConfig, svc: PolicyServices): SessionHooks
         }
         svc.message(s, stored);
         svc.messageResult(s, tempfailed ? 'tempfailed' : 'stored', size);
-        return tempfailed ? replies.tempFail() : replies.queued(stored.id);
+        return tempfailed ? tempfailReply() : replies.queued(stored.id);
       },
     };
   }

@@ -8,6 +8,7 @@ import { buildHooks, type PolicyServices } from '../../src/policy/index.js';
 import { earlyTalkVerdict } from '../../src/policy/early-talker.js';
 import { PerIpLimiter } from '../../src/policy/limits.js';
 import { tarpitShape } from '../../src/policy/tarpit.js';
+import { tempfailPoint } from '../../src/policy/tempfail.js';
 import type { SessionInfo } from '../../src/smtp/hooks.js';
 import { replies, type Reply } from '../../src/smtp/reply.js';
 
@@ -47,6 +48,15 @@ describe('tarpitShape', () => {
   ])('%s', (_n, reply, errors, cfg, flagged, active, want) => {
     expect(tarpitShape(session(errors), reply, policy(cfg), flagged, active, 100)).toEqual(want);
   });
+});
+
+describe('tempfailPoint', () => {
+  it.each([
+    ['off', false, true, null],
+    ['off, sink', false, false, null],
+    ['sink: refuse DATA itself', true, false, 'DATA'],
+    ['store: keep the message, refuse the final dot', true, true, 'end of data'],
+  ] as const)('%s', (_n, doTempFail, storeData, want) => expect(tempfailPoint({ doTempFail, storeData })).toBe(want));
 });
 
 describe('earlyTalkVerdict', () => {
