@@ -9,7 +9,9 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { isIP } from 'node:net';
+import { parseServer } from '../dns/client.js';
 import { parseCidr } from '../net/ip.js';
+import { parseProvider } from '../policy/dnsbl.js';
 import { ListError, ListSet } from './lists.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
 
@@ -153,25 +155,6 @@ function sourceOf(path: string, sources: { env: Map<string, string>; overrides?:
   return sources.env.get(path) ?? file ?? 'defaults';
 }
 
-/** `ip`, `ip:port` or `[ipv6]:port`. */
-export function parseServer(s: string): { address: string; port: number } {
-  let address = s;
-  let port = 53;
-  const br = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
-  if (br) {
-    address = br[1]!;
-    if (br[2]) port = Number(br[2]);
-  } else if (s.split(':').length === 2) {
-    const [a, p] = s.split(':') as [string, string];
-    address = a;
-    if (!/^\d+$/.test(p)) throw new Error(`bad port in "${s}"`);
-    port = Number(p);
-  }
-  if (!isIP(address)) throw new Error(`not an IP address: "${s}"`);
-  if (port < 1 || port > 65535) throw new Error(`port out of range in "${s}"`);
-  return { address, port };
-}
-
 function validatePolicy(p: PolicyConfig, where: string, prefix: string, lists: ListSet): void {
   const at = (k: string) => `${prefix}${k}`;
   for (const [key, read] of [
@@ -189,32 +172,15 @@ function validatePolicy(p: PolicyConfig, where: string, prefix: string, lists: L
     }
   }
   for (const key of ['rwlProviders', 'rblProviders'] as const) {
+    // The DNS checker's own parser, so start-up rejects exactly what it could not use.
     for (const entry of p[key]) {
-      const problem = providerProblem(entry);
-      if (problem) throw new ConfigError(at(key), where, `"${entry}": ${problem}`);
+      try {
+        parseProvider(entry);
+      } catch (e) {
+        throw new ConfigError(at(key), where, (e as Error).message);
+      }
     }
   }
-}
-
-/**
- * Syntax of one postscreen-style list entry `zone[=filter][*weight]` (the DNS checker parses
- * it again for use; this only rejects what could never work, at start-up).
- */
-function providerProblem(entry: string): string | null {
-  const m = /^([A-Za-z0-9_.-]+?)(?:=([0-9.[\];]+))?(?:\*(-?\d+))?$/.exec(entry.trim());
-  if (!m) return 'expected zone[=filter][*weight]';
-  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\.?$/.test(m[1]!)) return `bad zone name "${m[1]}"`;
-  if (m[2] !== undefined) {
-    // Dots inside [n..m] ranges are not octet separators.
-    const parts = m[2].split(/\.(?![^[]*\])/);
-    if (parts.length !== 4) return 'a filter has four octet patterns';
-    for (const part of parts) {
-      const ok = /^\d{1,3}$/.test(part) || /^\[\d{1,3}(\.\.\d{1,3})?(;\d{1,3}(\.\.\d{1,3})?)*\]$/.test(part);
-      if (!ok) return `bad octet pattern "${part}"`;
-      for (const n of part.match(/\d+/g) ?? []) if (Number(n) > 255) return `octet ${n} out of range`;
-    }
-  }
-  return null;
 }
 
 function validateListeners(raw: unknown[], base: Config, where: string, lists: ListSet): ListenerConfig[] {

@@ -1,4 +1,4 @@
-// fakemx's own stub resolver on dns-packet over node:dgram, TCP (node:net) for truncated answers:
+// fakemx's own DNS client (it asks recursive resolvers, RFC 1034 §5.3.1) on dns-packet over node:dgram, TCP (node:net) for truncated answers:
 // query(name, type) resolves with rcode, A/TXT answers with TTL and the negative TTL, or rejects
 // with a DnsError. Spoofing defence: random IDs, a pool of source ports, strict answer matching.
 
@@ -105,11 +105,12 @@ export function parseServer(spec: string): DnsServer {
   } else if (s.split(':').length === 2) {
     const [h, p] = s.split(':') as [string, string];
     host = h;
-    if (!/^\d+$/.test(p)) throw new Error(`invalid DNS server "${spec}"`);
+    if (!/^\d+$/.test(p)) throw new Error(`bad port in DNS server "${spec}"`);
     port = Number(p);
   }
   const fam = isIP(host.split('%')[0]!);
-  if (fam === 0 || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid DNS server "${spec}"`);
+  if (fam === 0) throw new Error(`not an IP address: DNS server "${spec}"`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`port out of range in DNS server "${spec}"`);
   return { address: host, canonical: canonicalIp(host), port, family: fam === 6 ? 6 : 4 };
 }
 
