@@ -18,7 +18,7 @@ import { createDnsCheck, type DnsRuntime } from './policy/dns-check.js';
 import { buildHooks, verdictList, type PolicyServices } from './policy/index.js';
 import { PerIpLimiter } from './policy/limits.js';
 import type { SessionHooks, SessionInfo, TlsInfo } from './smtp/hooks.js';
-import { formatReply, replies } from './smtp/reply.js';
+import { formatReply, replies, sanitize } from './smtp/reply.js';
 import { Session, type SessionConfig } from './smtp/session.js';
 import { Corpus, type StoredMessage } from './store/corpus.js';
 import { newId } from './util/id.js';
@@ -169,7 +169,10 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     return {
       ...p,
       verdict: (s, tag, d) => this.verdict(s, tag, d),
-      command: (s, line) => {
+      command: (s, raw) => {
+        // Sanitised only when someone will see it: the per-line cost is paid by verbose runs.
+        if (!verbose && this.listenerCount('command') === 0) return;
+        const line = sanitize(raw, 512);
         if (verbose) log.info({ tag: 'CMD', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), line }, 'command');
         this.emit('command', s, line);
       },

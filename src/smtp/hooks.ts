@@ -110,7 +110,8 @@ export interface SessionHooks {
   dataStart?(s: SessionInfo): Maybe<Reply | MessageSink>;
   /** Before any reply is written: tarpit delay and stutter. */
   shapeReply?(s: SessionInfo, reply: Reply): ReplyShape | undefined;
-  /** Each command line received (for verbose logs) and each reply sent. */
+  /** Each command line received, as the client sent it (decoded; callers that log it must
+   *  sanitize it), and each reply sent. */
   command?(s: SessionInfo, line: string): void;
   reply?(s: SessionInfo, reply: Reply): void;
   /** An engine-level verdict: TIMEOUT, LIMIT, NONSMTP, LINE_TOO_LONG, TLS_FAILED... */

@@ -64,6 +64,8 @@ export const replies = {
   help: (): Reply => r(214, '2.0.0', ['Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP', 'See RFC 5321']),
   // RFC 5321 §3.5.3: 252 when the server cannot verify but will accept.
   vrfy: (): Reply => r(252, '2.5.2', 'Cannot VRFY user, but will accept message and attempt delivery'),
+  // RFC 5321 §3.5.2/§4.2.2: 502 "Command not implemented" is the standard reply for a command
+  // a server deliberately does not offer (EXPN would expose lists; VRFY answers 252).
   expn: (): Reply => r(502, '5.5.1', 'EXPN not implemented'),
   startTls: (): Reply => r(220, '2.0.0', 'Ready to start TLS'),
 

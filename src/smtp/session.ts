@@ -10,7 +10,7 @@ import type {
   Address, CloseInfo, EarlyTalkKind, MailParams, MessageSink, SessionCounts, SessionHooks, SessionInfo, TlsInfo,
 } from './hooks.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
-import { closes, formatReply, replies, sanitize, type Reply } from './reply.js';
+import { closes, formatReply, replies, type Reply } from './reply.js';
 import { escapeBytes } from '../util/escape.js';
 
 /**
@@ -448,7 +448,7 @@ export class Session implements SessionInfo {
       }
     }
     if (this.counts.commands === 1 && HTTP_VERB.test(line)) return this.nonSmtp('http', raw);
-    this.hooks.command?.(this, sanitize(line, 512));
+    this.hooks.command?.(this, line);
     if (this.pendingReject) {
       const r = this.pendingReject;
       this.pendingReject = null;
@@ -706,7 +706,7 @@ export class Session implements SessionInfo {
     this.phase = 'tls';
     this.inbuf = null;
     this.disarmIoTimer();
-    this.sock.write(formatReply(replies.startTls(), this.helo !== undefined));
+    this.sock.write(formatReply(replies.startTls(), this.enhanced(replies.startTls())));
     const plain = this.sock;
     plain.removeAllListeners('data');
     plain.removeAllListeners('end');
