@@ -706,7 +706,8 @@ export class Session implements SessionInfo {
     this.phase = 'tls';
     this.inbuf = null;
     this.disarmIoTimer();
-    this.sock.write(formatReply(replies.startTls(), this.enhanced(replies.startTls())));
+    const ready = replies.startTls();
+    this.sock.write(formatReply(ready, this.enhanced(ready)));
     const plain = this.sock;
     plain.removeAllListeners('data');
     plain.removeAllListeners('end');
