@@ -2,10 +2,12 @@
 // unstuffing) and one <id>.json (MessageMetadata) per message, under <storePath>/<YYYY-MM-DD>/.
 // Durable before acknowledged: both are written under ".tmp-" names, fsynced, renamed into
 // place (.eml first), then the directory is fsynced. Any failure removes every trace.
+// A day directory (or the root) deleted or moved while running is recreated on the next
+// message: ENOENT at open or rename means "make the directories again and retry once".
 
 import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { newId } from '../util/id.js';
 import type { MessageMetadata } from './metadata.js';
 
@@ -63,7 +65,8 @@ export function traceHeaders(t: TraceInfo, id: string, at: Date): string {
 
 export class StoreError extends Error {
   constructor(readonly step: string, cause: unknown) {
-    super(`${step}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    // The cause is kept: commit() tells a vanished directory (ENOENT) from other failures.
+    super(`${step}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
 
@@ -113,11 +116,42 @@ export class GroupSync {
   }
 }
 
+export interface CorpusOptions {
+  /** Directory fsync (tests record the calls; default opens the directory and fsyncs it). */
+  syncDir?: (dir: string) => Promise<void>;
+  /** Called with the directories made when a day directory or the root had to be (re)made. */
+  onCreated?: (dirs: string[]) => void;
+}
+
+const isEnoent = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+
 export class Corpus {
   private readonly days = new Map<string, Promise<void>>();
   private readonly dirSyncs = new Map<string, GroupSync>();
+  private readonly syncDirFn: (dir: string) => Promise<void>;
+  private readonly onCreated: ((dirs: string[]) => void) | undefined;
 
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    opts: CorpusOptions = {},
+  ) {
+    this.syncDirFn = opts.syncDir ?? fsyncDir;
+    this.onCreated = opts.onCreated;
+  }
+
+  /**
+   * mkdir -p, made durable: a new directory's entry lives in its parent, so every parent of
+   * a directory made here is fsynced, top down. Returns the directories made (none if all existed).
+   */
+  private async makeDirs(dir: string): Promise<string[]> {
+    const first = await mkdir(dir, { recursive: true });
+    if (first === undefined) return [];
+    const made = [first];
+    for (const part of relative(first, dir).split(sep).filter(Boolean)) made.push(join(made[made.length - 1]!, part));
+    for (const d of made) await this.syncDirFn(dirname(d));
+    this.onCreated?.(made);
+    return made;
+  }
 
   private swept = false;
 
@@ -128,7 +162,7 @@ export class Corpus {
    * One daemon per store: another process's in-flight temporaries would be removed too.
    */
   async init(): Promise<number> {
-    await mkdir(this.root, { recursive: true });
+    await this.makeDirs(this.root);
     if (this.swept) return 0;
     this.swept = true;
     let removed = 0;
@@ -149,17 +183,30 @@ export class Corpus {
         }
         await unlink(join(dir, n)).then(() => removed++, () => undefined);
       }
-      if (renamed) await fsyncDir(dir);
+      if (renamed) await this.syncDirFn(dir);
     }
     return removed;
   }
 
-  private dayDir(day: string): Promise<void> {
+  /**
+   * The day directory exists (made once per day, shared by every message of the day). `stale`
+   * is a promise an earlier call returned whose directory has since gone missing (ENOENT):
+   * it is dropped and the directory made again; callers holding the same stale promise share
+   * the one re-creation.
+   */
+  private dayDir(day: string, stale?: Promise<void>): Promise<void> {
+    if (stale && this.days.get(day) === stale) this.days.delete(day);
     let p = this.days.get(day);
     if (!p) {
       const dir = join(this.root, day);
-      p = mkdir(dir, { recursive: true }).then(() => fsyncDir(this.root));
-      p.catch(() => this.days.delete(day));
+      // Nothing made (someone else made it): fsync the root anyway, their fsync may be pending.
+      p = this.makeDirs(dir).then(async (made) => {
+        if (made.length === 0) await this.syncDirFn(this.root);
+      });
+      const mine = p;
+      p.catch(() => {
+        if (this.days.get(day) === mine) this.days.delete(day);
+      });
       if (this.days.size > 8) this.days.clear();
       this.days.set(day, p);
     }
@@ -172,14 +219,14 @@ export class Corpus {
     const day = now.toISOString().slice(0, 10);
     const header = Buffer.from(traceHeaders(trace, id, now), 'utf8');
     const dir = join(this.root, day);
-    return new MessageWriter(id, day, dir, header, now, (d) => this.dayDir(d), () => this.dirSync(dir));
+    return new MessageWriter(id, day, dir, header, now, (d, stale) => this.dayDir(d, stale), () => this.dirSync(dir));
   }
 
   private dirSync(dir: string): Promise<void> {
     let g = this.dirSyncs.get(dir);
     if (!g) {
       if (this.dirSyncs.size > 8) this.dirSyncs.clear();
-      this.dirSyncs.set(dir, (g = new GroupSync(() => fsyncDir(dir))));
+      this.dirSyncs.set(dir, (g = new GroupSync(() => this.syncDirFn(dir))));
     }
     return g.request();
   }
@@ -205,17 +252,34 @@ export class MessageWriter {
     readonly dir: string,
     readonly header: Buffer,
     readonly startedAt: Date,
-    ensureDay: (day: string) => Promise<void>,
+    private readonly ensureDay: (day: string, stale?: Promise<void>) => Promise<void>,
     private readonly syncDir: () => Promise<void>,
   ) {
     this.tmpEml = join(dir, `.tmp-${id}.eml`);
     this.tmpJson = join(dir, `.tmp-${id}.json`);
     this.eml = join(dir, `${id}.eml`);
     this.json = join(dir, `${id}.json`);
-    this.fh = ensureDay(day).then(() => open(this.tmpEml, 'wx', 0o640));
+    this.fh = this.openTemp();
     this.fh.catch((e) => (this.failed ??= new StoreError('open', e)));
     this.queue.push(header);
     this.queued = header.length;
+  }
+
+  /**
+   * Open the .eml temporary (read-write: a message whose directory vanishes later is copied
+   * back out of it). The day directory is known to exist once per day; if it is gone (ENOENT:
+   * deleted or moved away), it is made again and the open retried once.
+   */
+  private async openTemp(): Promise<FileHandle> {
+    const known = this.ensureDay(this.day);
+    await known;
+    try {
+      return await open(this.tmpEml, 'wx+', 0o640);
+    } catch (e) {
+      if (!isEnoent(e)) throw e;
+      await this.ensureDay(this.day, known);
+      return await open(this.tmpEml, 'wx+', 0o640);
+    }
   }
 
   /** Append body bytes. A returned Promise asks the caller to pause until it settles. */
@@ -256,7 +320,7 @@ export class MessageWriter {
     this.flush();
     await this.chain;
     let fh: FileHandle | undefined;
-    let renamed = false;
+    const placed = { eml: false };
     try {
       if (this.failed) throw this.failed;
       fh = await this.fh;
@@ -266,35 +330,69 @@ export class MessageWriter {
         file: `${this.day}/${this.id}.eml`,
         sizes: { body: this.bodyBytes, headers: this.header.length, file: this.header.length + this.bodyBytes },
       };
+      const json = JSON.stringify(metadata) + '\n';
       // Both files are made durable at once: concurrent fsyncs share a journal commit.
       const emlSynced = fh.sync().then(
         () => undefined,
         (e: unknown) => new StoreError('fsync', e),
       );
-      const jsonSynced = writeDurable(this.tmpJson, JSON.stringify(metadata) + '\n').then(
+      const jsonSynced = writeDurable(this.tmpJson, json).then(
         () => undefined,
         (e: unknown) => (e instanceof StoreError ? e : new StoreError('metadata', e)),
       );
       const [e1, e2] = await Promise.all([emlSynced, jsonSynced]);
+      if (e1) throw e1;
+      // ENOENT here and at the renames below: the directory (or our temporary) went away
+      // since the open. The data is still in hand: the open .eml and the metadata text.
+      if (e2 && !isEnoent(e2.cause)) throw e2;
+      try {
+        if (e2) throw e2.cause;
+        await this.place(placed);
+      } catch (e) {
+        if (!isEnoent(e)) throw new StoreError('rename', e);
+        await this.rewrite(fh, json, placed);
+      }
       const closing = fh;
       fh = undefined;
-      await closing.close().catch((e) => {
-        throw new StoreError('close', e);
-      });
-      if (e1 ?? e2) throw e1 ?? e2;
-      try {
-        await rename(this.tmpEml, this.eml);
-        renamed = true;
-        await rename(this.tmpJson, this.json);
-        await this.syncDir();
-      } catch (e) {
-        throw new StoreError('rename', e);
-      }
+      // Data and names are durable already; a failing close cannot lose anything.
+      await closing.close().catch(() => undefined);
       return { id: this.id, path: this.eml, metadata };
     } catch (e) {
       if (fh) await fh.close().catch(() => undefined);
-      await this.cleanup(renamed);
+      await this.cleanup(placed.eml);
       throw e instanceof StoreError ? e : new StoreError('store', e);
+    }
+  }
+
+  /** Rename both temporaries into place (.eml first), then fsync the directory. */
+  private async place(placed: { eml: boolean }): Promise<void> {
+    await rename(this.tmpEml, this.eml);
+    placed.eml = true;
+    await rename(this.tmpJson, this.json);
+    await this.syncDir();
+  }
+
+  /**
+   * The one retry after ENOENT: make the day directory again, write both temporaries anew
+   * (the .eml copied from the still-open descriptor, which outlives its name), fsync, place.
+   * Same guarantees as the first attempt; a second failure is final.
+   */
+  private async rewrite(src: FileHandle, json: string, placed: { eml: boolean }): Promise<void> {
+    await this.cleanup(placed.eml);
+    placed.eml = false;
+    try {
+      await this.ensureDay(this.day, this.ensureDay(this.day));
+      const out = await open(this.tmpEml, 'wx', 0o640);
+      try {
+        await copyAll(src, out, this.header.length + this.bodyBytes);
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      await writeDurable(this.tmpJson, json);
+      await this.place(placed);
+    } catch (e) {
+      throw e instanceof StoreError ? e : new StoreError('rewrite', e);
     }
   }
 
@@ -334,6 +432,18 @@ async function writeAll(fh: FileHandle, bufs: Buffer[], total: number): Promise<
     let i = 0;
     while (skip >= left[i]!.length) skip -= left[i++]!.length;
     left = [left[i]!.subarray(skip), ...left.slice(i + 1)];
+  }
+}
+
+/** Copy `size` bytes from the start of `src` (opened for reading) to `dst`, by position: no shared offset. */
+async function copyAll(src: FileHandle, dst: FileHandle, size: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(FLUSH_AT, Math.max(1, size)));
+  let pos = 0;
+  while (pos < size) {
+    const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, size - pos), pos);
+    if (bytesRead <= 0) throw new Error(`copy: file ended at ${pos} of ${size} bytes`);
+    await writeAll(dst, [buf.subarray(0, bytesRead)], bytesRead);
+    pos += bytesRead;
   }
 }
 
