@@ -1,13 +1,15 @@
 // `fakemx dnsbl <ip>`: asks every configured allow and block list about one address,
 // as the daemon would (but private addresses too), and prints per zone the query name,
 // answers, TXT, TTL and time, then score and verdict. Exit: 0 not listed, 1 listed, 2 error.
+// TXT answers are whatever a list's operator (or a spoofer) put there: escaped before printing.
 
 import type { Config } from '../config/schema.js';
 import { silentLogger } from '../log/logger.js';
 import { DnsblCheck, DnsblEngine, parseProviders, queryName, type ProviderEntry } from '../policy/dnsbl.js';
+import { escapeText } from '../util/escape.js';
 
 function describe(p: ProviderEntry): string {
-  return p.raw === p.zone ? p.zone : `${p.zone} (${p.raw})`;
+  return escapeText(p.raw === p.zone ? p.zone : `${p.zone} (${p.raw})`);
 }
 
 export async function dnsblCommand(ip: string, config: Config, out: (line: string) => void): Promise<number> {
@@ -17,11 +19,11 @@ export async function dnsblCommand(ip: string, config: Config, out: (line: strin
     rwl = parseProviders(config.rwlProviders ?? []);
     rbl = parseProviders(config.rblProviders ?? []);
   } catch (e) {
-    out(`error: ${e instanceof Error ? e.message : String(e)}`);
+    out(`error: ${escapeText(e instanceof Error ? e.message : String(e))}`);
     return 2;
   }
   if (queryName(ip, 'x') === null) {
-    out(`error: "${ip}" is not an IP address`);
+    out(`error: "${escapeText(ip)}" is not an IP address`);
     return 2;
   }
   if (rwl.length + rbl.length === 0) {
@@ -49,10 +51,11 @@ export async function dnsblCommand(ip: string, config: Config, out: (line: strin
       const name = queryName(ip, p.zone)!;
       const ttl = engine.cache.get(`${p.zone} ${name.slice(0, -(p.zone.length + 1))}`)?.ttl;
       const answers = z.answers.length > 0 ? z.answers.join(',') : 'none';
-      const status = z.error ? `error ${z.error}` : z.matched ? `matched, weight ${p.weight}` : z.answers.length > 0 ? 'filter did not match' : 'not listed';
+      const status = z.error ? `error ${escapeText(z.error)}` : z.matched ? `matched, weight ${p.weight}` : z.answers.length > 0 ? 'filter did not match' : 'not listed';
       if (z.error) errors++;
       out(`${kind} ${describe(p)}: ${name} A ${answers}; ${status}; ttl ${ttl ?? '-'}s; ${z.ms ?? '-'} ms`);
-      for (const t of z.txt ?? []) out(`  TXT "${t}"`);
+      // Quotes escaped too, so the closing quote is always ours.
+      for (const t of z.txt ?? []) out(`  TXT "${escapeText(t).replace(/"/g, '\\"')}"`);
     });
     const verdict = r.allowed ? 'allowed (DNSWL)' : r.listed ? `listed (DNSBL: ${check.replyZone(r)})` : 'not listed';
     out(`score ${r.score} (threshold ${d.threshold}): ${verdict}`);

@@ -1,11 +1,13 @@
 // `fakemx report`: summarises a corpus from its <id>.json metadata records (never the .eml)
 // as aligned tables or JSON. The directory is streamed (opendir), each record read into one
 // reused buffer, and every table is a bounded counter, so memory stays flat on any corpus.
+// Records hold what clients sent (HELO, sender): every string is escaped before it is printed.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { opendir } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
+import { escapeText, safeJson } from '../util/escape.js';
 
 export interface ReportOptions {
   /** Corpus directory (storePath); default ./var/corpus like the schema. */
@@ -346,7 +348,8 @@ async function* prepend(first: string, rest: AsyncGenerator<string>): AsyncGener
 // ---- text output ------------------------------------------------------------------------
 
 function table(title: string, headers: string[], rows: (string | number)[][]): string {
-  const cells = rows.map((r) => r.map(String));
+  // Escaped before the widths are taken, so columns line up on what the terminal shows.
+  const cells = rows.map((r) => r.map((c) => escapeText(String(c))));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
   // Numbers right-aligned, the first (label) column left-aligned.
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
@@ -376,7 +379,7 @@ export function formatReport(r: CorpusReport): string {
   const rows = (list: Row[]) => list.map((x) => [x.key, x.messages, pct(x.messages, n)]);
   const parts: string[] = [];
   parts.push(
-    `Corpus ${r.store}${r.since ? ` since ${r.since}` : ''}\n` +
+    `Corpus ${escapeText(r.store)}${r.since ? ` since ${r.since}` : ''}\n` +
       `${n} messages, ${bytes(r.bytes)}, ${r.first} .. ${r.last}` +
       (r.invalidFiles ? `; ${r.invalidFiles} unreadable metadata files skipped` : '') +
       '\n',
@@ -407,18 +410,18 @@ export async function reportCommand(opts: ReportOptions, out: Writer, err: Write
     r = await buildReport(opts);
   } catch (e) {
     if (e instanceof ReportError) {
-      err(`fakemx: report: ${e.message}`);
+      err(`fakemx: report: ${escapeText(e.message)}`);
       return e.exitCode;
     }
     throw e;
   }
   if (opts.json) {
-    out(JSON.stringify(r, null, 2) + '\n');
-    if (r.messages === 0 && err !== out) err(`fakemx: report: no messages in ${r.store}${r.since ? ` since ${r.since}` : ''}`);
+    out(safeJson(r, 2) + '\n');
+    if (r.messages === 0 && err !== out) err(`fakemx: report: no messages in ${escapeText(r.store)}${r.since ? ` since ${r.since}` : ''}`);
     return 0;
   }
   if (r.messages === 0) {
-    out(`fakemx report: no messages in ${r.store}${r.since ? ` since ${r.since}` : ''}` + (r.invalidFiles ? ` (${r.invalidFiles} unreadable metadata files skipped)` : '') + '\n');
+    out(`fakemx report: no messages in ${escapeText(r.store)}${r.since ? ` since ${r.since}` : ''}` + (r.invalidFiles ? ` (${r.invalidFiles} unreadable metadata files skipped)` : '') + '\n');
     return 0;
   }
   out(formatReport(r));
