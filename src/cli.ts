@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The `fakemx` command (commander): run the daemon, validate a config, query DNS lists,
 // import a FakeSMTP app.config, report on a corpus, print the config reference.
-// Exit codes follow sysexits: 0 ok, 78 config error, 69 cannot start.
+// Exit codes follow sysexits: 0 ok, 64 usage error (any subcommand), 78 config error,
+// 69 cannot start, 70 internal error; a few commands add their own (README, "Command line").
 
 import './util/threadpool.js';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, redacted } from './config/load.js';
 import { configTable } from './config/doc.js';
@@ -12,6 +13,11 @@ import { EX_CONFIG, runDaemon } from './daemon.js';
 import { dnsblCommand } from './commands/dnsbl.js';
 import { importAppConfigCommand } from './commands/import-appconfig.js';
 import { reportCommand } from './commands/report.js';
+import { parseProvider, queryName } from './policy/dnsbl.js';
+import { escapeText } from './util/escape.js';
+
+/** sysexits(3) EX_USAGE: commander's own default is 1, which `dnsbl` uses for "listed". */
+const EX_USAGE = 64;
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
@@ -30,12 +36,42 @@ function configOrExit(file: string | undefined) {
   }
 }
 
+/** `<ip>` of dnsbl: what the lookup can reverse (IPv4 or IPv6), else a usage error. */
+function ipArgument(value: string): string {
+  if (queryName(value, 'x') === null) throw new InvalidArgumentError(`"${escapeText(value)}" is not an IPv4 or IPv6 address.`);
+  return value;
+}
+
+/** --rbl/--rwl entries, checked by the lookup's own parser; repeated values accumulate. */
+function providerArgument(value: string, previous: string[] | undefined): string[] {
+  try {
+    parseProvider(value);
+  } catch (e) {
+    throw new InvalidArgumentError(escapeText((e as Error).message));
+  }
+  return [...(previous ?? []), value];
+}
+
 const program = new Command();
 program
   .name('fakemx')
   .description('Fake MX / anti-spam SMTP daemon: MX sandwich, bot trap, spam corpus, test receiver')
   .version(pkg.version, '-V, --version')
   .showHelpAfterError();
+
+/**
+ * Commander would print its message and exit 1 itself; instead it throws a CommanderError,
+ * which the catch at the bottom turns into 64 (0 for --help/--version). Set on the program
+ * before the subcommands are added, so each inherits it, and again on each below.
+ */
+function usageErrorsExit64(cmd: Command): void {
+  cmd.exitOverride().configureOutput({
+    writeOut: (s) => process.stdout.write(s),
+    writeErr: (s) => process.stderr.write(s),
+    outputError: (s, write) => write(`fakemx: ${s}`),
+  });
+}
+usageErrorsExit64(program);
 
 const configOpt = () => new Option('-c, --config <file>', 'config file (JSON)').env('FAKEMX_CONFIG');
 
@@ -59,16 +95,20 @@ program
     err(`fakemx: ${loaded.file ?? '(defaults)'}: ok`);
   });
 
-program
+const dnsbl = program
   .command('dnsbl')
-  .description('look a client address up in the configured DNS lists (exit 0 not listed, 1 listed, 2 error)')
-  .argument('<ip>', 'client IPv4 or IPv6 address')
+  .description('look a client address up in the configured DNS lists (exit 0 not listed, 1 listed, 2 lookup error, 64 usage)')
+  .argument('<ip>', 'client IPv4 or IPv6 address', ipArgument)
   .addOption(configOpt())
-  .option('--rbl <entry...>', 'block-list entries zone[=filter][*weight] (instead of the config\'s)')
-  .option('--rwl <entry...>', 'allow-list entries (instead of the config\'s)')
+  .option('--rbl <entry...>', 'block-list entries zone[=filter][*weight] (instead of the config\'s)', providerArgument)
+  .option('--rwl <entry...>', 'allow-list entries (instead of the config\'s)', providerArgument)
   .action(async (ip: string, o: { config?: string; rbl?: string[]; rwl?: string[] }) => {
     const loaded = configOrExit(o.config);
     const cfg = { ...loaded.config, ...(o.rbl ? { rblProviders: o.rbl } : {}), ...(o.rwl ? { rwlProviders: o.rwl } : {}) };
+    // Nothing to ask is a mistake in the invocation, not a lookup error (2) or "not listed" (0).
+    if (cfg.rblProviders.length + cfg.rwlProviders.length === 0) {
+      dnsbl.error('error: no DNS lists to ask: give --rbl/--rwl, or a --config with rblProviders or rwlProviders', { exitCode: EX_USAGE, code: 'fakemx.noLists' });
+    }
     process.exitCode = await dnsblCommand(ip, cfg, out);
   });
 
@@ -102,7 +142,14 @@ program
     out(configTable());
   });
 
+for (const cmd of program.commands) usageErrorsExit64(cmd);
+
 program.parseAsync(process.argv).catch((e: unknown) => {
+  // Commander has already printed its message (or the help, or the version).
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? 0 : EX_USAGE;
+    return;
+  }
   err(`fakemx: ${e instanceof Error ? e.message : String(e)}`);
   process.exit(70);
 });

@@ -1,6 +1,7 @@
 // The `fakemx` command as a user runs it (the built dist/cli.js): --version/--help,
 // check-config (exit 0 / 78 with one line naming key, file, reason), run with signals:
-// SIGHUP reloads (or keeps running on a bad file), SIGTERM drains with 421 and exits 0.
+// SIGHUP reloads (or keeps running on a bad file), SIGTERM drains with 421 and exits 0;
+// every usage error of every subcommand exits 64 (never 1, which dnsbl means as "listed").
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -74,10 +75,55 @@ describe('fakemx CLI', () => {
     expect(r.stderr).toMatch(/environment FAKEMX_BANNER_DELAY: bannerDelay: must be an integer/);
   });
 
+  it('help and version are not errors', async () => {
+    for (const args of [['help'], ['help', 'run'], ['run', '--help'], ['dnsbl', '--help'], ['-V']]) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout, args.join(' ')).not.toBe('');
+    }
+  });
+
   it('config-doc prints the reference table', async () => {
     const r = await run(['config-doc']);
     expect(r.stdout).toMatch(/^\| key \| default \| env override \| meaning \|/);
     expect(r.stdout).toContain('`FAKEMX_MAX_SMTP_RCPT`');
+  });
+});
+
+describe('usage errors exit 64 (EX_USAGE), with the reason on stderr and nothing on stdout', () => {
+  const SUBCOMMANDS = ['run', 'check-config', 'dnsbl', 'import-appconfig', 'report', 'config-doc'];
+  const cases: [name: string, args: string[], reason: RegExp][] = [
+    ['no command', [], /Usage: fakemx/],
+    ['unknown command', ['nosuch'], /unknown command 'nosuch'/],
+    ['unknown program option', ['--bogus'], /unknown option '--bogus'/],
+    ['help for an unknown command', ['help', 'nosuch'], /Usage: fakemx/],
+    // The same mistake in every subcommand (the list is checked against --help below).
+    ...SUBCOMMANDS.map((c): [string, string[], RegExp] => [`${c}: unknown option`, [c, '--no-such-option', ...(c === 'dnsbl' ? ['192.0.2.1'] : c === 'import-appconfig' ? ['x.config'] : [])], /unknown option '--no-such-option'/]),
+    ['run: extra argument', ['run', 'extra'], /too many arguments for 'run'/],
+    ['check-config: --config without a file', ['check-config', '--config'], /argument missing/],
+    ['dnsbl: no address', ['dnsbl'], /missing required argument 'ip'/],
+    ['dnsbl: not an address', ['dnsbl', 'nope', '--rbl', 'bl.test'], /"nope" is not an IPv4 or IPv6 address/],
+    ['dnsbl: two addresses', ['dnsbl', '192.0.2.1', '192.0.2.2', '--rbl', 'bl.test'], /too many arguments/],
+    ['dnsbl: bad --rbl entry', ['dnsbl', '192.0.2.1', '--rbl', 'bl.test=127.0.0'], /--rbl .* is invalid.*four octets/],
+    ['dnsbl: bad --rwl entry', ['dnsbl', '192.0.2.1', '--rwl', 'wl.test*x'], /--rwl .* is invalid.*bad weight/],
+    ['dnsbl: no lists to ask', ['dnsbl', '192.0.2.1', '--config', 'config/fakemx.json'], /no DNS lists to ask/],
+    ['import-appconfig: no file', ['import-appconfig'], /missing required argument 'app.config'/],
+    ['report: bad --top', ['report', '--store', '.', '--top', 'x'], /--top must be/],
+    ['report: bad --since', ['report', '--store', '.', '--since', 'yesterday'], /--since "yesterday" is not a date/],
+    ['report: extra argument', ['report', 'extra'], /too many arguments for 'report'/],
+    ['config-doc: extra argument', ['config-doc', 'extra'], /too many arguments for 'config-doc'/],
+  ];
+  it.each(cases)('%s', async (_n, args, reason) => {
+    const r = await run(args);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(reason);
+    expect(r.stdout).toBe('');
+  });
+
+  it('the table covers every subcommand --help lists', async () => {
+    const help = (await run(['--help'])).stdout;
+    const listed = [...help.split('Commands:')[1]!.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
+    expect(listed.sort()).toEqual([...SUBCOMMANDS].sort());
   });
 });
 
