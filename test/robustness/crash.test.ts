@@ -125,6 +125,8 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
     const sent = new Map<string, Sent>();
     const seenOrphans = new Set<string>();
     let prevTmp: string[] = [];
+    /** Whole .eml files whose .json was still a temporary at the last kill. */
+    let prevOrphans: string[] = [];
     const stats = { acked: 0, onDiskUnacked: 0, emlWithoutJson: 0, staleTmp: 0, startMs: [] as number[], killAtMs: [] as number[] };
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const t0 = Date.now();
@@ -134,8 +136,11 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
       });
       stats.startMs.push(Date.now() - t0);
       // The start-up sweep (corpus.ts init) removed what the last kill left half-written.
-      const stillThere = scan().tmp.filter((t) => prevTmp.includes(t));
+      const afterStart = scan();
+      const stillThere = afterStart.tmp.filter((t) => prevTmp.includes(t));
       expect(stillThere, 'stale temporaries survived the restart').toEqual([]);
+      // ...and finished the messages killed between their two renames: metadata in place.
+      for (const id of prevOrphans) expect(afterStart.json.has(id), `orphan ${id} lost its metadata at restart`).toBe(true);
       let stopped = false;
       const loops = Array.from({ length: CLIENTS }, (_, k) => client(d!.port, cycle, k, sent, () => stopped));
       // A random moment: early (mid-handshake), mid-stream or after many messages.
@@ -184,6 +189,7 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
         expect(s.tmp.some((t) => t.endsWith(`.tmp-${id}.json`)), `orphan ${id} has no .tmp json`).toBe(true);
       }
       stats.emlWithoutJson = orphans.length;
+      prevOrphans = orphans;
       stats.staleTmp += s.tmp.length;
       prevTmp = s.tmp;
     }
@@ -192,12 +198,15 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
     // A last clean start on the same store: it serves and stores, and stops on SIGTERM.
     d = await startListening({ storePath: store, hostName: 'mx.test', bannerDelay: 0, errorDelay: 0 });
     const c = await greeted(d.port);
-    await c.cmd('MAIL FROM:<after@crash.example>');
-    await c.cmd('RCPT TO:<sink@mx.test>');
+    expect((await c.cmd('MAIL FROM:<after@crash.example>')).code).toBe(250);
+    expect((await c.cmd('RCPT TO:<sink@mx.test>')).code).toBe(250);
     expect((await c.cmd('DATA')).code).toBe(354);
     c.send('Subject: after 20 kills\r\n\r\nstill fine\r\n.\r\n');
-    expect((await c.reply()).code).toBe(250);
-    await c.cmd('QUIT');
+    const last = await c.reply();
+    expect(last.raw).toMatch(/^250 2\.0\.0 Ok: queued as [0-9a-z]{17}\r\n$/);
+    const lastId = /queued as ([0-9a-z]+)/.exec(last.text)![1]!;
+    expect(storedBody(readFileSync(scan().eml.get(lastId)!)).toString('latin1')).toBe('Subject: after 20 kills\r\n\r\nstill fine\r\n');
+    expect((await c.cmd('QUIT')).code).toBe(221);
     c.close();
     d.child.kill('SIGTERM');
     expect(await d.exited(10_000)).toBe(0);
@@ -222,9 +231,10 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
     d = await startListening({ storePath: root, hostName: 'mx.test' });
     d.kill();
     rmSync(d.dir, { recursive: true, force: true });
-    const names = readdirSync(join(root, day));
-    expect(names).not.toContain('.tmp-0stale00000000000.eml');
-    // Consistent either way: the message with its metadata, or neither.
-    expect(names.includes(`${id}.eml`)).toBe(names.includes(`${id}.json`));
+    // Exactly: the half-written temporary is gone, the message is kept whole and its
+    // metadata is the fsynced temporary renamed into place (nothing else, nothing less).
+    expect(readdirSync(join(root, day)).sort()).toEqual([`${id}.eml`, `${id}.json`]);
+    expect(readFileSync(join(root, day, `${id}.eml`), 'latin1')).toBe('Received: x\r\n\r\nbody\r\n');
+    expect(readFileSync(join(root, day, `${id}.json`), 'utf8')).toBe(JSON.stringify({ version: 1, id }) + '\n');
   });
 });
