@@ -50,6 +50,10 @@ describe('fakemx CLI', () => {
   it.each([
     ['unknown key', { listenPortt: 1 }, /bad\.json: listenPortt: unknown key/],
     ['wrong type', { maxSessions: 'x' }, /bad\.json: maxSessions: must be a positive integer/],
+    // A string is not a boolean in a file: "no" used to be read as true.
+    ['string for a boolean', { doTempFail: 'no' }, /bad\.json: doTempFail: must be a boolean \(true or false\), got a string "no"/],
+    ['numeric string for a number', { bannerDelay: '1500' }, /bad\.json: bannerDelay: must be a positive integer \(a JSON number\), got a string "1500"/],
+    ['string in a listener profile', { listeners: [{ port: 2525, profile: { storeData: 'no' } }] }, /bad\.json: listeners\[0\]\.profile\.storeData: must be a boolean/],
     ['out of range', { bannerDelay: 999999999 }, /bad\.json: bannerDelay: must be between 0 and 300000/],
     ['missing list file', { localDomains: '/nonexistent/domains' }, /bad\.json: localDomains: list file \/nonexistent\/domains does not exist/],
   ])('check-config: %s -> exit 78 and one line', async (_n, body, msg) => {

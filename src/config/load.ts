@@ -1,7 +1,8 @@
 // Loads and validates the one config file: defaults < file < FAKEMX_* environment <
-// programmatic overrides, validated strictly by convict plus fakemx's own checks (ranges,
-// listeners and their profiles, TLS files, list files). Any problem is a ConfigError
+// programmatic overrides, validated strictly by convict plus fakemx's own checks (JSON types,
+// ranges, listeners and their profiles, TLS files, list files). Any problem is a ConfigError
 // naming the key, the source and the reason, which the CLI turns into exit 78 (EX_CONFIG).
+// Only FAKEMX_* variables are parsed from strings; a file's values must have the schema's type.
 
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
@@ -53,6 +54,49 @@ function convictSchema(node: SchemaNode = schema): Record<string, unknown> {
     } else out[k] = convictSchema(v as SchemaNode);
   }
   return out;
+}
+
+/** `a string "no"`, `a number 5`, `null`, `an array`: the JSON value a type error names. */
+function jsonKind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  const text = JSON.stringify(v) ?? String(v);
+  return `${typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'a boolean' : `a ${typeof v}`} ${text.length > 60 ? text.slice(0, 57) + '...' : text}`;
+}
+
+/**
+ * The JSON type a leaf needs, or null when the value has it. convict would coerce instead:
+ * "no" and "off" to true for a boolean, "1500" to 1500, "a,b" to a list; a file that says
+ * `"doTempFail": "no"` must fail, not mean the opposite. Ranges and enums are checked later.
+ */
+function typeProblem(leaf: SchemaLeaf, v: unknown): string | null {
+  const f = leaf.format;
+  const got = `, got ${jsonKind(v)}`;
+  if (f === Boolean) return typeof v === 'boolean' ? null : `must be a boolean (true or false)${got}`;
+  if (f === 'nat') return typeof v === 'number' ? null : `must be a positive integer (a JSON number)${got}`;
+  if (f === 'int') return typeof v === 'number' ? null : `must be an integer (a JSON number)${got}`;
+  if (f === 'port') return typeof v === 'number' ? null : `must be a port number (a JSON number)${got}`;
+  if (f === String) return typeof v === 'string' ? null : `must be a string${got}`;
+  if (Array.isArray(f)) return typeof v === 'string' ? null : `must be one of ${f.join(', ')}${got}`;
+  if (f === Array) return Array.isArray(v) ? null : `must be an array${got}`;
+  if (f === Object) return v !== null && typeof v === 'object' && !Array.isArray(v) ? null : `must be an object${got}`;
+  return null;
+}
+
+/** Every known key of a JSON layer (file, overrides, profile) against the schema's types; unknown keys are convict's to name. */
+function checkTypes(obj: Record<string, unknown>, where: string, prefix = '', node: SchemaNode = schema, path = ''): void {
+  for (const [k, v] of Object.entries(obj)) {
+    if (!Object.hasOwn(node, k)) continue;
+    const n = node[k]!;
+    const p = path ? `${path}.${k}` : k;
+    if ('doc' in n && 'default' in n) {
+      const problem = typeProblem(n as SchemaLeaf, v);
+      if (problem) throw new ConfigError(prefix + p, where, problem);
+    } else if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      throw new ConfigError(prefix + p, where, `must be an object (a group of settings), got ${jsonKind(v)}`);
+    } else checkTypes(v as Record<string, unknown>, where, prefix, n as SchemaNode, p);
+  }
 }
 
 function get(obj: unknown, path: string): unknown {
@@ -232,7 +276,9 @@ function validateProfile(raw: unknown, base: Config, at: string, where: string, 
   for (const k of Object.keys(prof)) {
     if (!(PROFILE_KEYS as readonly string[]).includes(k)) throw new ConfigError(`${at}.${k}`, where, LEAF_BY_PATH.has(k) ? 'not a per-listener setting' : 'unknown key');
   }
-  // Type-check the profile with the same schema: load it alone over the defaults.
+  // Type-check the profile with the same schema: JSON types first (convict would coerce),
+  // then convict's formats with the profile loaded alone over the defaults.
+  checkTypes(prof, where, `${at}.`);
   const c = convict(convictSchema() as never);
   try {
     c.load(prof);
@@ -259,6 +305,9 @@ function validateProfile(raw: unknown, base: Config, at: string, where: string, 
 export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const file = opts.file ? resolve(opts.file) : null;
   const fromFile = file ? readJson(file) : {};
+  if (file) checkTypes(fromFile, file);
+  // A library caller's object is held to the same types as a file.
+  if (opts.overrides) checkTypes(opts.overrides, 'overrides');
   const { layer, source } = envLayer(opts.env ?? process.env);
   const sources = { env: source, ...(opts.overrides ? { overrides: opts.overrides } : {}) };
   const where = (path: string) => sourceOf(path, sources, file);

@@ -1,6 +1,7 @@
 // Config loading: FakeSMTP's keys and defaults, env overrides, and strict validation that
-// names the key, the source and the reason for every kind of mistake (exit 78 is tested
-// through the CLI in test/cli.test.ts).
+// names the key, the source and the reason for every kind of mistake, JSON values of the
+// wrong type included (only FAKEMX_* strings are parsed); exit 78 is tested through the CLI
+// in test/cli.test.ts.
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
@@ -54,6 +55,9 @@ describe('env overrides FAKEMX_<KEY>', () => {
     ['nested', { FAKEMX_DNS_TIMEOUT: '900' }, (c: any) => c.dns.timeout, 900],
     ['list, comma separated', { FAKEMX_RBL_PROVIDERS: 'a.example,b.example*2' }, (c: any) => c.rblProviders, ['a.example', 'b.example*2']],
     ['list as JSON', { FAKEMX_DNS_SERVERS: '["127.0.0.1:5353"]' }, (c: any) => c.dns.servers, ['127.0.0.1:5353']],
+    // Environment values are strings by nature: they alone are parsed (the file holds { bannerDelay: 1 }).
+    ['boolean "0" over a file', { FAKEMX_DO_TEMP_FAIL: '1', FAKEMX_DO_EARLY_TALK: '0' }, (c: any) => [c.doTempFail, c.doEarlyTalk], [true, false]],
+    ['number over a file value', { FAKEMX_BANNER_DELAY: '1500' }, (c: any) => c.bannerDelay, 1500],
   ])('%s', (_n, env, pick, want) => {
     const f = file('env.json', { bannerDelay: 1 });
     expect(pick(loadConfig({ file: f, env }).config)).toEqual(want);
@@ -88,6 +92,22 @@ const bad: Bad[] = [
   { name: 'unknown nested key', body: { dns: { timeOut: 1 } }, key: 'dns.timeOut', reason: /unknown key/ },
   { name: 'wrong type (string for number)', body: { maxSmtpErrors: 'four' }, key: 'maxSmtpErrors', reason: /integer/ },
   { name: 'wrong type (number for boolean)', body: { storeData: 1 }, key: 'storeData', reason: /boolean/i },
+  // A file's value must have the schema's JSON type: convict would read "no" as true.
+  { name: 'string "no" for a boolean', body: { doTempFail: 'no' }, key: 'doTempFail', reason: /must be a boolean .*got a string "no"/ },
+  { name: 'string "no" for storeData', body: { storeData: 'no' }, key: 'storeData', reason: /must be a boolean/ },
+  { name: 'string "off" for a boolean', body: { doEarlyTalk: 'off' }, key: 'doEarlyTalk', reason: /must be a boolean .*got a string "off"/ },
+  { name: 'string "true" for a boolean', body: { verboseLogging: 'true' }, key: 'verboseLogging', reason: /must be a boolean/ },
+  { name: 'numeric string for a number', body: { bannerDelay: '1500' }, key: 'bannerDelay', reason: /must be a positive integer \(a JSON number\), got a string "1500"/ },
+  { name: 'numeric string for a port', body: { listenPort: '2525' }, key: 'listenPort', reason: /port number .*got a string/ },
+  { name: 'numeric string for an int', body: { dns: { threshold: '2' } }, key: 'dns.threshold', reason: /integer .*got a string/ },
+  { name: 'boolean for a number', body: { maxMessages: true }, key: 'maxMessages', reason: /got a boolean true/ },
+  { name: 'comma string for a list', body: { rblProviders: 'a.example,b.example' }, key: 'rblProviders', reason: /must be an array, got a string/ },
+  { name: 'number for a string', body: { hostName: 5 }, key: 'hostName', reason: /must be a string, got a number 5/ },
+  { name: 'null for a string', body: { storePath: null }, key: 'storePath', reason: /must be a string, got null/ },
+  { name: 'number for an enum', body: { logLevel: 3 }, key: 'logLevel', reason: /must be one of fatal, .*got a number 3/ },
+  { name: 'array for an object', body: { webhook: { headers: [] } }, key: 'webhook.headers', reason: /must be an object, got an array/ },
+  { name: 'scalar for a group', body: { dns: 5 }, key: 'dns', reason: /must be an object \(a group of settings\)/ },
+  { name: 'string in a nested group', body: { tarpit: { stutter: 'yes' } }, key: 'tarpit.stutter', reason: /must be a boolean/ },
   { name: 'negative number', body: { bannerDelay: -5 }, key: 'bannerDelay', reason: /positive integer/ },
   { name: 'out of range', body: { receiveTimeout: 10 }, key: 'receiveTimeout', reason: /between 100 and/ },
   { name: 'port out of range', body: { listenPort: 70000 }, key: 'listenPort', reason: /port/ },
@@ -105,6 +125,9 @@ const bad: Bad[] = [
   { name: 'listener bad port', body: { listeners: [{ port: 'x' }] }, key: 'listeners[0].port', reason: /port/ },
   { name: 'profile: not per-listener', body: { listeners: [{ port: 1, profile: { maxSessions: 3 } }] }, key: 'listeners[0].profile.maxSessions', reason: /not a per-listener/ },
   { name: 'profile: wrong type', body: { listeners: [{ port: 1, profile: { bannerDelay: 'x' } }] }, key: 'listeners[0].profile.bannerDelay', reason: /integer/ },
+  { name: 'profile: string for a boolean', body: { listeners: [{ port: 1, profile: { doTempFail: 'no' } }] }, key: 'listeners[0].profile.doTempFail', reason: /must be a boolean .*"no"/ },
+  { name: 'profile: numeric string', body: { listeners: [{ port: 1, profile: { bannerDelay: '1500' } }] }, key: 'listeners[0].profile.bannerDelay', reason: /a JSON number/ },
+  { name: 'profile: nested group', body: { listeners: [{ port: 1, profile: { tarpit: { stutter: 'on' } } }] }, key: 'listeners[0].profile.tarpit.stutter', reason: /must be a boolean/ },
   { name: 'profile: missing list file', body: { listeners: [{ port: 1, profile: { localMailboxes: '/nonexistent/x' } }] }, key: 'listeners[0].profile.localMailboxes', reason: /does not exist/ },
   { name: 'proxy trusted not CIDR', body: { listeners: [{ port: 1, proxyProtocol: { trusted: ['x'] } }] }, key: 'listeners[0].proxyProtocol.trusted', reason: /not an IP/ },
   { name: 'bad webhook url', body: { webhook: { url: 'ftp://x' } }, key: 'webhook.url', reason: /http/ },
@@ -128,6 +151,9 @@ describe('strict validation: one error naming key, source and reason', () => {
     expect(ce.reason).toMatch(b.reason);
     expect(ce.file).toMatch(b.source ?? /bad-.*\.json$/);
     expect(ce.message.split('\n')).toHaveLength(1);
+  });
+  it('programmatic overrides are held to the same types', () => {
+    expect(() => loadConfig({ overrides: { storeData: 'no' }, env: {} })).toThrow(/^overrides: storeData: must be a boolean/);
   });
   it('a missing config file', () => {
     expect(() => loadConfig({ file: join(dir, 'missing.json'), env: {} })).toThrow(/missing.json: \(file\): no such file/);
