@@ -31,6 +31,10 @@ RUN npm run build
 # ---- runtime -----------------------------------------------------------------------------
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
+# libuv's thread pool runs the store's fsync/rename/open; 4 threads (the default) queue busy
+# sessions' durable writes. Read once at start-up, so it must be in the environment (the bin,
+# dist/fakemx.cjs, sets the same if unset). `docker run -e UV_THREADPOOL_SIZE=32` wins.
+ENV UV_THREADPOOL_SIZE=16
 WORKDIR /opt/fakemx
 COPY --from=deps /opt/fakemx/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
@@ -40,8 +44,8 @@ COPY config/docker.json /etc/fakemx/fakemx.json
 # A fixed non-root uid/gid so volume ownership survives image upgrades.
 RUN groupadd --system --gid 2525 fakemx \
  && useradd --system --uid 2525 --gid fakemx --home-dir /var/lib/fakemx --shell /usr/sbin/nologin fakemx \
- && ln -s /opt/fakemx/dist/cli.js /usr/local/bin/fakemx \
- && chmod 0755 /opt/fakemx/dist/cli.js \
+ && ln -s /opt/fakemx/dist/fakemx.cjs /usr/local/bin/fakemx \
+ && chmod 0755 /opt/fakemx/dist/fakemx.cjs \
  && mkdir -p /var/lib/fakemx/corpus /var/lib/fakemx/log \
  && chown -R fakemx:fakemx /var/lib/fakemx
 USER fakemx

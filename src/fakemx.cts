@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// The `fakemx` executable (package.json "bin", systemd, Docker): sizes libuv's thread pool,
+// then loads the CLI. CommonJS on purpose: libuv reads UV_THREADPOOL_SIZE once, when the pool
+// is first used, and Node's ESM loader reads an ES module entry through that pool, so a
+// setting made by any ES module comes too late (measured: 4 threads either way).
+
+// fsync, rename and open run in the pool; 4 threads (libuv's default) would queue the
+// durable writes of busy sessions behind each other. An operator's own value wins; an empty
+// one counts as unset.
+process.env.UV_THREADPOOL_SIZE ||= '16';
+
+import('./cli.js').catch((e: unknown) => {
+  process.stderr.write(`fakemx: cannot load the CLI: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(70);
+});
