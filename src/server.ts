@@ -89,6 +89,9 @@ function sessionConfig(name: string, l: ListenerConfig, policy: PolicyConfig, rt
     maxSmtpNoop: policy.maxSmtpNoop,
     maxSmtpVrfy: policy.maxSmtpVrfy,
     maxSmtpRcpt: policy.maxSmtpRcpt,
+    maxRcptOvershoot: policy.maxRcptOvershoot,
+    maxJunkCommands: policy.maxJunkCommands,
+    maxSessionTime: policy.maxSessionTime,
     maxMessages: policy.maxMessages,
     advertisePipelining: policy.advertisePipelining,
     bannerTeaser: policy.bannerTeaser,
@@ -272,6 +275,8 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       ts.on('tlsClientError', (err, sock) => {
         this.logger.info({ tag: 'TLS_FAILED', listener: lr.info.name, client: clientTag(normalizeIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0), reason: err.message }, 'TLS handshake failed');
         this.emit('connection', { listener: lr.info.name, outcome: 'tls_failed' });
+        // Node reports a stalled or broken handshake but leaves the socket open: close it.
+        sock.destroy();
       });
       server = ts;
     } else {

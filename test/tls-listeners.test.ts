@@ -149,6 +149,17 @@ describe('implicit TLS (RFC 8314)', () => {
     expect((await t.reply()).code).toBe(220);
     t.close();
   });
+  it('a client that connects and never starts the handshake is closed after tls.handshakeTimeout', async () => {
+    srv = await startServer({ ...tls(), tls: { ...tls().tls, handshakeTimeout: 300 }, listeners: [{ address: '127.0.0.1', port: 0, tls: 'implicit' }] });
+    const outcomes: string[] = [];
+    srv.server.on('connection', (e) => outcomes.push(e.outcome));
+    const c = await RawClient.connect(srv.port);
+    const t0 = Date.now();
+    // Node reports the stalled handshake; the socket must not stay open after it.
+    expect(await c.waitClose(3000)).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(outcomes).toEqual(['tls_failed']);
+  });
 });
 
 describe('listeners and profiles', () => {

@@ -77,6 +77,9 @@ export interface PolicyConfig {
   maxSmtpNoop: number;
   maxSmtpVrfy: number;
   maxSmtpRcpt: number;
+  maxRcptOvershoot: number;
+  maxJunkCommands: number;
+  maxSessionTime: number;
   maxMessages: number;
   storeData: boolean;
   storePath: string;
@@ -120,7 +123,7 @@ export interface Config extends PolicyConfig {
 /** Keys a listener `profile` may override. */
 export const PROFILE_KEYS: readonly (keyof PolicyConfig)[] = [
   'hostName', 'receiveTimeout', 'maxSmtpErrors', 'maxSmtpNoop', 'maxSmtpVrfy', 'maxSmtpRcpt',
-  'maxMessages', 'storeData', 'storePath', 'maxDataSize', 'dataTimeout', 'verboseLogging', 'bannerDelay',
+  'maxRcptOvershoot', 'maxJunkCommands', 'maxSessionTime', 'maxMessages', 'storeData', 'storePath', 'maxDataSize', 'dataTimeout', 'verboseLogging', 'bannerDelay',
   'errorDelay', 'doTempFail', 'doEarlyTalk', 'earlyTalkAction', 'bannerTeaser',
   'advertisePipelining', 'rwlProviders', 'rblProviders', 'localDomains', 'localMailboxes',
   'maxSessionsPerIp', 'ipv6Prefix', 'accessList', 'maxLineLength', 'maxPendingInput', 'tarpit',
@@ -169,6 +172,9 @@ export const schema: SchemaNode = {
   // ---- fakemx additions ----------------------------------------------------------
   logLevel: { doc: 'Minimum log level: fatal, error, warn, info, debug, trace.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' },
   shutdownGrace: { doc: 'On SIGTERM/SIGINT, milliseconds open sessions may take to finish before they are closed.', format: nat, default: 10_000, range: int(0, 600_000) },
+  maxRcptOvershoot: { doc: 'RCPTs refused with 452 (over maxSmtpRcpt) a session may send; one more gets 421 4.7.0 and close (Postfix: smtpd_recipient_overshoot_limit). Wide enough for a real MTA\'s pipelined batch.', format: nat, default: 2000, range: int(0, 1_000_000) },
+  maxJunkCommands: { doc: 'RSET, NOOP, HELP, VRFY, EXPN and repeated HELO/EHLO allowed per session; one more gets 421 4.7.0 and close (Postfix: smtpd_junk_command_limit).', format: nat, default: 100, range: int(1, 1_000_000) },
+  maxSessionTime: { doc: 'Milliseconds a whole session may last, whatever it does; then 421 4.4.2 and close (a message being stored is answered first). 0 = no limit.', format: nat, default: 3_600_000, range: int(0, 604_800_000) },
   dataTimeout: { doc: 'Milliseconds a whole DATA phase (354 to the final dot) may take; then 421 4.4.2 (receiveTimeout bounds only the idle gaps). 0 = no limit.', format: nat, default: 600_000, range: int(0, 86_400_000) },
   maxLineLength: { doc: 'Longest command line in octets incl. CRLF (RFC 5321 4.5.3.1.4: 512); longer gets 500 5.5.2.', format: nat, default: 512, range: int(512, 65_536) },
   maxPendingInput: { doc: 'Octets of unanswered (pipelined or early) input buffered per session before the reader pauses.', format: nat, default: 65_536, range: int(1024, 16_777_216) },

@@ -37,6 +37,10 @@ export interface SessionCounts {
   vrfy: number;
   rcpt: number;
   messages: number;
+  /** RSET, NOOP, HELP, VRFY, EXPN and repeated HELO/EHLO (maxJunkCommands). */
+  junk: number;
+  /** RCPTs refused with 452 because the message had maxSmtpRcpt recipients (maxRcptOvershoot). */
+  overshoot: number;
 }
 
 /** What hooks may read about a session. The engine owns and updates it. */
@@ -91,7 +95,7 @@ export interface ReplyShape {
 }
 
 export interface CloseInfo {
-  /** quit, timeout, limit, rejected, early_talk, nonsmtp, client_closed, error, shutdown, tls_failed */
+  /** quit, timeout, limit, rejected, early_talk, nonsmtp, client_closed (a HANGUP), error, shutdown, tls_failed */
   reason: string;
   durationMs: number;
 }
@@ -114,7 +118,7 @@ export interface SessionHooks {
    *  sanitize it), and each reply sent. */
   command?(s: SessionInfo, line: string): void;
   reply?(s: SessionInfo, reply: Reply): void;
-  /** An engine-level verdict: TIMEOUT, LIMIT, NONSMTP, LINE_TOO_LONG, TLS_FAILED... */
+  /** An engine-level verdict: TIMEOUT, LIMIT, NONSMTP, LINE_TOO_LONG, TLS_FAILED, HANGUP, SESSION_FAULT. */
   verdict?(s: SessionInfo, tag: string, details: Record<string, unknown>): void;
   /** STARTTLS completed; the session state was reset (RFC 3207 §4.2). */
   tls?(s: SessionInfo, info: TlsInfo): void;

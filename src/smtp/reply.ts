@@ -36,12 +36,13 @@ export function formatReply(r: Reply, enhanced: boolean): string {
   return out;
 }
 
-export function isError(r: Reply): boolean {
-  return r.code >= 400;
-}
-
 export function closes(r: Reply): boolean {
   return r.close === true || r.code === 421;
+}
+
+/** The first line of a banner teaser ("220-host"): sent at accept, before the banner delay. */
+export function teaserLine(host: string): string {
+  return `220-${host}\r\n`;
 }
 
 const r = (code: number, enhanced: string | undefined, text: string | string[], close?: boolean): Reply =>
@@ -49,8 +50,9 @@ const r = (code: number, enhanced: string | undefined, text: string | string[], 
 
 /** The catalogue. Functions where the text carries a value. */
 export const replies = {
-  // RFC 5321 §4.2: the greeting names the domain first.
-  greeting: (host: string, teaser = false): Reply => r(220, undefined, teaser ? [host, `${host} ESMTP fakemx`] : `${host} ESMTP fakemx`),
+  // RFC 5321 §4.2: the greeting names the domain first. With a banner teaser this is the
+  // last line of a multi-line 220 whose first line teaserLine() sent at accept.
+  greeting: (host: string): Reply => r(220, undefined, `${host} ESMTP fakemx`),
   helo: (host: string, client: string): Reply => r(250, undefined, `${host} Hello ${sanitize(client, 100)}`),
   ehlo: (host: string, client: string, ext: string[]): Reply => r(250, undefined, [`${host} Hello ${sanitize(client, 100)}`, ...ext]),
   ok: (text = 'Ok'): Reply => r(250, '2.0.0', text),
@@ -78,7 +80,6 @@ export const replies = {
   badAddress: (text: string): Reply => r(553, '5.1.3', `Bad address syntax: ${text}`),
   badParam: (name: string): Reply => r(555, '5.5.4', `Unsupported parameter ${sanitize(name, 40)}`),
   notImplemented: (cmd: string): Reply => r(502, '5.5.1', `${cmd} not implemented`),
-  notAvailable: (cmd: string): Reply => r(454, '4.7.0', `${cmd} not available`),
 
   // ---- recipients ----
   relayDenied: (): Reply => r(550, '5.7.1', 'relaying denied'),
@@ -93,6 +94,7 @@ export const replies = {
 
   // ---- session ends ----
   timeout: (host: string): Reply => r(421, '4.4.2', `${host} timeout, closing connection`, true),
+  sessionTooLong: (host: string): Reply => r(421, '4.4.2', `${host} session time limit reached, closing connection`, true),
   tooBusy: (host: string): Reply => r(421, '4.3.2', `${host} too busy, try later`, true),
   limit: (what: string): Reply => r(421, '4.7.0', `too many ${what}, closing connection`, true),
   shuttingDown: (host: string): Reply => r(421, '4.3.2', `${host} shutting down`, true),
@@ -107,5 +109,4 @@ export const replies = {
   accessDenied: (): Reply => ({ ...r(554, '5.7.1', 'access denied', true), outcome: 'access_reject' }),
   dnsblDrop: (ip: string, zone: string): Reply => ({ ...r(421, '4.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`, true), outcome: 'dnsbl' }),
   dnsblRcpt: (ip: string, zone: string): Reply => r(550, '5.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`),
-  tlsFailed: (): Reply => r(454, '4.7.0', 'TLS not available due to temporary reason'),
 } as const;

@@ -1,7 +1,8 @@
-// One SMTP session: input framing with limits, the command table, the state machine,
-// the DATA phase, STARTTLS and the reply writer (tarpit delay and stutter as writer
-// properties, as spamd does). Policy is asked through SessionHooks only. Contract: no
-// exception escapes a socket or timer callback; an impossible state is a 421 and a close.
+// One SMTP session: the state machine, the command table, the DATA phase, STARTTLS and
+// the reply writer (tarpit delay and stutter as writer properties, as spamd does). Policy
+// is asked through SessionHooks only. Pipelined input is answered by one loop (pump), never
+// one stack frame per command; every callback enters through one fault boundary (fail), so
+// a fault costs this session a 421 and a close, never the process.
 
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
@@ -9,8 +10,9 @@ import { DataReader } from './data-reader.js';
 import type {
   Address, CloseInfo, EarlyTalkKind, MailParams, MessageSink, SessionCounts, SessionHooks, SessionInfo, TlsInfo,
 } from './hooks.js';
+import { LineBuffer, TOO_LONG } from './line-buffer.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
-import { closes, formatReply, replies, type Reply } from './reply.js';
+import { closes, formatReply, replies, teaserLine, type Reply } from './reply.js';
 import { escapeBytes } from '../util/escape.js';
 
 /**
@@ -26,10 +28,16 @@ export interface SessionConfig {
   maxDataSize: number;
   /** Longest a whole DATA phase may take, ms; 0 = only the idle limit. */
   dataTimeout: number;
+  /** Longest a whole session may take, ms; 0 = no limit. */
+  maxSessionTime: number;
   maxSmtpErrors: number;
   maxSmtpNoop: number;
   maxSmtpVrfy: number;
   maxSmtpRcpt: number;
+  /** RCPTs refused with 452 (over maxSmtpRcpt) a session may send before it is cut (Postfix's overshoot limit). */
+  maxRcptOvershoot: number;
+  /** RSET, NOOP, HELP, VRFY, EXPN and repeated HELO/EHLO a session may send (Postfix's junk limit). */
+  maxJunkCommands: number;
   maxMessages: number;
   advertisePipelining: boolean;
   bannerTeaser: boolean;
@@ -47,6 +55,30 @@ export interface Connection {
   /** Bytes that arrived before the session took the socket (after a PROXY header). */
   initialInput?: Buffer;
 }
+
+/**
+ * The session's states; every change goes through Session.to(), which refuses a transition
+ * not listed here (an impossible state is a fault: 421 and close).
+ *  greeting: accepted, the connect hook (banner delay, DNS lists) has not answered yet
+ *  ready:    waiting for a command line
+ *  busy:     a command is being answered (hook, tarpit delay, stutter, write)
+ *  data:     reading a message body (after 354)
+ *  storing:  the final dot arrived; the sink is making the message durable
+ *  tls:      STARTTLS handshake
+ *  closing:  the last reply is written; waiting for the peer's FIN
+ *  closed:   the socket is gone
+ */
+export type State = 'greeting' | 'ready' | 'busy' | 'data' | 'storing' | 'tls' | 'closing' | 'closed';
+const TRANSITIONS: Record<State, readonly State[]> = {
+  greeting: ['ready', 'busy', 'closing', 'closed'],
+  ready: ['busy', 'closing', 'closed'],
+  busy: ['busy', 'ready', 'data', 'tls', 'closing', 'closed'],
+  data: ['storing', 'busy', 'closing', 'closed'],
+  storing: ['busy', 'closing', 'closed'],
+  tls: ['ready', 'busy', 'closing', 'closed'],
+  closing: ['closed'],
+  closed: [],
+};
 
 /** Bit flags of early-talk kinds already reported (one verdict per kind per session). */
 const EARLY_BIT: Record<EarlyTalkKind, number> = { pregreet: 1, pipelining: 2 };
@@ -71,7 +103,6 @@ function onSocketError(): void {
   /* the 'close' event follows; nothing a peer does may crash the process */
 }
 
-type Phase = 'connecting' | 'command' | 'data' | 'tls' | 'closing' | 'closed';
 type Handler = (s: Session, args: string, eightBit: boolean) => Reply | Promise<Reply> | null;
 
 // RFC 2920 §3.1: these end a pipelined group; the client must wait for their reply.
@@ -79,9 +110,44 @@ const GROUP_END = new Set(['EHLO', 'HELO', 'DATA', 'VRFY', 'EXPN', 'NOOP', 'QUIT
 const HTTP_VERB = /^(GET|POST|HEAD|CONNECT|PUT|OPTIONS|DELETE) /;
 const EIGHT_BIT = /[\x80-\xff]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const LF = 10;
 /** How long a closing socket may linger for its FIN before it is destroyed. */
 const LINGER_MS = 5000;
+
+/**
+ * The session-time limit without a timer per session: sessions sharing a limit sit in one
+ * set in the order they opened, which is their deadline order, so a sweep stops at the
+ * first session still in time. One unref'd interval runs only while such sessions exist.
+ */
+const SWEEP_MS = 250;
+const byLimit = new Map<number, Set<Session>>();
+let sweeper: NodeJS.Timeout | null = null;
+function sweep(): void {
+  const now = Date.now();
+  for (const [limit, set] of byLimit) {
+    for (const s of set) {
+      if (now - s.openedAt <= limit) break;
+      set.delete(s);
+      s.expire();
+    }
+    if (set.size === 0) byLimit.delete(limit);
+  }
+  if (byLimit.size === 0 && sweeper) {
+    clearInterval(sweeper);
+    sweeper = null;
+  }
+}
+function watch(s: Session, limit: number): void {
+  let set = byLimit.get(limit);
+  if (!set) byLimit.set(limit, (set = new Set()));
+  set.add(s);
+  if (!sweeper) {
+    sweeper = setInterval(sweep, Math.min(SWEEP_MS, Math.max(10, limit >> 2)));
+    sweeper.unref();
+  }
+}
+function unwatch(s: Session, limit: number): void {
+  byLimit.get(limit)?.delete(s);
+}
 
 export class Session implements SessionInfo {
   readonly id: string;
@@ -100,7 +166,7 @@ export class Session implements SessionInfo {
   readonly listener: string;
   readonly openedAt = Date.now();
   readonly state = new Map<string, unknown>();
-  readonly counts: SessionCounts = { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0 };
+  readonly counts: SessionCounts = { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 };
   helo: string | undefined;
   esmtp = false;
   tls: TlsInfo | undefined;
@@ -109,12 +175,12 @@ export class Session implements SessionInfo {
   rcptTo: Address[] = [];
 
   private sock: Socket;
-  private phase: Phase = 'connecting';
-  private inbuf: Buffer | null = null;
-  private busy = false;
-  private paused = false;
-  private discarding = false;
+  private st: State = 'greeting';
+  private readonly lines = new LineBuffer();
+  /** pump() is on the stack: a reply finished inside it lets the loop go on, no new frame. */
+  private pumping = false;
   private seenInput = false;
+  private clientEnded = false;
   /** Verb whose reply the client must wait for (RFC 2920), or null. */
   private mustWait: string | null = null;
   private earlyReported = 0;
@@ -123,6 +189,7 @@ export class Session implements SessionInfo {
   private data: DataReader | null = null;
   private sink: MessageSink | null = null;
   private sinkFailed = false;
+  /** A sink write in progress: the socket stays paused until it settles. */
   private sinkWait: Promise<void> | null = null;
   private ioTimer: NodeJS.Timeout | null = null;
   private ioTimerArmed = false;
@@ -134,7 +201,6 @@ export class Session implements SessionInfo {
   private dataDeadline = 0;
   private closeReason = 'client_closed';
   private closedNotified = false;
-  private clientEnded = false;
 
   constructor(
     socket: Socket,
@@ -149,54 +215,71 @@ export class Session implements SessionInfo {
     this.remotePort = conn.remotePort;
     this.tls = conn.tls;
     this.attach(socket);
+    if (opts.maxSessionTime > 0) watch(this, opts.maxSessionTime);
     // A socket handed over paused (the PROXY header reader pauses it) must flow again.
     if (socket.isPaused()) socket.resume();
-    if (conn.initialInput && conn.initialInput.length > 0) this.onData(conn.initialInput);
+    if (conn.initialInput && conn.initialInput.length > 0) this.input(conn.initialInput);
   }
-
-  // ---- SessionInfo helpers ---------------------------------------------------------
 
   get secure(): boolean {
     return this.tls !== undefined;
   }
 
+  /** The current state (tests and the server's session table read it). */
+  get phase(): State {
+    return this.st;
+  }
+
   /** Begin: optional teaser line, then the connect hook, then the greeting. */
   start(): void {
-    if (this.phase !== 'connecting') return;
-    if (this.opts.bannerTeaser) this.writeRaw(`220-${this.opts.hostName}\r\n`);
+    if (this.st !== 'greeting') return;
     this.guard(() => {
+      if (this.opts.bannerTeaser) this.sock.write(teaserLine(this.opts.hostName));
       const r = this.hooks.connect?.(this);
-      if (r instanceof Promise) r.then((x) => this.greet(x), (e) => this.fail(e));
+      if (r instanceof Promise) r.then((x) => this.guard(() => this.greet(x)), (e) => this.fail(e));
       else this.greet(r);
     });
   }
 
   /** Tell a waiting client that the server is going away (SIGTERM); it happens at its next command. */
   shutdown(): void {
-    if (this.phase === 'closed' || this.phase === 'closing') return;
+    if (this.ended()) return;
     this.pendingReject = replies.shuttingDown(this.opts.hostName);
     this.closeReason = 'shutdown';
   }
 
   /** Close at once (grace ran out). */
   destroy(reason = 'shutdown'): void {
-    if (this.phase === 'closed') return;
+    if (this.st === 'closed') return;
     this.closeReason = reason;
     this.sock.destroy();
   }
 
-  // ---- socket plumbing ----------------------------------------------------------------
-
-  private attach(socket: Socket): void {
-    (socket as OwnedSocket)[SESSION] = this;
-    socket.on('data', onSocketData);
-    socket.on('end', onSocketEnd);
-    socket.on('error', onSocketError);
-    socket.on('close', onSocketClose);
-    socket.on('drain', onSocketDrain);
+  /** maxSessionTime has passed (called by the sweep): 421 and close. */
+  expire(): void {
+    this.guard(() => {
+      if (this.ended()) return;
+      if (this.st === 'storing') {
+        // A message being made durable is answered first; the 421 comes at the next command.
+        this.hooks.verdict?.(this, 'LIMIT', { limit: 'session time', max: this.opts.maxSessionTime });
+        this.closeReason = 'limit';
+        this.pendingReject = replies.sessionTooLong(this.opts.hostName);
+        return;
+      }
+      if (this.st === 'tls') {
+        this.closeReason = 'limit';
+        this.sock.destroy();
+        return;
+      }
+      this.hooks.verdict?.(this, 'LIMIT', { limit: 'session time', max: this.opts.maxSessionTime });
+      this.closeReason = 'limit';
+      this.interrupt(replies.sessionTooLong(this.opts.hostName));
+    });
   }
 
-  /** Socket input; no exception escapes a socket callback. */
+  // ---- the fault boundary -------------------------------------------------------------
+
+  /** Socket input. */
   input(chunk: Buffer): void {
     try {
       this.onData(chunk);
@@ -224,103 +307,166 @@ export class Session implements SessionInfo {
     }
   }
 
+  /**
+   * Every fault of this session ends here: SESSION_FAULT with the stack, 421 4.3.0, close.
+   * Never throws: a fault while reporting a fault destroys the socket.
+   */
   private fail(e: unknown): void {
-    if (this.phase === 'closed') return;
-    this.hooks.verdict?.(this, 'ERROR', { error: e instanceof Error ? e.message : String(e) });
-    this.closeReason = 'error';
-    this.abortSink('error');
-    if (this.phase === 'closing') {
-      this.sock.destroy();
-      return;
+    try {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.hooks.verdict?.(this, 'SESSION_FAULT', { error: err.message, stack: err.stack ?? '', state: this.st });
+      if (this.st === 'closed') return;
+      this.closeReason = 'error';
+      if (this.st === 'closing') {
+        this.sock.destroy();
+        return;
+      }
+      this.interrupt(replies.internalError(this.opts.hostName));
+    } catch {
+      try {
+        this.sock.destroy();
+      } catch {
+        /* nothing more can be done for this session */
+      }
     }
-    this.phase = 'command';
-    this.busy = false;
-    this.respondTo(replies.internalError(this.opts.hostName));
+  }
+
+  /** Drop whatever the session was doing and answer `r` (a closing reply) now. */
+  private interrupt(r: Reply): void {
+    this.abortSink(this.closeReason === 'timeout' ? 'timeout' : 'error');
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    this.delayTimer = null;
+    this.lines.clear();
+    // RFC 5321 §4.2.1: a "220-" teaser line is finished with its final line before anything else.
+    if (this.st === 'greeting' && this.opts.bannerTeaser) this.writeReply(replies.greeting(this.opts.hostName));
+    this.st = 'busy'; // from any live state: the one transition that bypasses the table
+    this.respondTo(r);
+  }
+
+  private to(next: State): void {
+    if (!TRANSITIONS[this.st].includes(next)) throw new Error(`impossible transition ${this.st} -> ${next}`);
+    this.st = next;
+  }
+
+  /** Read through a method so TypeScript does not narrow across calls that change it. */
+  private ended(): boolean {
+    return this.st === 'closed' || this.st === 'closing';
+  }
+
+  // ---- socket plumbing ----------------------------------------------------------------
+
+  private attach(socket: Socket): void {
+    (socket as OwnedSocket)[SESSION] = this;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
+  }
+
+  /**
+   * Read only while there is room: pending command input within maxPendingInput and no
+   * sink write outstanding. The one place the socket is paused or resumed.
+   */
+  private flow(): void {
+    if (this.ended() || this.st === 'tls') return;
+    const room = this.sinkWait === null && this.lines.bytes <= this.opts.maxPendingInput;
+    if (room && this.sock.isPaused()) this.sock.resume();
+    else if (!room && !this.sock.isPaused()) this.sock.pause();
   }
 
   private onData(chunk: Buffer): void {
-    if (this.phase === 'closed' || this.phase === 'closing') return;
-    if (this.phase === 'tls') return; // RFC 3207 §5 / CVE-2011-0411: plaintext after STARTTLS is dropped
+    if (this.ended()) return;
+    if (this.st === 'tls') return; // RFC 3207 §5 / CVE-2011-0411: plaintext after STARTTLS is dropped
     if (!this.seenInput) {
       this.seenInput = true;
       // A TLS ClientHello (handshake record 0x16, version 3.x) on a plaintext port.
-      if (!this.tls && chunk.length >= 2 && chunk[0] === 0x16 && chunk[1] === 0x03) {
-        return this.nonSmtp('tls_client_hello', chunk);
-      }
+      if (!this.tls && chunk.length >= 2 && chunk[0] === 0x16 && chunk[1] === 0x03) return this.nonSmtp('tls_client_hello', chunk);
     }
-    if (this.phase === 'data') return this.onBody(chunk);
-    this.inbuf = this.inbuf && this.inbuf.length > 0 ? Buffer.concat([this.inbuf, chunk]) : chunk;
-    if (this.phase === 'connecting') {
+    if (this.st === 'data') return this.onBody(chunk);
+    this.lines.push(chunk);
+    if (this.st === 'greeting') {
       this.early('pregreet', chunk);
-      if (this.phase !== 'connecting') return;
-    } else if (this.busy && this.mustWait !== null) {
+      if (this.st !== 'greeting') return;
+    } else if ((this.st === 'busy' || this.st === 'storing') && this.mustWait !== null) {
       this.early('pipelining', chunk, this.mustWait);
       if (this.ended()) return;
     }
-    if (this.inbuf.length > this.opts.maxPendingInput && !this.paused) {
-      this.paused = true;
-      this.sock.pause();
-    }
-    if (this.phase === 'command' && !this.busy) this.processInput();
+    if (this.st === 'ready') this.pump();
+    else this.flow();
   }
 
   private early(kind: EarlyTalkKind, chunk: Buffer, after?: string): void {
     if (this.earlyReported & EARLY_BIT[kind] || !this.hooks.earlyTalk) return;
     this.earlyReported |= EARLY_BIT[kind];
-    const ev = { kind, afterMs: Date.now() - this.openedAt, sample: Buffer.from(chunk.subarray(0, 100)), after };
+    const ev = { kind, afterMs: Date.now() - this.openedAt, sample: Buffer.from(chunk.subarray(0, 100)), ...(after ? { after } : {}) };
     const r = this.hooks.earlyTalk(this, ev);
     if (!r) return;
     this.closeReason = 'early_talk';
-    if (this.phase === 'connecting' && this.opts.bannerTeaser) {
+    if (this.st === 'greeting' && this.opts.bannerTeaser) {
       // Never a 4xx/5xx straight after "220-": finish the greeting, reject at the first command.
       this.pendingReject = r;
       return;
     }
-    this.inbuf = null;
-    this.phase = 'command';
-    this.busy = false;
+    this.lines.clear();
+    this.st = 'busy';
     this.respondTo(r);
   }
 
-  /** Read through a getter so TypeScript does not narrow across calls that change it. */
-  private ended(): boolean {
-    return this.phase === 'closed' || this.phase === 'closing';
-  }
-
+  /** The client sent FIN. A hang-up frees the session at once; queued commands are still answered. */
   private onEnd(): void {
     this.clientEnded = true;
-    if (this.phase === 'data') {
-      // The final dot can no longer come: the message is incomplete; free the slot now.
-      this.abortSink('closed');
-      this.sock.destroy();
-      return;
+    switch (this.st) {
+      case 'ready':
+        if (!this.lines.hasLine()) this.sock.destroy();
+        return;
+      case 'busy':
+        // Waiting out a tarpit delay for a client that is gone costs a slot for nothing.
+        if (this.delayTimer) this.sock.destroy();
+        return;
+      case 'storing':
+        return; // the message in flight is stored and answered, or neither: the store decides
+      case 'data':
+        // The final dot can no longer come: the message is incomplete.
+        this.abortSink('closed');
+        this.sock.destroy();
+        return;
+      case 'greeting':
+      case 'tls':
+        this.sock.destroy();
+        return;
+      default:
     }
-    if (this.phase === 'connecting' || this.busy || this.hasLine()) return;
-    this.sock.destroy();
   }
 
   private onClose(): void {
-    if (this.phase === 'closed') return;
-    this.phase = 'closed';
+    if (this.st === 'closed') return;
+    const was = this.st;
+    this.st = 'closed';
     this.clearTimers();
+    if (this.opts.maxSessionTime > 0) unwatch(this, this.opts.maxSessionTime);
     this.abortSink('closed');
-    this.inbuf = null;
-    if (!this.closedNotified) {
-      this.closedNotified = true;
-      const info: CloseInfo = { reason: this.closeReason, durationMs: Date.now() - this.openedAt };
-      this.hooks.close?.(this, info);
+    this.lines.clear();
+    if (this.closedNotified) return;
+    this.closedNotified = true;
+    const durationMs = Date.now() - this.openedAt;
+    // postscreen's HANGUP: the client left without QUIT and before any verdict closed it.
+    if (this.closeReason === 'client_closed') {
+      this.hooks.verdict?.(this, 'HANGUP', { phase: was, afterMs: durationMs });
     }
+    const info: CloseInfo = { reason: this.closeReason, durationMs };
+    this.hooks.close?.(this, info);
   }
 
   private onDrain(): void {
     this.disarmIoTimer();
-    if (this.phase === 'command' && !this.busy) this.processInput();
+    if (this.st === 'ready') this.pump();
   }
 
   private clearTimers(): void {
     if (this.ioTimer) clearTimeout(this.ioTimer);
     if (this.delayTimer) clearTimeout(this.delayTimer);
-    if (this.lingerTimer && this.phase === 'closed') clearTimeout(this.lingerTimer);
+    if (this.lingerTimer && this.st === 'closed') clearTimeout(this.lingerTimer);
     this.ioTimer = this.delayTimer = null;
     this.ioTimerArmed = false;
   }
@@ -344,96 +490,88 @@ export class Session implements SessionInfo {
   private onTimeout(total = false): void {
     if (!this.ioTimerArmed && !total) return;
     this.ioTimerArmed = false;
-    if (this.phase === 'closed' || this.phase === 'closing') return;
-    if (this.sock.writableLength > 0 && this.phase === 'command') {
+    if (this.ended()) return;
+    if (this.sock.writableLength > 0 && this.st === 'ready') {
       // A client that stopped reading our replies: nothing more to say to it.
       this.closeReason = 'timeout';
       this.hooks.verdict?.(this, 'TIMEOUT', { phase: 'write' });
       this.sock.destroy();
       return;
     }
-    this.hooks.verdict?.(this, 'TIMEOUT', { phase: total ? 'data_total' : this.phase === 'data' ? 'data' : 'command' });
+    this.hooks.verdict?.(this, 'TIMEOUT', { phase: total ? 'data_total' : this.st === 'data' ? 'data' : 'command' });
     this.closeReason = 'timeout';
-    this.abortSink('timeout');
-    this.phase = 'command';
-    this.inbuf = null;
-    this.busy = false;
-    this.respondTo(replies.timeout(this.opts.hostName));
+    this.interrupt(replies.timeout(this.opts.hostName));
   }
 
   private nonSmtp(kind: string, sample: Buffer): void {
     this.hooks.verdict?.(this, 'NONSMTP', { kind, sample: escapeBytes(sample.subarray(0, 100)) });
     this.closeReason = 'nonsmtp';
-    // RFC 5321 §4.2.1: every line of a reply carries one code, so a "220-" teaser line is
-    // finished with its final "220 " line before the rejection.
-    if (this.phase === 'connecting' && this.opts.bannerTeaser) this.writeRaw(`220 ${this.opts.hostName} ESMTP fakemx\r\n`);
-    this.inbuf = null;
-    this.phase = 'command';
-    this.busy = false;
-    this.respondTo(replies.nonSmtp());
+    this.interrupt(replies.nonSmtp());
   }
 
   // ---- greeting -----------------------------------------------------------------------
 
   private greet(reject: Reply | undefined): void {
-    if (this.phase !== 'connecting') return;
-    this.phase = 'command';
+    if (this.st !== 'greeting') return;
     if (reject) {
       this.closeReason = 'rejected';
       // A connect-time rejection always ends the session.
       const r = { ...reject, close: true };
-      if (!this.opts.bannerTeaser) return this.respondTo(r);
+      if (!this.opts.bannerTeaser) {
+        this.to('busy');
+        return this.respondTo(r);
+      }
       this.pendingReject = r;
     }
-    const host = this.opts.hostName;
     // The teaser already sent "220-host"; only the last line is left.
-    this.writeReply(this.opts.bannerTeaser ? { code: 220, text: `${host} ESMTP fakemx` } : replies.greeting(host));
-    if (this.phase === 'command') this.processInput();
+    this.writeReply(replies.greeting(this.opts.hostName));
+    this.to('ready');
+    this.pump();
   }
 
   // ---- command input ------------------------------------------------------------------
 
-  private hasLine(): boolean {
-    return this.inbuf !== null && this.inbuf.indexOf(LF) >= 0;
-  }
-
-  private processInput(): void {
-    while (this.phase === 'command' && !this.busy) {
-      if (this.sock.writableNeedDrain) {
-        // Backpressure: a client that does not read gets no further replies queued.
-        this.armIoTimer();
-        return;
-      }
-      const buf = this.inbuf;
-      const lf = buf ? buf.indexOf(LF) : -1;
-      if (buf === null || lf < 0) {
-        if (buf !== null && buf.length >= this.opts.maxLineLength) {
-          // RFC 5321 §4.5.3.1.4: no line fits; drop what came, keep dropping until LF.
-          this.discarding = true;
-          this.inbuf = null;
+  /**
+   * Answer waiting command lines, one after another, in this loop: a handler that answers
+   * at once returns here through afterReply(), which sees `pumping` and adds no frame. Stops
+   * when the client must wait for us, when our replies are not being read (backpressure), or
+   * when no whole line is left.
+   */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    const sock = this.sock;
+    sock.cork();
+    try {
+      while (this.st === 'ready') {
+        if (this.sock.writableNeedDrain) {
+          // Backpressure: a client that does not read gets no further replies queued.
+          this.armIoTimer();
+          break;
         }
-        if (this.clientEnded) {
-          this.sock.destroy();
-          return;
+        const line = this.lines.next(this.opts.maxLineLength);
+        if (line === null) {
+          if (this.clientEnded) {
+            this.sock.destroy();
+            break;
+          }
+          this.armIoTimer();
+          break;
         }
-        if (this.paused) {
-          this.paused = false;
-          this.sock.resume();
+        this.disarmIoTimer();
+        if (line === TOO_LONG) {
+          this.to('busy');
+          this.hooks.verdict?.(this, 'LINE_TOO_LONG', {});
+          this.respondTo(replies.lineTooLong());
+          continue;
         }
-        this.armIoTimer();
-        return;
+        this.handleLine(line);
       }
-      this.disarmIoTimer();
-      this.inbuf = lf + 1 < buf.length ? buf.subarray(lf + 1) : null;
-      if (this.discarding || lf + 1 > this.opts.maxLineLength) {
-        this.discarding = false;
-        this.hooks.verdict?.(this, 'LINE_TOO_LONG', {});
-        this.respondTo(replies.lineTooLong());
-        continue;
-      }
-      const end = lf > 0 && buf[lf - 1] === 13 ? lf - 1 : lf;
-      this.handleLine(buf.subarray(0, end));
+    } finally {
+      this.pumping = false;
+      sock.uncork();
     }
+    this.flow();
   }
 
   private handleLine(raw: Buffer): void {
@@ -452,6 +590,7 @@ export class Session implements SessionInfo {
     if (this.pendingReject) {
       const r = this.pendingReject;
       this.pendingReject = null;
+      this.to('busy');
       return this.respondTo(r);
     }
     const { verb, args } = splitCommand(line);
@@ -463,12 +602,12 @@ export class Session implements SessionInfo {
 
   /** Run one command's handler and send its reply; RFC 2920 wait rules apply meanwhile. */
   private command(verb: string, run: () => Reply | Promise<Reply> | null): void {
-    this.busy = true;
+    this.to('busy');
     const pipelining = this.esmtp && this.opts.advertisePipelining;
     this.mustWait = !pipelining || GROUP_END.has(verb) ? verb : null;
-    if (this.mustWait !== null && this.inbuf !== null && this.inbuf.length > 0) {
-      this.early('pipelining', this.inbuf, verb);
-      if (this.phase !== 'command' || !this.busy) return;
+    if (this.mustWait !== null && this.lines.bytes > 0) {
+      this.early('pipelining', this.lines.peek(100), verb);
+      if (this.st !== 'busy' || this.ended()) return;
     }
     let r: Reply | Promise<Reply> | null;
     try {
@@ -476,8 +615,8 @@ export class Session implements SessionInfo {
     } catch (e) {
       return this.fail(e);
     }
-    if (r === null) return; // the handler took over (DATA, STARTTLS)
-    if (r instanceof Promise) r.then((x) => this.respondTo(x), (e) => this.fail(e));
+    if (r === null) return; // the handler took over (STARTTLS)
+    if (r instanceof Promise) r.then((x) => this.guard(() => this.respondTo(x)), (e) => this.fail(e));
     else this.respondTo(r);
   }
 
@@ -485,13 +624,12 @@ export class Session implements SessionInfo {
 
   /** Count, limit, shape (tarpit) and write a reply, then go on with the input. */
   respondTo(reply: Reply): void {
-    if (this.phase === 'closed' || this.phase === 'closing') return;
+    if (this.st !== 'busy') return; // a late hook answer for a session that moved on
     let r = reply;
     if (r.code >= 400 && !closes(r) && !r.neutral) {
       this.counts.errors++;
       if (this.counts.errors > this.opts.maxSmtpErrors) r = this.limit('errors');
     }
-    this.busy = true;
     const shape = closes(r) ? undefined : this.hooks.shapeReply?.(this, r);
     if (shape?.delay && shape.delay > 0) {
       this.delayTimer = setTimeout(() => this.guard(() => this.emit(r, shape.stutter)), shape.delay);
@@ -506,9 +644,14 @@ export class Session implements SessionInfo {
     return replies.limit(what);
   }
 
+  /** Count a junk command (Postfix's smtpd_junk_command_limit); the 421 when over the limit. */
+  junk(): Reply | null {
+    return ++this.counts.junk > this.opts.maxJunkCommands ? this.limit('junk commands') : null;
+  }
+
   private emit(r: Reply, stutter: number | undefined): void {
     this.delayTimer = null;
-    if (this.phase === 'closed' || this.phase === 'closing') return;
+    if (this.st !== 'busy') return;
     if (stutter && stutter > 0) return this.stutter(r, Buffer.from(formatReply(r, this.enhanced(r))), 0, stutter);
     this.writeReply(r);
     this.afterReply(r);
@@ -516,7 +659,8 @@ export class Session implements SessionInfo {
 
   /** spamd's tarpit: one byte per interval, one timer at a time. */
   private stutter(r: Reply, bytes: Buffer, at: number, every: number): void {
-    if (this.phase === 'closed' || this.phase === 'closing') return;
+    this.delayTimer = null;
+    if (this.st !== 'busy') return;
     this.sock.write(bytes.subarray(at, at + 1));
     if (at + 1 >= bytes.length) {
       this.hooks.reply?.(this, r);
@@ -538,10 +682,6 @@ export class Session implements SessionInfo {
     this.hooks.reply?.(this, r);
   }
 
-  private writeRaw(s: string): void {
-    this.sock.write(s);
-  }
-
   private afterReply(r: Reply): void {
     this.mustWait = null;
     if (closes(r)) {
@@ -549,26 +689,16 @@ export class Session implements SessionInfo {
       else if (this.closeReason === 'client_closed') this.closeReason = 'server_closed';
       return this.closeSoon();
     }
-    if (r.code === 354) {
-      this.busy = false;
-      this.phase = 'data';
-      this.dataDeadline = this.opts.dataTimeout > 0 ? Date.now() + this.opts.dataTimeout : 0;
-      this.armIoTimer();
-      if (this.inbuf) {
-        const rest = this.inbuf;
-        this.inbuf = null;
-        this.onBody(rest);
-      }
-      return;
-    }
-    this.busy = false;
-    if (this.phase === 'command') this.processInput();
+    if (r.code === 354) return this.enterData();
+    this.to('ready');
+    // Inside pump() the loop takes the next line; otherwise (a hook or timer answered) start it.
+    if (!this.pumping) this.pump();
   }
 
   private closeSoon(): void {
-    this.phase = 'closing';
+    this.to('closing');
     this.clearTimers();
-    this.inbuf = null;
+    this.lines.clear();
     this.abortSink('closed');
     // A client that already closed its side (QUIT then FIN) gets no shutdown(): it would
     // fail with ENOTCONN. Nothing is lost: replies are written straight to the kernel.
@@ -621,6 +751,18 @@ export class Session implements SessionInfo {
     return replies.startData();
   }
 
+  /** After the 354: input already waiting (pipelined with DATA) is the start of the body. */
+  private enterData(): void {
+    this.to('data');
+    this.dataDeadline = this.opts.dataTimeout > 0 ? Date.now() + this.opts.dataTimeout : 0;
+    this.armIoTimer();
+    // One copy of at most maxPendingInput octets, so the body reader sees the input in order
+    // even when the message ends inside it and the rest goes back to the command queue.
+    const waiting = this.lines.takeAll();
+    if (waiting.length > 0) this.onBody(waiting.length === 1 ? waiting[0]! : Buffer.concat(waiting));
+    this.flow();
+  }
+
   private onBody(chunk: Buffer): void {
     const reader = this.data;
     if (!reader) return;
@@ -643,44 +785,46 @@ export class Session implements SessionInfo {
     }
     if (end < 0) return;
     this.disarmIoTimer();
-    this.phase = 'command';
-    const rest = end < chunk.length ? chunk.subarray(end) : null;
-    this.inbuf = rest && this.inbuf ? Buffer.concat([this.inbuf, rest]) : rest ?? this.inbuf;
+    if (end < chunk.length) this.lines.push(chunk.subarray(end));
     this.finishData(reader.size);
   }
 
+  /** Stop reading until the sink has taken this write (a slow disk pushes back on the client). */
   private waitSink(w: Promise<void>): void {
     if (this.sinkWait) return;
-    this.sock.pause();
+    // A sink reports I/O errors at end(); a rejected write is a fault of the sink itself.
     this.sinkWait = w.then(
-      () => {
+      () => this.guard(() => {
         this.sinkWait = null;
-        if (this.phase === 'data' && !this.paused) this.sock.resume();
-      },
-      () => {
+        this.flow();
+      }),
+      (e) => {
         this.sinkWait = null;
-        if (this.phase === 'data') this.sock.resume();
+        this.fail(e);
       },
     );
+    this.flow();
   }
 
   private finishData(size: number): void {
-    this.busy = true;
+    this.to('storing');
     const sink = this.sink;
     this.sink = null;
     this.data = null;
     const tooBig = this.sinkFailed;
     this.sinkFailed = false;
     const done = (r: Reply) => {
+      if (this.st !== 'storing') return;
       if (r.code === 250) this.counts.messages++;
       this.resetEnvelope();
+      this.to('busy');
       this.respondTo(r);
     };
     if (tooBig || !sink) return done(replies.tooBig());
     const wait = this.sinkWait ?? Promise.resolve();
     wait
       .then(() => sink.end(size))
-      .then(done, (e) => this.fail(e));
+      .then((r) => this.guard(() => done(r)), (e) => this.fail(e));
   }
 
   private abortSink(reason: 'too_big' | 'timeout' | 'closed' | 'error'): void {
@@ -702,24 +846,25 @@ export class Session implements SessionInfo {
     const cfg = this.opts.startTls;
     if (!cfg) return replies.notImplemented('STARTTLS');
     // §4: after the 220, the client's pipelined plaintext is discarded, never executed.
-    this.busy = true;
-    this.phase = 'tls';
-    this.inbuf = null;
+    this.to('tls');
+    this.lines.clear();
     this.disarmIoTimer();
     const ready = replies.startTls();
     this.sock.write(formatReply(ready, this.enhanced(ready)));
+    this.hooks.reply?.(this, ready);
     const plain = this.sock;
     plain.removeAllListeners('data');
     plain.removeAllListeners('end');
     plain.removeAllListeners('drain');
     plain.removeAllListeners('close');
     const secure = new TLSSocket(plain, { isServer: true, secureContext: cfg.context });
-    const timer = setTimeout(() => {
+    const timer = setTimeout(() => this.guard(() => {
       this.tlsFailed('handshake timeout');
       secure.destroy();
-    }, cfg.handshakeTimeout);
+    }), cfg.handshakeTimeout);
     secure.once('secure', () => this.guard(() => {
       clearTimeout(timer);
+      if (this.st !== 'tls') return;
       const c = secure.getCipher();
       const sni = (secure as TLSSocket & { servername?: string | false }).servername;
       this.tls = { protocol: secure.getProtocol() ?? 'unknown', cipher: c?.name ?? 'unknown', ...(sni ? { servername: sni } : {}) };
@@ -730,14 +875,13 @@ export class Session implements SessionInfo {
       this.earlyReported = 0;
       this.mustWait = null;
       this.hooks.tls?.(this, this.tls);
-      this.phase = 'command';
-      this.busy = false;
-      this.processInput();
+      this.to('ready');
+      this.pump();
     }));
-    secure.on('error', (e: Error) => {
+    secure.on('error', (e: Error) => this.guard(() => {
       clearTimeout(timer);
-      if (this.phase === 'tls') this.tlsFailed(e.message);
-    });
+      if (this.st === 'tls') this.tlsFailed(e.message);
+    }));
     this.sock = secure;
     this.attach(secure);
     return null;
@@ -751,11 +895,20 @@ export class Session implements SessionInfo {
 
 // ---- the command table (RFC 5321 §4.1.1) ---------------------------------------------
 
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 function helo(extended: boolean): Handler {
   return (s, args) => {
     const name = args.trim();
-    // §4.1.1.1: HELO/EHLO take exactly one domain or address literal.
+    // §4.1.1.1: HELO/EHLO take exactly one domain or address literal; no control characters
+    // (they would reach logs, stored headers and an operator's terminal).
     if (name === '' || /\s/.test(name)) return replies.syntax(`${extended ? 'EHLO' : 'HELO'} needs a domain`);
+    if (CONTROL.test(name)) return replies.syntax('control characters in HELO/EHLO');
+    // A repeated HELO/EHLO in one TLS layer is junk (the EHLO after STARTTLS is not).
+    if (s.helo !== undefined) {
+      const j = s.junk();
+      if (j) return j;
+    }
     // §4.1.4: a second HELO/EHLO is an implicit RSET.
     s.resetEnvelope();
     const host = s.options.hostName;
@@ -806,7 +959,9 @@ const COMMANDS: Record<string, Handler> = {
       return replies.badParam([...sp.value.keys()][0]!);
     }
     if (s.rcptTo.length >= s.options.maxSmtpRcpt) {
-      s.sessionHooks.verdict?.(s, 'LIMIT', { limit: 'recipients' });
+      // RFC 5321 §4.5.3.1.8: 452 and go on; past the overshoot limit the session ends.
+      if (++s.counts.overshoot > s.options.maxRcptOvershoot) return s.limit('recipients');
+      if (s.counts.overshoot === 1) s.sessionHooks.verdict?.(s, 'LIMIT', { limit: 'recipients' });
       return replies.tooManyRcpts();
     }
     return s.ask(s.sessionHooks.rcpt?.(s, p.value.address), () => {
@@ -834,12 +989,16 @@ const COMMANDS: Record<string, Handler> = {
 
   RSET(s, args) {
     if (args.trim() !== '') return replies.noParams('RSET');
+    const j = s.junk();
+    if (j) return j;
     s.resetEnvelope();
     return replies.resetOk();
   },
 
   NOOP(s) {
     // §4.1.1.9: NOOP may carry a string; it is ignored.
+    const j = s.junk();
+    if (j) return j;
     if (++s.counts.noop > s.options.maxSmtpNoop) return s.limit('NOOP commands');
     return replies.noop();
   },
@@ -850,19 +1009,23 @@ const COMMANDS: Record<string, Handler> = {
   },
 
   VRFY(s, args) {
+    const j = s.junk();
+    if (j) return j;
     if (++s.counts.vrfy > s.options.maxSmtpVrfy) return s.limit('VRFY/EXPN commands');
     if (args.trim() === '') return replies.syntax('VRFY needs an argument');
     return replies.vrfy();
   },
 
   EXPN(s, args) {
+    const j = s.junk();
+    if (j) return j;
     if (++s.counts.vrfy > s.options.maxSmtpVrfy) return s.limit('VRFY/EXPN commands');
     if (args.trim() === '') return replies.syntax('EXPN needs an argument');
     return replies.expn();
   },
 
-  HELP() {
-    return replies.help();
+  HELP(s) {
+    return s.junk() ?? replies.help();
   },
 
   STARTTLS(s, args) {

@@ -266,6 +266,9 @@ describe('real clients are never flagged', () => {
     }
     t.close();
     expect(err).toMatch(failure);
-    expect(tags(v).filter((t) => t !== 'TEMPFAIL')).toEqual([]);
+    // nodemailer without a pool hangs up after the last reply instead of sending QUIT: that
+    // HANGUP (in the ready state, nothing pending) is a fact about the session, not a flag.
+    const flags = v.filter((x) => x.tag !== 'TEMPFAIL' && !(x.tag === 'HANGUP' && x.details.phase === 'ready'));
+    expect(flags.map((x) => x.tag)).toEqual([]);
   });
 });

@@ -1,0 +1,92 @@
+// Command-line framing over a queue of received chunks. Chunks are kept as they came and
+// lines are cut out with Buffer.indexOf; bytes are copied only when one line straddles two
+// chunks, and then at most one line's worth, so a deep pipelined batch costs linear time.
+
+const LF = 10;
+
+/** Returned by next() for a line longer than the limit (it has been dropped whole). */
+export const TOO_LONG = Symbol('line too long');
+
+export class LineBuffer {
+  private chunks: Buffer[] = [];
+  /** Octets waiting, over all chunks. */
+  bytes = 0;
+  /** Dropping the rest of an over-long line until its LF. */
+  private discarding = false;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+  }
+
+  /**
+   * The next whole line (without CRLF / LF), TOO_LONG when a line of more than `max` octets
+   * including its end was dropped, or null when no whole line has arrived yet.
+   * RFC 5321 §4.5.3.1.4: a command line is at most 512 octets incl. CRLF.
+   */
+  next(max: number): Buffer | typeof TOO_LONG | null {
+    for (;;) {
+      const c = this.chunks[0];
+      if (c === undefined) return null;
+      const lf = c.indexOf(LF);
+      if (lf >= 0) {
+        this.consume(lf + 1);
+        if (this.discarding || lf + 1 > max) {
+          this.discarding = false;
+          return TOO_LONG;
+        }
+        return c.subarray(0, lf > 0 && c[lf - 1] === 13 ? lf - 1 : lf);
+      }
+      // No LF in the first chunk.
+      if (this.discarding || c.length >= max) {
+        this.discarding = true;
+        this.consume(c.length);
+        continue;
+      }
+      const d = this.chunks[1];
+      if (d === undefined) return null;
+      // The line straddles chunks: join this part with the next chunk up to its first LF
+      // (never more than the line limit), so the copy is bounded by one line.
+      const dl = d.indexOf(LF);
+      const take = Math.min(dl >= 0 ? dl + 1 : d.length, max);
+      this.chunks[0] = Buffer.concat([c, d.subarray(0, take)]);
+      if (take === d.length) this.chunks.splice(1, 1);
+      else this.chunks[1] = d.subarray(take);
+    }
+  }
+
+  /** True when a whole line is waiting (cheap: looks at the first chunk, then the others). */
+  hasLine(): boolean {
+    for (const c of this.chunks) if (c.indexOf(LF) >= 0) return true;
+    return false;
+  }
+
+  /** Up to n of the first waiting octets (for an early-talk sample). */
+  peek(n: number): Buffer {
+    const c = this.chunks[0];
+    if (c === undefined) return Buffer.alloc(0);
+    if (c.length >= n || this.chunks.length === 1) return Buffer.from(c.subarray(0, n));
+    return Buffer.concat(this.chunks, Math.min(n, this.bytes));
+  }
+
+  /** Everything waiting, in order (DATA takes over the input). */
+  takeAll(): Buffer[] {
+    const all = this.chunks;
+    this.clear();
+    return all;
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.bytes = 0;
+    this.discarding = false;
+  }
+
+  private consume(n: number): void {
+    const c = this.chunks[0]!;
+    this.bytes -= n;
+    if (n >= c.length) this.chunks.shift();
+    else this.chunks[0] = c.subarray(n);
+  }
+}

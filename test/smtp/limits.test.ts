@@ -1,0 +1,191 @@
+// Session limits and hang-ups: junk commands (Postfix's junk limit), the recipient
+// overshoot, the whole-session time cap, HANGUP in every phase (the slot is freed at once),
+// control characters in HELO, and a session whose sink pushes back as the final dot arrives.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MessageSink, SessionHooks } from '../../src/smtp/hooks.js';
+import { replies } from '../../src/smtp/reply.js';
+import { greeted, RawClient } from '../helpers/client.js';
+import { startEngine, type Engine } from '../helpers/engine.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+let srv: TestServer | undefined;
+let eng: Engine | undefined;
+afterEach(async () => {
+  await srv?.close();
+  await eng?.close();
+  srv = undefined;
+  eng = undefined;
+});
+
+const until = async (cond: () => boolean, ms: number) => {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+};
+
+describe('junk commands (maxJunkCommands)', () => {
+  const cases: { name: string; line: string }[] = [
+    { name: 'RSET', line: 'RSET' },
+    { name: 'NOOP', line: 'NOOP' },
+    { name: 'HELP', line: 'HELP' },
+    { name: 'VRFY', line: 'VRFY a@example.com' },
+    { name: 'EXPN', line: 'EXPN list' },
+    { name: 'repeated EHLO', line: 'EHLO again.test' },
+  ];
+  it.each(cases)('$name beyond the limit ends the session with 421 4.7.0 and a LIMIT verdict', async ({ line }) => {
+    srv = await startServer({ maxJunkCommands: 5, maxSmtpNoop: 100, maxSmtpVrfy: 100, maxSmtpErrors: 100 });
+    const limits: unknown[] = [];
+    srv.server.on('verdict', (v) => v.tag === 'LIMIT' && limits.push(v.details.limit));
+    const c = await greeted(srv.port);
+    for (let i = 0; i < 5; i++) expect((await c.cmd(line)).code).not.toBe(421);
+    const r = await c.cmd(line);
+    expect(r.code).toBe(421);
+    expect(r.enhanced).toBe('4.7.0');
+    expect(r.text).toMatch(/junk commands/);
+    expect(await c.waitClose(2000)).toBe(true);
+    expect(limits).toEqual(['junk commands']);
+  });
+
+  it('the EHLO after STARTTLS and the RSETs of a normal multi-message session stay far below the default', async () => {
+    srv = await startServer({ storeData: false });
+    const c = await greeted(srv.port);
+    for (let i = 0; i < 10; i++) {
+      expect((await c.cmd('MAIL FROM:<a@example.org>')).code).toBe(250);
+      expect((await c.cmd('RCPT TO:<b@example.com>')).code).toBe(250);
+      expect((await c.cmd('DATA')).code).toBe(354);
+      expect((await c.cmd('x\r\n.')).code).toBe(250);
+      expect((await c.cmd('RSET')).code).toBe(250);
+    }
+    expect((await c.cmd('QUIT')).code).toBe(221);
+  });
+});
+
+describe('recipient overshoot (maxRcptOvershoot)', () => {
+  it('452 for each RCPT over maxSmtpRcpt, then 421 once the overshoot is used up', async () => {
+    srv = await startServer({ maxSmtpRcpt: 2, maxRcptOvershoot: 3 });
+    const c = await greeted(srv.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    const codes: number[] = [];
+    for (let i = 0; i < 6; i++) codes.push((await c.cmd(`RCPT TO:<u${i}@example.com>`)).code);
+    expect(codes).toEqual([250, 250, 452, 452, 452, 421]);
+    expect(await c.waitClose(2000)).toBe(true);
+  });
+});
+
+describe('session time cap (maxSessionTime)', () => {
+  it('a session that keeps talking is cut with 421 4.4.2 after maxSessionTime', async () => {
+    srv = await startServer({ maxSessionTime: 400, maxSmtpNoop: 1000, maxJunkCommands: 1000 });
+    const tags: string[] = [];
+    srv.server.on('verdict', (v) => tags.push(`${v.tag}:${String(v.details.limit ?? '')}`));
+    const c = await greeted(srv.port);
+    const t0 = Date.now();
+    let r = await c.cmd('NOOP');
+    while (r.code === 250 && Date.now() - t0 < 3000) {
+      await new Promise((x) => setTimeout(x, 50));
+      r = await c.cmd('NOOP');
+    }
+    expect(r.code).toBe(421);
+    expect(r.enhanced).toBe('4.4.2');
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(tags).toContain('LIMIT:session time');
+  });
+
+  it('a session held in the banner delay is cut too (the cap covers every state)', async () => {
+    srv = await startServer({ maxSessionTime: 300, bannerDelay: 5000 });
+    const c = await RawClient.connect(srv.port);
+    const r = await c.reply(2000);
+    expect(r.code).toBe(421);
+    expect(await until(() => srv!.server.activeSessions === 0, 1000)).toBe(true);
+  });
+});
+
+describe('HANGUP: a client that leaves frees its slot at once', () => {
+  it('40 clients that hang up in the banner delay leave room for the next client', async () => {
+    srv = await startServer({ maxSessions: 32, bannerDelay: 1500 });
+    const hangups: Record<string, unknown>[] = [];
+    srv.server.on('verdict', (v) => v.tag === 'HANGUP' && hangups.push(v.details));
+    const cs = await Promise.all(Array.from({ length: 40 }, () => RawClient.connect(srv!.port)));
+    for (const c of cs) c.socket.end();
+    expect(await until(() => srv!.server.activeSessions === 0 && hangups.length >= 32, 1000)).toBe(true);
+    expect(hangups[0]).toMatchObject({ phase: 'greeting' });
+    expect(typeof hangups[0]!.afterMs).toBe('number');
+    const c = await RawClient.connect(srv.port);
+    const g = await c.reply(3000);
+    expect(g.code).toBe(220);
+    c.close();
+  });
+
+  const phases: { name: string; steps: string[]; phase: string }[] = [
+    { name: 'after the greeting', steps: [], phase: 'ready' },
+    { name: 'inside DATA', steps: ['MAIL FROM:<a@example.org>', 'RCPT TO:<b@example.com>', 'DATA'], phase: 'data' },
+  ];
+  it.each(phases)('a hang-up $name is one HANGUP verdict with its phase', async ({ steps, phase }) => {
+    srv = await startServer({});
+    const hangups: Record<string, unknown>[] = [];
+    srv.server.on('verdict', (v) => v.tag === 'HANGUP' && hangups.push(v.details));
+    const c = await greeted(srv.port);
+    for (const s of steps) await c.cmd(s);
+    c.socket.end();
+    expect(await until(() => srv!.server.activeSessions === 0, 1000)).toBe(true);
+    expect(hangups).toEqual([expect.objectContaining({ phase })]);
+  });
+
+  it('a hang-up while a tarpit delay is pending frees the slot before the delay ends', async () => {
+    srv = await startServer({ errorDelay: 3000 });
+    const c = await greeted(srv.port);
+    c.send('XBAD\r\n');
+    c.send('XBAD\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    c.socket.end();
+    expect(await until(() => srv!.server.activeSessions === 0, 1000)).toBe(true);
+  });
+});
+
+describe('HELO/EHLO arguments with control characters', () => {
+  const cases = [
+    { name: 'OSC title (ESC ] 0 ; … BEL)', arg: '\x1b]0;pwned\x07' },
+    { name: 'colour (ESC [ 31 m)', arg: 'a\x1b[31mb' },
+    { name: 'OSC 52 clipboard', arg: '\x1b]52;c;aGk=\x07' },
+    { name: 'NUL', arg: 'a\x00b' },
+    { name: 'DEL', arg: 'a\x7fb' },
+  ];
+  it.each(cases)('$name gets 501 and is not taken as the HELO name', async ({ arg }) => {
+    srv = await startServer({});
+    const c = await RawClient.connect(srv.port);
+    await c.reply();
+    for (const verb of ['HELO', 'EHLO']) {
+      const r = await c.cmd(`${verb} ${arg}`);
+      expect(r.code).toBe(501);
+    }
+    expect((await c.cmd('MAIL FROM:<a@example.org>')).code).toBe(503);
+  });
+});
+
+describe('a sink that pushes back when the final dot arrives (slow disk)', () => {
+  it('the session reads on after the reply: the next command is answered at once', async () => {
+    let release: (() => void) | null = null;
+    const sink = (): MessageSink => ({
+      write: () =>
+        new Promise<void>((r) => {
+          release = r;
+        }),
+      end: () => replies.queued('slow'),
+      abort() {},
+    });
+    const hooks: SessionHooks = { dataStart: () => sink() };
+    eng = await startEngine(hooks);
+    const c = await greeted(eng.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.com>');
+    await c.cmd('DATA');
+    // Body and final dot in one write: the write that fills the sink is the one with the dot.
+    c.send('Subject: slow\r\n\r\nbody\r\n.\r\n');
+    await until(() => release !== null, 1000);
+    setTimeout(() => release!(), 100);
+    expect((await c.reply(2000)).code).toBe(250);
+    const t0 = Date.now();
+    expect((await c.cmd('NOOP', 1000)).code).toBe(250);
+    expect(Date.now() - t0).toBeLessThan(500);
+    expect((await c.cmd('QUIT')).code).toBe(221);
+  });
+});

@@ -1,0 +1,58 @@
+// Line framing over received chunks: every split of the input gives the same lines, an
+// over-long line is dropped whole (RFC 5321 §4.5.3.1.4) and the next line is intact, and
+// nothing is copied except the part of a line that straddles two chunks.
+import { describe, expect, it } from 'vitest';
+import { LineBuffer, TOO_LONG } from '../../src/smtp/line-buffer.js';
+
+function drain(b: LineBuffer, max: number): (string | 'TOO_LONG')[] {
+  const out: (string | 'TOO_LONG')[] = [];
+  for (let l = b.next(max); l !== null; l = b.next(max)) out.push(l === TOO_LONG ? 'TOO_LONG' : l.toString('latin1'));
+  return out;
+}
+
+describe('LineBuffer', () => {
+  const cases: { name: string; input: string; max: number; lines: (string | 'TOO_LONG')[]; left: number }[] = [
+    { name: 'CRLF lines', input: 'EHLO a\r\nMAIL FROM:<>\r\n', max: 512, lines: ['EHLO a', 'MAIL FROM:<>'], left: 0 },
+    { name: 'bare LF ends a command line too', input: 'NOOP\nRSET\r\n', max: 512, lines: ['NOOP', 'RSET'], left: 0 },
+    { name: 'a partial line waits', input: 'NOOP\r\nRSE', max: 512, lines: ['NOOP'], left: 3 },
+    { name: 'exactly the limit incl. CRLF passes', input: 'x'.repeat(10) + '\r\n', max: 12, lines: ['x'.repeat(10)], left: 0 },
+    { name: 'one over the limit is dropped whole, the next line survives', input: 'x'.repeat(11) + '\r\nNOOP\r\n', max: 12, lines: ['TOO_LONG', 'NOOP'], left: 0 },
+    { name: 'a huge line without LF is dropped as it comes', input: 'y'.repeat(5000), max: 512, lines: [], left: 0 },
+    { name: 'a huge line then its LF is one TOO_LONG', input: 'y'.repeat(5000) + '\r\nQUIT\r\n', max: 512, lines: ['TOO_LONG', 'QUIT'], left: 0 },
+  ];
+  it.each(cases)('$name, at every split point', ({ input, max, lines, left }) => {
+    const bytes = Buffer.from(input, 'latin1');
+    for (let cut = 0; cut <= bytes.length; cut += Math.max(1, Math.floor(bytes.length / 97))) {
+      const b = new LineBuffer();
+      b.push(bytes.subarray(0, cut));
+      const got = drain(b, max);
+      b.push(bytes.subarray(cut));
+      got.push(...drain(b, max));
+      expect(got).toEqual(lines);
+      expect(b.bytes).toBe(left);
+    }
+  });
+
+  it('byte-at-a-time input gives the same lines', () => {
+    const b = new LineBuffer();
+    const input = Buffer.from('EHLO a\r\n' + 'z'.repeat(600) + '\r\nRSET\r\n');
+    const got: (string | 'TOO_LONG')[] = [];
+    for (const byte of input) {
+      b.push(Buffer.from([byte]));
+      got.push(...drain(b, 512));
+    }
+    expect(got).toEqual(['EHLO a', 'TOO_LONG', 'RSET']);
+  });
+
+  it('peek() and takeAll() see the waiting bytes in order', () => {
+    const b = new LineBuffer();
+    b.push(Buffer.from('ab'));
+    b.push(Buffer.from('cd'));
+    expect(b.peek(3).toString()).toBe('abc');
+    expect(b.hasLine()).toBe(false);
+    b.push(Buffer.from('\n'));
+    expect(b.hasLine()).toBe(true);
+    expect(Buffer.concat(b.takeAll()).toString()).toBe('abcd\n');
+    expect(b.bytes).toBe(0);
+  });
+});
