@@ -11,9 +11,9 @@ import { RawClient, greeted } from './helpers/client.js';
 import { CLI, startListening, type Daemon } from './helpers/daemon.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fakemx-cli-'));
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(args: string[], env: NodeJS.ProcessEnv = {}, entry = [CLI]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 15000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...entry, ...args], { env: { ...process.env, ...env }, timeout: 15000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -77,6 +77,16 @@ describe('fakemx CLI', () => {
     const r = await run(['check-config', '--config', 'config/fakemx.json'], { FAKEMX_BANNER_DELAY: 'soon' });
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/environment FAKEMX_BANNER_DELAY: bannerDelay: must be an integer/);
+  });
+
+  it('the package bin (which sizes the thread pool first) is the same CLI, exit codes included', async () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string; bin: { fakemx: string } };
+    const viaBin = (args: string[]) => run(args, {}, [join(process.cwd(), pkg.bin.fakemx)]);
+    expect((await viaBin(['--version'])).stdout.trim()).toBe(pkg.version);
+    expect((await viaBin(['dnsbl'])).code).toBe(64);
+    const f = join(dir, 'bad-bin.json');
+    writeFileSync(f, JSON.stringify({ doTempFail: 'no' }));
+    expect((await viaBin(['check-config', '--config', f])).code).toBe(78);
   });
 
   it('help and version are not errors', async () => {
