@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cachedStoreCheck, startAdmin, type StoreCheck } from '../../src/http/admin.js';
+import { silentLogger } from '../../src/log/logger.js';
 import { Corpus, type TraceInfo } from '../../src/store/corpus.js';
 import { greeted, type RawClient } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -94,6 +96,68 @@ describe('day directory removed between two messages (real server)', () => {
     const id = /queued as (\S+)/.exec(r.text)![1]!;
     expect(onDisk(srv.store, id)?.eml.endsWith(`${body}tail\r\n`)).toBe(true);
     expect(srv.files().filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+});
+
+describe('/healthz follows today\'s directory (real server + admin listener)', () => {
+  async function healthOf(srv: TestServer) {
+    const admin = await startAdmin({
+      address: '127.0.0.1', port: 0, source: srv.server, closed: () => false, logger: silentLogger(),
+      metrics: async () => ({ text: '', contentType: 'text/plain' }),
+      limits: { storeCheckCacheMs: 0 }, // every probe fresh; the cache has its own test
+    });
+    cleanups.push(() => admin.close());
+    return async () => {
+      const res = await fetch(`http://127.0.0.1:${admin.port}/healthz`, { signal: AbortSignal.timeout(2000) });
+      return { status: res.status, body: (await res.json()) as { status: string; reason?: string } };
+    };
+  }
+  const today = () => new Date().toISOString().slice(0, 10);
+  const cases: { name: string; block: (root: string) => void; status: number; state: string; reason?: RegExp; stores: boolean }[] = [
+    { name: 'day directory deleted (made on the next message)', block: (root) => rmSync(join(root, today()), { recursive: true }), status: 200, state: 'ok', stores: true },
+    { name: 'corpus root deleted', block: (root) => rmSync(root, { recursive: true }), status: 200, state: 'degraded', reason: /missing \(ENOENT\); made again on the next message/, stores: true },
+    { name: 'a regular file where today\'s directory goes', block: (root) => (rmSync(join(root, today()), { recursive: true }), writeFileSync(join(root, today()), 'x')), status: 503, state: 'unavailable', reason: /store directory .*\d{4}-\d\d-\d\d not writable \(ENOTDIR\)/, stores: false },
+    { name: 'the corpus root is a regular file', block: (root) => (rmSync(root, { recursive: true }), writeFileSync(root, 'x')), status: 503, state: 'unavailable', reason: /not writable \(ENOTDIR\)/, stores: false },
+  ];
+  it.each(cases)('$name: $status $state; a message gets 250 exactly when healthy', async ({ block, status, state, reason, stores }) => {
+    const srv = await server();
+    const health = await healthOf(srv);
+    const c = await greeted(srv.port);
+    cleanups.push(() => c.close());
+    expect((await deliver(c)).code).toBe(250);
+    expect(await health()).toMatchObject({ status: 200, body: { status: 'ok' } });
+    block(srv.store);
+    const h = await health();
+    expect(h.status).toBe(status);
+    expect(h.body.status).toBe(state);
+    if (reason) expect(h.body.reason).toMatch(reason);
+    expect((await deliver(c)).code).toBe(stores ? 250 : 451);
+    // Unblocked: healthy again, and storing again.
+    if (!stores) {
+      rmSync(existsSync(join(srv.store, today())) ? join(srv.store, today()) : srv.store, { force: true });
+      expect((await deliver(c)).code).toBe(250);
+    }
+    expect(await health()).toMatchObject({ status: 200, body: { status: 'ok' } });
+  });
+
+  it('the probe is cached: a flood of checks costs one probe per period, concurrent callers share it', async () => {
+    let probes = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const check = cachedStoreCheck(200, async (): Promise<StoreCheck> => {
+      probes++;
+      await gate;
+      return { ok: true };
+    });
+    const all = Promise.all(Array.from({ length: 100 }, () => check('/x')));
+    release();
+    expect((await all).every((r) => r.ok)).toBe(true);
+    expect(probes).toBe(1);
+    await check('/y');
+    expect(probes).toBe(2); // per directory
+    await new Promise((r) => setTimeout(r, 250));
+    await check('/x');
+    expect(probes).toBe(3); // expired
   });
 });
 
