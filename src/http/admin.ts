@@ -265,10 +265,12 @@ export function startAdmin(opts: AdminOptions): Promise<AdminServer> {
     },
   );
   server.maxHeadersCount = 50;
+  // Per-socket inactivity (either way): bounds what the timeouts above do not, such as a
+  // client that stops reading a response. Node destroys the socket (no 'timeout' listener).
+  server.timeout = lim.idleTimeoutMs;
   // Not server.maxConnections: past it Node drops the NEW connection, so 64 half-open sockets
   // kept every health check out. Instead every connection is admitted and, past the cap, the
   // oldest one without a request in progress (a half-open or idle keep-alive one) is shed.
-  server.timeout = lim.idleTimeoutMs;
   const conns = new Map<Socket, { inFlight: number }>(); // insertion order = age
   let shed = 0;
   let shedLoggedAt = 0;
