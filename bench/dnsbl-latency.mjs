@@ -1,7 +1,7 @@
 // DNSBL scenario (issue 4's performance bullet): the fakemx daemon asks 5 zones on an in-process
 // DNS server that answers each query after 50 ms. Measures connect -> first reply line (bannerDelay
 // 0, so the greeting waits only for the verdict): cold, cached, and a burst of distinct clients.
-// Also the engine alone (dist/policy/dnsbl.js in this process, no SMTP): the pure time to verdict.
+// Also the engine alone (dist/dnsbl/ in this process, no SMTP): the pure time to verdict.
 // Standalone: node bench/dnsbl-latency.mjs [--burst 1000] [--samples 50]
 
 import { spawn } from 'node:child_process';
@@ -137,7 +137,8 @@ function udpRcvbufErrors() {
 
 /** The DNSBL engine alone, in this process: cold, cached and a burst of distinct addresses. */
 async function engineOnly(root, dnsAddr, samples, burst) {
-  const { DnsblEngine, DnsblCheck, parseProviders } = await import(pathToFileURL(join(root, 'dist/policy/dnsbl.js')).href);
+  const dist = (f) => import(pathToFileURL(join(root, 'dist/dnsbl', f)).href);
+  const [{ DnsblEngine }, { DnsblCheck }, { parseProviders }] = await Promise.all([dist('engine.js'), dist('check.js'), dist('provider.js')]);
   const quiet = { info() {}, warn() {}, debug() {}, error() {}, trace() {}, fatal() {}, child() { return quiet; } };
   const dnsCfg = { servers: [dnsAddr], timeout: 2000, retries: 1, minTtl: 60, maxTtl: 3600, cacheSize: 100000, threshold: 1, healthCheckInterval: 0, skipPrivate: false, action: 'ignore' };
   const engine = new DnsblEngine({ dns: dnsCfg, logger: quiet });

@@ -439,7 +439,7 @@ function dnsblTable() {
   const f = (x) => (Number.isFinite(x) ? x.toFixed(2) : '—');
   const row = (name, x, target) => `| ${name} | ${x.n} | ${f(x.p50)} | ${f(x.p99)} | ${f(x.max)} | ${target} |`;
   const lines = [
-    `A DNS server in its own process answers every query after ${r.delayMs} ms; fakemx asks ${r.zones} zones. Daemon rows: connect → first reply line at the client (bannerDelay 0, so the greeting waits only for the verdict). Engine rows: \`DnsblCheck.check()\` from dist/policy/dnsbl.js called in the measuring process, no SMTP.`,
+    `A DNS server in its own process answers every query after ${r.delayMs} ms; fakemx asks ${r.zones} zones. Daemon rows: connect → first reply line at the client (bannerDelay 0, so the greeting waits only for the verdict). Engine rows: \`DnsblCheck.check()\` from dist/dnsbl/check.js called in the measuring process, no SMTP.`,
     '',
     '| case | n | p50 (ms) | p99 (ms) | max (ms) | target |',
     '|---|---|---|---|---|---|',

@@ -15,7 +15,8 @@ import { EX_CONFIG, runDaemon } from './daemon.js';
 import { dnsblCommand } from './commands/dnsbl.js';
 import { importAppConfigCommand } from './commands/import-appconfig.js';
 import { reportCommand } from './commands/report.js';
-import { parseProvider, queryName } from './policy/dnsbl.js';
+import { parseProvider } from './dnsbl/provider.js';
+import { queryName } from './dnsbl/query.js';
 import { escapeText } from './util/escape.js';
 
 /** sysexits(3) EX_USAGE: commander's own default is 1, which `dnsbl` uses for "listed". */

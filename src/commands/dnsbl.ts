@@ -4,8 +4,11 @@
 // TXT answers are whatever a list's operator (or a spoofer) put there: escaped before printing.
 
 import type { Config } from '../config/schema.js';
+import { DnsblCheck } from '../dnsbl/check.js';
+import { DnsblEngine } from '../dnsbl/engine.js';
+import { parseProviders, type ProviderEntry } from '../dnsbl/provider.js';
+import { queryName } from '../dnsbl/query.js';
 import { silentLogger } from '../log/logger.js';
-import { DnsblCheck, DnsblEngine, parseProviders, queryName, type ProviderEntry } from '../policy/dnsbl.js';
 import { escapeText } from '../util/escape.js';
 
 function describe(p: ProviderEntry): string {

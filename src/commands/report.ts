@@ -7,6 +7,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { opendir } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
+import { ipv6Bytes } from '../net/ip.js';
 import { escapeText, safeJson } from '../util/escape.js';
 
 export interface ReportOptions {
@@ -104,21 +105,9 @@ export class TopCounter {
 /** "192.0.2.0/24" or "2001:db8:1::/48"; "(unknown)" for anything else. */
 export function clientNetwork(ip: string): string {
   if (isIPv4(ip)) return ip.split('.').slice(0, 3).join('.') + '.0/24';
-  if (isIPv6(ip)) {
-    let addr = ip.toLowerCase().split('%')[0]!;
-    // An embedded dotted quad (::ffff:a.b.c.d) is the last 32 bits; the /48 is before it anyway.
-    const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(addr);
-    if (dotted) {
-      const o = dotted[1]!.split('.').map(Number);
-      addr = addr.slice(0, -dotted[1]!.length) + ((o[0]! << 8) | o[1]!).toString(16) + ':' + ((o[2]! << 8) | o[3]!).toString(16);
-    }
-    const [head, tail] = addr.includes('::') ? (addr.split('::') as [string, string]) : [addr, undefined];
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-    const first = groups.slice(0, 3).map((g) => parseInt(g || '0', 16).toString(16));
-    return `${first.join(':')}::/48`;
-  }
+  // The first three groups; an embedded dotted quad (::ffff:a.b.c.d) is the last 32 bits anyway.
+  const b = isIPv6(ip) ? ipv6Bytes(ip) : null;
+  if (b) return `${[0, 2, 4].map((i) => ((b[i]! << 8) | b[i + 1]!).toString(16)).join(':')}::/48`;
   return '(unknown)';
 }
 

@@ -12,7 +12,7 @@ import { createSecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { parseServer } from '../dns/client.js';
 import { parseCidr } from '../net/ip.js';
-import { parseProvider } from '../policy/dnsbl.js';
+import { parseProvider } from '../dnsbl/provider.js';
 import { ListError, ListSet } from './lists.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
 

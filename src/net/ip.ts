@@ -1,6 +1,7 @@
-// Client address helpers: normalisation (IPv4-mapped IPv6 -> IPv4, lower-case, zone
-// stripped), CIDR parsing and matching, and the per-network key that groups IPv6 clients
-// for maxSessionsPerIp. Pure functions; invalid input throws a plain Error with a reason.
+// Client address helpers: address bytes (the one IPv6 expansion in fakemx: ipv6Bytes),
+// normalisation (IPv4-mapped IPv6 -> IPv4, lower-case, zone stripped), CIDR parsing and
+// matching, and the per-network key that groups IPv6 clients for maxSessionsPerIp.
+// Pure functions; the parsers return null for what is not an address, the rest throw a plain Error.
 
 import { isIPv4, isIPv6 } from 'node:net';
 
@@ -28,6 +29,61 @@ export function normalizeIp(ip: string): string {
   return s;
 }
 
+/** The four octets of a dotted quad (1-3 digits each, at most 255), or null. */
+export function ipv4Bytes(s: string): number[] | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (!m) return null;
+  const b = m.slice(1).map(Number);
+  return b.every((n) => n <= 255) ? b : null;
+}
+
+const V6_CHARS = /^[0-9a-f:.]+$/;
+
+/**
+ * The sixteen bytes of an IPv6 address, or null: `::` expanded, an embedded dotted IPv4 tail
+ * (`::ffff:192.0.2.1`) read as the last 32 bits, a zone (`%eth0`) ignored, any case.
+ * The only IPv6 expansion in fakemx: everything else that needs the full address asks here.
+ */
+export function ipv6Bytes(input: string): number[] | null {
+  const pct = input.indexOf('%');
+  let s = (pct >= 0 ? input.slice(0, pct) : input).toLowerCase();
+  if (!V6_CHARS.test(s) || !s.includes(':')) return null;
+  const lastColon = s.lastIndexOf(':');
+  if (s.indexOf('.', lastColon) >= 0) {
+    const v4 = ipv4Bytes(s.slice(lastColon + 1));
+    if (!v4) return null;
+    s = `${s.slice(0, lastColon + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
+  }
+  const halves = s.split('::');
+  if (halves.length > 2) return null;
+  const head = halves[0] === '' ? [] : halves[0]!.split(':');
+  const rest = halves.length === 2 && halves[1] !== '' ? halves[1]!.split(':') : [];
+  const fill = 8 - head.length - rest.length;
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return null;
+  const out: number[] = [];
+  const put = (g: string): boolean => {
+    // Only hex digits, ':' and '.' got this far; a group is 1-4 hex digits.
+    if (g.length === 0 || g.length > 4 || g.includes('.')) return false;
+    const v = parseInt(g, 16);
+    out.push(v >> 8, v & 0xff);
+    return true;
+  };
+  for (const g of head) if (!put(g)) return null;
+  for (let i = 0; i < (halves.length === 2 ? fill : 0); i++) out.push(0, 0);
+  for (const g of rest) if (!put(g)) return null;
+  return out;
+}
+
+/** Address bytes and family, or null; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) counts as IPv4. */
+export function ipBytes(ip: string): { family: 4 | 6; bytes: number[] } | null {
+  const v4 = ipv4Bytes(ip);
+  if (v4) return { family: 4, bytes: v4 };
+  const v6 = ipv6Bytes(ip);
+  if (!v6) return null;
+  if (v6.slice(0, 10).every((b) => b === 0) && v6[10] === 0xff && v6[11] === 0xff) return { family: 4, bytes: v6.slice(12) };
+  return { family: 6, bytes: v6 };
+}
+
 export function ipv4ToBig(ip: string): bigint {
   const p = ip.split('.');
   let n = 0n;
@@ -35,21 +91,13 @@ export function ipv4ToBig(ip: string): bigint {
   return n;
 }
 
-/** 128-bit value of an IPv6 address (accepts an embedded dotted IPv4 tail). */
+/** 128-bit value of an IPv6 address (accepts an embedded dotted IPv4 tail); throws if it is none. */
 export function ipv6ToBig(ip: string): bigint {
-  let s = ip.toLowerCase();
-  const dot = s.lastIndexOf(':');
-  if (s.includes('.')) {
-    const v4 = ipv4ToBig(s.slice(dot + 1));
-    s = `${s.slice(0, dot + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
-  }
-  const [head, tail] = s.includes('::') ? s.split('::') as [string, string] : [s, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  let n = 0n;
-  for (const g of groups) n = (n << 16n) | BigInt(parseInt(g || '0', 16));
-  return n;
+  const b = ipv6Bytes(ip);
+  if (!b) throw new Error(`not an IPv6 address: "${ip}"`);
+  let hex = '0x';
+  for (const x of b) hex += x < 16 ? `0${x.toString(16)}` : x.toString(16);
+  return BigInt(hex);
 }
 
 export function parseCidr(text: string): Cidr {

@@ -1,7 +1,54 @@
-// Address helpers: normalisation, CIDR matching (IPv4 and IPv6) and the per-network key
-// that counts IPv6 clients per /64 for maxSessionsPerIp.
+// Address helpers: bytes (the one IPv6 expansion), normalisation, CIDR matching (IPv4 and
+// IPv6) and the per-network key that counts IPv6 clients per /64 for maxSessionsPerIp.
+import { isIPv6 } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { cidrContains, normalizeIp, parseCidr, prefixKey } from '../../src/net/ip.js';
+import { cidrContains, ipBytes, ipv6Bytes, ipv6ToBig, normalizeIp, parseCidr, prefixKey } from '../../src/net/ip.js';
+
+const hex = (b: number[] | null) => (b === null ? null : b.map((x) => x.toString(16).padStart(2, '0')).join(''));
+
+describe('ipv6Bytes (the IPv6 expansion)', () => {
+  it.each([
+    ['::', '00000000000000000000000000000000'],
+    ['::1', '00000000000000000000000000000001'],
+    ['1::', '00010000000000000000000000000000'],
+    ['2001:db8:1:2::abcd', '20010db800010002000000000000abcd'],
+    ['2001:DB8::1', '20010db8000000000000000000000001'],
+    ['1:2:3:4:5:6:7:8', '00010002000300040005000600070008'],
+    ['1:2:3:4:5:6:7::', '00010002000300040005000600070000'],
+    ['::ffff:192.0.2.1', '00000000000000000000ffffc0000201'],
+    ['0:0:0:0:0:ffff:192.0.2.1', '00000000000000000000ffffc0000201'],
+    ['64:ff9b::198.51.100.7', '0064ff9b0000000000000000c6336407'],
+    ['fe80::1%eth0', 'fe800000000000000000000000000001'],
+  ])('%s', (ip, want) => expect(hex(ipv6Bytes(ip))).toBe(want));
+  it.each([
+    '', '1.2.3.4', 'not-an-ip', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '1:2:3:4::5:6:7:8',
+    '12345::', ':1:2:3:4:5:6:7', '::1.2.3.256', '::1.2.3', 'g::1',
+  ])('rejects "%s"', (ip) => expect(ipv6Bytes(ip)).toBeNull());
+  it('accepts whatever node:net calls IPv6', () => {
+    for (const ip of ['::', '::1', '1::', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1:2:3:4:5:6:1.2.3.4', '::ffff:1.2.3.4', 'FE80::1%eth0', 'a:b::c:d']) {
+      expect(isIPv6(ip)).toBe(true);
+      expect(ipv6Bytes(ip), ip).not.toBeNull();
+    }
+  });
+  it('ipv6ToBig is its value; anything else throws', () => {
+    expect(ipv6ToBig('2001:db8::1')).toBe(0x20010db8000000000000000000000001n);
+    expect(() => ipv6ToBig('1::2::3')).toThrow(/not an IPv6 address/);
+  });
+});
+
+describe('ipBytes', () => {
+  it.each([
+    ['192.0.2.1', 4, 'c0000201'],
+    ['::ffff:192.0.2.1', 4, 'c0000201'],
+    ['::FFFF:c000:0201', 4, 'c0000201'],
+    ['2001:db8::1', 6, '20010db8000000000000000000000001'],
+    ['::1', 6, '00000000000000000000000000000001'],
+  ] as const)('%s', (ip, family, bytes) => {
+    const a = ipBytes(ip);
+    expect([a?.family, hex(a?.bytes ?? null)]).toEqual([family, bytes]);
+  });
+  it.each(['1.2.3', '256.1.1.1', 'unix-socket', ''])('rejects "%s"', (ip) => expect(ipBytes(ip)).toBeNull());
+});
 
 describe('normalizeIp', () => {
   it.each([

@@ -1,0 +1,42 @@
+// The engine's zone health (RFC 5782 §5) against the in-process DNS server: a zone that
+// fails the 127.0.0.2 / 127.0.0.1 test is skipped until it passes; errors change nothing.
+
+import { describe, expect, it } from 'vitest';
+import type { TestDnsServer } from '../helpers/dns-server.js';
+import { setup, srv, useDnsServer } from '../helpers/dnsbl.js';
+
+useDnsServer();
+
+describe('zone health (RFC 5782 §5)', () => {
+  const cases: { name: string; two: Parameters<TestDnsServer['set']>[1]; one: Parameters<TestDnsServer['set']>[1]; result: string; skipped: boolean }[] = [
+    { name: 'healthy zone', two: { a: ['127.0.0.2'] }, one: { rcode: 'NXDOMAIN' }, result: 'ok', skipped: false },
+    { name: '127.0.0.2 not listed', two: { rcode: 'NXDOMAIN' }, one: { rcode: 'NXDOMAIN' }, result: 'fail', skipped: true },
+    { name: '127.0.0.1 listed (lists everything)', two: { a: ['127.0.0.2'] }, one: { a: ['127.0.0.2'] }, result: 'fail', skipped: true },
+    { name: 'refused code for the test entry', two: { a: ['127.255.255.254'] }, one: { a: ['127.255.255.254'] }, result: 'fail', skipped: true },
+    { name: 'SERVFAIL: state unchanged', two: { rcode: 'SERVFAIL' }, one: { rcode: 'SERVFAIL' }, result: 'unknown', skipped: false },
+    { name: 'no answer: state unchanged', two: { drop: true }, one: { drop: true }, result: 'unknown', skipped: false },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      srv.set('2.0.0.127.bl.test', c.two, 'A');
+      srv.set('1.0.0.127.bl.test', c.one, 'A');
+      srv.set('16.2.0.192.bl.test', { a: ['127.0.0.2'] }, 'A');
+      const { engine, check, lines } = setup({ rbl: ['bl.test'], dns: { timeout: 60 } });
+      expect(await engine.checkZone('bl.test')).toBe(c.result);
+      const r = await check.check('192.0.2.16', { deadline: Date.now() + 1000 });
+      expect(r.zones.length).toBe(c.skipped ? 0 : 1);
+      if (c.result !== 'ok') expect(lines.some((l) => l.tag === 'DNSBL_HEALTH' && l.level === 40)).toBe(true);
+    });
+  }
+
+  it('a failing zone is used again once it passes', async () => {
+    srv.set('2.0.0.127.bl.test', { rcode: 'NXDOMAIN' }, 'A');
+    const { engine, lines } = setup({ rbl: ['bl.test'] });
+    await engine.checkZones(['bl.test']);
+    expect(engine.healthy('bl.test')).toBe(false);
+    srv.set('2.0.0.127.bl.test', { a: ['127.0.0.2'] }, 'A');
+    await engine.checkZones(['bl.test']);
+    expect(engine.healthy('bl.test')).toBe(true);
+    expect(lines.some((l) => l.tag === 'DNSBL_HEALTH' && l.level === 30)).toBe(true);
+  });
+});
