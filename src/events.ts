@@ -14,7 +14,10 @@ export interface ListenerInfo {
 
 export interface VerdictEvent {
   tag: string;
-  session: SessionInfo;
+  /** null for a verdict reached before a session existed (PROXY_INVALID, TLS_FAILED, maxSessions). */
+  session: SessionInfo | null;
+  /** "[ip]:port" */
+  client: string;
   details: Record<string, unknown>;
 }
 

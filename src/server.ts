@@ -1,26 +1,27 @@
 // The library API: createServer() returns a FakemxServer (an EventEmitter of ServerEvents)
-// that owns the listeners, the session table (maxSessions), the corpus, and the policy
-// hooks built per listener. The daemon, the tests and embedding programs all use it.
-// Verdicts are recorded here once: log line, session metadata, 'verdict' event.
+// that owns the listeners, the session table (maxSessions), the corpora and one Policy per
+// listener. One connection's path: Listener (PROXY, TLS) -> accept() here -> Session (the
+// engine) -> PolicySession (hooks) -> store -> Observer (log line, event, metrics).
 
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { createSecureContext, createServer as createTlsServer, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { storePathsInUse, type EffectiveListener } from './config/effective.js';
 import { loadConfig, type LoadedConfig } from './config/load.js';
-import type { Config, ListenerConfig, PolicyConfig } from './config/schema.js';
-import type { ListenerInfo, MessageResult, ServerEvents } from './events.js';
-import { clientTag, silentLogger, type Logger } from './log/logger.js';
-import { cidrContains, normalizeIp, prefixKey, parseCidr, type Cidr } from './net/ip.js';
-import { readProxyHeader } from './net/proxy-protocol.js';
+import type { Config } from './config/schema.js';
+import type { ListenerInfo, ServerEvents } from './events.js';
+import { Listener, type Accepted } from './listeners.js';
+import { silentLogger, type Logger } from './log/logger.js';
+import { prefixKey } from './net/ip.js';
+import { Observer } from './observer.js';
 import { matchAccess } from './policy/access.js';
 import { createDnsCheck, type DnsRuntime } from './policy/dns-check.js';
-import { buildHooks, verdictList, type PolicyServices } from './policy/index.js';
+import { Policy } from './policy/index.js';
 import { PerIpLimiter } from './policy/limits.js';
-import type { SessionHooks, SessionInfo, TlsInfo } from './smtp/hooks.js';
-import { formatReply, replies, sanitize } from './smtp/reply.js';
+import type { TlsInfo } from './smtp/hooks.js';
+import { formatReply, replies } from './smtp/reply.js';
 import { Session, type SessionConfig } from './smtp/session.js';
-import { Corpus, type StoredMessage } from './store/corpus.js';
+import { Corpus } from './store/corpus.js';
 import { newId } from './util/id.js';
 
 export interface CreateServerOptions {
@@ -39,89 +40,70 @@ export interface ListenOptions {
   fds?: { fd: number; name: string }[];
 }
 
-interface ListenerRuntime {
-  cfg: ListenerConfig;
-  policy: PolicyConfig;
-  hooks: SessionHooks;
-  /** Shared by every session this listener accepts under the current config. */
+/** What a listener's sessions share under one config: rebuilt on reload, captured by each new session. */
+interface Profile {
+  eff: EffectiveListener;
+  policy: Policy;
   session: SessionConfig;
-  trusted: Cidr[] | null;
-  server: NetServer;
-  info: ListenerInfo;
 }
 
-/** What one loaded config turns into: rebuilt on reload, captured by each new session. */
+/** What one loaded config turns into. */
 interface Runtime {
   loaded: LoadedConfig;
-  config: Config;
-  tlsOptions: SecureContextOptions | undefined;
-  secureContext: SecureContext | undefined;
   dns: DnsRuntime | null;
 }
 
-function policyFor(config: Config, l: ListenerConfig): PolicyConfig {
-  const p = l.profile ?? {};
-  return { ...config, ...p, tarpit: { ...config.tarpit, ...(p.tarpit ?? {}) } };
-}
-
-/** Certificate options from the config (files read now), or undefined without a certificate. */
-function tlsOptions(config: Config): SecureContextOptions | undefined {
-  if (!config.tls.cert || !config.tls.key) return undefined;
-  return {
-    cert: readFileSync(config.tls.cert),
-    key: readFileSync(config.tls.key),
-    ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}),
-    minVersion: config.tls.minVersion,
-    ...(config.tls.ciphers ? { ciphers: config.tls.ciphers } : {}),
-  };
-}
-
-function sessionConfig(name: string, l: ListenerConfig, policy: PolicyConfig, rt: Runtime): SessionConfig {
-  return {
-    listener: name,
-    hostName: policy.hostName,
-    receiveTimeout: policy.receiveTimeout,
-    maxLineLength: policy.maxLineLength,
-    maxPendingInput: policy.maxPendingInput,
-    maxDataSize: policy.maxDataSize,
-    dataTimeout: policy.dataTimeout,
-    maxSmtpErrors: policy.maxSmtpErrors,
-    maxSmtpNoop: policy.maxSmtpNoop,
-    maxSmtpVrfy: policy.maxSmtpVrfy,
-    maxSmtpRcpt: policy.maxSmtpRcpt,
-    maxRcptOvershoot: policy.maxRcptOvershoot,
-    maxJunkCommands: policy.maxJunkCommands,
-    maxSessionTime: policy.maxSessionTime,
-    maxMessages: policy.maxMessages,
-    advertisePipelining: policy.advertisePipelining,
-    bannerTeaser: policy.bannerTeaser,
-    ...(l.tls === 'starttls' && rt.secureContext
-      ? { startTls: { context: rt.secureContext, handshakeTimeout: rt.config.tls.handshakeTimeout } }
+function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): SessionConfig {
+  const p = eff.policy;
+  return Object.freeze({
+    listener: eff.name,
+    hostName: p.hostName,
+    receiveTimeout: p.receiveTimeout,
+    maxLineLength: p.maxLineLength,
+    maxPendingInput: p.maxPendingInput,
+    maxDataSize: p.maxDataSize,
+    dataTimeout: p.dataTimeout,
+    maxSessionTime: p.maxSessionTime,
+    maxSmtpErrors: p.maxSmtpErrors,
+    maxSmtpNoop: p.maxSmtpNoop,
+    maxSmtpVrfy: p.maxSmtpVrfy,
+    maxSmtpRcpt: p.maxSmtpRcpt,
+    maxRcptOvershoot: p.maxRcptOvershoot,
+    maxJunkCommands: p.maxJunkCommands,
+    maxMessages: p.maxMessages,
+    advertisePipelining: p.advertisePipelining,
+    bannerTeaser: p.bannerTeaser,
+    // An implicit-TLS session has no STARTTLS; only starttls listeners offer it.
+    ...(eff.tls === 'starttls' && loaded.tls
+      ? { startTls: { context: loaded.tls.context, handshakeTimeout: loaded.config.tls.handshakeTimeout } }
       : {}),
-  };
+  });
 }
-
-const LISTEN_BACKLOG = 4096;
 
 export class FakemxServer extends EventEmitter<ServerEvents> {
   private runtime: Runtime;
   private readonly sessions = new Set<Session>();
   private readonly perIp = new PerIpLimiter();
   private readonly corpora = new Map<string, Corpus>();
-  private listenerRts: ListenerRuntime[] = [];
+  private readonly profiles = new Map<Listener, Profile>();
+  private sockets: Listener[] = [];
   private closing = false;
+  /** Resolves close() once the last session has gone. */
+  private drained: (() => void) | null = null;
   readonly logger: Logger;
+  private readonly observer: Observer;
 
   constructor(loaded: LoadedConfig, logger?: Logger) {
     super();
     this.logger = logger ?? silentLogger();
+    this.observer = new Observer(this.logger, this);
     this.runtime = this.buildRuntime(loaded);
     // A throwing 'error' listener-less emit would crash the process; keep one.
     this.on('error', (e) => this.logger.error({ tag: 'ERROR', err: e.message }, 'server error'));
   }
 
   get config(): Config {
-    return this.runtime.config;
+    return this.runtime.loaded.config;
   }
 
   get activeSessions(): number {
@@ -129,15 +111,13 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   }
 
   get listening(): ListenerInfo[] {
-    return this.listenerRts.map((l) => l.info);
+    return this.sockets.map((l) => l.info);
   }
 
   private buildRuntime(loaded: LoadedConfig): Runtime {
-    const config = loaded.config;
     const old = this.runtime as Runtime | undefined;
-    const dns = createDnsCheck(config, this.logger, (ev) => this.emit('dnsQuery', ev), old?.dns ?? null);
-    const opts = tlsOptions(config);
-    return { loaded, config, tlsOptions: opts, secureContext: opts ? createSecureContext(opts) : undefined, dns };
+    const dns = createDnsCheck(loaded.config, this.logger, (ev) => this.emit('dnsQuery', ev), old?.dns ?? null);
+    return { loaded, dns };
   }
 
   private corpusFor(path: string): Corpus {
@@ -146,104 +126,59 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     return c;
   }
 
-  private services(policy: PolicyConfig, rt: Runtime): PolicyServices {
+  private profile(eff: EffectiveListener, rt: Runtime): Profile {
+    const p = eff.policy;
     const lists = rt.loaded.lists;
-    const access = policy.accessList ? lists.access(policy.accessList) : null;
-    return {
-      maxSessions: rt.config.maxSessions,
+    const access = p.accessList ? lists.access(p.accessList) : null;
+    const policy = new Policy(p, {
+      maxSessions: rt.loaded.config.maxSessions,
       active: () => this.sessions.size,
       perIp: this.perIp,
-      ipKey: (ip) => prefixKey(ip, policy.ipv6Prefix),
+      ipKey: (ip) => prefixKey(ip, p.ipv6Prefix),
       access: access ? (ip) => matchAccess(access, ip) : null,
-      domains: policy.localDomains ? lists.domains(policy.localDomains) : null,
-      mailboxes: policy.localMailboxes ? lists.mailboxes(policy.localMailboxes) : null,
-      corpus: policy.storeData ? this.corpusFor(policy.storePath) : null,
-      dns: rt.dns ? rt.dns.forPolicy(policy) : null,
-      verdict: (s, tag, d) => this.verdict(s, tag, d),
-      messageResult: (s, result, bytes) => this.messageResult(s, result, bytes),
-      message: (s, stored) => this.stored(s, stored),
-    };
+      domains: p.localDomains ? lists.domains(p.localDomains) : null,
+      mailboxes: p.localMailboxes ? lists.mailboxes(p.localMailboxes) : null,
+      corpus: p.storeData ? this.corpusFor(p.storePath) : null,
+      dns: rt.dns ? rt.dns.forPolicy(p) : null,
+      observer: this.observer,
+      gone: (s) => this.sessionGone(s as Session),
+    });
+    return { eff, policy, session: sessionConfig(eff, rt.loaded) };
   }
 
-  private hooksFor(policy: PolicyConfig, rt: Runtime): SessionHooks {
-    const p = buildHooks(policy, this.services(policy, rt));
-    const log = this.logger;
-    const verbose = policy.verboseLogging;
-    return {
-      ...p,
-      verdict: (s, tag, d) => this.verdict(s, tag, d),
-      command: (s, raw) => {
-        // Sanitised only when someone will see it: the per-line cost is paid by verbose runs.
-        if (!verbose && this.listenerCount('command') === 0) return;
-        const line = sanitize(raw, 512);
-        if (verbose) log.info({ tag: 'CMD', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), line }, 'command');
-        this.emit('command', s, line);
+  /** Make sure every corpus in use exists; at start, sweep what a killed process left. */
+  private async initCorpora(rt: Runtime, atStart: boolean): Promise<void> {
+    for (const path of storePathsInUse(rt.loaded.listeners)) {
+      const removed = await this.corpusFor(path).init();
+      if (atStart && removed > 0) this.logger.warn({ tag: 'STALE_TEMP', store: path, removed }, 'removed temporaries left by an earlier crash');
+    }
+  }
+
+  private newListener(eff: EffectiveListener, rt: Runtime): Listener {
+    const l = new Listener(eff, rt.loaded.tls?.options, rt.loaded.config.tls.handshakeTimeout, {
+      accept: (lst, a) => this.accept(lst, a),
+      refused: (lst, tag, ip, port, reason) => {
+        this.observer.connectionVerdict(tag, ip, port, { listener: lst.info.name, reason });
+        this.emit('connection', { listener: lst.info.name, outcome: tag === 'TLS_FAILED' ? 'tls_failed' : 'proxy_invalid' });
       },
-      reply: (s, r) => {
-        if (verbose) log.info({ tag: 'REPLY', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), code: r.code, text: r.text }, 'reply');
-        this.emit('reply', s, r);
-      },
-      tls: (s, info) => this.tlsUp(s, info),
-      close: (s, info) => {
-        p.close?.(s, info);
-        this.sessions.delete(s as Session);
-        const verdicts: Record<string, number> = {};
-        for (const v of verdictList(s)) verdicts[v.tag] = (verdicts[v.tag] ?? 0) + 1;
-        log.info(
-          {
-            tag: 'CLOSE', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), listener: s.listener,
-            helo: s.helo ?? null, counts: s.counts, verdicts, outcome: info.reason, durationMs: info.durationMs,
-            ...(s.tls ? { tls: s.tls } : {}),
-          },
-          `session closed: ${info.reason}`,
-        );
-        this.emit('disconnect', s, info);
-      },
-    };
-  }
-
-  private verdict(s: SessionInfo, tag: string, details: Record<string, unknown>): void {
-    const rec = { tag, atMs: Date.now() - s.openedAt, ...details };
-    verdictList(s).push(rec);
-    this.logger.info(
-      { tag, session: s.id, client: clientTag(s.remoteAddress, s.remotePort), ...details },
-      `${tag} from ${clientTag(s.remoteAddress, s.remotePort)}`,
-    );
-    this.emit('verdict', { tag, session: s, details });
-  }
-
-  private tlsUp(s: SessionInfo, info: TlsInfo): void {
-    this.logger.info({ tag: 'TLS', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), ...info }, 'TLS established');
-  }
-
-  private messageResult(s: SessionInfo, result: MessageResult, bytes: number): void {
-    this.emit('messageResult', { session: s, result, bytes });
-  }
-
-  private stored(s: SessionInfo, m: StoredMessage): void {
-    this.logger.info(
-      { tag: 'STORED', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), id: m.id, file: m.path, bytes: m.metadata.sizes.file },
-      `STORED ${m.id}`,
-    );
-    this.emit('message', { session: s, metadata: m.metadata, path: m.path });
+      error: (e) => this.emit('error', e),
+    });
+    this.profiles.set(l, this.profile(eff, rt));
+    return l;
   }
 
   // ---- listeners -----------------------------------------------------------------------
 
   async listen(opts: ListenOptions = {}): Promise<ListenerInfo[]> {
     const rt = this.runtime;
-    for (const c of this.corpora.values()) await c.init();
-    for (const l of rt.config.listeners) {
-      const pol = policyFor(rt.config, l);
-      if (!pol.storeData) continue;
-      const removed = await this.corpusFor(pol.storePath).init();
-      if (removed > 0) this.logger.warn({ tag: 'STALE_TEMP', store: pol.storePath, removed }, 'removed temporaries left by an earlier crash');
-    }
+    await this.initCorpora(rt, true);
     const fds = [...(opts.fds ?? [])];
-    for (const l of rt.config.listeners) {
-      const fdIdx = fds.findIndex((f) => f.name === l.name);
+    for (const eff of rt.loaded.listeners) {
+      const fdIdx = fds.findIndex((f) => f.name === eff.fdName);
       const fd = fdIdx >= 0 ? fds.splice(fdIdx, 1)[0] : fds.shift();
-      this.listenerRts.push(await this.openListener(l, rt, fd?.fd));
+      const l = this.newListener(eff, rt);
+      await l.listen(fd?.fd);
+      this.sockets.push(l);
     }
     await rt.dns?.start();
     const infos = this.listening;
@@ -252,129 +187,42 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     return infos;
   }
 
-  private openListener(l: ListenerConfig, rt: Runtime, fd?: number): Promise<ListenerRuntime> {
-    const policy = policyFor(rt.config, l);
-    const lr: ListenerRuntime = {
-      cfg: l,
-      policy,
-      hooks: this.hooksFor(policy, rt),
-      session: sessionConfig(l.name ?? `${l.address}:${l.port}`, l, policy, rt),
-      trusted: l.proxyProtocol ? l.proxyProtocol.trusted.map(parseCidr) : null,
-      server: null as unknown as NetServer,
-      info: { name: l.name ?? `${l.address}:${l.port}`, address: l.address, port: l.port, tls: l.tls },
-    };
-    let server: NetServer;
-    if (l.tls === 'implicit') {
-      // RFC 8314: TLS from the first byte; the greeting follows the handshake.
-      const ts = createTlsServer({
-        ...rt.tlsOptions,
-        handshakeTimeout: rt.config.tls.handshakeTimeout,
-        allowHalfOpen: true,
-      });
-      ts.on('secureConnection', (sock: TLSSocket) => this.guardAccept(lr, sock));
-      ts.on('tlsClientError', (err, sock) => {
-        this.logger.info({ tag: 'TLS_FAILED', listener: lr.info.name, client: clientTag(normalizeIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0), reason: err.message }, 'TLS handshake failed');
-        this.emit('connection', { listener: lr.info.name, outcome: 'tls_failed' });
-        // Node reports a stalled or broken handshake but leaves the socket open: close it.
-        sock.destroy();
-      });
-      server = ts;
-    } else {
-      server = createNetServer({ allowHalfOpen: true }, (sock) => this.guardAccept(lr, sock));
-    }
-    server.on('error', (e) => this.emit('error', e));
-    lr.server = server;
-    return new Promise((resolve, reject) => {
-      const onErr = (e: Error) => reject(e);
-      server.once('error', onErr);
-      const done = () => {
-        server.off('error', onErr);
-        const a = server.address() as AddressInfo;
-        lr.info = { ...lr.info, address: a.address, port: a.port };
-        resolve(lr);
-      };
-      if (fd !== undefined) server.listen({ fd }, done);
-      // A burst of new clients must not overflow the accept queue (Node's default is 511;
-      // the kernel caps this at net.core.somaxconn).
-      else server.listen({ host: l.address, port: l.port, ipv6Only: false, backlog: LISTEN_BACKLOG }, done);
-    });
-  }
-
-  private guardAccept(lr: ListenerRuntime, sock: Socket): void {
-    try {
-      sock.on('error', () => undefined);
-      if (lr.trusted) this.acceptProxied(lr, sock);
-      else this.accept(lr, sock, normalizeIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0);
-    } catch (e) {
-      this.emit('error', e instanceof Error ? e : new Error(String(e)));
-      sock.destroy();
-    }
-  }
-
-  /** PROXY protocol: only trusted peers, header within the timeout, else close. */
-  private acceptProxied(lr: ListenerRuntime, sock: Socket): void {
-    const peer = normalizeIp(sock.remoteAddress ?? '');
-    const bad = (reason: string) => {
-      this.logger.info({ tag: 'PROXY_INVALID', listener: lr.info.name, client: clientTag(peer, sock.remotePort ?? 0), reason }, 'PROXY header rejected');
-      this.emit('connection', { listener: lr.info.name, outcome: 'proxy_invalid' });
-      sock.destroy();
-    };
-    if (!lr.trusted!.some((c) => cidrContains(c, peer))) return bad('untrusted peer');
-    readProxyHeader(sock, { timeoutMs: lr.cfg.proxyProtocol?.timeout ?? 5000 }).then(
-      ({ header, rest }) => {
-        if (sock.destroyed) return;
-        // LOCAL / UNKNOWN: the connection is the proxy's own; keep the peer address.
-        const src = header.command === 'PROXY' && header.source ? header.source : { address: peer, port: sock.remotePort ?? 0 };
-        try {
-          this.accept(lr, sock, normalizeIp(src.address), src.port, rest);
-        } catch (e) {
-          this.emit('error', e instanceof Error ? e : new Error(String(e)));
-          sock.destroy();
-        }
-      },
-      (e: Error) => bad(e.message),
-    );
-  }
-
-  private accept(lr: ListenerRuntime, sock: Socket, ip: string, port: number, rest?: Buffer): void {
-    const rt = this.runtime;
-    const policy = lr.policy;
+  private accept(l: Listener, a: Accepted): void {
+    const prof = this.profiles.get(l)!;
+    const { sock, ip, port } = a;
+    const host = prof.eff.policy.hostName;
     if (this.closing) {
-      sock.end(formatReply(replies.shuttingDown(policy.hostName), true));
+      sock.end(formatReply(replies.shuttingDown(host), true));
       return;
     }
-    if (this.sessions.size >= rt.config.maxSessions) {
+    if (this.sessions.size >= this.config.maxSessions) {
       // FakeSMTP: beyond maxSessions, refuse at once (no banner delay).
-      this.logger.info({ tag: 'LIMIT', limit: 'maxSessions', client: clientTag(ip, port), listener: lr.info.name }, 'too busy');
-      this.emit('connection', { listener: lr.info.name, outcome: 'too_busy' });
-      sock.end(formatReply(replies.tooBusy(policy.hostName), true));
+      this.observer.connectionVerdict('LIMIT', ip, port, { limit: 'maxSessions', listener: l.info.name });
+      this.emit('connection', { listener: l.info.name, outcome: 'too_busy' });
+      sock.end(formatReply(replies.tooBusy(host), true));
       setTimeout(() => sock.destroy(), 2000).unref();
       return;
     }
     sock.setNoDelay(true);
-    const tsock = sock as TLSSocket;
-    const tlsInfo: TlsInfo | undefined = tsock.encrypted
-      ? { protocol: tsock.getProtocol() ?? 'unknown', cipher: tsock.getCipher()?.name ?? 'unknown', ...(typeof (tsock as { servername?: unknown }).servername === 'string' ? { servername: (tsock as unknown as { servername: string }).servername } : {}) }
-      : undefined;
+    const tls = tlsInfo(sock);
     const conn = {
       id: newId(),
       remoteAddress: ip,
       remotePort: port,
-      ...(tlsInfo ? { tls: tlsInfo } : {}),
-      ...(rest && rest.length > 0 ? { initialInput: rest } : {}),
+      ...(tls ? { tls } : {}),
+      ...(a.rest && a.rest.length > 0 ? { initialInput: a.rest } : {}),
     };
-    // An implicit-TLS session has no STARTTLS; the shared config offers it only on starttls listeners.
-    const s = new Session(sock, conn, lr.session, lr.hooks);
+    const s = new Session(sock, conn, prof.session, prof.policy);
     this.sessions.add(s);
-    this.emit('connection', { listener: lr.info.name, outcome: 'accepted' });
-    if (this.logger.isLevelEnabled('info')) {
-      this.logger.info(
-        { tag: 'OPEN', session: s.id, client: clientTag(ip, port), listener: lr.info.name, ...(tlsInfo ? { tls: tlsInfo } : {}) },
-        `session opened from ${clientTag(ip, port)}`,
-      );
-    }
+    this.emit('connection', { listener: l.info.name, outcome: 'accepted' });
+    this.observer.open(s, l.info.name, tls);
     this.emit('connect', s);
     s.start();
+  }
+
+  private sessionGone(s: Session): void {
+    this.sessions.delete(s);
+    if (this.sessions.size === 0) this.drained?.();
   }
 
   // ---- reload and shutdown ---------------------------------------------------------------
@@ -382,32 +230,32 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   /** New sessions use the new config; open ones finish on the old. Changed listeners are re-bound. */
   async reload(loaded: LoadedConfig): Promise<void> {
     const rt = this.buildRuntime(loaded);
-    const old = this.listenerRts;
-    const next: ListenerRuntime[] = [];
-    const key = (l: ListenerConfig) => `${l.address}|${l.port}|${l.tls}|${JSON.stringify(l.proxyProtocol ?? null)}`;
-    for (const l of rt.config.listeners) {
-      const pol = policyFor(rt.config, l);
-      if (pol.storeData) await this.corpusFor(pol.storePath).init();
+    await this.initCorpora(rt, false);
+    const old = this.sockets;
+    const next: Listener[] = [];
+    const key = (e: EffectiveListener, port = e.port) => `${e.address}|${port}|${e.tls}|${JSON.stringify(e.proxyProtocol ?? null)}`;
+    for (const eff of loaded.listeners) {
       // A listener bound to port 0 matches a new config naming the port it actually got.
-      const same = old.find((o) => !next.includes(o) && (key(o.cfg) === key(l) || key({ ...o.cfg, port: o.info.port }) === key(l)));
+      const same = old.find((o) => !next.includes(o) && (key(o.eff) === key(eff) || key(o.eff, o.info.port) === key(eff)));
       if (same) {
-        same.cfg = l;
-        same.policy = pol;
-        same.hooks = this.hooksFor(pol, rt);
-        same.trusted = l.proxyProtocol ? l.proxyProtocol.trusted.map(parseCidr) : null;
-        same.info = { ...same.info, name: l.name ?? same.info.name };
-        same.session = sessionConfig(same.info.name, l, pol, rt);
-        // A reload re-reads certificates; implicit-TLS listeners take them for new handshakes.
-        if (l.tls === 'implicit' && rt.tlsOptions) (same.server as TlsServer).setSecureContext(rt.tlsOptions);
+        same.update(eff, loaded.tls?.options);
+        this.profiles.set(same, this.profile(eff, rt));
         next.push(same);
       } else {
-        next.push(await this.openListener(l, rt));
+        const l = this.newListener(eff, rt);
+        const info = await l.listen();
+        this.logger.info({ tag: 'LISTENING', ...info }, `listening on ${info.address}:${info.port} (${info.tls})`);
+        next.push(l);
       }
     }
-    for (const o of old) if (!next.includes(o)) o.server.close();
+    for (const o of old) {
+      if (next.includes(o)) continue;
+      void o.close();
+      this.profiles.delete(o);
+    }
     const prevDns = this.runtime.dns;
     this.runtime = rt;
-    this.listenerRts = next;
+    this.sockets = next;
     if (prevDns && prevDns !== rt.dns) prevDns.stop();
     await rt.dns?.start();
   }
@@ -416,23 +264,38 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
    * Stop accepting; tell clients 421 at their next command; after graceMs close the rest.
    * A message being stored finishes (or fails) before its session ends: never half.
    */
-  async close(graceMs = this.runtime.config.shutdownGrace): Promise<void> {
+  async close(graceMs = this.config.shutdownGrace): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     // net.Server.close() calls back only once every connection has ended: start it now,
     // wait for it after the sessions are gone.
-    const stopped = Promise.all(this.listenerRts.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+    const stopped = Promise.all(this.sockets.map((l) => l.close()));
+    const drained = new Promise<void>((r) => {
+      this.drained = r;
+      if (this.sessions.size === 0) r();
+    });
     for (const s of this.sessions) s.shutdown();
-    const deadline = Date.now() + graceMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
+    await Promise.race([drained, grace]);
+    clearTimeout(timer);
     for (const s of this.sessions) s.destroy('shutdown');
-    while (this.sessions.size > 0) await new Promise((r) => setTimeout(r, 5));
+    await drained;
     await stopped;
     this.runtime.dns?.stop();
     this.emit('close');
   }
+}
+
+function tlsInfo(sock: Socket): TlsInfo | undefined {
+  const t = sock as TLSSocket;
+  if (!t.encrypted) return undefined;
+  const servername = (t as { servername?: unknown }).servername;
+  return {
+    protocol: t.getProtocol() ?? 'unknown',
+    cipher: t.getCipher()?.name ?? 'unknown',
+    ...(typeof servername === 'string' ? { servername } : {}),
+  };
 }
 
 export function createServer(opts: CreateServerOptions = {}): FakemxServer {

@@ -4,11 +4,11 @@
 // naming the key, the source and the reason, which the CLI turns into exit 78 (EX_CONFIG).
 // Only FAKEMX_* variables are parsed from strings; a file's values must have the schema's type.
 
+import { effectiveListeners, effectiveTls, type EffectiveListener, type EffectiveTls } from './effective.js';
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { parseServer } from '../dns/client.js';
 import { parseCidr } from '../net/ip.js';
@@ -32,6 +32,10 @@ export interface LoadedConfig {
   /** Absolute path of the file read, or null for defaults/overrides only. */
   file: string | null;
   lists: ListSet;
+  /** Each listener's effective, frozen settings (computed here once). */
+  listeners: readonly EffectiveListener[];
+  /** Certificate options and context, read once; undefined without a certificate. */
+  tls: EffectiveTls | undefined;
 }
 
 export interface LoadOptions {
@@ -361,16 +365,11 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   if ((config.tls.cert === '') !== (config.tls.key === '')) {
     throw new ConfigError(config.tls.cert ? 'tls.key' : 'tls.cert', where('tls.cert'), 'tls.cert and tls.key must be set together');
   }
+  let tls: EffectiveTls | undefined;
   if (config.tls.cert) {
     for (const k of ['cert', 'key', 'ca'] as const) if (config.tls[k]) config.tls[k] = resolve(config.tls[k]);
     try {
-      createSecureContext({
-        cert: readFileSync(config.tls.cert),
-        key: readFileSync(config.tls.key),
-        ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}),
-        minVersion: config.tls.minVersion,
-        ...(config.tls.ciphers ? { ciphers: config.tls.ciphers } : {}),
-      });
+      tls = effectiveTls(config);
     } catch (e) {
       throw new ConfigError('tls.cert', where('tls.cert'), `cannot use the certificate/key: ${(e as Error).message}`);
     }
@@ -383,7 +382,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     rawListeners.length > 0
       ? validateListeners(rawListeners, config, where('listeners'), lists)
       : [{ address: config.listenAddress, port: config.listenPort, tls: config.tls.cert ? 'starttls' : 'none' }];
-  return { config, file, lists };
+  return { config, file, lists, listeners: effectiveListeners(config), tls };
 }
 
 /** The effective config as JSON, secrets masked (check-config prints this). */

@@ -3,11 +3,12 @@
 // drops idle keep-alive sockets. Every request is bounded in time, headers and body, and a
 // flood of half-open connections cannot keep a health check out (the oldest idle are shed).
 
+import { effectiveListeners, storePathsInUse } from '../config/effective.js';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { ListenerInfo } from '../events.js';
 import type { Logger } from '../log/logger.js';
@@ -83,22 +84,6 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** The directory the corpus writes to for a storePath ("" = ./var/corpus, as in the schema doc). */
-export function storeDir(storePath: string): string {
-  return resolve(storePath === '' ? 'var/corpus' : storePath);
-}
-
-/** Every corpus directory in use: per listener, profile over top level; only where storeData is on. */
-export function storePathsInUse(config: Config): string[] {
-  const out = new Set<string>();
-  const profiles = config.listeners.length > 0 ? config.listeners.map((l) => l.profile ?? {}) : [{}];
-  for (const p of profiles) {
-    const storeData = p.storeData ?? config.storeData;
-    if (storeData) out.add(storeDir(p.storePath ?? config.storePath));
-  }
-  return [...out];
-}
-
 export type StoreCheck = { ok: true; note?: string } | { ok: false; reason: string };
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code ?? 'error';
@@ -163,7 +148,7 @@ export async function checkHealth(
   if (closed) reason = 'server closed';
   else if (listeners.length < expected) reason = `${listeners.length} of ${expected} SMTP listeners listening`;
   if (!reason) {
-    for (const r of await Promise.all(storePathsInUse(config).map((dir) => storeCheck(dir)))) {
+    for (const r of await Promise.all(storePathsInUse(effectiveListeners(config)).map((dir) => storeCheck(dir)))) {
       if (!r.ok) {
         reason = r.reason;
         break;

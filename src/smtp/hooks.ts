@@ -61,8 +61,6 @@ export interface SessionInfo {
   readonly mailParams: MailParams | undefined;
   readonly rcptTo: readonly Address[];
   readonly counts: Readonly<SessionCounts>;
-  /** Scratch space for hooks: policy state lives here, never in the engine. */
-  readonly state: Map<string, unknown>;
 }
 
 export type EarlyTalkKind = 'pregreet' | 'pipelining';
@@ -98,6 +96,14 @@ export interface CloseInfo {
   /** quit, timeout, limit, rejected, early_talk, nonsmtp, client_closed (a HANGUP), error, shutdown, tls_failed */
   reason: string;
   durationMs: number;
+}
+
+/**
+ * go-smtp's Backend: asked once per connection for that session's hooks, so policy state
+ * lives in a typed per-session object of the policy's own, never in the engine.
+ */
+export interface Backend {
+  newSession(s: SessionInfo): SessionHooks;
 }
 
 export interface SessionHooks {

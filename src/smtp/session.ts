@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { DataReader } from './data-reader.js';
 import type {
-  Address, CloseInfo, EarlyTalkKind, MailParams, MessageSink, SessionCounts, SessionHooks, SessionInfo, TlsInfo,
+  Address, Backend, CloseInfo, EarlyTalkKind, MailParams, MessageSink, SessionCounts, SessionHooks, SessionInfo, TlsInfo,
 } from './hooks.js';
 import { LineBuffer, TOO_LONG } from './line-buffer.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
@@ -165,7 +165,6 @@ export class Session implements SessionInfo {
   private local: { address: string; port: number } | undefined;
   readonly listener: string;
   readonly openedAt = Date.now();
-  readonly state = new Map<string, unknown>();
   readonly counts: SessionCounts = { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 };
   helo: string | undefined;
   esmtp = false;
@@ -175,6 +174,7 @@ export class Session implements SessionInfo {
   rcptTo: Address[] = [];
 
   private sock: Socket;
+  private readonly hooks: SessionHooks;
   private st: State = 'greeting';
   private readonly lines = new LineBuffer();
   /** pump() is on the stack: a reply finished inside it lets the loop go on, no new frame. */
@@ -206,7 +206,7 @@ export class Session implements SessionInfo {
     socket: Socket,
     conn: Connection,
     private readonly opts: SessionConfig,
-    private readonly hooks: SessionHooks,
+    backend: Backend,
   ) {
     this.sock = socket;
     this.id = conn.id;
@@ -214,6 +214,7 @@ export class Session implements SessionInfo {
     this.remoteAddress = conn.remoteAddress;
     this.remotePort = conn.remotePort;
     this.tls = conn.tls;
+    this.hooks = backend.newSession(this);
     this.attach(socket);
     if (opts.maxSessionTime > 0) watch(this, opts.maxSessionTime);
     // A socket handed over paused (the PROXY header reader pauses it) must flow again.

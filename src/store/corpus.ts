@@ -5,11 +5,12 @@
 // A day directory (or the root) deleted or moved while running is recreated on the next
 // message: ENOENT at open or rename means "make the directories again and retry once".
 
+import type { SessionInfo } from '../smtp/hooks.js';
 import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { newId } from '../util/id.js';
-import type { MessageMetadata } from './metadata.js';
+import { buildMetadata, traceInfo, type MessageMetadata, type PolicyFacts } from './metadata.js';
 
 const FLUSH_AT = 64 * 1024;
 /** Day directories scanned for stale temporaries at start-up. */
@@ -68,6 +69,14 @@ export class StoreError extends Error {
     // The cause is kept: commit() tells a vanished directory (ENOENT) from other failures.
     super(`${step}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
+}
+
+/** A message being received in a session (Corpus.beginFor). */
+export interface SessionMessage {
+  write(chunk: Buffer): void | Promise<void>;
+  abort(): void;
+  /** Make it durable; throws StoreError (the reply is then 451). */
+  commit(facts: PolicyFacts): Promise<StoredMessage>;
 }
 
 export interface StoredMessage {
@@ -211,6 +220,17 @@ export class Corpus {
       this.days.set(day, p);
     }
     return p;
+  }
+
+  /** A message of a live session: the trace headers and the metadata are built from the session. */
+  beginFor(s: SessionInfo, hostName: string): SessionMessage {
+    const started = new Date();
+    const w = this.begin(traceInfo(s, hostName), started);
+    return {
+      write: (c) => w.write(c),
+      abort: () => w.abort(),
+      commit: (facts) => w.commit(buildMetadata(s, hostName, started, facts)),
+    };
   }
 
   /** Start a message. The header block is known now; the body streams in. */

@@ -35,13 +35,14 @@ export async function startEngine(hooks: SessionHooks, cfg: Partial<SessionConfi
   let n = 0;
   const opts = { ...ENGINE_DEFAULTS, ...cfg };
   const server: Server = createServer({ allowHalfOpen: true }, (sock) => {
-    const s = new Session(sock, { id: `t${++n}`, remoteAddress: '127.0.0.1', remotePort: sock.remotePort ?? 0 }, opts, {
+    const perSession: SessionHooks = {
       ...hooks,
       close(si, info) {
         sessions.delete(s);
         hooks.close?.(si, info);
       },
-    });
+    };
+    const s = new Session(sock, { id: `t${++n}`, remoteAddress: '127.0.0.1', remotePort: sock.remotePort ?? 0 }, opts, { newSession: () => perSession });
     sessions.add(s);
     s.start();
   });

@@ -8,7 +8,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import type { ListenerInfo } from '../../src/events.js';
-import { startAdmin, storePathsInUse, type AdminServer, type HealthSource } from '../../src/http/admin.js';
+import { startAdmin, type AdminServer, type HealthSource } from '../../src/http/admin.js';
+import { effectiveListeners, storePathsInUse } from '../../src/config/effective.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Metrics } from '../../src/metrics.js';
 
@@ -77,7 +78,7 @@ describe('storePathsInUse', () => {
         { address: '127.0.0.1', port: 0 },
       ],
     });
-    expect(storePathsInUse(c)).toEqual([join(tmp, 'one'), tmp]);
+    expect(storePathsInUse(effectiveListeners(c))).toEqual([join(tmp, 'one'), tmp]);
   });
 });
 

@@ -66,13 +66,15 @@ describe('metrics from server events', () => {
     {
       name: 'verdicts by tag',
       emit: (em) => {
-        em.emit('verdict', { tag: 'PREGREET', session: session('a'), details: {} });
-        em.emit('verdict', { tag: 'PREGREET', session: session('b'), details: {} });
-        em.emit('verdict', { tag: 'DNSBL', session: session('b'), details: {} });
+        em.emit('verdict', { tag: 'PREGREET', session: session('a'), client: '[192.0.2.1]:1', details: {} });
+        em.emit('verdict', { tag: 'PREGREET', session: session('b'), client: '[192.0.2.1]:1', details: {} });
+        em.emit('verdict', { tag: 'DNSBL', session: session('b'), client: '[192.0.2.1]:1', details: {} });
+        em.emit('verdict', { tag: 'PROXY_INVALID', session: null, client: '[192.0.2.9]:1', details: {} });
       },
       expect: [
         ['fakemx_verdicts_total', { tag: 'PREGREET' }, 2],
         ['fakemx_verdicts_total', { tag: 'DNSBL' }, 1],
+        ['fakemx_verdicts_total', { tag: 'PROXY_INVALID' }, 1],
       ],
     },
     {

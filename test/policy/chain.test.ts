@@ -1,10 +1,11 @@
-// The policy chain without sockets: buildHooks() over a fake SessionInfo and a recording
-// service object, driven by vitest's fake clock. Table-driven cases for the pure pieces
+// The policy chain without sockets: a Policy's per-session hooks over a fake SessionInfo and a
+// recording observer, driven by vitest's fake clock. Table-driven cases for the pure pieces
 // (tarpit shape, early-talk verdicts) and exact banner-delay timing on a test clock.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { PolicyConfig } from '../../src/config/schema.js';
-import { buildHooks, type PolicyServices } from '../../src/policy/index.js';
+import { Policy, type PolicyServices } from '../../src/policy/index.js';
+import type { Observer } from '../../src/observer.js';
 import { earlyTalkVerdict } from '../../src/policy/early-talker.js';
 import { PerIpLimiter } from '../../src/policy/limits.js';
 import { tarpitShape } from '../../src/policy/tarpit.js';
@@ -19,7 +20,7 @@ function session(errors = 0, ip = '192.0.2.1'): SessionInfo {
   return {
     id: 's1', remoteAddress: ip, remotePort: 4711, localAddress: '127.0.0.1', localPort: 25, listener: 'l',
     openedAt: Date.now(), helo: 'h', esmtp: true, tls: undefined, mailFrom: undefined, mailParams: undefined,
-    rcptTo: [], counts: { commands: 0, errors, noop: 0, vrfy: 0, rcpt: 0, messages: 0 }, state: new Map(),
+    rcptTo: [], counts: { commands: 0, errors, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 },
   };
 }
 
@@ -27,8 +28,14 @@ function services(over: Partial<PolicyServices> = {}): PolicyServices & { verdic
   const verdicts: [string, Record<string, unknown>][] = [];
   return {
     maxSessions: 100, active: () => 1, perIp: new PerIpLimiter(), ipKey: (ip) => ip, access: null,
-    domains: null, mailboxes: null, corpus: null, dns: null,
-    verdict: (_s, tag, d) => verdicts.push([tag, d]), messageResult: () => undefined, message: () => undefined,
+    domains: null, mailboxes: null, corpus: null, dns: null, gone: () => undefined,
+    observer: {
+      verdict: (_s: SessionInfo, rec: { tag: string; atMs: number }) => {
+        const { tag, atMs: _a, ...d } = rec;
+        verdicts.push([tag, d]);
+      },
+      messageResult: () => undefined, stored: () => undefined, close: () => undefined, command: () => undefined, reply: () => undefined,
+    } as unknown as Observer,
     verdicts, ...over,
   };
 }
@@ -86,9 +93,10 @@ describe('connect: banner delay on a test clock', () => {
   });
 
   it('the greeting is released exactly at bannerDelay', async () => {
-    const hooks = buildHooks(policy({ bannerDelay: 1000 }), services());
+    const s = session();
+    const hooks = new Policy(policy({ bannerDelay: 1000 }), services()).newSession(s);
     let done = false;
-    const p = Promise.resolve(hooks.connect!(session())).then(() => {
+    const p = Promise.resolve(hooks.connect(s)).then(() => {
       done = true;
     });
     await vi.advanceTimersByTimeAsync(999);
@@ -100,29 +108,30 @@ describe('connect: banner delay on a test clock', () => {
 
   it('a permitted client skips the delay and every check', async () => {
     const svc = services({ access: () => 'permit' });
-    const hooks = buildHooks(policy({ bannerDelay: 1000, errorDelay: 500 }), svc);
     const s = session(3);
-    expect(hooks.connect!(s)).toBeUndefined();
-    expect(hooks.earlyTalk!(s, { kind: 'pregreet', afterMs: 1, sample: Buffer.from('x') })).toBeUndefined();
-    expect(hooks.shapeReply!(s, replies.unknownCommand())).toBeUndefined();
+    const hooks = new Policy(policy({ bannerDelay: 1000, errorDelay: 500 }), svc).newSession(s);
+    expect(hooks.connect(s)).toBeUndefined();
+    expect(hooks.earlyTalk(s, { kind: 'pregreet', afterMs: 1, sample: Buffer.from('x') })).toBeUndefined();
+    expect(hooks.shapeReply(s, replies.unknownCommand())).toBeUndefined();
     expect(svc.verdicts).toEqual([]);
   });
 
   it('the per-address limit is released when the session closes', () => {
     const svc = services();
-    const hooks = buildHooks(policy({ bannerDelay: 0, maxSessionsPerIp: 1 }), svc);
-    const a = session();
-    expect(hooks.connect!(a)).toBeUndefined();
-    expect((hooks.connect!(session()) as Reply).code).toBe(421);
-    hooks.close!(a, { reason: 'quit', durationMs: 1 });
-    expect(hooks.connect!(session())).toBeUndefined();
+    const pol = new Policy(policy({ bannerDelay: 0, maxSessionsPerIp: 1 }), svc);
+    const [a, b, c] = [session(), session(), session()];
+    const ha = pol.newSession(a);
+    expect(ha.connect(a)).toBeUndefined();
+    expect((pol.newSession(b).connect(b) as Reply).code).toBe(421);
+    ha.close(a, { reason: 'quit', durationMs: 1 });
+    expect(pol.newSession(c).connect(c)).toBeUndefined();
     expect(svc.verdicts.map((v) => v[0])).toEqual(['LIMIT']);
   });
 
   it('doTempFail without storing refuses DATA with 421 4.3.2 (TEMPFAIL)', () => {
     const svc = services();
-    const hooks = buildHooks(policy({ doTempFail: true, storeData: false }), svc);
-    const r = hooks.dataStart!(session()) as Reply;
+    const s = session();
+    const r = new Policy(policy({ doTempFail: true, storeData: false }), svc).newSession(s).dataStart(s) as Reply;
     expect([r.code, r.enhanced]).toEqual([421, '4.3.2']);
     expect(svc.verdicts.map((v) => v[0])).toEqual(['TEMPFAIL']);
   });

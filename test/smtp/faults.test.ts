@@ -53,13 +53,13 @@ function hooksWith(target: HookName, mode: Mode, verdicts: { tag: string; detail
       faultNext = false;
       return boom('connect', mode);
     },
-    helo: (s, name) => (name === 'fault.test' && target === 'helo' ? boom('helo', mode) : undefined),
+    helo: (_s, name) => (name === 'fault.test' && target === 'helo' ? boom('helo', mode) : undefined),
     mail: (s) => (f('mail', s) ? boom('mail', mode) : undefined),
     rcpt: (s) => (f('rcpt', s) ? boom('rcpt', mode) : undefined),
     dataStart: (s) => (f('dataStart', s) ? boom('dataStart', mode) : sink(s)),
     // These hooks cannot return a promise; an async fault there is a rejection nobody awaits,
     // which the engine never creates, so they are tested synchronously only.
-    command: (s, line) => {
+    command: (_s, line) => {
       if (target === 'command' && line === 'NOOP fault') throw new Error('injected fault in command');
     },
     reply: (s, r) => {
@@ -73,7 +73,7 @@ function hooksWith(target: HookName, mode: Mode, verdicts: { tag: string; detail
       if (target === 'earlyTalk' && faulty(s)) throw new Error('injected fault in earlyTalk');
       return undefined;
     },
-    verdict: (s, tag, details) => verdicts.push({ tag, details }),
+    verdict: (_s, tag, details) => verdicts.push({ tag, details }),
   };
 }
 

@@ -1,0 +1,69 @@
+// What each listener runs with, computed once per loaded config and frozen: the listener's
+// own settings, its profile merged over the top level (tarpit merged key by key), its name,
+// and the TLS options read from disk once. The server, the DNS lists and the admin checks
+// take these; none merges a profile again.
+
+import { readFileSync } from 'node:fs';
+import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import type { Config, ListenerConfig, PolicyConfig, ProxyProtocolConfig, TlsMode } from './schema.js';
+
+export interface EffectiveListener {
+  /** The systemd FileDescriptorName, or address:port. */
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly tls: TlsMode;
+  /** FileDescriptorName to take from socket activation, if the config names one. */
+  readonly fdName: string | undefined;
+  readonly proxyProtocol: Readonly<ProxyProtocolConfig> | undefined;
+  readonly policy: Readonly<PolicyConfig>;
+  /** The config entry it came from (reload compares these). */
+  readonly source: Readonly<ListenerConfig>;
+}
+
+export interface EffectiveTls {
+  readonly options: SecureContextOptions;
+  readonly context: SecureContext;
+}
+
+/** The profile over the top level; tarpit is merged key by key. */
+function policyOf(config: Config, l: ListenerConfig): PolicyConfig {
+  const p = l.profile ?? {};
+  const merged: PolicyConfig = { ...config, ...p, tarpit: Object.freeze({ ...config.tarpit, ...(p.tarpit ?? {}) }) };
+  return merged;
+}
+
+export function effectiveListeners(config: Config): readonly EffectiveListener[] {
+  return Object.freeze(
+    config.listeners.map((l) =>
+      Object.freeze({
+        name: l.name ?? `${l.address}:${l.port}`,
+        address: l.address,
+        port: l.port,
+        tls: l.tls,
+        fdName: l.name,
+        proxyProtocol: l.proxyProtocol,
+        policy: Object.freeze(policyOf(config, l)),
+        source: l,
+      }),
+    ),
+  );
+}
+
+/** Certificate and key read once; undefined without a certificate. Throws on unreadable files. */
+export function effectiveTls(config: Config): EffectiveTls | undefined {
+  if (!config.tls.cert || !config.tls.key) return undefined;
+  const options: SecureContextOptions = {
+    cert: readFileSync(config.tls.cert),
+    key: readFileSync(config.tls.key),
+    ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}),
+    minVersion: config.tls.minVersion,
+    ...(config.tls.ciphers ? { ciphers: config.tls.ciphers } : {}),
+  };
+  return Object.freeze({ options, context: createSecureContext(options) });
+}
+
+/** Every corpus directory a config writes to: one per distinct storePath where storeData is on. */
+export function storePathsInUse(listeners: readonly EffectiveListener[]): string[] {
+  return [...new Set(listeners.filter((l) => l.policy.storeData).map((l) => l.policy.storePath))];
+}

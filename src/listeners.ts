@@ -1,0 +1,126 @@
+// Listening sockets: plain TCP, implicit TLS (RFC 8314) and the PROXY protocol in front of
+// either. A Listener turns each accepted connection into (socket, client address, early
+// bytes) and hands it to the server; failures before that point are verdicts of their own.
+
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import type { EffectiveListener } from './config/effective.js';
+import type { ListenerInfo } from './events.js';
+import { cidrContains, normalizeIp, parseCidr, type Cidr } from './net/ip.js';
+import { readProxyHeader } from './net/proxy-protocol.js';
+
+/** A connection ready for a session: the client as the PROXY header or the socket says. */
+export interface Accepted {
+  sock: Socket;
+  ip: string;
+  port: number;
+  /** Bytes that came after a PROXY header, before the session took the socket. */
+  rest?: Buffer;
+}
+
+export interface ListenerEvents {
+  accept(l: Listener, a: Accepted): void;
+  /** A connection that failed before it became a session (PROXY_INVALID, TLS_FAILED). */
+  refused(l: Listener, tag: 'PROXY_INVALID' | 'TLS_FAILED', ip: string, port: number, reason: string): void;
+  error(e: Error): void;
+}
+
+// A burst of new clients must not overflow the accept queue (Node's default is 511; the
+// kernel caps this at net.core.somaxconn).
+const LISTEN_BACKLOG = 4096;
+
+export class Listener {
+  info: ListenerInfo;
+  private trusted: Cidr[] | null;
+  private readonly server: NetServer;
+
+  constructor(
+    public eff: EffectiveListener,
+    tls: SecureContextOptions | undefined,
+    handshakeTimeout: number,
+    private readonly on: ListenerEvents,
+  ) {
+    this.info = { name: eff.name, address: eff.address, port: eff.port, tls: eff.tls };
+    this.trusted = eff.proxyProtocol ? eff.proxyProtocol.trusted.map(parseCidr) : null;
+    if (eff.tls === 'implicit') {
+      // RFC 8314: TLS from the first byte; the greeting follows the handshake.
+      const ts = createTlsServer({ ...tls, handshakeTimeout, allowHalfOpen: true });
+      ts.on('secureConnection', (sock: TLSSocket) => this.guard(sock));
+      ts.on('tlsClientError', (err, sock) => {
+        this.on.refused(this, 'TLS_FAILED', normalizeIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0, err.message);
+        // Node reports a stalled or broken handshake but leaves the socket open: close it.
+        sock.destroy();
+      });
+      this.server = ts;
+    } else {
+      this.server = createNetServer({ allowHalfOpen: true }, (sock) => this.guard(sock));
+    }
+    this.server.on('error', (e) => this.on.error(e));
+  }
+
+  /** Bind (or take an inherited descriptor); resolves with the address actually bound. */
+  listen(fd?: number): Promise<ListenerInfo> {
+    const server = this.server;
+    return new Promise((resolve, reject) => {
+      const onErr = (e: Error) => reject(e);
+      server.once('error', onErr);
+      const done = () => {
+        server.off('error', onErr);
+        const a = server.address() as AddressInfo;
+        this.info = { ...this.info, address: a.address, port: a.port };
+        resolve(this.info);
+      };
+      if (fd !== undefined) server.listen({ fd }, done);
+      else server.listen({ host: this.eff.address, port: this.eff.port, ipv6Only: false, backlog: LISTEN_BACKLOG }, done);
+    });
+  }
+
+  /** A reload that keeps this socket: new settings, new certificates for new handshakes. */
+  update(eff: EffectiveListener, tls: SecureContextOptions | undefined): void {
+    this.eff = eff;
+    this.trusted = eff.proxyProtocol ? eff.proxyProtocol.trusted.map(parseCidr) : null;
+    this.info = { ...this.info, name: eff.name };
+    if (eff.tls === 'implicit' && tls) (this.server as TlsServer).setSecureContext(tls);
+  }
+
+  /** Stop accepting; resolves when every connection it accepted has ended. */
+  close(): Promise<void> {
+    return new Promise((r) => this.server.close(() => r()));
+  }
+
+  private guard(sock: Socket): void {
+    try {
+      sock.on('error', () => undefined);
+      if (this.trusted) this.proxied(sock, this.trusted);
+      else this.on.accept(this, { sock, ip: normalizeIp(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 });
+    } catch (e) {
+      this.on.error(e instanceof Error ? e : new Error(String(e)));
+      sock.destroy();
+    }
+  }
+
+  /** PROXY protocol: only trusted peers, header within the timeout, else close. */
+  private proxied(sock: Socket, trusted: Cidr[]): void {
+    const peer = normalizeIp(sock.remoteAddress ?? '');
+    const peerPort = sock.remotePort ?? 0;
+    const bad = (reason: string) => {
+      this.on.refused(this, 'PROXY_INVALID', peer, peerPort, reason);
+      sock.destroy();
+    };
+    if (!trusted.some((c) => cidrContains(c, peer))) return bad('untrusted peer');
+    readProxyHeader(sock, { timeoutMs: this.eff.proxyProtocol?.timeout ?? 5000 }).then(
+      ({ header, rest }) => {
+        if (sock.destroyed) return;
+        // LOCAL / UNKNOWN: the connection is the proxy's own; keep the peer address.
+        const src = header.command === 'PROXY' && header.source ? header.source : { address: peer, port: peerPort };
+        try {
+          this.on.accept(this, { sock, ip: normalizeIp(src.address), port: src.port, rest });
+        } catch (e) {
+          this.on.error(e instanceof Error ? e : new Error(String(e)));
+          sock.destroy();
+        }
+      },
+      (e: Error) => bad(e.message),
+    );
+  }
+}
