@@ -21,7 +21,7 @@ export interface VerdictEvent {
   details: Record<string, unknown>;
 }
 
-export type MessageResult = 'stored' | 'tempfailed' | 'rejected' | 'too_big' | 'store_failed' | 'discarded';
+export type MessageResult = 'stored' | 'tempfailed' | 'too_big' | 'store_failed' | 'discarded';
 
 export interface MessageEvent {
   session: SessionInfo;
@@ -36,10 +36,14 @@ export interface MessageResultEvent {
   bytes: number;
 }
 
-/** Connection outcome as counted in fakemx_connections_total{outcome}. */
+/**
+ * Connection outcome as counted in fakemx_connections_total{outcome}: what happened before a
+ * session existed. Policy refusals at connect (per-IP limit, access list) happen inside a
+ * session and are counted as verdicts (LIMIT, ACCESS_REJECT).
+ */
 export interface ConnectionEvent {
   listener: string;
-  outcome: 'accepted' | 'too_busy' | 'per_ip_limit' | 'access_reject' | 'proxy_invalid' | 'tls_failed';
+  outcome: 'accepted' | 'too_busy' | 'proxy_invalid' | 'tls_failed';
 }
 
 export interface DnsQueryEvent {

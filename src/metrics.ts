@@ -10,8 +10,8 @@ import type { Logger } from './log/logger.js';
 /** Outcomes of one webhook delivery, as counted in fakemx_webhook_total{result}. */
 export type WebhookResult = 'success' | 'retry' | 'failed' | 'dropped';
 
-/** The results the issue names; pre-set to 0 so a scrape shows every series from the start. */
-const MESSAGE_RESULTS = ['stored', 'tempfailed', 'rejected', 'too_big', 'store_failed'] as const;
+/** Every result a transaction can have; pre-set to 0 so a scrape shows every series from the start. */
+const MESSAGE_RESULTS = ['stored', 'tempfailed', 'too_big', 'store_failed', 'discarded'] as const;
 const WEBHOOK_RESULTS: readonly WebhookResult[] = ['success', 'retry', 'failed', 'dropped'];
 
 /** DNS list lookups are answered in milliseconds to a few seconds (dns.timeout <= 60 s). */
@@ -44,7 +44,7 @@ export class Metrics {
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     this.sessionsActive = new Gauge({ name: 'fakemx_sessions_active', help: 'Open SMTP sessions, per listener.', labelNames: ['listener'], registers });
-    this.connections = new Counter({ name: 'fakemx_connections_total', help: 'Accepted TCP connections by listener and outcome (accepted, too_busy, per_ip_limit, access_reject, proxy_invalid, tls_failed).', labelNames: ['listener', 'outcome'], registers });
+    this.connections = new Counter({ name: 'fakemx_connections_total', help: 'Accepted TCP connections by listener and outcome (accepted, too_busy, proxy_invalid, tls_failed); refusals inside a session are verdicts.', labelNames: ['listener', 'outcome'], registers });
     this.verdicts = new Counter({ name: 'fakemx_verdicts_total', help: 'Verdicts recorded, by tag (PREGREET, DNSBL, TEMPFAIL, LIMIT, ...).', labelNames: ['tag'], registers });
     this.messages = new Counter({ name: 'fakemx_messages_total', help: 'Message transactions that reached the end of DATA (or were refused at DATA), by result.', labelNames: ['result'], registers });
     this.messageBytes = new Counter({ name: 'fakemx_message_bytes_total', help: 'Octets of message data received (after dot-unstuffing), whatever the result.', registers });

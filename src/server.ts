@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from './log/logger.js';
 import { prefixKey } from './net/ip.js';
 import { Observer } from './observer.js';
 import { matchAccess } from './policy/access.js';
-import { createDnsCheck, type DnsRuntime } from './policy/dns-check.js';
+import { createDnsCheck, type DnsRuntime } from './dnsbl/runtime.js';
 import { Policy } from './policy/index.js';
 import { PerIpLimiter } from './policy/limits.js';
 import type { TlsInfo } from './smtp/hooks.js';

@@ -3,6 +3,7 @@
 // lookup, a linear scan, which is right for the short lists operators keep.
 
 import { cidrContains, type Cidr } from '../net/ip.js';
+import type { Reply } from '../smtp/reply.js';
 
 export interface AccessRule {
   action: 'permit' | 'reject';
@@ -13,3 +14,6 @@ export function matchAccess(rules: readonly AccessRule[], ip: string): 'permit' 
   for (const r of rules) if (cidrContains(r.cidr, ip)) return r.action;
   return null;
 }
+
+/** A `reject` entry: 554 5.7.1 and close at connect. */
+export const accessDenied = (): Reply => ({ code: 554, enhanced: '5.7.1', text: 'access denied', close: true, outcome: 'access_reject' });

@@ -6,7 +6,7 @@
 import type { EarlyTalkAction } from '../config/schema.js';
 import type { EarlyTalkEvent } from '../smtp/hooks.js';
 import { escapeBytes } from '../util/escape.js';
-import { replies, type Reply } from '../smtp/reply.js';
+import type { Reply } from '../smtp/reply.js';
 
 export interface EarlyTalkVerdict {
   tag: 'PREGREET' | 'PIPELINING';
@@ -16,6 +16,11 @@ export interface EarlyTalkVerdict {
   /** Reply for every later RCPT (enforce), or undefined. */
   rcptReject: Reply | undefined;
 }
+
+/** drop: the session ends at once (postscreen's 'protocol error'). */
+export const protocolError = (): Reply => ({ code: 554, enhanced: '5.5.1', text: 'protocol error', close: true });
+/** enforce: every RCPT is refused, the session goes on (and stores nothing). */
+export const protocolErrorRcpt = (): Reply => ({ code: 550, enhanced: '5.5.1', text: 'protocol error' });
 
 export function earlyTalkVerdict(ev: EarlyTalkEvent, action: EarlyTalkAction): EarlyTalkVerdict {
   const tag = ev.kind === 'pregreet' ? 'PREGREET' : 'PIPELINING';
@@ -29,7 +34,7 @@ export function earlyTalkVerdict(ev: EarlyTalkEvent, action: EarlyTalkAction): E
   return {
     tag,
     details,
-    reply: action === 'drop' ? replies.protocolError() : undefined,
-    rcptReject: action === 'enforce' ? replies.protocolErrorRcpt() : undefined,
+    reply: action === 'drop' ? protocolError() : undefined,
+    rcptReject: action === 'enforce' ? protocolErrorRcpt() : undefined,
   };
 }

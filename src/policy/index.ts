@@ -9,19 +9,9 @@ import type { PolicyConfig } from '../config/schema.js';
 import type { Observer } from '../observer.js';
 import type { Backend, SessionInfo } from '../smtp/hooks.js';
 import type { Corpus } from '../store/corpus.js';
-import type { DnsListResult } from '../store/metadata.js';
+import type { DnsCheck } from '../dnsbl/check.js';
 import type { PerIpLimiter } from './limits.js';
 import { PolicySession } from './session.js';
-
-/** What a DNS list checker offers the chain (src/policy/dnsbl.ts implements it). */
-export interface DnsCheck {
-  check(ip: string, opts: { deadline: number }): Promise<DnsListResult>;
-  /** The listed zone with the largest weight, for the reply text. */
-  replyZone(r: DnsListResult): string;
-  /** Wait this long beyond the banner delay for a verdict (dns.timeout). */
-  readonly timeout: number;
-  readonly action: 'auto' | 'drop' | 'enforce' | 'ignore';
-}
 
 export interface PolicyServices {
   maxSessions: number;

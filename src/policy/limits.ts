@@ -2,6 +2,11 @@
 // or one IPv6 /ipv6Prefix network at a time. Counts live in one Map that holds only
 // keys with open sessions, so it is bounded by maxSessions.
 
+import type { Reply } from '../smtp/reply.js';
+
+/** One session too many from this address (or IPv6 network): 421 4.7.0 and close at connect. */
+export const perIpLimit = (): Reply => ({ code: 421, enhanced: '4.7.0', text: 'too many connections from your address', close: true, outcome: 'limit' });
+
 export class PerIpLimiter {
   private readonly counts = new Map<string, number>();
 

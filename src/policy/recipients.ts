@@ -3,7 +3,12 @@
 // postmaster@<accepted domain> are always accepted (RFC 5321 §4.5.1).
 
 import type { Address } from '../smtp/hooks.js';
-import { replies, type Reply } from '../smtp/reply.js';
+import type { Reply } from '../smtp/reply.js';
+
+/** The recipient's domain is not one of localDomains. */
+export const relayDenied = (): Reply => ({ code: 550, enhanced: '5.7.1', text: 'relaying denied' });
+/** The mailbox is not one of localMailboxes. */
+export const unknownUser = (): Reply => ({ code: 550, enhanced: '5.1.1', text: 'unknown user' });
 
 export function checkRecipient(
   to: Address,
@@ -12,9 +17,9 @@ export function checkRecipient(
 ): Reply | undefined {
   if (to.domain === '') return undefined; // bare <postmaster>: the parser admits nothing else
   const domain = to.domain.toLowerCase();
-  if (domains && !domains.has(domain)) return replies.relayDenied();
+  if (domains && !domains.has(domain)) return relayDenied();
   if (mailboxes && to.local.toLowerCase() !== 'postmaster' && !mailboxes.has(`${to.local.toLowerCase()}@${domain}`)) {
-    return replies.unknownUser();
+    return unknownUser();
   }
   return undefined;
 }

@@ -9,7 +9,10 @@ import type {
 import { replies, type Reply } from '../smtp/reply.js';
 import type { Corpus } from '../store/corpus.js';
 import type { DnsListResult, VerdictRecord } from '../store/metadata.js';
+import { dnsVerdict } from '../dnsbl/verdict.js';
+import { accessDenied } from './access.js';
 import { earlyTalkVerdict } from './early-talker.js';
+import { perIpLimit } from './limits.js';
 import type { Policy } from './index.js';
 import { checkRecipient } from './recipients.js';
 import { tarpitShape } from './tarpit.js';
@@ -47,7 +50,7 @@ export class PolicySession implements SessionHooks {
     const acc = svc.access?.(ip) ?? null;
     if (acc === 'reject') {
       this.verdict(s, 'ACCESS_REJECT', {});
-      return replies.accessDenied();
+      return accessDenied();
     }
     if (acc === 'permit') {
       this.permitted = true;
@@ -56,7 +59,7 @@ export class PolicySession implements SessionHooks {
     const key = svc.ipKey(ip);
     if (!svc.perIp.acquire(key, cfg.maxSessionsPerIp)) {
       this.verdict(s, 'LIMIT', { limit: 'sessions per address', max: cfg.maxSessionsPerIp });
-      return replies.perIpLimit();
+      return perIpLimit();
     }
     this.ipKey = key;
     const dns = svc.dns;
@@ -74,36 +77,18 @@ export class PolicySession implements SessionHooks {
   }
 
   private async dnsVerdict(pending: Promise<DnsListResult>): Promise<Reply | undefined> {
-    const { cfg, svc } = this.policy;
     const s = this.s;
-    const dns = svc.dns!;
-    let r: DnsListResult;
-    try {
-      r = await pending;
-    } catch (e) {
-      this.verdict(s, 'DNS_ERROR', { error: e instanceof Error ? e.message : String(e) });
-      return undefined; // fail open
-    }
-    this.dns = r;
-    for (const z of r.zones) {
-      if (!z.error) continue;
-      const tag = z.error === 'timeout' ? 'DNS_TIMEOUT' : z.error === 'bad_answer' ? 'DNSBL_ERROR' : 'DNS_ERROR';
-      this.verdict(s, tag, { zone: z.zone, error: z.error, answers: z.answers });
-    }
-    if (r.allowed) {
-      this.verdict(s, 'DNSWL', { zones: r.zones.filter((z) => z.matched).map((z) => z.zone), score: r.score });
-      return undefined;
-    }
-    if (!r.listed) return undefined;
-    const zone = dns.replyZone(r);
-    const action = dns.action === 'auto' ? (cfg.storeData ? 'ignore' : 'drop') : dns.action;
-    this.verdict(s, 'DNSBL', { zones: r.zones.filter((z) => z.matched).map((z) => z.zone), score: r.score, action });
-    if (action === 'drop') return replies.dnsblDrop(s.remoteAddress, zone);
-    if (action === 'enforce') {
-      this.rcptReject ??= replies.dnsblRcpt(s.remoteAddress, zone);
+    const dns = this.policy.svc.dns!;
+    // A check that rejects (it should not) fails open, as dnsVerdict() says.
+    const outcome = await pending.catch((error: unknown) => ({ error }));
+    const v = dnsVerdict(outcome, s.remoteAddress, { action: dns.action, storeData: this.policy.cfg.storeData });
+    this.dns = v.result;
+    for (const r of v.verdicts) this.verdict(s, r.tag, r.details);
+    if (v.rcptReject) {
+      this.rcptReject ??= v.rcptReject;
       this.flagged = true;
     }
-    return undefined;
+    return v.reply;
   }
 
   earlyTalk(s: SessionInfo, ev: EarlyTalkEvent): Reply | undefined {

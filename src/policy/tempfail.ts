@@ -3,7 +3,7 @@
 // itself is refused; when storing, the message is kept first and the final dot is refused.
 
 import type { PolicyConfig } from '../config/schema.js';
-import { replies, type Reply } from '../smtp/reply.js';
+import type { Reply } from '../smtp/reply.js';
 
 export type TempfailPoint = 'DATA' | 'end of data' | null;
 
@@ -15,5 +15,5 @@ export function tempfailPoint(cfg: Pick<PolicyConfig, 'doTempFail' | 'storeData'
 
 /** 421 4.3.2 and close: FakeSMTP's exact text. */
 export function tempfailReply(): Reply {
-  return replies.tempFail();
+  return { code: 421, enhanced: '4.3.2', text: 'Service temporarily unavailable, closing transmission channel', close: true, outcome: 'tempfail' };
 }

@@ -1,6 +1,8 @@
-// Replies are values {code, enhanced, text}; every reply fakemx sends is built here.
-// formatReply() renders one (multi-line when text is an array) per RFC 5321 §4.2.1;
-// the enhanced code (RFC 2034/3463) is shown once the client has said EHLO or HELO.
+// Replies are values {code, enhanced, text}. The engine's own replies (syntax, sequence,
+// limits, DATA, TLS) are built here; a policy's reply is built in the policy file that
+// decides it (src/policy/*, src/dnsbl/verdict.ts). formatReply() renders one (multi-line
+// when text is an array) per RFC 5321 §4.2.1; the enhanced code (RFC 2034/3463) is shown
+// once the client has said EHLO or HELO.
 
 export interface Reply {
   code: number;
@@ -82,8 +84,6 @@ export const replies = {
   notImplemented: (cmd: string): Reply => r(502, '5.5.1', `${cmd} not implemented`),
 
   // ---- recipients ----
-  relayDenied: (): Reply => r(550, '5.7.1', 'relaying denied'),
-  unknownUser: (): Reply => r(550, '5.1.1', 'unknown user'),
   tooManyRcpts: (): Reply => ({ code: 452, enhanced: '4.5.3', text: 'too many recipients', neutral: true }),
 
   // ---- sizes (RFC 1870 §6) ----
@@ -100,13 +100,5 @@ export const replies = {
   shuttingDown: (host: string): Reply => r(421, '4.3.2', `${host} shutting down`, true),
   internalError: (host: string): Reply => r(421, '4.3.0', `${host} internal error, closing connection`, true),
   nonSmtp: (): Reply => r(554, '5.5.1', 'Error: this is an SMTP server, not HTTP or TLS', true),
-  tempFail: (): Reply => ({ ...r(421, '4.3.2', 'Service temporarily unavailable, closing transmission channel', true), outcome: 'tempfail' }),
 
-  // ---- policy verdicts ----
-  protocolError: (): Reply => r(554, '5.5.1', 'protocol error', true),
-  protocolErrorRcpt: (): Reply => r(550, '5.5.1', 'protocol error'),
-  perIpLimit: (): Reply => ({ ...r(421, '4.7.0', 'too many connections from your address', true), outcome: 'limit' }),
-  accessDenied: (): Reply => ({ ...r(554, '5.7.1', 'access denied', true), outcome: 'access_reject' }),
-  dnsblDrop: (ip: string, zone: string): Reply => ({ ...r(421, '4.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`, true), outcome: 'dnsbl' }),
-  dnsblRcpt: (ip: string, zone: string): Reply => r(550, '5.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`),
 } as const;

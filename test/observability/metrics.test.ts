@@ -132,7 +132,7 @@ describe('metrics from server events', () => {
     ]) {
       expect(text).toContain(`# TYPE ${name} `);
     }
-    expect(text).toContain('fakemx_messages_total{result="rejected"} 0');
+    expect(text).toContain('fakemx_messages_total{result="discarded"} 0');
     expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
   });
 

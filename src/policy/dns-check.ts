@@ -1,1 +1,0 @@
-export * from '../dnsbl/runtime.js';
