@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `npm run fuzz`: the CI fuzz (test/robustness/fuzz.test.ts) at full size — 1,000,000 sessions
 // by default — split into one shard per core, each its own vitest process with its own seed,
-// then one report: sessions, time, rate, reply codes, memory. Usage:
-//   node bench/fuzz.mjs [sessions] [--shards N] [--seed S]     (FAKEMX_FUZZ_* env also works)
+// then one report: sessions, time, rate, reply codes, memory, and the volume part (sessions
+// of up to 100,000 pipelined commands in one write, in every state: per shard sessions/2000 of
+// them by default, --volume N to change). Usage:
+//   node bench/fuzz.mjs [sessions] [--shards N] [--seed S] [--volume N]   (FAKEMX_FUZZ_* env also works)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ const opt = (name, dflt) => {
 };
 const shards = Number(opt('--shards', process.env.FAKEMX_FUZZ_SHARDS ?? cpus().length));
 const seed0 = Number(opt('--seed', process.env.FAKEMX_FUZZ_SEED ?? Date.now() % 1_000_000_000));
+const volume = opt('--volume', process.env.FAKEMX_FUZZ_VOLUME);
 const total = Number(args[0] ?? process.env.FAKEMX_FUZZ_RUNS ?? 1_000_000);
 const per = Math.ceil(total / shards);
 const dir = mkdtempSync(join(tmpdir(), 'fakemx-fuzzrun-'));
@@ -29,6 +32,7 @@ function shard(i) {
     FAKEMX_FUZZ_RUNS: String(per),
     FAKEMX_FUZZ_SEED: String(seed0 + i),
     FAKEMX_FUZZ_REPORT: report,
+    ...(volume !== undefined ? { FAKEMX_FUZZ_VOLUME: String(Math.ceil(Number(volume) / shards)) } : {}),
   };
   return new Promise((resolve) => {
     const child = spawn('npx', ['vitest', 'run', 'test/robustness/fuzz.test.ts', '--reporter=dot'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -46,6 +50,7 @@ const results = await Promise.all(Array.from({ length: shards }, (_, i) => shard
 const secs = (Date.now() - t0) / 1000;
 
 const sum = { sessions: 0, byKind: {}, codes: {}, serverClosed: 0, clientGaveUp: 0, maxSessionMs: 0, peakRssGrowthMb: 0, heapGrowthMb: 0 };
+const vol = { sessions: 0, commands: 0, answered: 0, completed: 0, cutBy: {}, maxCommands: 0, maxMs: 0, ms: 0 };
 for (const { report: r } of results) {
   if (!r) continue;
   sum.sessions += r.sessions;
@@ -56,6 +61,12 @@ for (const { report: r } of results) {
   sum.heapGrowthMb = Math.max(sum.heapGrowthMb, r.heapGrowthMb);
   for (const [k, v] of Object.entries(r.byKind)) sum.byKind[k] = (sum.byKind[k] ?? 0) + v;
   for (const [k, v] of Object.entries(r.codes)) sum.codes[k] = (sum.codes[k] ?? 0) + v;
+  const v = r.volume;
+  if (!v) continue;
+  for (const k of ['sessions', 'commands', 'answered', 'completed', 'ms']) vol[k] += v[k];
+  vol.maxCommands = Math.max(vol.maxCommands, v.maxCommands);
+  vol.maxMs = Math.max(vol.maxMs, v.maxMs);
+  for (const [k, n] of Object.entries(v.cutBy)) vol.cutBy[k] = (vol.cutBy[k] ?? 0) + n;
 }
 
 console.log('');
@@ -63,6 +74,8 @@ console.log(`sessions        ${sum.sessions.toLocaleString('en')} in ${secs.toFi
 console.log(`by kind         ${Object.entries(sum.byKind).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 console.log(`reply codes     ${Object.entries(sum.codes).sort().map(([k, v]) => `${k}:${v}`).join(' ')}`);
 console.log(`closed by srv   ${sum.serverClosed} (client gave up: ${sum.clientGaveUp}); longest session ${sum.maxSessionMs} ms`);
+console.log(`volume          ${vol.sessions} sessions, ${vol.commands.toLocaleString('en')} pipelined commands (up to ${vol.maxCommands.toLocaleString('en')} in one session, longest ${vol.maxMs} ms), ${Math.round(vol.commands / Math.max(0.001, vol.ms / 1000)).toLocaleString('en')} commands/s per session`);
+console.log(`                ${vol.completed} answered whole, cut by a limit: ${Object.entries(vol.cutBy).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}; ${vol.answered.toLocaleString('en')} replies checked`);
 console.log(`memory          peak RSS growth ${sum.peakRssGrowthMb} MB per shard (client+server), heap left after GC ${sum.heapGrowthMb} MB`);
 const failed = results.filter((r) => r.code !== 0);
 for (const f of failed) {

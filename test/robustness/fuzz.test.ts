@@ -65,10 +65,11 @@ async function start(name: string, cfg: Record<string, unknown>): Promise<Target
   const errors: Error[] = [];
   const verdicts: string[] = [];
   server.on('error', (e) => errors.push(e));
-  // An exception caught by a session's guard becomes an ERROR verdict and a 421: never valid.
+  // An exception caught by a session's fault boundary becomes a SESSION_FAULT verdict (ERROR
+  // before the engine's fault boundary) and a 421 4.3.0: never valid.
   server.on('verdict', (v) => {
     if (verdicts.length < 100_000) verdicts.push(v.tag);
-    if (v.tag === 'ERROR' && errors.length < 20) errors.push(new Error(`ERROR verdict in ${name}: ${JSON.stringify(v.details)}`));
+    if ((v.tag === 'SESSION_FAULT' || v.tag === 'ERROR') && errors.length < 20) errors.push(new Error(`${v.tag} verdict in ${name}: ${JSON.stringify(v.details)}`));
   });
   const [l] = await server.listen();
   return { name, server, port: l!.port, store, errors, verdicts };
@@ -102,7 +103,8 @@ function heapMb(): number {
 
 // ---- one session on a raw socket -------------------------------------------------------------
 
-type Ending = 'quit' | 'end' | 'reset';
+/** quit: send TRAILER and half-close; end: half-close; reset: RST; wait: keep open until the server closes. */
+type Ending = 'quit' | 'end' | 'reset' | 'wait';
 interface Case {
   kind: string;
   profile: string;
@@ -177,6 +179,7 @@ function runSession(port: number, c: Case, closeWaitMs: number): Promise<Outcome
         }
         if (closed) return;
         if (c.ending === 'reset') return void sock.resetAndDestroy();
+        if (c.ending === 'wait') return; // the script ends with QUIT (or is cut by a 421): the server closes
         if (c.ending === 'quit') sock.write(TRAILER);
         sock.end();
         // Half-closed: the server must finish and close on its own within the bound.
@@ -398,7 +401,7 @@ describe('fuzzing whole sessions', () => {
         outs.forEach((o, i) => {
           const c = batch[i]!;
           count(c, o);
-          const err = replyErrors(o.received);
+          const err = replyErrors(o.received) ?? (/^421 4\.3\.0 /m.test(o.received.toString('latin1')) ? 'an internal error reply (421 4.3.0)' : null);
           if (err) throw new Error(`${err}\nreceived ${JSON.stringify(o.received.toString('latin1').slice(-300))}\ncase ${describeCase(c)}`);
           // Every session that was not reset must have been ended by the server, not by our give-up timer.
           if (c.ending !== 'reset' && !o.closedByServer) {
@@ -535,6 +538,403 @@ describe('minimal cases found by the fuzz', () => {
     const c: Case = { kind: 'min', profile: 'teaser', bytes: Buffer.from([0x16, 0x03, 0x01, 0x00]), cuts: [], gaps: false, waitGreeting: false, ending: 'end' };
     const o = await runSession(targets.teaser!.port, c, 3000);
     expect(replyErrors(o.received), o.received.toString('latin1')).toBeNull();
+  });
+});
+
+// ---- volume: thousands of pipelined commands in one write ---------------------------------------
+//
+// Issue 12: a few thousand pipelined RSETs after DATA's final dot, or before the greeting with
+// earlyTalkAction ignore, took the process down (one stack frame per pipelined command), and
+// 1,500 RCPTs in one write got "421 4.3.0 internal error". Here batches of up to 100,000
+// commands go in one buffer (split at random offsets into writes) after the final dot, before
+// the greeting, inside a transaction, as thousands of RCPTs, or mixed; a model of RFC 5321
+// gives the reply every command must get. The oracle: the replies are well-formed and are the
+// model's, one per command, in order, ending with QUIT's 221 — or the model's up to a point
+// where the session is cut by a 421 naming a documented limit ("too many <what>") that the
+// commands sent so far can have reached, with no reply after it. Never "internal error", no
+// SESSION_FAULT/ERROR verdict, and a fresh client is served afterwards. Size:
+// FAKEMX_FUZZ_VOLUME random sessions (default TOTAL/2000, at least 8) of up to
+// FAKEMX_FUZZ_VOLUME_MAX commands (default 20,000; 100,000 from TOTAL 100,000 on: npm run fuzz),
+// plus the fixed cases below (three 100,000-command batches, 1,500 and 5,000 RCPTs).
+
+const VOLUME_SESSIONS = Math.max(0, Number(process.env.FAKEMX_FUZZ_VOLUME ?? Math.max(8, Math.round(TOTAL / 2000))));
+const VOLUME_MAX = Math.min(100_000, Math.max(100, Number(process.env.FAKEMX_FUZZ_VOLUME_MAX ?? (TOTAL >= 100_000 ? 100_000 : 20_000))));
+const BIG = 100_000;
+
+/** Every per-session limit out of reach of the generator's budgets (BUDGET), so nothing may cut. */
+const RAISED = { maxSmtpErrors: 10_000, maxSmtpNoop: 10_000, maxSmtpVrfy: 10_000, maxMessages: 1_000_000, maxJunkCommands: 1_000_000, maxRcptOvershoot: 1_000_000 };
+/** Errors, NOOPs and VRFY/EXPNs a raised-limit session sends at most (each limit is 10,000). */
+const BUDGET = 9_000;
+const VOLUME_BASE = { storeData: false, doEarlyTalk: false, receiveTimeout: 60_000 };
+const VOLUME_PROFILES: Record<string, Record<string, unknown>> = {
+  raised: { ...VOLUME_BASE, ...RAISED },
+  // The shipped limits: junk, NOOP, error and overshoot limits cut a long batch with 421.
+  defaults: { ...VOLUME_BASE },
+  wideRcpt: { ...VOLUME_BASE, ...RAISED, maxSmtpRcpt: 5000 },
+  // Early talk is logged and otherwise ignored, so input sent before the greeting is processed.
+  pregreet: { ...VOLUME_BASE, ...RAISED, doEarlyTalk: true, earlyTalkAction: 'ignore', bannerDelay: 150 },
+  storing: { ...VOLUME_BASE, ...RAISED, storeData: true, maxDataSize: 65_536 },
+};
+/** The schema's defaults for the limits the model knows (README, src/config/schema.ts). */
+const DEFAULT_LIMITS = { maxSmtpErrors: 4, maxSmtpNoop: 7, maxSmtpVrfy: 10, maxJunkCommands: 100, maxRcptOvershoot: 2000, maxMessages: 10, maxSmtpRcpt: 100 };
+type Limits = typeof DEFAULT_LIMITS;
+const limitsOf = (profile: string): Limits => ({ ...DEFAULT_LIMITS, ...(VOLUME_PROFILES[profile] as Partial<Limits>) });
+
+/** The commands of the volume model. */
+const enum K { EHLO, HELO, MAIL, MAIL_SIZE, RCPT, RCPT_BAD, DATA, RSET, NOOP, HELP, VRFY, EXPN, UNKNOWN, EMPTY }
+const K_NAMES = ['EHLO', 'HELO', 'MAIL', 'MAIL_SIZE', 'RCPT', 'RCPT_BAD', 'DATA', 'RSET', 'NOOP', 'HELP', 'VRFY', 'EXPN', 'UNKNOWN', 'EMPTY'];
+
+/**
+ * RFC 5321 as fakemx answers it, for the commands above: the final reply codes one command gets
+ * (DATA with its body: 354 and 250), and counters that are never below the engine's, so that
+ * "counter > limit" is necessary for a limit's 421 to be legitimate.
+ */
+class VolumeModel {
+  helo = false;
+  esmtp = false;
+  mail = false;
+  rcpts = 0;
+  n = { errors: 0, noop: 0, vrfy: 0, junk: 0, overshoot: 0, messages: 0 };
+  constructor(readonly lim: Limits) {}
+
+  /** Would this command be an error (5xx)? Without changing state. */
+  errs(k: K): boolean {
+    switch (k) {
+      case K.MAIL: return !this.helo || this.mail;
+      case K.MAIL_SIZE: return !this.helo || this.mail || !this.esmtp;
+      case K.RCPT: case K.RCPT_BAD: return !this.mail || k === K.RCPT_BAD;
+      case K.DATA: return this.rcpts === 0;
+      case K.EXPN: case K.UNKNOWN: case K.EMPTY: return true;
+      default: return false;
+    }
+  }
+
+  step(k: K): number[] {
+    const err = (code: number) => (this.n.errors++, [code]);
+    switch (k) {
+      case K.EHLO:
+      case K.HELO:
+        this.n.junk++;
+        this.helo = true;
+        this.esmtp = k === K.EHLO;
+        this.mail = false;
+        this.rcpts = 0;
+        return [250];
+      case K.MAIL:
+      case K.MAIL_SIZE:
+        if (!this.helo || this.mail) return err(503);
+        if (k === K.MAIL_SIZE && !this.esmtp) return err(555);
+        this.mail = true;
+        this.rcpts = 0;
+        return [250];
+      case K.RCPT:
+        if (!this.mail) return err(503);
+        if (this.rcpts < this.lim.maxSmtpRcpt) return (this.rcpts++, [250]);
+        this.n.overshoot++;
+        return [452];
+      case K.RCPT_BAD:
+        return err(this.mail ? 553 : 503);
+      case K.DATA:
+        if (this.rcpts === 0) return err(503);
+        this.n.messages++;
+        this.mail = false;
+        this.rcpts = 0;
+        return [354, 250];
+      case K.RSET:
+        this.n.junk++;
+        this.mail = false;
+        this.rcpts = 0;
+        return [250];
+      case K.NOOP:
+        this.n.junk++;
+        this.n.noop++;
+        return [250];
+      case K.HELP:
+        this.n.junk++;
+        return [214];
+      case K.VRFY:
+        this.n.junk++;
+        this.n.vrfy++;
+        return [252];
+      case K.EXPN:
+        this.n.junk++;
+        this.n.vrfy++;
+        return err(502);
+      case K.UNKNOWN:
+      case K.EMPTY:
+        return err(500);
+    }
+  }
+
+  /** A 421 "too many <what>" is legitimate only once the model's counter for it is past the limit. */
+  reached(what: string): boolean {
+    const { n, lim } = this;
+    switch (what) {
+      case 'errors': return n.errors > lim.maxSmtpErrors;
+      case 'junk commands': return n.junk > lim.maxJunkCommands;
+      case 'NOOP commands': return n.noop > lim.maxSmtpNoop;
+      case 'VRFY/EXPN commands': return n.vrfy > lim.maxSmtpVrfy;
+      case 'recipients': return n.overshoot > lim.maxRcptOvershoot;
+      case 'messages': return n.messages >= lim.maxMessages;
+      default: return false;
+    }
+  }
+}
+
+const VBODY = ['Subject: volume\r\n\r\nhello\r\n', 'x\r\n..dot\r\n', '', 'a\rb\nc\r\n'];
+function lineOf(k: K, i: number, rnd: () => number): string {
+  switch (k) {
+    case K.EHLO: return `EHLO v${i}.example\r\n`;
+    case K.HELO: return `HELO v${i}.example\r\n`;
+    case K.MAIL: return rnd() < 0.2 ? 'MAIL FROM:<>\r\n' : `MAIL FROM:<s${i}@v.example>\r\n`;
+    case K.MAIL_SIZE: return 'MAIL FROM:<sized@v.example> SIZE=100\r\n';
+    case K.RCPT: return rnd() < 0.05 ? 'RCPT TO:<postmaster>\r\n' : `RCPT TO:<r${i}@v.example>\r\n`;
+    case K.RCPT_BAD: return 'RCPT TO:<bad@>\r\n';
+    case K.DATA: return 'DATA\r\n';
+    case K.RSET: return 'RSET\r\n';
+    case K.NOOP: return rnd() < 0.5 ? 'NOOP\r\n' : `NOOP ${i}\r\n`;
+    case K.HELP: return 'HELP\r\n';
+    case K.VRFY: return `VRFY u${i}\r\n`;
+    case K.EXPN: return 'EXPN list\r\n';
+    case K.UNKNOWN: return 'XYZZY\r\n';
+    case K.EMPTY: return '\r\n';
+  }
+}
+
+type Scenario = 'afterDot' | 'pregreet' | 'inTransaction' | 'rcpts' | 'mixed';
+/** Relative weights of the commands of a burst, per scenario. */
+const WEIGHTS: Record<Scenario, Partial<Record<K, number>>> = {
+  afterDot: { [K.RSET]: 12, [K.NOOP]: 2, [K.HELP]: 1, [K.MAIL]: 2, [K.RCPT]: 2, [K.DATA]: 1, [K.VRFY]: 1, [K.UNKNOWN]: 0.5 },
+  pregreet: { [K.RSET]: 12, [K.NOOP]: 2, [K.HELP]: 1, [K.MAIL]: 2, [K.RCPT]: 2, [K.DATA]: 0.5, [K.EHLO]: 0.2, [K.EMPTY]: 0.3 },
+  inTransaction: { [K.RCPT]: 10, [K.NOOP]: 2, [K.HELP]: 2, [K.VRFY]: 1, [K.MAIL]: 1, [K.RCPT_BAD]: 0.5, [K.RSET]: 0.05, [K.DATA]: 0.02 },
+  rcpts: { [K.RCPT]: 1 },
+  mixed: {
+    [K.EHLO]: 0.3, [K.HELO]: 0.2, [K.MAIL]: 3, [K.MAIL_SIZE]: 0.5, [K.RCPT]: 5, [K.RCPT_BAD]: 0.5, [K.DATA]: 1, [K.RSET]: 3,
+    [K.NOOP]: 2, [K.HELP]: 1, [K.VRFY]: 1, [K.EXPN]: 0.3, [K.UNKNOWN]: 0.5, [K.EMPTY]: 0.3,
+  },
+};
+
+interface VolumeCase {
+  name: string;
+  scenario: Scenario;
+  profile: string;
+  commands: number;
+  seed: number;
+  /** Number of random cut points (each piece is its own write). */
+  cuts: number;
+  gaps: boolean;
+  /** The burst is this one command only (e.g. the RSET flood of issue 12). */
+  only?: K;
+}
+
+interface Built {
+  bytes: Buffer;
+  /** The command behind each expected reply after the greeting, for replaying the model at a cut. */
+  kinds: K[];
+  /** Expected final reply codes: 220, then one per command (two for DATA with body), then 221. */
+  want: number[];
+  /** For want[i] (i ≥ 1): the index in kinds of its command. */
+  replyOf: Int32Array;
+  cuts: number[];
+}
+
+function buildVolume(v: VolumeCase): Built {
+  const rnd = prng(v.seed);
+  const lim = limitsOf(v.profile);
+  const m = new VolumeModel(lim);
+  const raised = lim.maxSmtpErrors >= 10_000;
+  const parts: string[] = [];
+  const kinds: K[] = [];
+  const want: number[] = [220];
+  const replyOf: number[] = [-1];
+  const push = (k: K, i: number) => {
+    const codes = m.step(k);
+    kinds.push(k);
+    parts.push(lineOf(k, i, rnd));
+    if (k === K.DATA && codes.length === 2) parts.push(VBODY[Math.floor(rnd() * VBODY.length)]! + '.\r\n');
+    for (const c of codes) {
+      want.push(c);
+      replyOf.push(kinds.length - 1);
+    }
+  };
+  // The state the burst starts in.
+  if (v.scenario !== 'pregreet') push(K.EHLO, 0);
+  if (v.scenario === 'afterDot') {
+    push(K.MAIL, 0);
+    push(K.RCPT, 0);
+    push(K.DATA, 0);
+  }
+  if (v.scenario === 'inTransaction' || v.scenario === 'rcpts') {
+    push(K.MAIL, 0);
+    push(K.RCPT, 0);
+  }
+  if (v.scenario === 'pregreet') push(K.EHLO, 0);
+  const w = Object.entries(v.only !== undefined ? { [v.only]: 1 } : WEIGHTS[v.scenario]).map(([k, x]) => [Number(k) as K, x] as const);
+  const total = w.reduce((a, [, x]) => a + x, 0);
+  for (let i = 1; kinds.length < v.commands; i++) {
+    let r = rnd() * total;
+    let k = w[w.length - 1]![0];
+    for (const [kk, x] of w) if ((r -= x) < 0) {
+      k = kk;
+      break;
+    }
+    // Keep raised-limit sessions below every limit: past a budget, a harmless HELP instead.
+    if (raised && ((m.errs(k) && m.n.errors >= BUDGET) || (k === K.NOOP && m.n.noop >= BUDGET) || ((k === K.VRFY || k === K.EXPN) && m.n.vrfy >= BUDGET))) k = K.HELP;
+    push(k, i);
+  }
+  parts.push('QUIT\r\n');
+  want.push(221);
+  replyOf.push(kinds.length);
+  const bytes = Buffer.from(parts.join(''), 'latin1');
+  const cuts = [...new Set(Array.from({ length: v.cuts }, () => 1 + Math.floor(rnd() * (bytes.length - 1))))].sort((a, b) => a - b);
+  return { bytes, kinds, want, replyOf: Int32Array.from(replyOf), cuts };
+}
+
+/** mulberry32: commands come from a seed that fast-check draws, so FAKEMX_FUZZ_SEED replays them. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const DOCUMENTED_LIMIT = /^421 4\.7\.0 too many (errors|junk commands|NOOP commands|VRFY\/EXPN commands|recipients|messages), closing connection$/;
+const volumeStats = { sessions: 0, commands: 0, answered: 0, completed: 0, cutBy: {} as Record<string, number>, maxCommands: 0, maxMs: 0, ms: 0 };
+
+/** The oracle. Returns null when the session is right, else what is wrong. */
+function checkVolume(v: VolumeCase, b: Built, o: Outcome): string | null {
+  const err = replyErrors(o.received);
+  if (err) return err;
+  const text = o.received.toString('latin1');
+  if (/^421 4\.3\.0 /m.test(text)) return `internal error reply: ${/^421 4\.3\.0 .*$/m.exec(text)![0]}`;
+  const finals: string[] = [];
+  for (let pos = 0; pos < text.length; ) {
+    const nl = text.indexOf('\r\n', pos);
+    if (text[pos + 3] === ' ') finals.push(text.slice(pos, nl));
+    pos = nl + 2;
+  }
+  let k = 0;
+  while (k < finals.length && k < b.want.length && Number(finals[k]!.slice(0, 3)) === b.want[k]) k++;
+  volumeStats.answered += k;
+  if (k === b.want.length && finals.length === k) {
+    volumeStats.completed++;
+    return o.closedByServer ? null : 'the server did not close after QUIT';
+  }
+  const at = `reply ${k} of ${b.want.length}, command ${k > 0 ? b.replyOf[k] : -1} ${K_NAMES[b.kinds[b.replyOf[k] ?? -1] ?? -1] ?? ''}`;
+  if (k >= finals.length) return `${at}: no more replies (want ${b.want[k]}); got ${finals.length}, last ${JSON.stringify(finals.slice(-3))}`;
+  const cut = DOCUMENTED_LIMIT.exec(finals[k]!);
+  if (!cut) return `${at}: got ${JSON.stringify(finals[k])}, want ${b.want[k]} (or a 421 for a documented limit)`;
+  if (finals.length !== k + 1) return `${at}: replies after the 421: ${JSON.stringify(finals.slice(k + 1, k + 4))}`;
+  if (!o.closedByServer) return `${at}: no close after ${finals[k]}`;
+  // Replay the model up to the cut command (inclusive): its counter must be past the limit.
+  const m = new VolumeModel(limitsOf(v.profile));
+  for (let i = 0; i <= b.replyOf[k]! && i < b.kinds.length; i++) m.step(b.kinds[i]!);
+  if (!m.reached(cut[1]!)) return `${at}: "${finals[k]}" before the limit could be reached (${JSON.stringify(m.n)}, limits ${JSON.stringify(m.lim)})`;
+  volumeStats.cutBy[cut[1]!] = (volumeStats.cutBy[cut[1]!] ?? 0) + 1;
+  return null;
+}
+
+describe('volume: thousands of pipelined commands in one write', () => {
+  const vt: Record<string, Target> = {};
+  const faults: string[] = [];
+  beforeAll(async () => {
+    for (const [n, c] of Object.entries(VOLUME_PROFILES)) {
+      const t = (vt[n] = await start(`volume-${n}`, c));
+      t.server.on('verdict', (e) => {
+        if ((e.tag === 'SESSION_FAULT' || e.tag === 'ERROR') && faults.length < 20) faults.push(`${n}: ${e.tag} ${JSON.stringify(e.details)}`);
+      });
+    }
+  });
+  afterAll(async () => {
+    for (const t of Object.values(vt)) await t.server.close(500);
+  });
+
+  async function runVolume(v: VolumeCase): Promise<void> {
+    const b = buildVolume(v);
+    faults.length = 0;
+    const c: Case = { kind: 'volume', profile: v.profile, bytes: b.bytes, cuts: b.cuts, gaps: v.gaps, waitGreeting: v.scenario !== 'pregreet', ending: 'wait' };
+    // Bounded: 100,000 commands take 1-2 s on a busy 2-core box; a stalled session fails in 25 s.
+    const o = await runSession(vt[v.profile]!.port, c, 10_000 + v.commands / 10);
+    volumeStats.sessions++;
+    volumeStats.commands += b.kinds.length + 1;
+    volumeStats.maxCommands = Math.max(volumeStats.maxCommands, b.kinds.length + 1);
+    volumeStats.maxMs = Math.max(volumeStats.maxMs, o.ms);
+    volumeStats.ms += o.ms;
+    count(c, o);
+    const bad = checkVolume(v, b, o);
+    if (bad) throw new Error(`${v.name}: ${bad}\nreplay: ${JSON.stringify(v)} (${b.bytes.length} bytes in ${b.cuts.length + 1} writes)\nlast received: ${JSON.stringify(o.received.toString('latin1').slice(-200))}`);
+    expect(faults).toEqual([]);
+    // The daemon lives and serves a fresh client on the same listener.
+    const after = await greeted(vt[v.profile]!.port, 'after-volume.example');
+    expect((await after.cmd('QUIT')).code).toBe(221);
+    after.close();
+  }
+
+  const fixed: VolumeCase[] = [
+    // RCPT batches first: on cold (not yet optimised) code each stack frame is biggest, so a
+    // recursive engine overflows soonest (1,500 RCPTs were enough in issue 12).
+    { name: '1,500 RCPTs in one write: one 250/452 per RCPT, in order (shipped limits)', scenario: 'rcpts', profile: 'defaults', commands: 1502, seed: 5, cuts: 0, gaps: false },
+    { name: '1,500 RCPTs split at random offsets (shipped limits)', scenario: 'rcpts', profile: 'defaults', commands: 1502, seed: 6, cuts: 40, gaps: true },
+    { name: '5,000 RCPTs with the shipped limits: 100 x 250, then 452s until the overshoot limit', scenario: 'rcpts', profile: 'defaults', commands: 5002, seed: 7, cuts: 8, gaps: false },
+    { name: '5,000 RCPTs with maxSmtpRcpt 5000: every one 250', scenario: 'rcpts', profile: 'wideRcpt', commands: 5002, seed: 8, cuts: 8, gaps: true },
+    { name: '20,000 RCPTs with maxSmtpRcpt 5000: 5,000 x 250, then 452s, split at random offsets', scenario: 'rcpts', profile: 'wideRcpt', commands: 20_002, seed: 11, cuts: 30, gaps: true },
+    { name: `${BIG} commands after DATA's final dot (RSET-heavy), limits raised`, scenario: 'afterDot', profile: 'raised', commands: BIG, seed: 1, cuts: 12, gaps: false },
+    { name: `${BIG} commands before the greeting, earlyTalkAction ignore`, scenario: 'pregreet', profile: 'pregreet', commands: BIG, seed: 2, cuts: 12, gaps: true },
+    { name: `${BIG} commands inside a transaction (after MAIL), limits raised`, scenario: 'inTransaction', profile: 'raised', commands: BIG, seed: 3, cuts: 12, gaps: false },
+    { name: `${BIG} RSETs after the final dot with the shipped limits: cut by the junk-command limit`, scenario: 'afterDot', profile: 'defaults', commands: BIG, seed: 4, cuts: 12, gaps: false, only: K.RSET },
+    { name: `${BIG} RSETs before the greeting, earlyTalkAction ignore, limits raised`, scenario: 'pregreet', profile: 'pregreet', commands: BIG, seed: 9, cuts: 3, gaps: false, only: K.RSET },
+    { name: `${BIG} mixed commands after the final dot with the shipped limits: cut by a documented limit`, scenario: 'afterDot', profile: 'defaults', commands: BIG, seed: 10, cuts: 12, gaps: true },
+  ];
+  for (const v of fixed) it(v.name, { timeout: 60_000 }, () => runVolume(v));
+
+  it('the 1,500-RCPT batch gets exactly 100 x 250 then 1,400 x 452 (shipped limits)', { timeout: 30_000 }, async () => {
+    const v = fixed.find((f) => f.seed === 5)!;
+    const b = buildVolume(v);
+    // The model's answer, spelled out: EHLO, MAIL, the first RCPT, 99 more 250s, 1,400 452s, QUIT.
+    expect(b.want).toEqual([220, 250, 250, ...Array<number>(100).fill(250), ...Array<number>(1400).fill(452), 221]);
+  });
+
+  it(`${VOLUME_SESSIONS} random sessions of up to ${VOLUME_MAX} pipelined commands, every state, split at random offsets`, { timeout: Math.max(60_000, VOLUME_SESSIONS * VOLUME_MAX * 0.05) }, async () => {
+    const scenarios: Scenario[] = ['afterDot', 'pregreet', 'inTransaction', 'rcpts', 'mixed'];
+    const arb = fc.record({
+      scenario: fc.constantFrom(...scenarios),
+      limits: fc.constantFrom('raised', 'raised', 'defaults', 'storing', 'wideRcpt'),
+      // Log-uniform size: as many short batches as long ones.
+      size: fc.double({ min: Math.log(50), max: Math.log(VOLUME_MAX), noNaN: true }),
+      seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      cuts: fc.oneof(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 9, max: 400 })),
+      gaps: fc.boolean(),
+    });
+    let i = 0;
+    await fc.assert(
+      fc.asyncProperty(arb, async (a) => {
+        const profile = a.scenario === 'pregreet' ? 'pregreet' : a.limits;
+        const v: VolumeCase = { name: `volume #${i++} ${a.scenario}/${profile}`, scenario: a.scenario, profile, commands: Math.round(Math.exp(a.size)), seed: a.seed, cuts: a.cuts, gaps: a.gaps };
+        await runVolume(v);
+      }),
+      { ...fcParams(VOLUME_SESSIONS), endOnFailure: true },
+    );
+    expect(volumeStats.completed).toBeGreaterThan(0);
+  });
+
+  it('afterwards: every volume session is closed on the server too', async () => {
+    for (const t of Object.values(vt)) {
+      for (const end = Date.now() + 3000; t.server.activeSessions > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      expect(t.server.activeSessions, t.name).toBe(0);
+      expect(t.errors, t.name).toEqual([]);
+    }
+  });
+
+  afterAll(() => {
+    const summary = { ...volumeStats, commandsPerSecond: Math.round(volumeStats.commands / Math.max(0.001, volumeStats.ms / 1000)) };
+    console.log(`fuzz volume: ${JSON.stringify(summary)}`);
+    // The fuzz report (written by the "afterwards" test, which runs first) gets the volume part.
+    const report = process.env.FAKEMX_FUZZ_REPORT;
+    if (report && existsSync(report)) writeFileSync(report, JSON.stringify({ ...JSON.parse(readFileSync(report, 'utf8')), volume: summary }, null, 2));
   });
 });
 
