@@ -15,7 +15,11 @@ export default defineConfig({
       'test/robustness/fuzz.test.ts',
     ],
     exclude: ['test/interop/**', 'node_modules/**', 'bench/**'],
-    env: { FAKEMX_FUZZ_RUNS: '300', FAKEMX_FUZZ_BATCH: '25' },
+    // Small fuzz, volume batches of 5,000 (not 100,000), no 5 s heap-settling wait.
+    env: {
+      FAKEMX_FUZZ_RUNS: '300', FAKEMX_FUZZ_BATCH: '25', FAKEMX_FUZZ_HEAP: '0',
+      FAKEMX_FUZZ_VOLUME: '3', FAKEMX_FUZZ_VOLUME_MAX: '5000', FAKEMX_FUZZ_VOLUME_BIG: '5000',
+    },
     testTimeout: 30000,
     hookTimeout: 30000,
     reporters: ['default'],
