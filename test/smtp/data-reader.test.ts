@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { DataReader } from '../../src/smtp/data-reader.js';
 
-function run(input: string, splits: number[] = []): { body: string; end: number; rest: string } {
+function run(input: string, splits: number[] = []): { body: string; end: number; rest: string; size: number } {
   const r = new DataReader();
   const buf = Buffer.from(input, 'latin1');
   const cuts = [0, ...splits, buf.length];
@@ -15,10 +15,10 @@ function run(input: string, splits: number[] = []): { body: string; end: number;
     body += Buffer.concat(res.segments).toString('latin1');
     if (res.end >= 0) {
       offset = cuts[i]! + res.end;
-      return { body, end: offset, rest: buf.subarray(offset).toString('latin1') };
+      return { body, end: offset, rest: buf.subarray(offset).toString('latin1'), size: r.size };
     }
   }
-  return { body, end: -1, rest: '' };
+  return { body, end: -1, rest: '', size: r.size };
 }
 
 const cases: { name: string; input: string; body: string; ended: boolean; rest?: string }[] = [
@@ -45,15 +45,21 @@ describe('DataReader', () => {
       const whole = run(c.input);
       expect(whole.body).toBe(c.body);
       expect(whole.end >= 0).toBe(c.ended);
+      // size counts exactly the octets passed on (SIZE / maxDataSize are checked against it).
+      expect(whole.size).toBe(c.body.length);
       if (c.rest !== undefined) expect(whole.rest).toBe(c.rest);
       // The same at every split point, and split into single bytes.
       for (let k = 1; k < c.input.length; k++) {
         const split = run(c.input, [k]);
         expect(split.body, `split at ${k}`).toBe(c.body);
         expect(split.end, `split at ${k}`).toBe(whole.end);
+        expect(split.size, `split at ${k}`).toBe(c.body.length);
+        if (c.rest !== undefined) expect(split.rest, `split at ${k}`).toBe(c.rest);
       }
       const bytes = run(c.input, Array.from({ length: c.input.length - 1 }, (_, i) => i + 1));
       expect(bytes.body).toBe(c.body);
+      expect(bytes.end).toBe(whole.end);
+      expect(bytes.size).toBe(c.body.length);
     });
   }
 
