@@ -3,6 +3,7 @@
 // reused buffer, and every table is a bounded counter, so memory stays flat on any corpus.
 // Records hold what clients sent (HELO, sender): every string is escaped before it is printed.
 
+import { DAY_DIR, isRecordFile } from '../store/layout.js';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { opendir } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -63,7 +64,6 @@ const MAX_META = 1024 * 1024;
 const TOP_CAPACITY = 20_000;
 /** Distinct session ids remembered per day before sessions become a lower bound. */
 const SESSIONS_PER_DAY_CAP = 250_000;
-const DAY_DIR = /^\d{4}-\d{2}-\d{2}$/;
 
 const SIZE_BUCKETS: [number, string][] = [
   [1024, '< 1 KiB'],
@@ -249,8 +249,8 @@ async function* metadataFiles(dir: string, sinceDay: string | null): AsyncGenera
       } catch {
         continue;
       }
-      for await (const f of sub) if (f.isFile() && f.name.endsWith('.json') && !f.name.startsWith('.tmp-')) yield join(dir, e.name, f.name);
-    } else if (e.isFile() && e.name.endsWith('.json') && !e.name.startsWith('.tmp-')) {
+      for await (const f of sub) if (f.isFile() && isRecordFile(f.name)) yield join(dir, e.name, f.name);
+    } else if (e.isFile() && isRecordFile(e.name)) {
       yield join(dir, e.name);
     }
   }

@@ -3,8 +3,7 @@
 // Read whole at load/reload time, so a missing or malformed file is a config error then.
 
 import { readFileSync } from 'node:fs';
-import { parseCidr } from '../net/ip.js';
-import type { AccessRule } from '../policy/access.js';
+import { parseCidr, type Cidr } from '../net/ip.js';
 
 /** A list file problem; the loader turns it into a ConfigError naming the key. */
 export class ListError extends Error {}
@@ -47,6 +46,12 @@ export function readMailboxes(path: string): Set<string> {
     set.add(text.toLowerCase());
   }
   return set;
+}
+
+/** One `permit CIDR` / `reject CIDR` line of an access list (postscreen_access_list). */
+export interface AccessRule {
+  action: 'permit' | 'reject';
+  cidr: Cidr;
 }
 
 export function readAccessList(path: string): AccessRule[] {

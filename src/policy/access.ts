@@ -2,13 +2,11 @@
 // match wins. Parsing lives with the other list files (src/config/lists.ts); this is the
 // lookup, a linear scan, which is right for the short lists operators keep.
 
-import { cidrContains, type Cidr } from '../net/ip.js';
+import type { AccessRule } from '../config/lists.js';
+import { cidrContains } from '../net/ip.js';
 import type { Reply } from '../smtp/reply.js';
 
-export interface AccessRule {
-  action: 'permit' | 'reject';
-  cidr: Cidr;
-}
+export type { AccessRule };
 
 export function matchAccess(rules: readonly AccessRule[], ip: string): 'permit' | 'reject' | null {
   for (const r of rules) if (cidrContains(r.cidr, ip)) return r.action;

@@ -10,6 +10,7 @@ import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/p
 import { constants } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { newId } from '../util/id.js';
+import { DAY_DIR, dayOf, TEMP_PREFIX } from './layout.js';
 import { buildMetadata, traceInfo, type MessageMetadata, type PolicyFacts } from './metadata.js';
 
 const FLUSH_AT = 64 * 1024;
@@ -175,19 +176,19 @@ export class Corpus {
     if (this.swept) return 0;
     this.swept = true;
     let removed = 0;
-    const days = (await readdir(this.root)).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d)).sort().slice(-SWEEP_DAYS);
+    const days = (await readdir(this.root)).filter((d) => DAY_DIR.test(d)).sort().slice(-SWEEP_DAYS);
     for (const day of days) {
       const dir = join(this.root, day);
       const names = await readdir(dir).catch(() => [] as string[]);
       const have = new Set(names);
       let renamed = false;
       for (const n of names) {
-        if (!n.startsWith('.tmp-')) continue;
+        if (!n.startsWith(TEMP_PREFIX)) continue;
         // Killed between the two renames: the .eml is in place and its fsynced metadata
         // is complete under the temporary name; finish the job instead of losing it.
-        const m = /^\.tmp-(.+)\.json$/.exec(n);
-        if (m && have.has(`${m[1]}.eml`) && !have.has(`${m[1]}.json`)) {
-          await rename(join(dir, n), join(dir, `${m[1]}.json`)).then(() => (renamed = true), () => undefined);
+        const id = n.endsWith('.json') ? n.slice(TEMP_PREFIX.length, -'.json'.length) : '';
+        if (id && have.has(`${id}.eml`) && !have.has(`${id}.json`)) {
+          await rename(join(dir, n), join(dir, `${id}.json`)).then(() => (renamed = true), () => undefined);
           continue;
         }
         await unlink(join(dir, n)).then(() => removed++, () => undefined);
@@ -236,7 +237,7 @@ export class Corpus {
   /** Start a message. The header block is known now; the body streams in. */
   begin(trace: TraceInfo, now = new Date()): MessageWriter {
     const id = newId(now.getTime());
-    const day = now.toISOString().slice(0, 10);
+    const day = dayOf(now);
     const header = Buffer.from(traceHeaders(trace, id, now), 'utf8');
     const dir = join(this.root, day);
     return new MessageWriter(id, day, dir, header, now, (d, stale) => this.dayDir(d, stale), () => this.dirSync(dir));
@@ -275,8 +276,8 @@ export class MessageWriter {
     private readonly ensureDay: (day: string, stale?: Promise<void>) => Promise<void>,
     private readonly syncDir: () => Promise<void>,
   ) {
-    this.tmpEml = join(dir, `.tmp-${id}.eml`);
-    this.tmpJson = join(dir, `.tmp-${id}.json`);
+    this.tmpEml = join(dir, `${TEMP_PREFIX}${id}.eml`);
+    this.tmpJson = join(dir, `${TEMP_PREFIX}${id}.json`);
     this.eml = join(dir, `${id}.eml`);
     this.json = join(dir, `${id}.json`);
     this.fh = this.openTemp();
