@@ -29,6 +29,9 @@ export interface ListenerEvents {
 // kernel caps this at net.core.somaxconn).
 const LISTEN_BACKLOG = 4096;
 
+/** Until a session takes the socket, an error is only the 'close' that follows (one shared function, no closure per socket). */
+function ignoreError(): void {}
+
 export class Listener {
   info: ListenerInfo;
   private trusted: Cidr[] | null;
@@ -44,7 +47,7 @@ export class Listener {
     this.trusted = eff.proxyProtocol ? eff.proxyProtocol.trusted.map(parseCidr) : null;
     if (eff.tls === 'implicit') {
       // RFC 8314: TLS from the first byte; the greeting follows the handshake.
-      const ts = createTlsServer({ ...tls, handshakeTimeout, allowHalfOpen: true });
+      const ts = createTlsServer({ ...tls, handshakeTimeout, allowHalfOpen: true, noDelay: true });
       ts.on('secureConnection', (sock: TLSSocket) => this.guard(sock));
       ts.on('tlsClientError', (err, sock) => {
         this.on.refused(this, 'TLS_FAILED', normalizeIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0, err.message);
@@ -53,7 +56,8 @@ export class Listener {
       });
       this.server = ts;
     } else {
-      this.server = createNetServer({ allowHalfOpen: true }, (sock) => this.guard(sock));
+      // noDelay: Nagle off from accept, set by Node on the handle (no setNoDelay call per session).
+      this.server = createNetServer({ allowHalfOpen: true, noDelay: true }, (sock) => this.guard(sock));
     }
     this.server.on('error', (e) => this.on.error(e));
   }
@@ -90,7 +94,7 @@ export class Listener {
 
   private guard(sock: Socket): void {
     try {
-      sock.on('error', () => undefined);
+      sock.on('error', ignoreError);
       if (this.trusted) this.proxied(sock, this.trusted);
       else this.on.accept(this, { sock, ip: normalizeIp(sock.remoteAddress ?? ''), port: sock.remotePort ?? 0 });
     } catch (e) {

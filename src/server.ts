@@ -20,7 +20,7 @@ import { Policy } from './policy/index.js';
 import { PerIpLimiter } from './policy/limits.js';
 import type { TlsInfo } from './smtp/hooks.js';
 import { formatReply, replies } from './smtp/reply.js';
-import { Session, type SessionConfig } from './smtp/session.js';
+import { Session, type Connection, type SessionConfig } from './smtp/session.js';
 import { Corpus } from './store/corpus.js';
 import { newId } from './util/id.js';
 
@@ -203,15 +203,11 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       setTimeout(() => sock.destroy(), 2000).unref();
       return;
     }
-    sock.setNoDelay(true);
+    // Nagle is already off: the Listener's server sets noDelay on every accepted handle.
     const tls = tlsInfo(sock);
-    const conn = {
-      id: newId(),
-      remoteAddress: ip,
-      remotePort: port,
-      ...(tls ? { tls } : {}),
-      ...(a.rest && a.rest.length > 0 ? { initialInput: a.rest } : {}),
-    };
+    const conn: Connection = { id: newId(), remoteAddress: ip, remotePort: port };
+    if (tls) conn.tls = tls;
+    if (a.rest && a.rest.length > 0) conn.initialInput = a.rest;
     const s = new Session(sock, conn, prof.session, prof.policy);
     this.sessions.add(s);
     this.emit('connection', { listener: l.info.name, outcome: 'accepted' });
