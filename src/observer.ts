@@ -21,14 +21,14 @@ export class Observer {
   verdict(s: SessionInfo, rec: VerdictRecord): void {
     const { tag, atMs: _at, ...details } = rec;
     const client = clientTag(s.remoteAddress, s.remotePort);
-    this.logger.info({ tag, session: s.id, client, ...details }, `${tag} from ${client}`);
+    if (this.logger.isLevelEnabled('info')) this.logger.info({ tag, session: s.id, client, ...details }, `${tag} from ${client}`);
     this.events.emit('verdict', { tag, session: s, client, details });
   }
 
   /** A verdict before any session exists (PROXY header, implicit-TLS handshake, maxSessions). */
   connectionVerdict(tag: string, ip: string, port: number, details: Record<string, unknown>): void {
     const client = clientTag(ip, port);
-    this.logger.info({ tag, client, ...details }, `${tag} from ${client}`);
+    if (this.logger.isLevelEnabled('info')) this.logger.info({ tag, client, ...details }, `${tag} from ${client}`);
     this.events.emit('verdict', { tag, session: null, client, details });
   }
 
@@ -38,7 +38,13 @@ export class Observer {
     this.logger.info({ tag: 'OPEN', session: s.id, client, listener, ...(tls ? { tls } : {}) }, `session opened from ${client}`);
   }
 
+  /** The CLOSE line (built only when info is logged: every session pays for this call) and the 'disconnect' event. */
   close(s: SessionInfo, info: CloseInfo, verdicts: readonly VerdictRecord[]): void {
+    if (this.logger.isLevelEnabled('info')) this.closeLine(s, info, verdicts);
+    this.events.emit('disconnect', s, info);
+  }
+
+  private closeLine(s: SessionInfo, info: CloseInfo, verdicts: readonly VerdictRecord[]): void {
     const counts: Record<string, number> = {};
     for (const v of verdicts) counts[v.tag] = (counts[v.tag] ?? 0) + 1;
     this.logger.info(
@@ -49,7 +55,6 @@ export class Observer {
       },
       `session closed: ${info.reason}`,
     );
-    this.events.emit('disconnect', s, info);
   }
 
   /** Each command line; sanitised only when someone will see it (the per-line cost is paid by verbose runs). */
