@@ -114,6 +114,43 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const LINGER_MS = 5000;
 
 /**
+ * Per listener config (a SessionConfig is frozen and shared by its sessions): the greeting
+ * as a Reply and as the octets on the wire, and the EHLO keywords, built once, not per session.
+ */
+interface Prepared {
+  greeting: { reply: Reply; text: string } | undefined;
+  ext: [readonly string[] | undefined, readonly string[] | undefined];
+}
+const prepared = new WeakMap<SessionConfig, Prepared>();
+function preparedFor(opts: SessionConfig): Prepared {
+  let p = prepared.get(opts);
+  if (!p) prepared.set(opts, (p = { greeting: undefined, ext: [undefined, undefined] }));
+  return p;
+}
+function greetingFor(opts: SessionConfig): { reply: Reply; text: string } {
+  const p = preparedFor(opts);
+  if (!p.greeting) {
+    const reply = replies.greeting(opts.hostName);
+    // A 220 greeting carries no enhanced code (RFC 2034 ties them to EHLO).
+    p.greeting = { reply, text: formatReply(reply, false) };
+  }
+  return p.greeting;
+}
+function extensionsFor(opts: SessionConfig, secure: boolean): readonly string[] {
+  const p = preparedFor(opts);
+  const i = secure ? 1 : 0;
+  let ext = p.ext[i];
+  if (!ext) {
+    const e = [`SIZE ${opts.maxDataSize}`, '8BITMIME'];
+    if (opts.advertisePipelining) e.push('PIPELINING');
+    e.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
+    if (opts.startTls && !secure) e.push('STARTTLS');
+    p.ext[i] = ext = Object.freeze(e);
+  }
+  return ext;
+}
+
+/**
  * The session-time limit without a timer per session: sessions sharing a limit sit in one
  * set in the order they opened, which is their deadline order, so a sweep stops at the
  * first session still in time. One unref'd interval runs only while such sessions exist.
@@ -234,12 +271,23 @@ export class Session implements SessionInfo {
   /** Begin: optional teaser line, then the connect hook, then the greeting. */
   start(): void {
     if (this.st !== 'greeting') return;
-    this.guard(() => {
+    try {
       if (this.opts.bannerTeaser) this.sock.write(teaserLine(this.opts.hostName));
       const r = this.hooks.connect?.(this);
-      if (r instanceof Promise) r.then((x) => this.guard(() => this.greet(x)), (e) => this.fail(e));
+      if (r instanceof Promise) r.then((x) => this.greetLater(x), (e) => this.fail(e));
       else this.greet(r);
-    });
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** The connect hook answered later (banner delay, DNS lists). */
+  private greetLater(x: Reply | undefined): void {
+    try {
+      this.greet(x);
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   /** Tell a waiting client that the server is going away (SIGTERM); it happens at its next command. */
@@ -525,7 +573,9 @@ export class Session implements SessionInfo {
       this.pendingReject = r;
     }
     // The teaser already sent "220-host"; only the last line is left.
-    this.writeReply(replies.greeting(this.opts.hostName));
+    const g = greetingFor(this.opts);
+    this.sock.write(g.text);
+    this.hooks.reply?.(this, g.reply);
     this.to('ready');
     this.pump();
   }
@@ -542,7 +592,9 @@ export class Session implements SessionInfo {
     if (this.pumping) return;
     this.pumping = true;
     const sock = this.sock;
-    sock.cork();
+    // Cork only when more input waits behind the line being answered (a pipelined group):
+    // its replies leave in one write. One command alone is written at once, uncorked.
+    let corked = false;
     try {
       while (this.st === 'ready') {
         if (this.sock.writableNeedDrain) {
@@ -560,6 +612,10 @@ export class Session implements SessionInfo {
           break;
         }
         this.disarmIoTimer();
+        if (!corked && this.lines.bytes > 0) {
+          corked = true;
+          sock.cork();
+        }
         if (line === TOO_LONG) {
           this.to('busy');
           this.hooks.verdict?.(this, 'LINE_TOO_LONG', {});
@@ -570,7 +626,7 @@ export class Session implements SessionInfo {
       }
     } finally {
       this.pumping = false;
-      sock.uncork();
+      if (corked) sock.uncork();
     }
     this.flow();
   }
@@ -583,7 +639,7 @@ export class Session implements SessionInfo {
       try {
         line = utf8.decode(raw);
       } catch {
-        return this.command(line, () => replies.unknownCommand());
+        return this.command(line, null, '', false);
       }
     }
     if (this.counts.commands === 1 && HTTP_VERB.test(line)) return this.nonSmtp('http', raw);
@@ -597,12 +653,12 @@ export class Session implements SessionInfo {
     const { verb, args } = splitCommand(line);
     const handler = COMMANDS[verb];
     // RFC 5321 §4.2.4: unknown commands get 500; 8-bit bytes only inside SMTPUTF8 paths.
-    if (!handler || (eightBit && verb !== 'MAIL' && verb !== 'RCPT')) return this.command(verb, () => replies.unknownCommand());
-    this.command(verb, () => handler(this, args, eightBit));
+    if (!handler || (eightBit && verb !== 'MAIL' && verb !== 'RCPT')) return this.command(verb, null, '', false);
+    this.command(verb, handler, args, eightBit);
   }
 
-  /** Run one command's handler and send its reply; RFC 2920 wait rules apply meanwhile. */
-  private command(verb: string, run: () => Reply | Promise<Reply> | null): void {
+  /** Run one command's handler (null: unknown command) and send its reply; RFC 2920 wait rules apply meanwhile. */
+  private command(verb: string, handler: Handler | null, args: string, eightBit: boolean): void {
     this.to('busy');
     const pipelining = this.esmtp && this.opts.advertisePipelining;
     this.mustWait = !pipelining || GROUP_END.has(verb) ? verb : null;
@@ -612,7 +668,7 @@ export class Session implements SessionInfo {
     }
     let r: Reply | Promise<Reply> | null;
     try {
-      r = run();
+      r = handler ? handler(this, args, eightBit) : replies.unknownCommand();
     } catch (e) {
       return this.fail(e);
     }
@@ -728,11 +784,7 @@ export class Session implements SessionInfo {
   }
 
   ehloExtensions(): string[] {
-    const ext = [`SIZE ${this.opts.maxDataSize}`, '8BITMIME'];
-    if (this.opts.advertisePipelining) ext.push('PIPELINING');
-    ext.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
-    if (this.opts.startTls && !this.tls) ext.push('STARTTLS');
-    return ext;
+    return [...extensionsFor(this.opts, this.tls !== undefined)];
   }
 
   get options(): Readonly<SessionConfig> {
@@ -916,7 +968,7 @@ function helo(extended: boolean): Handler {
     return s.ask(s.sessionHooks.helo?.(s, name, extended), () => {
       s.helo = name;
       s.esmtp = extended;
-      return extended ? replies.ehlo(host, name, s.ehloExtensions()) : replies.helo(host, name);
+      return extended ? replies.ehlo(host, name, extensionsFor(s.options, s.secure) as string[]) : replies.helo(host, name);
     });
   };
 }
