@@ -28,12 +28,69 @@ export interface PolicyServices {
   gone(s: SessionInfo): void;
 }
 
+/**
+ * The sessions of one policy waiting out its banner delay. All wait the same time, so the
+ * order they arrived in is the order they are due: one timer for the head, no timer or
+ * closure per held session (a fake MX may hold thousands of them in the delay).
+ */
+export class BannerQueue {
+  private readonly waiting = new Set<BannerWait>();
+  private timer: NodeJS.Timeout | null = null;
+  private armedFor = 0;
+
+  constructor(private readonly ms: number) {}
+
+  /** Calls w.wake() once `ms` have passed, unless cancel(w) is called first. */
+  add(w: BannerWait): void {
+    w.wakeAt = Date.now() + this.ms;
+    this.waiting.add(w);
+    if (!this.timer) this.arm(w.wakeAt, this.ms);
+  }
+
+  cancel(w: BannerWait): void {
+    this.waiting.delete(w);
+    if (this.waiting.size === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private arm(at: number, ms: number): void {
+    this.armedFor = at;
+    this.timer = setTimeout(() => this.due(), Math.max(1, ms));
+  }
+
+  private due(): void {
+    this.timer = null;
+    // The timer fired for `armedFor`: whoever is due by then goes, even if the clock reads a
+    // millisecond early (they would have shared that timer's list).
+    const limit = Math.max(Date.now(), this.armedFor);
+    for (const w of this.waiting) {
+      if (w.wakeAt > limit) return this.arm(w.wakeAt, w.wakeAt - Date.now());
+      this.waiting.delete(w);
+      w.wake();
+    }
+  }
+}
+
+export interface BannerWait {
+  wakeAt: number;
+  wake(): void;
+}
+
 /** One listener's policy under one config: shared by all its sessions, never changed. */
 export class Policy implements Backend {
+  /** The banner delay's waiting room (made on first use). */
+  private bq: BannerQueue | null = null;
+
   constructor(
     readonly cfg: Readonly<PolicyConfig>,
     readonly svc: PolicyServices,
   ) {}
+
+  get bannerQueue(): BannerQueue {
+    return (this.bq ??= new BannerQueue(this.cfg.bannerDelay));
+  }
 
   newSession(s: SessionInfo): PolicySession {
     return new PolicySession(this, s);

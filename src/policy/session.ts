@@ -13,12 +13,12 @@ import { dnsVerdict } from '../dnsbl/verdict.js';
 import { accessDenied } from './access.js';
 import { earlyTalkVerdict } from './early-talker.js';
 import { perIpLimit } from './limits.js';
-import type { Policy } from './index.js';
+import type { BannerWait, Policy } from './index.js';
 import { checkRecipient } from './recipients.js';
 import { tarpitShape } from './tarpit.js';
 import { tempfailPoint, tempfailReply } from './tempfail.js';
 
-export class PolicySession implements SessionHooks {
+export class PolicySession implements SessionHooks, BannerWait {
   /** Verdicts in the order they were reached (the metadata and the CLOSE line count them). */
   readonly verdicts: VerdictRecord[] = [];
   /** The access list said permit: no anti-spam check applies. */
@@ -30,7 +30,9 @@ export class PolicySession implements SessionHooks {
   /** Tarpitted by a verdict (stutter applies even before the first error). */
   private flagged = false;
   private stuttering = false;
-  private bannerTimer: NodeJS.Timeout | undefined;
+  /** While in the banner delay: when it ends, and what ends it (BannerWait). */
+  wakeAt = 0;
+  private waker: (() => void) | undefined;
   private dns: DnsListResult | null = null;
 
   constructor(
@@ -65,15 +67,22 @@ export class PolicySession implements SessionHooks {
     const dns = svc.dns;
     // DNS lookups run during the banner delay; the greeting waits at most dns.timeout more.
     const pending = dns ? dns.check(ip, { deadline: Date.now() + cfg.bannerDelay + dns.timeout }) : null;
-    if (!pending) return cfg.bannerDelay > 0 ? this.sleep(cfg.bannerDelay).then(() => undefined) : undefined;
-    return this.sleep(cfg.bannerDelay).then(() => this.dnsVerdict(pending));
+    if (!pending) return cfg.bannerDelay > 0 ? this.sleep() : undefined;
+    return (cfg.bannerDelay > 0 ? this.sleep() : Promise.resolve(undefined)).then(() => this.dnsVerdict(pending));
   }
 
-  private sleep(ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
+  /** The banner delay, in the policy's shared queue; resolves with no reply (the greeting). */
+  private sleep(): Promise<undefined> {
     return new Promise((resolve) => {
-      this.bannerTimer = setTimeout(resolve, ms);
+      this.waker = resolve as () => void;
+      this.policy.bannerQueue.add(this);
     });
+  }
+
+  wake(): void {
+    const w = this.waker;
+    this.waker = undefined;
+    w?.();
   }
 
   private async dnsVerdict(pending: Promise<DnsListResult>): Promise<Reply | undefined> {
@@ -144,7 +153,10 @@ export class PolicySession implements SessionHooks {
   }
 
   close(s: SessionInfo, info: CloseInfo): void {
-    if (this.bannerTimer) clearTimeout(this.bannerTimer);
+    if (this.waker) {
+      this.waker = undefined;
+      this.policy.bannerQueue.cancel(this);
+    }
     if (this.ipKey !== undefined) this.policy.svc.perIp.release(this.ipKey);
     this.policy.svc.observer.close(s, info, this.verdicts);
     this.policy.svc.gone(s);
