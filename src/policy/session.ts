@@ -18,9 +18,12 @@ import { checkRecipient } from './recipients.js';
 import { tarpitShape } from './tarpit.js';
 import { tempfailPoint, tempfailReply } from './tempfail.js';
 
+/** A session without verdicts (most): one frozen empty list for all of them. */
+const NO_VERDICTS = Object.freeze([]) as unknown as VerdictRecord[];
+
 export class PolicySession implements SessionHooks, BannerWait {
-  /** Verdicts in the order they were reached (the metadata and the CLOSE line count them). */
-  readonly verdicts: VerdictRecord[] = [];
+  /** Verdicts in the order they were reached (the metadata and the CLOSE line count them); made at the first. */
+  private list: VerdictRecord[] | null = null;
   /** The access list said permit: no anti-spam check applies. */
   private permitted = false;
   /** The per-IP slot this session holds, released at close. */
@@ -42,8 +45,12 @@ export class PolicySession implements SessionHooks, BannerWait {
 
   verdict(_s: SessionInfo, tag: string, details: Record<string, unknown>): void {
     const rec: VerdictRecord = { tag, atMs: Date.now() - this.s.openedAt, ...details };
-    this.verdicts.push(rec);
+    (this.list ??= []).push(rec);
     this.policy.svc.observer.verdict(this.s, rec);
+  }
+
+  get verdicts(): VerdictRecord[] {
+    return this.list ?? NO_VERDICTS;
   }
 
   connect(s: SessionInfo): Reply | undefined | Promise<Reply | undefined> {
@@ -204,7 +211,7 @@ export class PolicySession implements SessionHooks, BannerWait {
         this.verdict(s, 'STORED', { id: stored.id, file: stored.path, bytes: stored.metadata.sizes.file });
         svc.observer.stored(s, stored);
         if (tempfailed) {
-          this.verdicts.push(tf);
+          (this.list ??= []).push(tf);
           svc.observer.verdict(s, tf);
         }
         svc.observer.messageResult(s, tempfailed ? 'tempfailed' : 'stored', size);

@@ -3,12 +3,14 @@
 // chunks, and then at most one line's worth, so a deep pipelined batch costs linear time.
 
 const LF = 10;
+/** No chunk waiting: shared and frozen, so an idle session holds no array of its own. */
+const NONE: Buffer[] = Object.freeze([]) as unknown as Buffer[];
 
 /** Returned by next() for a line longer than the limit (it has been dropped whole). */
 export const TOO_LONG = Symbol('line too long');
 
 export class LineBuffer {
-  private chunks: Buffer[] = [];
+  private chunks: Buffer[] = NONE;
   /** Octets waiting, over all chunks. */
   bytes = 0;
   /** Dropping the rest of an over-long line until its LF. */
@@ -16,7 +18,8 @@ export class LineBuffer {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.chunks.push(chunk);
+    if (this.chunks === NONE) this.chunks = [chunk];
+    else this.chunks.push(chunk);
     this.bytes += chunk.length;
   }
 
@@ -78,7 +81,7 @@ export class LineBuffer {
   }
 
   clear(): void {
-    this.chunks = [];
+    this.chunks = NONE;
     this.bytes = 0;
     this.discarding = false;
   }
@@ -86,7 +89,8 @@ export class LineBuffer {
   private consume(n: number): void {
     const c = this.chunks[0]!;
     this.bytes -= n;
-    if (n >= c.length) this.chunks.shift();
-    else this.chunks[0] = c.subarray(n);
+    if (n < c.length) this.chunks[0] = c.subarray(n);
+    else if (this.chunks.length === 1) this.chunks = NONE;
+    else this.chunks.shift();
   }
 }

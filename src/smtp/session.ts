@@ -112,6 +112,8 @@ const EIGHT_BIT = /[\x80-\xff]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** How long a closing socket may linger for its FIN before it is destroyed. */
 const LINGER_MS = 5000;
+/** The empty recipient list every session starts with (frozen: shared by all of them). */
+const NO_RCPTS = Object.freeze([]) as unknown as Address[];
 
 /**
  * Per listener config (a SessionConfig is frozen and shared by its sessions): the greeting
@@ -208,7 +210,8 @@ export class Session implements SessionInfo {
   tls: TlsInfo | undefined;
   mailFrom: Address | undefined;
   mailParams: MailParams | undefined;
-  rcptTo: Address[] = [];
+  /** Shared and frozen while empty (a held session allocates no list); RCPT starts a fresh one. */
+  rcptTo: Address[] = NO_RCPTS;
 
   private sock: Socket;
   private readonly hooks: SessionHooks;
@@ -408,7 +411,9 @@ export class Session implements SessionInfo {
     (socket as OwnedSocket)[SESSION] = this;
     socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
-    socket.on('error', onSocketError);
+    // One error listener is enough to keep a peer's reset from crashing the process; the
+    // Listener already added one to every socket it accepts (a STARTTLS socket has none).
+    if (socket.listenerCount('error') === 0) socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
     socket.on('drain', onSocketDrain);
   }
@@ -774,7 +779,7 @@ export class Session implements SessionInfo {
   resetEnvelope(): void {
     this.mailFrom = undefined;
     this.mailParams = undefined;
-    this.rcptTo = [];
+    this.rcptTo = NO_RCPTS;
   }
 
   /** Ask a hook; `dflt` when it has no opinion. */
@@ -1018,7 +1023,8 @@ const COMMANDS: Record<string, Handler> = {
       return replies.tooManyRcpts();
     }
     return s.ask(s.sessionHooks.rcpt?.(s, p.value.address), () => {
-      s.rcptTo.push(p.value.address);
+      if (s.rcptTo.length === 0) s.rcptTo = [p.value.address];
+      else s.rcptTo.push(p.value.address);
       s.counts.rcpt++;
       return replies.rcptOk();
     });
