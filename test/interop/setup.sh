@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the interop suite drives (swaks, rbldnsd, openssl,
-# systemd's analyze/socket-activate, python3). Runs `apt-get update` once, and only
+# systemd's analyze/socket-activate, python3, redis-server: started privately by the
+# state tests on a loopback port, never as a service). Runs `apt-get update` once, and only
 # when something is missing, so a prepared machine pays nothing.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "interop setup: missing ${need[*]} and not root; install them with apt-get" >&2

@@ -1,0 +1,202 @@
+// The Redis backend (the official `redis` client): every fakemx node of a fleet points at one
+// Redis or Valkey (>= 6.2 for PXAT). Entries are strings `{"v":value,"e":expiresAt}` with the
+// same absolute expiry on the server (SET PXAT), so a key vanishes by itself; leases are one
+// sorted set per client address (member = node:session, score = expiry). Every update that
+// reads before it writes is one Lua script, so two nodes never race; each script and command
+// touches one key, so keys may live on any shard of a Redis Cluster behind a proxy.
+//
+// Commands are not queued while disconnected (disableOfflineQueue): a call fails at once and
+// the StateStore's deadline never has to run out. The client reconnects with backoff by itself.
+
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createClient, type RedisClientType } from 'redis';
+import { decodeEntry, encodeEntry, type Lease, type StateBackend, type StateEntry, type StateValue } from './types.js';
+
+export interface RedisOptions {
+  url: string;
+  /** Prefix of every key (several deployments may share one Redis). */
+  prefix: string;
+  connectTimeout: number;
+  /** PEM CA bundle for rediss:// (empty: the system's). */
+  tlsCa?: string;
+  /** AUTH password when not in the URL. */
+  password?: string;
+  /** Connection state changes: up, or down with the reason (the StateStore logs transitions). */
+  onStatus?: (up: boolean, reason?: string) => void;
+}
+
+/** Backoff of the client's reconnects: 50 ms doubling to 2 s, with jitter. */
+export function reconnectDelay(retries: number): number {
+  const base = Math.min(2000, 50 * 2 ** Math.min(retries, 10));
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+const ADD = `local ok = redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'NX')
+if ok then return {1, ARGV[1]} end
+return {0, redis.call('GET', KEYS[1])}`;
+
+// KEYS[1] the lease set; ARGV id, max, expiresAt, now. Expired leases (a dead node's) go first.
+const ACQUIRE = `redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1`;
+
+const RENEW = `if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[2], ARGV[1]) == 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1`;
+
+const RELEASE = `redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
+return 1`;
+
+const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+
+/** Glob-escape for SCAN MATCH. */
+const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+
+export class RedisBackend implements StateBackend {
+  readonly kind = 'redis' as const;
+  private readonly client: RedisClientType;
+  private readonly prefix: string;
+  private closed = false;
+  private up = false;
+  private readonly ready: Promise<void>;
+
+  constructor(opts: RedisOptions) {
+    this.prefix = opts.prefix;
+    const onStatus = opts.onStatus ?? (() => {});
+    this.client = createClient({
+      url: opts.url,
+      ...(opts.password ? { password: opts.password } : {}),
+      disableOfflineQueue: true,
+      commandsQueueMaxLength: 100_000,
+      socket: {
+        connectTimeout: opts.connectTimeout,
+        keepAlive: true,
+        reconnectStrategy: reconnectDelay,
+        ...(opts.tlsCa ? { tls: true as const, ca: readFileSync(opts.tlsCa) } : {}),
+      },
+    });
+    this.client.on('ready', () => {
+      this.up = true;
+      onStatus(true);
+    });
+    this.client.on('error', (e: unknown) => {
+      if (this.closed) return;
+      this.up = false;
+      onStatus(false, e instanceof Error ? e.message || e.name : String(e));
+    });
+    this.client.on('end', () => {
+      this.up = false;
+    });
+    // The first connect may fail (Redis down at start): the client keeps retrying, calls fail meanwhile.
+    this.ready = this.client.connect().then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /** Resolves once connected (or when the first try failed); tests and the CLI wait for it. */
+  whenConnected(): Promise<void> {
+    return this.ready;
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  private k(key: string): string {
+    return this.prefix + key;
+  }
+
+  private async script(src: string, keys: string[], args: string[]): Promise<unknown> {
+    const sha = sha1(src);
+    try {
+      return await this.client.sendCommand(['EVALSHA', sha, String(keys.length), ...keys, ...args]);
+    } catch (e) {
+      if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
+      return this.client.sendCommand(['EVAL', src, String(keys.length), ...keys, ...args]);
+    }
+  }
+
+  async getMany(keys: readonly string[]): Promise<(StateEntry | null)[]> {
+    if (keys.length === 0) return [];
+    const raw = await this.client.sendCommand<(string | null)[]>(['MGET', ...keys.map((k) => this.k(k))]);
+    const now = Date.now();
+    return keys.map((k, i) => decodeEntry(k, raw[i], now));
+  }
+
+  async set(key: string, value: StateValue, expiresAt: number): Promise<void> {
+    await this.client.sendCommand(['SET', this.k(key), encodeEntry(value, expiresAt), 'PXAT', String(Math.ceil(expiresAt))]);
+  }
+
+  async add(key: string, value: StateValue, expiresAt: number): Promise<{ entry: StateEntry; created: boolean }> {
+    const enc = encodeEntry(value, expiresAt);
+    const r = (await this.script(ADD, [this.k(key)], [enc, String(Math.ceil(expiresAt))])) as [number, string | null];
+    const entry = { key, value, expiresAt };
+    if (r[0] === 1) return { entry, created: true };
+    return { entry: decodeEntry(key, r[1], Date.now()) ?? entry, created: false };
+  }
+
+  async del(key: string): Promise<boolean> {
+    return (await this.client.sendCommand<number>(['DEL', this.k(key)])) > 0;
+  }
+
+  async *scan(prefix: string): AsyncIterable<StateEntry> {
+    let cursor = '0';
+    const match = `${globEscape(this.prefix + prefix)}*`;
+    do {
+      const [next, found] = await this.client.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', match, 'COUNT', '1000']);
+      cursor = next;
+      const ks = found.filter((k) => !k.startsWith(`${this.prefix}lease:`));
+      if (ks.length === 0) continue;
+      const raw = await this.client.sendCommand<(string | null)[]>(['MGET', ...ks]);
+      const now = Date.now();
+      for (let i = 0; i < ks.length; i++) {
+        const e = decodeEntry(ks[i]!.slice(this.prefix.length), raw[i], now);
+        if (e) yield e;
+      }
+    } while (cursor !== '0');
+  }
+
+  async acquire(lease: Lease, max: number, expiresAt: number, now: number): Promise<boolean> {
+    return (await this.script(ACQUIRE, [this.k(lease.key)], [lease.id, String(max), String(Math.ceil(expiresAt)), String(now)])) === 1;
+  }
+
+  async renew(leases: readonly Lease[], expiresAt: number): Promise<void> {
+    // Sent together: the client pipelines concurrent commands on its one connection.
+    await Promise.all(leases.map((l) => this.script(RENEW, [this.k(l.key)], [l.id, String(Math.ceil(expiresAt))])));
+  }
+
+  async release(lease: Lease): Promise<void> {
+    await this.script(RELEASE, [this.k(lease.key)], [lease.id]);
+  }
+
+  async leaseCount(key: string, now: number): Promise<number> {
+    return this.client.sendCommand<number>(['ZCOUNT', this.k(key), `(${now}`, '+inf']);
+  }
+
+  /** Redis expires entries itself. */
+  async sweep(_now: number): Promise<number> {
+    return 0;
+  }
+
+  /** A round trip (PING), for the benchmark and the CLI. */
+  async ping(): Promise<void> {
+    await this.client.sendCommand(['PING']);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.client.isReady) {
+      await this.client.close().catch(() => this.client.destroy());
+    } else {
+      this.client.destroy();
+    }
+  }
+}

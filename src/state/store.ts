@@ -1,0 +1,298 @@
+// The state store sessions use: one backend behind a deadline. Every call that can wait on a
+// network (the Redis backend) races a timer of state.timeout ms; a failure or a missed
+// deadline rejects with StateError, the policy applies state.onError, and the store counts it
+// (fakemx_state_errors_total) and flips to "down": one log line when an outage starts and one
+// when it ends, never one per session; /healthz reads health(). The local backend answers
+// from memory-mapped pages in the calling turn, so it needs no timer.
+//
+// Leases (maxSessionsPerIp across a fleet) are renewed by one timer for all of a node's
+// sessions; a node that dies stops renewing and its leases expire after state.leaseTtl.
+
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../log/logger.js';
+import { LocalBackend } from './local.js';
+import { MemoryBackend } from './memory.js';
+import { RedisBackend } from './redis.js';
+import { StateError, type Lease, type StateBackend, type StateEntry, type StateValue } from './types.js';
+
+export interface StateRedisConfig {
+  url: string;
+  prefix: string;
+  connectTimeout: number;
+  tlsCa: string;
+  password: string;
+}
+
+export interface StateConfig {
+  backend: 'local' | 'redis';
+  path: string;
+  timeout: number;
+  onError: 'open' | 'tempfail';
+  leaseTtl: number;
+  redis: StateRedisConfig;
+}
+
+export interface StateStoreOptions {
+  timeout: number;
+  leaseTtl?: number;
+  now?: () => number;
+  logger?: Logger;
+  /** Each failed or late call (the metrics count them). */
+  onError?: (op: string, reason: StateError['reason']) => void;
+  /** Milliseconds between sweeps of expired entries (local backend); 0 = none. */
+  sweepInterval?: number;
+}
+
+export interface StateHealth {
+  ok: boolean;
+  /** Why the store is degraded (down, or a local store in memory), when it is. */
+  note?: string;
+}
+
+export class StateStore {
+  private down: { since: number; reason: string } | null = null;
+  private readonly now: () => number;
+  private readonly timeout: number;
+  private readonly leaseTtl: number;
+  /** This node's leases, renewed together. */
+  private readonly held = new Map<string, Lease>();
+  private renewTimer: NodeJS.Timeout | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Unique per process: a lease id is node:session. */
+  readonly node = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  errors = 0;
+
+  constructor(
+    readonly backend: StateBackend,
+    private readonly opts: StateStoreOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.timeout = opts.timeout;
+    this.leaseTtl = opts.leaseTtl ?? 60_000;
+    if (opts.sweepInterval && backend.kind === 'local') {
+      this.sweepTimer = setInterval(() => {
+        void backend.sweep(this.now()).catch(() => undefined);
+      }, opts.sweepInterval);
+      this.sweepTimer.unref();
+    }
+  }
+
+  get kind(): StateBackend['kind'] {
+    return this.backend.kind;
+  }
+
+  /** Ok, or degraded with a reason; never unavailable (sessions go on either way). */
+  health(): StateHealth {
+    if (this.down) return { ok: false, note: `state store (${this.backend.kind}) unavailable since ${new Date(this.down.since).toISOString()}: ${this.down.reason}` };
+    const note = this.backend.note;
+    return note ? { ok: false, note } : { ok: true };
+  }
+
+  get isDown(): boolean {
+    return this.down !== null;
+  }
+
+  /** An outage began (logged once) or goes on. */
+  markDown(reason: string): void {
+    if (this.down || this.closed) return;
+    this.down = { since: Date.now(), reason };
+    this.opts.logger?.warn({ tag: 'STATE_DOWN', backend: this.backend.kind, reason }, `state store unavailable: ${reason}; sessions go on per state.onError`);
+  }
+
+  markUp(): void {
+    if (!this.down) return;
+    const ms = Date.now() - this.down.since;
+    this.down = null;
+    this.opts.logger?.warn({ tag: 'STATE_UP', backend: this.backend.kind, downMs: ms }, `state store available again after ${ms} ms`);
+  }
+
+  private fail(op: string, reason: StateError['reason'], message: string): StateError {
+    this.errors++;
+    this.opts.onError?.(op, reason);
+    this.markDown(message);
+    return new StateError(`state ${op}: ${message}`, reason);
+  }
+
+  /** One call under the deadline. */
+  private call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new StateError(`state ${op}: store closed`, 'closed'));
+    let p: Promise<T>;
+    try {
+      p = fn();
+    } catch (e) {
+      return Promise.reject(this.fail(op, 'error', e instanceof Error ? e.message : String(e)));
+    }
+    const ok = (v: T) => {
+      this.markUp();
+      return v;
+    };
+    const asError = (e: unknown): StateError => (e instanceof StateError ? e : this.fail(op, 'error', e instanceof Error ? e.message || e.name : String(e)));
+    const bad = (e: unknown): never => {
+      throw asError(e);
+    };
+    if (this.backend.kind !== 'redis') return p.then(ok, bad);
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        reject(this.fail(op, 'timeout', `no answer within ${this.timeout} ms`));
+      }, this.timeout);
+      p.then(
+        (v) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve(ok(v));
+        },
+        (e: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(asError(e));
+        },
+      );
+    });
+  }
+
+  getMany(keys: readonly string[]): Promise<(StateEntry | null)[]> {
+    return this.call('get', () => this.backend.getMany(keys));
+  }
+
+  async get(key: string): Promise<StateEntry | null> {
+    return (await this.getMany([key]))[0] ?? null;
+  }
+
+  set(key: string, value: StateValue, ttlMs: number): Promise<void> {
+    const exp = this.now() + ttlMs;
+    return this.call('set', () => this.backend.set(key, value, exp));
+  }
+
+  /** Set unless present: the entry now stored, and whether this call made it. */
+  add(key: string, value: StateValue, ttlMs: number): Promise<{ entry: StateEntry; created: boolean }> {
+    const exp = this.now() + ttlMs;
+    return this.call('add', () => this.backend.add(key, value, exp));
+  }
+
+  del(key: string): Promise<boolean> {
+    return this.call('del', () => this.backend.del(key));
+  }
+
+  /** Every live entry under a key prefix; no deadline (the CLI and exports). */
+  scan(prefix: string): AsyncIterable<StateEntry> {
+    return this.backend.scan(prefix);
+  }
+
+  clock(): number {
+    return this.now();
+  }
+
+  // ---- leases ------------------------------------------------------------------------------
+
+  /** A lease on `key` for one session, unless `max` are held across the fleet. */
+  async acquireLease(key: string, session: string, max: number): Promise<Lease | null> {
+    const lease = { key, id: `${this.node}:${session}` };
+    const now = this.now();
+    const ok = await this.call('lease', () => this.backend.acquire(lease, max, now + this.leaseTtl, now));
+    if (!ok) return null;
+    this.held.set(lease.id, lease);
+    this.armRenew();
+    return lease;
+  }
+
+  /** Gives a lease back; a failure is left to its expiry (never blocks a closing session). */
+  releaseLease(lease: Lease): void {
+    this.held.delete(lease.id);
+    if (this.held.size === 0 && this.renewTimer) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = null;
+    }
+    void this.call('release', () => this.backend.release(lease)).catch(() => undefined);
+  }
+
+  leaseCount(key: string): Promise<number> {
+    return this.call('lease', () => this.backend.leaseCount(key, this.now()));
+  }
+
+  get leasesHeld(): number {
+    return this.held.size;
+  }
+
+  private armRenew(): void {
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => void this.renewAll(), Math.max(10, Math.floor(this.leaseTtl / 3)));
+    this.renewTimer.unref();
+  }
+
+  /** Extends every lease this node holds, in one batch. */
+  renewAll(): Promise<void> {
+    if (this.held.size === 0) return Promise.resolve();
+    const all = [...this.held.values()];
+    const exp = this.now() + this.leaseTtl;
+    return this.call('renew', () => this.backend.renew(all, exp)).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.renewTimer = this.sweepTimer = null;
+    // Leases still held (sessions cut by shutdown) are given back before the connection goes.
+    const held = [...this.held.values()];
+    this.held.clear();
+    await Promise.all(held.map((l) => this.backend.release(l).catch(() => undefined)));
+    this.closed = true;
+    await this.backend.close();
+  }
+}
+
+export interface OpenStateOptions {
+  logger?: Logger;
+  onError?: StateStoreOptions['onError'];
+  now?: () => number;
+  /** Sweep interval of the local backend (default one minute). */
+  sweepInterval?: number;
+}
+
+/** The store a config describes. The Redis one connects in the background (a down Redis is an outage, not a start failure). */
+export function openStateStore(cfg: StateConfig, opts: OpenStateOptions = {}): StateStore {
+  // The backend reports connection changes to the store made around it.
+  const ref: { store?: StateStore } = {};
+  let backend: StateBackend;
+  if (cfg.backend === 'redis') {
+    backend = new RedisBackend({
+      url: cfg.redis.url,
+      prefix: cfg.redis.prefix,
+      connectTimeout: cfg.redis.connectTimeout,
+      ...(cfg.redis.tlsCa ? { tlsCa: cfg.redis.tlsCa } : {}),
+      ...(cfg.redis.password ? { password: cfg.redis.password } : {}),
+      onStatus: (up, reason) => {
+        if (up) ref.store?.markUp();
+        else ref.store?.markDown(reason ?? 'connection lost');
+      },
+    });
+  } else {
+    backend = new LocalBackend({
+      path: cfg.path,
+      ...(opts.now ? { now: opts.now } : {}),
+      onDegraded: (reason) => opts.logger?.warn({ tag: 'STATE_DEGRADED', backend: 'local', reason }, reason),
+    });
+  }
+  const store = new StateStore(backend, {
+    timeout: cfg.timeout,
+    leaseTtl: cfg.leaseTtl,
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.onError ? { onError: opts.onError } : {}),
+    sweepInterval: opts.sweepInterval ?? 60_000,
+  });
+  ref.store = store;
+  return store;
+}
+
+/** A store over memory on a test clock (unit tests). */
+export function memoryStateStore(now: () => number, timeout = 50): StateStore {
+  return new StateStore(new MemoryBackend(now), { timeout, now });
+}

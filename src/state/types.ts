@@ -1,0 +1,138 @@
+// What the state store holds and how a backend is driven. Every entry is a small JSON object
+// with an absolute expiry (milliseconds since the epoch); keys are `kind:fields`, the kinds
+// below, so the CLI, the docs and both backends name the same things. Backends: memory (tests,
+// and the local store's fallback when its disk fails), local (LMDB), redis.
+
+import { ipBytes, normalizeIp } from '../net/ip.js';
+
+export type StateValue = Record<string, unknown>;
+
+export interface StateEntry {
+  key: string;
+  value: StateValue;
+  /** Milliseconds since the epoch, by the store's clock. */
+  expiresAt: number;
+}
+
+/**
+ * grey: a triplet's first attempt (client network | sender | recipient).
+ * white: a client network that retried in time (allowlisted).
+ * trap: a client address that wrote to a greytrap.
+ * pass: a client address that passed one pre-greeting test (pass:<test>:<ip>).
+ * fail: a client address that failed a test (the client cache's denylist).
+ * lease: the sessions one client address holds across the fleet (Redis only).
+ */
+export const KINDS = ['grey', 'white', 'trap', 'pass', 'fail', 'lease'] as const;
+export type Kind = (typeof KINDS)[number];
+
+export type CacheTest = 'greet' | 'pipelining' | 'dnsbl';
+export const CACHE_TESTS: readonly CacheTest[] = ['greet', 'pipelining', 'dnsbl'];
+
+export const keys = {
+  grey: (net: string, from: string, rcpt: string) => `grey:${net}|${from.toLowerCase()}|${rcpt.toLowerCase()}`,
+  white: (net: string) => `white:${net}`,
+  trap: (ip: string) => `trap:${normalizeIp(ip)}`,
+  pass: (test: CacheTest, ip: string) => `pass:${test}:${normalizeIp(ip)}`,
+  fail: (ip: string) => `fail:${normalizeIp(ip)}`,
+  lease: (ipKey: string) => `lease:${ipKey}`,
+};
+
+/** The kind of a key (the part before the first colon), or null for a key fakemx did not write. */
+export function kindOf(key: string): Kind | null {
+  const k = key.slice(0, key.indexOf(':'));
+  return (KINDS as readonly string[]).includes(k) ? (k as Kind) : null;
+}
+
+/**
+ * The client network greylisting and its allowlist use: IPv4 /v4 and IPv6 /v6 (spamd keys on
+ * the address; big senders retry from another address of the same network). `192.0.2.0/24`,
+ * `2001:db8::/64`. Not an address: returned as is.
+ */
+export function clientNetwork(ip: string, v4 = 24, v6 = 64): string {
+  const a = normalizeIp(ip);
+  const b = ipBytes(a);
+  if (!b) return a;
+  const bits = b.family === 4 ? v4 : v6;
+  const bytes = b.bytes.map((x, i) => {
+    const keep = Math.max(0, Math.min(8, bits - i * 8));
+    return x & (0xff << (8 - keep)) & 0xff;
+  });
+  if (b.family === 4) return `${bytes.join('.')}/${bits}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  // Compress the longest run of zero groups (RFC 5952), so the key reads like an address.
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const text = best < 0 ? groups.join(':') : `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  return `${text}/${bits}`;
+}
+
+/** A state call failed or missed its deadline; the policy applies state.onError. */
+export class StateError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'timeout' | 'error' | 'closed',
+  ) {
+    super(message);
+    this.name = 'StateError';
+  }
+}
+
+export interface Lease {
+  key: string;
+  id: string;
+}
+
+/** One backend. Every method may reject; the StateStore in store.ts adds deadlines and accounting. */
+export interface StateBackend {
+  readonly kind: 'memory' | 'local' | 'redis';
+  /** The entries for `keys`, in order; null for a missing or expired one. */
+  getMany(keys: readonly string[]): Promise<(StateEntry | null)[]>;
+  set(key: string, value: StateValue, expiresAt: number): Promise<void>;
+  /** Stores the entry unless a live one exists (SET NX); returns the entry now stored. */
+  add(key: string, value: StateValue, expiresAt: number): Promise<{ entry: StateEntry; created: boolean }>;
+  del(key: string): Promise<boolean>;
+  /** Every live entry whose key starts with `prefix` (not leases). */
+  scan(prefix: string): AsyncIterable<StateEntry>;
+  /** A lease on `key` for `id` unless `max` live leases exist; the lease lasts until expiresAt. */
+  acquire(lease: Lease, max: number, expiresAt: number, now: number): Promise<boolean>;
+  /** Extends the given leases (a node renews all of its leases in one call). */
+  renew(leases: readonly Lease[], expiresAt: number): Promise<void>;
+  release(lease: Lease): Promise<void>;
+  /** Live leases on `key` (the CLI's counts). */
+  leaseCount(key: string, now: number): Promise<number>;
+  /** Removes expired entries (local: a sweep; redis expires by itself). Returns how many. */
+  sweep(now: number): Promise<number>;
+  close(): Promise<void>;
+  /** Something the operator should know without an error (a local store running in memory after a disk failure). */
+  readonly note?: string | undefined;
+}
+
+/** A stored value with its expiry, as both persistent backends write it (one JSON string). */
+export function encodeEntry(value: StateValue, expiresAt: number): string {
+  return JSON.stringify({ v: value, e: expiresAt });
+}
+
+export function decodeEntry(key: string, raw: string | Buffer | null | undefined, now: number): StateEntry | null {
+  if (raw === null || raw === undefined) return null;
+  try {
+    const o = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8')) as { v?: unknown; e?: unknown };
+    if (typeof o.e !== 'number' || o.e <= now || o.v === null || typeof o.v !== 'object') return null;
+    return { key, value: o.v as StateValue, expiresAt: o.e };
+  } catch {
+    return null;
+  }
+}

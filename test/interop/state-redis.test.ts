@@ -1,0 +1,139 @@
+// The Redis backend against a real redis-server on a loopback port: the same entry and lease
+// semantics as the local one, two nodes sharing leases, and the failure semantics: Redis
+// killed, paused (slow) and restarted: every call answers within the deadline, one log line
+// per outage transition, reconnect with backoff, health degraded then ok.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBackend } from '../../src/state/redis.js';
+import { StateStore, openStateStore } from '../../src/state/store.js';
+import { StateError } from '../../src/state/types.js';
+import { RedisServer } from './redis-server.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+let n = 0;
+const cfg = (over: Record<string, unknown> = {}) => ({
+  backend: 'redis' as const,
+  path: '',
+  timeout: 100,
+  onError: 'open' as const,
+  leaseTtl: 2000,
+  redis: { url: redis.url, prefix: `t${++n}:`, connectTimeout: 500, tlsCa: '', password: '' },
+  ...over,
+});
+
+function logs() {
+  const tags: string[] = [];
+  const mk = () => (obj: Record<string, unknown>) => tags.push(String(obj.tag));
+  return { tags, logger: { warn: mk(), info: mk(), error: mk(), debug: mk(), isLevelEnabled: () => true } as never };
+}
+
+async function connected(s: StateStore) {
+  await (s.backend as RedisBackend).whenConnected();
+}
+
+const until = async (cond: () => boolean | Promise<boolean>, ms = 5000) => {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+};
+
+describe('redis backend', () => {
+  it('set, get, add-once, delete, scan, with server-side expiry', async () => {
+    const s = openStateStore(cfg());
+    await connected(s);
+    await s.set('white:192.0.2.0/24', { n: 1 }, 60_000);
+    await s.set('trap:192.0.2.1', { rcpt: 'x@y' }, 150);
+    expect((await s.get('white:192.0.2.0/24'))?.value).toEqual({ n: 1 });
+    const a = await s.add('grey:192.0.2.0/24|a@b|c@d', { first: 1 }, 60_000);
+    const b = await s.add('grey:192.0.2.0/24|a@b|c@d', { first: 2 }, 60_000);
+    expect([a.created, b.created]).toEqual([true, false]);
+    expect(b.entry.value).toEqual({ first: 1 });
+    const scanned: string[] = [];
+    for await (const e of s.scan('')) scanned.push(e.key);
+    expect(scanned.sort()).toEqual(['grey:192.0.2.0/24|a@b|c@d', 'trap:192.0.2.1', 'white:192.0.2.0/24']);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await s.get('trap:192.0.2.1')).toBeNull();
+    expect(await s.del('white:192.0.2.0/24')).toBe(true);
+    expect(await s.get('white:192.0.2.0/24')).toBeNull();
+    await s.close();
+  });
+
+  it('two nodes share leases; a node that dies leaves nothing behind after leaseTtl', async () => {
+    const c = cfg({ leaseTtl: 300 });
+    const a = openStateStore(c);
+    const b = openStateStore(c);
+    await Promise.all([connected(a), connected(b)]);
+    expect(await a.acquireLease('lease:192.0.2.5', 's1', 2)).not.toBeNull();
+    expect(await b.acquireLease('lease:192.0.2.5', 's1', 2)).not.toBeNull();
+    expect(await b.acquireLease('lease:192.0.2.5', 's2', 2)).toBeNull();
+    // a's lease outlives its TTL while a renews it.
+    await new Promise((r) => setTimeout(r, 700));
+    expect(await b.leaseCount('lease:192.0.2.5')).toBe(2);
+    // a "dies": its connection goes without releasing, its renew timer stops.
+    (a as unknown as { held: Map<string, unknown> }).held.clear();
+    await (a.backend as RedisBackend).close();
+    expect(await until(async () => (await b.leaseCount('lease:192.0.2.5')) === 1, 2000)).toBe(true);
+    expect(await b.acquireLease('lease:192.0.2.5', 's3', 2)).not.toBeNull();
+    await b.close();
+  });
+
+  it('Redis killed and restarted: calls fail fast, one line per transition, reconnect, healthy again', async () => {
+    const { tags, logger } = logs();
+    const s = openStateStore(cfg({ timeout: 80 }), { logger });
+    await connected(s);
+    await s.set('white:x', {}, 60_000);
+    await redis.kill();
+    let worst = 0;
+    let failed = 0;
+    for (let i = 0; i < 30; i++) {
+      const t0 = Date.now();
+      const r = await s.get('white:x').catch((e: unknown) => e);
+      worst = Math.max(worst, Date.now() - t0);
+      if (r instanceof StateError) failed++;
+      await new Promise((r2) => setTimeout(r2, 10));
+    }
+    expect(failed).toBeGreaterThanOrEqual(29);
+    expect(worst).toBeLessThan(80 + 50);
+    expect(s.health().ok).toBe(false);
+    await redis.start();
+    expect(await until(async () => (await s.get('white:x').then(() => true, () => false)))).toBe(true);
+    expect(s.health()).toEqual({ ok: true });
+    expect(tags).toEqual(['STATE_DOWN', 'STATE_UP']);
+    await s.close();
+  });
+
+  it('Redis paused (slow): each call gives up at the deadline', async () => {
+    const s = openStateStore(cfg({ timeout: 60 }));
+    await connected(s);
+    redis.pause();
+    try {
+      const t0 = Date.now();
+      const results = await Promise.all(Array.from({ length: 50 }, () => s.get('white:y').catch((e: unknown) => e)));
+      const dt = Date.now() - t0;
+      expect(results.every((r) => r instanceof StateError && r.reason === 'timeout')).toBe(true);
+      expect(dt).toBeLessThan(60 + 100);
+    } finally {
+      redis.resume();
+    }
+    expect(await until(async () => (await s.get('white:y').then(() => true, () => false)))).toBe(true);
+    await s.close();
+  });
+
+  it('a Redis that is down at start is an outage, not a start failure', async () => {
+    const { tags, logger } = logs();
+    const s = openStateStore({ ...cfg(), redis: { ...cfg().redis, url: 'redis://127.0.0.1:1' } }, { logger });
+    const t0 = Date.now();
+    await expect(s.get('x')).rejects.toBeInstanceOf(StateError);
+    expect(Date.now() - t0).toBeLessThan(200);
+    expect(tags).toEqual(['STATE_DOWN']);
+    await s.close();
+  });
+});

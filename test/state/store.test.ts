@@ -1,0 +1,260 @@
+// The state store on a test clock: entry expiry, set-if-absent, leases, the local (LMDB)
+// backend across reopen and other processes, and the failure semantics (deadline, one log
+// line per outage transition, error count, health).
+import { afterEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalBackend } from '../../src/state/local.js';
+import { MemoryBackend } from '../../src/state/memory.js';
+import { StateStore, memoryStateStore } from '../../src/state/store.js';
+import { StateError, clientNetwork, decodeEntry, encodeEntry, keys, kindOf, type StateBackend } from '../../src/state/types.js';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'fakemx-state-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function clock(start = 1_700_000_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+describe('keys and networks', () => {
+  it('groups IPv4 by /24 and IPv6 by /64 by default, configurable', () => {
+    expect(clientNetwork('192.0.2.77')).toBe('192.0.2.0/24');
+    expect(clientNetwork('::ffff:192.0.2.77')).toBe('192.0.2.0/24');
+    expect(clientNetwork('192.0.2.77', 32)).toBe('192.0.2.77/32');
+    expect(clientNetwork('192.0.2.77', 16)).toBe('192.0.0.0/16');
+    expect(clientNetwork('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
+    expect(clientNetwork('2001:DB8::1', 24, 48)).toBe('2001:db8::/48');
+    expect(clientNetwork('2001:db8:1:2:3:4:5:6', 24, 128)).toBe('2001:db8:1:2:3:4:5:6/128');
+  });
+
+  it('names each kind; the kind is read back from a key', () => {
+    expect(keys.grey('192.0.2.0/24', 'A@Example.com', 'b@example.org')).toBe('grey:192.0.2.0/24|a@example.com|b@example.org');
+    expect(keys.white('192.0.2.0/24')).toBe('white:192.0.2.0/24');
+    expect(keys.trap('::ffff:192.0.2.1')).toBe('trap:192.0.2.1');
+    expect(keys.pass('greet', '192.0.2.1')).toBe('pass:greet:192.0.2.1');
+    expect(keys.fail('192.0.2.1')).toBe('fail:192.0.2.1');
+    expect(kindOf('pass:dnsbl:192.0.2.1')).toBe('pass');
+    expect(kindOf('other:x')).toBeNull();
+  });
+
+  it('an encoded entry decodes until it expires; garbage decodes to nothing', () => {
+    const raw = encodeEntry({ a: 1 }, 1000);
+    expect(decodeEntry('k', raw, 999)).toEqual({ key: 'k', value: { a: 1 }, expiresAt: 1000 });
+    expect(decodeEntry('k', raw, 1000)).toBeNull();
+    expect(decodeEntry('k', 'not json', 0)).toBeNull();
+    expect(decodeEntry('k', null, 0)).toBeNull();
+  });
+});
+
+function backendSuite(name: string, make: (now: () => number) => StateBackend) {
+  describe(`${name} backend`, () => {
+    it('keeps an entry until its expiry, then forgets it', async () => {
+      const c = clock();
+      const b = make(c.now);
+      await b.set('white:192.0.2.0/24', { n: 1 }, c.now() + 1000);
+      expect((await b.getMany(['white:192.0.2.0/24', 'nope']))[0]?.value).toEqual({ n: 1 });
+      c.advance(999);
+      expect((await b.getMany(['white:192.0.2.0/24']))[0]).not.toBeNull();
+      c.advance(1);
+      expect((await b.getMany(['white:192.0.2.0/24']))[0]).toBeNull();
+      await b.close();
+    });
+
+    it('add() stores once: the second caller gets the first entry', async () => {
+      const c = clock();
+      const b = make(c.now);
+      const a1 = await b.add('grey:x', { first: 1 }, c.now() + 5000);
+      const a2 = await b.add('grey:x', { first: 2 }, c.now() + 5000);
+      expect(a1.created).toBe(true);
+      expect(a2.created).toBe(false);
+      expect(a2.entry.value).toEqual({ first: 1 });
+      c.advance(5000);
+      expect((await b.add('grey:x', { first: 3 }, c.now() + 5000)).created).toBe(true);
+      await b.close();
+    });
+
+    it('deletes, and scans by prefix (live entries only)', async () => {
+      const c = clock();
+      const b = make(c.now);
+      await b.set('trap:192.0.2.1', { rcpt: 'a@x' }, c.now() + 100);
+      await b.set('trap:192.0.2.2', { rcpt: 'b@x' }, c.now() + 10_000);
+      await b.set('white:192.0.2.0/24', {}, c.now() + 10_000);
+      c.advance(200);
+      const found: string[] = [];
+      for await (const e of b.scan('trap:')) found.push(e.key);
+      expect(found).toEqual(['trap:192.0.2.2']);
+      expect(await b.del('trap:192.0.2.2')).toBe(true);
+      expect(await b.del('trap:192.0.2.2')).toBe(false);
+      expect((await b.getMany(['trap:192.0.2.2']))[0]).toBeNull();
+      await b.close();
+    });
+
+    it('leases: at most max live, an expired one frees its slot, release gives one back', async () => {
+      const c = clock();
+      const b = make(c.now);
+      const L = (id: string) => ({ key: 'lease:192.0.2.1', id });
+      expect(await b.acquire(L('a'), 2, c.now() + 1000, c.now())).toBe(true);
+      expect(await b.acquire(L('b'), 2, c.now() + 1000, c.now())).toBe(true);
+      expect(await b.acquire(L('c'), 2, c.now() + 1000, c.now())).toBe(false);
+      expect(await b.leaseCount('lease:192.0.2.1', c.now())).toBe(2);
+      await b.release(L('a'));
+      expect(await b.acquire(L('c'), 2, c.now() + 1000, c.now())).toBe(true);
+      c.advance(500);
+      await b.renew([L('c')], c.now() + 1000);
+      c.advance(600);
+      // b expired (a node that died), c was renewed.
+      expect(await b.leaseCount('lease:192.0.2.1', c.now())).toBe(1);
+      expect(await b.acquire(L('d'), 2, c.now() + 1000, c.now())).toBe(true);
+      expect(await b.acquire(L('e'), 2, c.now() + 1000, c.now())).toBe(false);
+      await b.close();
+    });
+
+    it('sweep removes what has expired', async () => {
+      const c = clock();
+      const b = make(c.now);
+      await b.set('pass:greet:192.0.2.1', {}, c.now() + 100);
+      await b.set('pass:greet:192.0.2.2', {}, c.now() + 100_000);
+      c.advance(200);
+      await b.sweep(c.now());
+      const left: string[] = [];
+      for await (const e of b.scan('')) left.push(e.key);
+      expect(left).toEqual(['pass:greet:192.0.2.2']);
+      await b.close();
+    });
+  });
+}
+
+backendSuite('memory', (now) => new MemoryBackend(now));
+backendSuite('local', (now) => new LocalBackend({ path: tmp(), now }));
+
+describe('local backend on disk', () => {
+  it('entries survive a reopen, pending writes included once closed', async () => {
+    const dir = tmp();
+    const a = new LocalBackend({ path: dir });
+    await a.set('white:192.0.2.0/24', { n: 3 }, Date.now() + 60_000);
+    await a.close();
+    const b = new LocalBackend({ path: dir });
+    expect((await b.getMany(['white:192.0.2.0/24']))[0]?.value).toEqual({ n: 3 });
+    await b.close();
+  });
+
+  it('another process sees the entries (the CLI while the daemon runs), and its writes are seen', async () => {
+    const dir = tmp();
+    const a = new LocalBackend({ path: dir });
+    await a.set('trap:192.0.2.9', { rcpt: 'trap@example.com' }, Date.now() + 60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    const script = `
+      import { open } from 'lmdb';
+      const db = open({ path: ${JSON.stringify(join(dir, 'state.mdb'))}, encoding: 'string', compression: false });
+      const got = db.get('trap:192.0.2.9');
+      await db.put('white:198.51.100.0/24', JSON.stringify({ v: { by: 'cli' }, e: Date.now() + 60000 }));
+      await db.close();
+      process.stdout.write(got ?? 'none');`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), encoding: 'utf8' });
+    expect((JSON.parse(out) as { v: unknown }).v).toEqual({ rcpt: 'trap@example.com' });
+    expect((await a.getMany(['white:198.51.100.0/24']))[0]?.value).toEqual({ by: 'cli' });
+    await a.close();
+  });
+
+  it('a write the disk refuses keeps the store going in memory, said once', async () => {
+    const dir = tmp();
+    const notes: string[] = [];
+    const b = new LocalBackend({ path: dir, onDegraded: (r) => notes.push(r) });
+    // A full disk, as lmdb reports it: the write's promise rejects.
+    const db = (b as unknown as { db: { put: () => Promise<boolean> } }).db;
+    db.put = () => Promise.reject(Object.assign(new Error('No space left on device'), { code: 'ENOSPC' }));
+    await b.set('grey:a', { first: 1 }, Date.now() + 60_000);
+    await new Promise((r) => setTimeout(r, 10));
+    await b.set('grey:b', { first: 2 }, Date.now() + 60_000);
+    expect((await b.getMany(['grey:a', 'grey:b'])).map((e) => e?.value)).toEqual([{ first: 1 }, { first: 2 }]);
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/ENOSPC/);
+    expect(b.note).toMatch(/in memory/);
+    await b.close();
+  });
+});
+
+/** A backend whose calls hang or fail on demand. */
+class FlakyBackend extends MemoryBackend {
+  mode: 'ok' | 'hang' | 'fail' = 'ok';
+  override async getMany(keys: readonly string[]) {
+    if (this.mode === 'hang') return new Promise<never>(() => {});
+    if (this.mode === 'fail') throw new Error('ECONNREFUSED');
+    return super.getMany(keys);
+  }
+}
+
+function logs() {
+  const lines: { level: string; obj: Record<string, unknown> }[] = [];
+  const mk = (level: string) => (obj: Record<string, unknown>) => lines.push({ level, obj });
+  return { lines, logger: { warn: mk('warn'), info: mk('info'), error: mk('error'), debug: mk('debug'), isLevelEnabled: () => true } as never };
+}
+
+describe('failure semantics', () => {
+  it('a call past the deadline rejects with StateError at the deadline, not later', async () => {
+    const b = new FlakyBackend();
+    Object.defineProperty(b, 'kind', { value: 'redis' });
+    const errs: string[] = [];
+    const s = new StateStore(b, { timeout: 40, onError: (op, r) => errs.push(`${op}:${r}`) });
+    b.mode = 'hang';
+    const t0 = Date.now();
+    const e = await s.get('x').catch((x: unknown) => x);
+    const dt = Date.now() - t0;
+    expect(e).toBeInstanceOf(StateError);
+    expect((e as StateError).reason).toBe('timeout');
+    expect(dt).toBeGreaterThanOrEqual(35);
+    expect(dt).toBeLessThan(200);
+    expect(errs).toEqual(['get:timeout']);
+    await s.close();
+  });
+
+  it('one log line when an outage starts and one when it ends, however many calls fail', async () => {
+    const b = new FlakyBackend();
+    Object.defineProperty(b, 'kind', { value: 'redis' });
+    const { lines, logger } = logs();
+    const s = new StateStore(b, { timeout: 40, logger });
+    b.mode = 'fail';
+    for (let i = 0; i < 20; i++) await s.get('x').catch(() => undefined);
+    expect(s.errors).toBe(20);
+    expect(s.health().ok).toBe(false);
+    expect(s.health().note).toMatch(/ECONNREFUSED/);
+    b.mode = 'ok';
+    for (let i = 0; i < 5; i++) await s.get('x');
+    expect(s.health()).toEqual({ ok: true });
+    expect(lines.map((l) => l.obj.tag)).toEqual(['STATE_DOWN', 'STATE_UP']);
+    await s.close();
+  });
+
+  it('a closed store rejects at once', async () => {
+    const s = memoryStateStore(Date.now);
+    await s.close();
+    await expect(s.get('x')).rejects.toBeInstanceOf(StateError);
+  });
+
+  it('leases are renewed by one timer and given back at close', async () => {
+    const b = new MemoryBackend();
+    const s = new StateStore(b, { timeout: 50, leaseTtl: 60 });
+    const l1 = await s.acquireLease('lease:192.0.2.1', 's1', 1);
+    expect(l1).not.toBeNull();
+    expect(await s.acquireLease('lease:192.0.2.1', 's2', 1)).toBeNull();
+    // Past several TTLs the lease is still there: it was renewed.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await s.leaseCount('lease:192.0.2.1')).toBe(1);
+    s.releaseLease(l1!);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await s.leaseCount('lease:192.0.2.1')).toBe(0);
+    await s.acquireLease('lease:192.0.2.1', 's3', 1);
+    await s.close();
+    expect(await b.leaseCount('lease:192.0.2.1', Date.now())).toBe(0);
+  });
+});
