@@ -1,0 +1,82 @@
+// The client cache: postscreen's temporary allowlist and denylist. A client that passed a
+// pre-greeting test (greet: the banner delay without early talk; pipelining: a session without
+// talking out of turn; dnsbl: not listed) is remembered per test for cache.passTtl.<test> and
+// skips that test (and, for greet, the banner delay) on its next connection. A client that
+// failed one is remembered for cache.failTtl and answered at connect as the failed test's
+// action says (drop: 421 and close; enforce: 550 each RCPT; ignore: logged). Pure logic over
+// the state store; the verdicts CACHE_PASS and CACHE_FAIL are the caller's to emit.
+
+import type { EarlyTalkAction } from '../config/schema.js';
+import { dnsblDropReply, dnsblRcptReply, effectiveAction } from '../dnsbl/verdict.js';
+import type { DnsAction } from '../config/schema.js';
+import type { Reply } from '../smtp/reply.js';
+import type { StateStore } from '../state/store.js';
+import { CACHE_TESTS, keys, type CacheTest, type StateEntry } from '../state/types.js';
+
+export interface CacheConfig {
+  enabled: boolean;
+  passTtl: Record<CacheTest, number>;
+  failTtl: number;
+}
+
+export interface ClientRecord {
+  /** Tests this client passed recently. */
+  passed: ReadonlySet<CacheTest>;
+  /** The test it failed recently, if any. */
+  failed: StateEntry | null;
+  /** It wrote to a greytrap (greytrap.ts). */
+  trapped: StateEntry | null;
+}
+
+/** Everything known about a client address, in one read (one round trip on Redis). */
+export async function lookupClient(store: StateStore, ip: string): Promise<ClientRecord> {
+  const [failed, trapped, ...pass] = await store.getMany([keys.fail(ip), keys.trap(ip), ...CACHE_TESTS.map((t) => keys.pass(t, ip))]);
+  const passed = new Set<CacheTest>();
+  CACHE_TESTS.forEach((t, i) => {
+    if (pass[i]) passed.add(t);
+  });
+  return { passed, failed: failed ?? null, trapped: trapped ?? null };
+}
+
+/** The client passed `test`: remembered for passTtl[test] (ttl overrides it, e.g. a DNS answer's). */
+export async function recordPass(store: StateStore, cfg: CacheConfig, ip: string, test: CacheTest, ttl?: number): Promise<void> {
+  const ms = Math.min(ttl ?? cfg.passTtl[test], cfg.passTtl[test]);
+  if (ms <= 0) return;
+  await store.set(keys.pass(test, ip), { at: store.clock() }, ms);
+}
+
+/** The client failed `test`: remembered for failTtl, and every pass it had is forgotten. */
+export async function recordFail(store: StateStore, cfg: CacheConfig, ip: string, test: CacheTest | 'pregreet' | 'manual', details: Record<string, unknown> = {}): Promise<void> {
+  if (cfg.failTtl <= 0) return;
+  await store.set(keys.fail(ip), { test, at: store.clock(), ...details }, cfg.failTtl);
+  await Promise.all(CACHE_TESTS.map((t) => store.del(keys.pass(t, ip))));
+}
+
+export interface CachedFailVerdict {
+  action: 'drop' | 'enforce' | 'ignore';
+  /** Ends the session at connect (drop). */
+  reply: Reply | undefined;
+  /** Every RCPT gets this (enforce). */
+  rcptReject: Reply | undefined;
+}
+
+/** What a remembered failure does now: the action of the test that failed. */
+export function cachedFail(entry: StateEntry, ip: string, cfg: { earlyTalkAction: EarlyTalkAction; dnsAction: DnsAction; storeData: boolean }): CachedFailVerdict {
+  const test = typeof entry.value.test === 'string' ? entry.value.test : '';
+  if (test === 'dnsbl') {
+    const zone = typeof entry.value.zone === 'string' ? entry.value.zone : 'a DNS list';
+    const action = effectiveAction(cfg.dnsAction, cfg.storeData);
+    return {
+      action,
+      reply: action === 'drop' ? dnsblDropReply(ip, zone) : undefined,
+      rcptReject: action === 'enforce' ? dnsblRcptReply(ip, zone) : undefined,
+    };
+  }
+  const action = test === 'manual' ? 'drop' : cfg.earlyTalkAction;
+  const text = `Service unavailable; client [${ip}] failed a test recently, try again later`;
+  return {
+    action,
+    reply: action === 'drop' ? { code: 421, enhanced: '4.7.1', text, close: true, outcome: 'cache_fail' } : undefined,
+    rcptReject: action === 'enforce' ? { code: 550, enhanced: '5.7.1', text: `client [${ip}] failed a test recently` } : undefined,
+  };
+}

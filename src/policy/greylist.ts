@@ -1,0 +1,133 @@
+// Greylisting with OpenBSD spamd's semantics (RFC 6647). The first delivery attempt of a
+// triplet (client network, envelope sender, recipient) is answered 451 4.7.1; a retry after
+// greylist.passtime and before greylist.greyExpiry passes, and the client network is then
+// allowlisted for greylist.whiteExpiry, refreshed on each delivery. A trapped client (greytrap.ts)
+// is never allowlisted by a retry. Pure logic over the state store: the caller (PolicySession)
+// decides where it runs (RCPT or DATA) and what a state error means (state.onError).
+
+import { readFileSync } from 'node:fs';
+import type { Reply } from '../smtp/reply.js';
+import type { StateStore } from '../state/store.js';
+import { clientNetwork, keys, type StateEntry } from '../state/types.js';
+
+export interface GreylistConfig {
+  enabled: boolean;
+  at: 'rcpt' | 'data';
+  passtime: number;
+  greyExpiry: number;
+  whiteExpiry: number;
+  ipv4Prefix: number;
+  ipv6Prefix: number;
+  allowList: string;
+  trapAddresses: string;
+  trapExpiry: number;
+}
+
+export interface Triplet {
+  ip: string;
+  /** Envelope sender, "" for the null sender. */
+  from: string;
+  rcpt: string;
+}
+
+export type GreylistOutcome =
+  /** The network is allowlisted (its entry was refreshed). */
+  | { result: 'allowlisted'; net: string }
+  /** A retry after passtime: passes, and the network is allowlisted from now on. */
+  | { result: 'passed'; net: string; waitedMs: number }
+  /** First attempt (first: true) or a retry before passtime. */
+  | { result: 'greylisted'; net: string; first: boolean; retryInMs: number }
+  /** The client wrote to a greytrap: tempfailed whatever else is stored. */
+  | { result: 'trapped'; net: string; trap: StateEntry };
+
+/** One triplet's greylisting decision: one read of the trap, allowlist and triplet entries, then at most two writes. */
+export async function greylist(store: StateStore, cfg: GreylistConfig, t: Triplet): Promise<GreylistOutcome> {
+  const net = clientNetwork(t.ip, cfg.ipv4Prefix, cfg.ipv6Prefix);
+  const greyKey = keys.grey(net, t.from, t.rcpt);
+  const whiteKey = keys.white(net);
+  const [trap, white, grey] = await store.getMany([keys.trap(t.ip), whiteKey, greyKey]);
+  if (trap) return { result: 'trapped', net, trap };
+  const now = store.clock();
+  if (white) {
+    const n = typeof white.value.n === 'number' ? white.value.n : 0;
+    await store.set(whiteKey, { ...white.value, n: n + 1, last: now }, cfg.whiteExpiry);
+    return { result: 'allowlisted', net };
+  }
+  if (grey) {
+    const first = typeof grey.value.first === 'number' ? grey.value.first : now;
+    const waited = now - first;
+    if (waited >= cfg.passtime) {
+      // Two nodes passing the same retry write the same allowlist entry: no race to lose.
+      await store.set(whiteKey, { net, first: now, last: now, n: 1, via: `${t.from}|${t.rcpt}` }, cfg.whiteExpiry);
+      await store.del(greyKey);
+      return { result: 'passed', net, waitedMs: waited };
+    }
+    return { result: 'greylisted', net, first: false, retryInMs: cfg.passtime - waited };
+  }
+  // Set-if-absent: two nodes seeing the first attempt at once agree on one first-seen time.
+  const added = await store.add(greyKey, { net, from: t.from.toLowerCase(), rcpt: t.rcpt.toLowerCase(), first: now }, cfg.greyExpiry);
+  const first = typeof added.entry.value.first === 'number' ? added.entry.value.first : now;
+  if (!added.created && now - first >= cfg.passtime) return greylist(store, cfg, t);
+  return { result: 'greylisted', net, first: added.created, retryInMs: Math.max(0, cfg.passtime - (now - first)) };
+}
+
+/**
+ * 451 4.7.1 with the time to wait (RFC 6647 §6: say it is greylisting). Neutral: a real MTA
+ * greylisted on many recipients is not an error-counting client (no tarpit, no maxSmtpErrors).
+ */
+export function greylistedReply(retryInMs: number): Reply {
+  const min = Math.max(1, Math.ceil(retryInMs / 60_000));
+  return { code: 451, enhanced: '4.7.1', text: `Greylisted, please try again in ${min} minute${min === 1 ? '' : 's'}`, neutral: true };
+}
+
+/** state.onError "tempfail": the check could not be made (our problem, so neutral). */
+export function stateUnavailableReply(): Reply {
+  return { code: 451, enhanced: '4.3.0', text: 'Temporary local problem, please try again later', neutral: true };
+}
+
+/**
+ * greylist.allowList: senders and recipients never greylisted. One entry a line, `#` comments:
+ * `user@example.com` (that address), `@example.com` or `example.com` (the domain), each
+ * optionally prefixed `from:` or `to:` to match only the sender or only the recipient.
+ */
+export interface GreylistAllow {
+  from: ReadonlySet<string>;
+  to: ReadonlySet<string>;
+}
+
+export function parseGreylistAllow(text: string, where = 'allowList'): GreylistAllow {
+  const from = new Set<string>();
+  const to = new Set<string>();
+  text.split('\n').forEach((raw, i) => {
+    const hash = raw.indexOf('#');
+    let t = (hash >= 0 ? raw.slice(0, hash) : raw).trim().toLowerCase();
+    if (!t) return;
+    let side: 'from' | 'to' | 'both' = 'both';
+    const m = /^(from|to):\s*(.*)$/.exec(t);
+    if (m) {
+      side = m[1] as 'from' | 'to';
+      t = m[2]!;
+    }
+    if (!t.includes('@')) t = `@${t}`;
+    if (/\s/.test(t) || t.endsWith('@') || t.indexOf('@') !== t.lastIndexOf('@')) throw new Error(`${where}:${i + 1}: not an address or domain: "${raw.trim()}"`);
+    if (side !== 'to') from.add(t);
+    if (side !== 'from') to.add(t);
+  });
+  return { from, to };
+}
+
+export function readGreylistAllow(path: string): GreylistAllow {
+  return parseGreylistAllow(readFileSync(path, 'utf8'), path);
+}
+
+const matches = (set: ReadonlySet<string>, addr: string): boolean => {
+  if (!addr) return false;
+  const a = addr.toLowerCase();
+  return set.has(a) || set.has(a.slice(a.lastIndexOf('@')));
+};
+
+/** Whether the allowList exempts this sender/recipient pair. */
+export function greylistExempt(allow: GreylistAllow | null, from: string, rcpt: string): boolean {
+  if (!allow) return false;
+  return matches(allow.from, from) || matches(allow.to, rcpt);
+}

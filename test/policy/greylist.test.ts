@@ -1,0 +1,211 @@
+// Greylisting, greytraps and the client cache as pure logic over the state store, on a test
+// clock: every state transition spamd and postscreen define, with the TTLs the config names.
+import { describe, expect, it } from 'vitest';
+import { cachedFail, lookupClient, recordFail, recordPass, type CacheConfig } from '../../src/policy/client-cache.js';
+import { greylist, greylistedReply, greylistExempt, parseGreylistAllow, type GreylistConfig } from '../../src/policy/greylist.js';
+import { isTrapAddress, trapClient, trappedReply } from '../../src/policy/greytrap.js';
+import { memoryStateStore } from '../../src/state/store.js';
+import { keys } from '../../src/state/types.js';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+
+const cfg: GreylistConfig = {
+  enabled: true, at: 'rcpt', passtime: 25 * MIN, greyExpiry: 4 * HOUR, whiteExpiry: 36 * DAY,
+  ipv4Prefix: 24, ipv6Prefix: 64, allowList: '', trapAddresses: '', trapExpiry: DAY,
+};
+
+function setup() {
+  let t = Date.UTC(2026, 0, 1);
+  const store = memoryStateStore(() => t);
+  return { store, advance: (ms: number) => (t += ms) };
+}
+
+const T = { ip: '192.0.2.10', from: 'sender@example.com', rcpt: 'alice@example.org' };
+
+describe('greylisting (spamd semantics)', () => {
+  it('first attempt is greylisted for passtime; a retry before passtime still is', async () => {
+    const { store, advance } = setup();
+    expect(await greylist(store, cfg, T)).toEqual({ result: 'greylisted', net: '192.0.2.0/24', first: true, retryInMs: 25 * MIN });
+    advance(10 * MIN);
+    expect(await greylist(store, cfg, T)).toEqual({ result: 'greylisted', net: '192.0.2.0/24', first: false, retryInMs: 15 * MIN });
+    advance(15 * MIN - 1);
+    expect((await greylist(store, cfg, T)).result).toBe('greylisted');
+  });
+
+  it('a retry after passtime passes and allowlists the network; other triplets from it pass at once', async () => {
+    const { store, advance } = setup();
+    await greylist(store, cfg, T);
+    advance(25 * MIN);
+    expect(await greylist(store, cfg, T)).toEqual({ result: 'passed', net: '192.0.2.0/24', waitedMs: 25 * MIN });
+    expect(await store.get(keys.grey('192.0.2.0/24', T.from, T.rcpt))).toBeNull();
+    // Same /24, another address, another sender and recipient: the big sender's other outbound host.
+    expect(await greylist(store, cfg, { ip: '192.0.2.200', from: 'x@example.net', rcpt: 'bob@example.org' })).toEqual({ result: 'allowlisted', net: '192.0.2.0/24' });
+    // Another network is not.
+    expect((await greylist(store, cfg, { ...T, ip: '192.0.3.10' })).result).toBe('greylisted');
+  });
+
+  it('a retry after greyExpiry starts over', async () => {
+    const { store, advance } = setup();
+    await greylist(store, cfg, T);
+    advance(4 * HOUR);
+    expect(await greylist(store, cfg, T)).toMatchObject({ result: 'greylisted', first: true });
+  });
+
+  it('the allowlist entry expires after whiteExpiry without deliveries, and each delivery refreshes it', async () => {
+    const { store, advance } = setup();
+    await greylist(store, cfg, T);
+    advance(30 * MIN);
+    await greylist(store, cfg, T);
+    advance(35 * DAY);
+    // A delivery on day 35 refreshes: it lasts 36 days from now.
+    expect((await greylist(store, cfg, T)).result).toBe('allowlisted');
+    advance(35 * DAY);
+    expect((await greylist(store, cfg, T)).result).toBe('allowlisted');
+    expect((await store.get(keys.white('192.0.2.0/24')))?.value.n).toBe(3);
+    advance(36 * DAY);
+    expect(await greylist(store, cfg, T)).toMatchObject({ result: 'greylisted', first: true });
+  });
+
+  it('IPv6 clients are grouped by /64 (configurable)', async () => {
+    const { store, advance } = setup();
+    const v6 = { ...T, ip: '2001:db8:1:2::10' };
+    await greylist(store, cfg, v6);
+    advance(26 * MIN);
+    expect(await greylist(store, cfg, { ...v6, ip: '2001:db8:1:2:ffff::1' })).toMatchObject({ result: 'passed', net: '2001:db8:1:2::/64' });
+    expect((await greylist(store, { ...cfg, ipv6Prefix: 128 }, { ...v6, ip: '2001:db8:1:2::11' })).result).toBe('greylisted');
+  });
+
+  it('the reply is 451 4.7.1, names greylisting and the wait, and is neutral (not a client error)', () => {
+    expect(greylistedReply(25 * MIN)).toEqual({ code: 451, enhanced: '4.7.1', text: 'Greylisted, please try again in 25 minutes', neutral: true });
+    expect(greylistedReply(1).text).toBe('Greylisted, please try again in 1 minute');
+  });
+
+  it('the null sender is a triplet like any other', async () => {
+    const { store, advance } = setup();
+    await greylist(store, cfg, { ...T, from: '' });
+    advance(26 * MIN);
+    expect((await greylist(store, cfg, { ...T, from: '' })).result).toBe('passed');
+  });
+});
+
+describe('greytraps', () => {
+  const traps = new Set(['trap@example.org']);
+
+  it('matches trap addresses case-insensitively', () => {
+    expect(isTrapAddress(traps, 'Trap@Example.org')).toBe(true);
+    expect(isTrapAddress(traps, 'alice@example.org')).toBe(false);
+    expect(isTrapAddress(null, 'trap@example.org')).toBe(false);
+    expect(trappedReply().code).toBe(451);
+  });
+
+  it('a trapped client is never allowlisted by a retry, and the trap overrides an allowlisting', async () => {
+    const { store, advance } = setup();
+    // Allowlisted first...
+    await greylist(store, cfg, T);
+    advance(26 * MIN);
+    expect((await greylist(store, cfg, T)).result).toBe('passed');
+    // ...then it writes to a trap.
+    await trapClient(store, T.ip, 'trap@example.org', cfg.trapExpiry);
+    expect((await greylist(store, cfg, T)).result).toBe('trapped');
+    advance(2 * HOUR);
+    expect((await greylist(store, cfg, T)).result).toBe('trapped');
+    // Others of its network are still allowlisted (spamd traps the address).
+    expect((await greylist(store, cfg, { ...T, ip: '192.0.2.11' })).result).toBe('allowlisted');
+  });
+
+  it('the trap lasts trapExpiry; a new hit extends it and counts', async () => {
+    const { store, advance } = setup();
+    await trapClient(store, T.ip, 'trap@example.org', DAY);
+    advance(20 * HOUR);
+    const e = await trapClient(store, T.ip, 'trap@example.org', DAY);
+    expect(e.value.hits).toBe(2);
+    advance(20 * HOUR);
+    expect((await greylist(store, cfg, T)).result).toBe('trapped');
+    advance(4 * HOUR);
+    expect((await greylist(store, cfg, T)).result).toBe('greylisted');
+  });
+});
+
+describe('greylist allowList file', () => {
+  it('addresses and domains, for sender, recipient or both', () => {
+    const a = parseGreylistAllow('# exempt\nfrom:bank.example\nto:postmaster@example.org\n@partner.example\nboss@example.com\n');
+    expect(greylistExempt(a, 'x@bank.example', 'a@b')).toBe(true);
+    expect(greylistExempt(a, 'a@b', 'x@bank.example')).toBe(false);
+    expect(greylistExempt(a, 'a@b', 'Postmaster@example.org')).toBe(true);
+    expect(greylistExempt(a, 'postmaster@example.org', 'a@b')).toBe(false);
+    expect(greylistExempt(a, 'a@partner.example', 'x@y')).toBe(true);
+    expect(greylistExempt(a, 'x@y', 'a@partner.example')).toBe(true);
+    expect(greylistExempt(a, 'boss@example.com', 'x@y')).toBe(true);
+    expect(greylistExempt(a, '', 'x@y')).toBe(false);
+    expect(greylistExempt(null, 'boss@example.com', 'x@y')).toBe(false);
+  });
+
+  it('a malformed line names the file and line', () => {
+    expect(() => parseGreylistAllow('ok@example.com\nnot valid\n', 'allow.txt')).toThrow('allow.txt:2');
+    expect(() => parseGreylistAllow('a@b@c\n')).toThrow(':1');
+  });
+});
+
+describe('client cache (postscreen temporary allow/deny list)', () => {
+  const cc: CacheConfig = { enabled: true, passTtl: { greet: DAY, pipelining: 30 * DAY, dnsbl: HOUR }, failTtl: HOUR };
+
+  it('each test has its own pass TTL', async () => {
+    const { store, advance } = setup();
+    await recordPass(store, cc, T.ip, 'greet');
+    await recordPass(store, cc, T.ip, 'pipelining');
+    await recordPass(store, cc, T.ip, 'dnsbl', 10 * MIN);
+    expect([...(await lookupClient(store, T.ip)).passed].sort()).toEqual(['dnsbl', 'greet', 'pipelining']);
+    advance(10 * MIN);
+    expect([...(await lookupClient(store, T.ip)).passed].sort()).toEqual(['greet', 'pipelining']);
+    advance(DAY);
+    expect([...(await lookupClient(store, T.ip)).passed]).toEqual(['pipelining']);
+    advance(30 * DAY);
+    expect((await lookupClient(store, T.ip)).passed.size).toBe(0);
+  });
+
+  it('a DNS answer TTL longer than passTtl.dnsbl is clamped to it', async () => {
+    const { store, advance } = setup();
+    await recordPass(store, cc, T.ip, 'dnsbl', 10 * DAY);
+    advance(HOUR);
+    expect((await lookupClient(store, T.ip)).passed.has('dnsbl')).toBe(false);
+  });
+
+  it('a failure is remembered for failTtl and forgets the passes', async () => {
+    const { store, advance } = setup();
+    await recordPass(store, cc, T.ip, 'greet');
+    await recordFail(store, cc, T.ip, 'pipelining', { sample: 'MAIL' });
+    const r = await lookupClient(store, T.ip);
+    expect(r.passed.size).toBe(0);
+    expect(r.failed?.value).toMatchObject({ test: 'pipelining', sample: 'MAIL' });
+    advance(HOUR);
+    expect((await lookupClient(store, T.ip)).failed).toBeNull();
+  });
+
+  it('a lookup also reports a trap', async () => {
+    const { store } = setup();
+    await trapClient(store, T.ip, 'trap@example.org', DAY);
+    expect((await lookupClient(store, T.ip)).trapped?.value.rcpt).toBe('trap@example.org');
+  });
+
+  it('a cached failure acts as the failed test\'s action says', async () => {
+    const { store } = setup();
+    await recordFail(store, cc, T.ip, 'greet');
+    const f = (await lookupClient(store, T.ip)).failed!;
+    const base = { dnsAction: 'drop' as const, storeData: false };
+    expect(cachedFail(f, T.ip, { ...base, earlyTalkAction: 'drop' }).reply).toMatchObject({ code: 421, enhanced: '4.7.1', close: true });
+    expect(cachedFail(f, T.ip, { ...base, earlyTalkAction: 'enforce' })).toMatchObject({ action: 'enforce', reply: undefined, rcptReject: { code: 550 } });
+    expect(cachedFail(f, T.ip, { ...base, earlyTalkAction: 'ignore' })).toEqual({ action: 'ignore', reply: undefined, rcptReject: undefined });
+    await recordFail(store, cc, T.ip, 'dnsbl', { zone: 'zen.example' });
+    const d = (await lookupClient(store, T.ip)).failed!;
+    expect(cachedFail(d, T.ip, { ...base, earlyTalkAction: 'ignore' }).reply?.text).toContain('blocked using zen.example');
+    expect(cachedFail(d, T.ip, { earlyTalkAction: 'ignore', dnsAction: 'auto', storeData: true }).action).toBe('ignore');
+  });
+
+  it('a failTtl of 0 remembers nothing', async () => {
+    const { store } = setup();
+    await recordFail(store, { ...cc, failTtl: 0 }, T.ip, 'greet');
+    expect((await lookupClient(store, T.ip)).failed).toBeNull();
+  });
+});
