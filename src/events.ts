@@ -54,6 +54,12 @@ export interface DnsQueryEvent {
   error?: string;
 }
 
+/** A state store call failed or missed state.timeout (fakemx_state_errors_total). */
+export interface StateErrorEvent {
+  op: string;
+  reason: 'timeout' | 'error' | 'closed';
+}
+
 export interface ServerEvents {
   listening: [listeners: ListenerInfo[]];
   connection: [ev: ConnectionEvent];
@@ -65,6 +71,7 @@ export interface ServerEvents {
   message: [ev: MessageEvent];
   messageResult: [ev: MessageResultEvent];
   dnsQuery: [ev: DnsQueryEvent];
+  stateError: [ev: StateErrorEvent];
   close: [];
   error: [err: Error];
 }

@@ -37,6 +37,7 @@ export class Metrics {
   readonly dnsErrors: Counter<'zone' | 'kind'>;
   readonly dnsCacheHits: Counter;
   readonly webhook: Counter<'result'>;
+  readonly stateErrors: Counter<'op' | 'reason'>;
   /** Handler failures (a bug); logged at most once a minute. */
   private failures = 0;
   private lastFailureLog = 0;
@@ -51,6 +52,7 @@ export class Metrics {
     this.dnsDuration = new Histogram({ name: 'fakemx_dns_query_duration_seconds', help: 'DNS list queries sent on the wire (cache hits excluded), by zone.', labelNames: ['zone'], buckets: DNS_BUCKETS, registers });
     this.dnsErrors = new Counter({ name: 'fakemx_dns_errors_total', help: 'Failed DNS list queries by zone and kind (timeout, servfail, refused, formerr, network, bad_answer).', labelNames: ['zone', 'kind'], registers });
     this.dnsCacheHits = new Counter({ name: 'fakemx_dns_cache_hits_total', help: 'DNS list lookups answered from the cache.', registers });
+    this.stateErrors = new Counter({ name: 'fakemx_state_errors_total', help: 'State store calls that failed (error) or missed state.timeout (timeout), by operation; the session went on per state.onError.', labelNames: ['op', 'reason'], registers });
     this.webhook = new Counter({ name: 'fakemx_webhook_total', help: 'Webhook deliveries by result (success, retry, failed after all retries, dropped when the queue was full).', labelNames: ['result'], registers });
     for (const r of MESSAGE_RESULTS) this.messages.inc({ result: r }, 0);
     for (const r of WEBHOOK_RESULTS) this.webhook.inc({ result: r }, 0);
@@ -117,6 +119,9 @@ export class Metrics {
       messageResult: guard('messageResult', (ev: ServerEvents['messageResult'][0]) => {
         this.messages.inc({ result: label(ev.result) });
         if (Number.isFinite(ev.bytes) && ev.bytes > 0) this.messageBytes.inc(ev.bytes);
+      }),
+      stateError: guard('stateError', (ev: ServerEvents['stateError'][0]) => {
+        this.stateErrors.inc({ op: label(ev.op), reason: label(ev.reason) });
       }),
       dnsQuery: guard('dnsQuery', (ev: ServerEvents['dnsQuery'][0]) => {
         const zone = label(ev.zone);

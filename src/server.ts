@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { resolve } from 'node:path';
 import { storePathsInUse, type EffectiveListener } from './config/effective.js';
 import { loadConfig, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -18,6 +19,7 @@ import { matchAccess } from './policy/access.js';
 import { createDnsCheck, type DnsRuntime } from './dnsbl/runtime.js';
 import { Policy } from './policy/index.js';
 import { PerIpLimiter } from './policy/limits.js';
+import { openStateStore, type StateStore } from './state/store.js';
 import type { TlsInfo } from './smtp/hooks.js';
 import { formatReply, replies } from './smtp/reply.js';
 import { Session, type Connection, type SessionConfig } from './smtp/session.js';
@@ -51,6 +53,9 @@ interface Profile {
 interface Runtime {
   loaded: LoadedConfig;
   dns: DnsRuntime | null;
+  /** The state store (one per daemon; kept across reloads that leave state.* alone), or null when nothing uses it. */
+  state: StateStore | null;
+  stateKey: string;
 }
 
 function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): SessionConfig {
@@ -114,10 +119,39 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     return this.sockets.map((l) => l.info);
   }
 
+  /** The state store in use (the CLI and tests read it), or null. */
+  get state(): StateStore | null {
+    return this.runtime.state;
+  }
+
+  /** /healthz: the state store's health, or null when none is open. */
+  stateHealth(): { ok: boolean; note?: string } | null {
+    return this.runtime.state?.health() ?? null;
+  }
+
   private buildRuntime(loaded: LoadedConfig): Runtime {
     const old = this.runtime as Runtime | undefined;
     const dns = createDnsCheck(loaded.config, this.logger, (ev) => this.emit('dnsQuery', ev), old?.dns ?? null);
-    return { loaded, dns };
+    const { state, stateKey } = this.stateFor(loaded, old);
+    return { loaded, dns, state, stateKey };
+  }
+
+  /**
+   * The state store a config needs: with the redis backend always (fleet-wide per-IP leases),
+   * else when a listener caches clients, greylists or has greytraps. The old one is kept while
+   * state.* is unchanged.
+   */
+  private stateFor(loaded: LoadedConfig, old: Runtime | undefined): { state: StateStore | null; stateKey: string } {
+    const cfg = loaded.config.state;
+    const used = cfg.backend === 'redis' || loaded.listeners.some((l) => l.policy.cache.enabled || l.policy.greylist.enabled || l.policy.greylist.trapAddresses !== '');
+    if (!used) return { state: null, stateKey: '' };
+    const stateKey = JSON.stringify(cfg);
+    if (old?.state && old.stateKey === stateKey) return { state: old.state, stateKey };
+    const state = openStateStore(
+      { ...cfg, path: resolve(cfg.path || './var/state') },
+      { logger: this.logger, onError: (op, reason) => this.emit('stateError', { op, reason }) },
+    );
+    return { state, stateKey };
   }
 
   private corpusFor(path: string): Corpus {
@@ -141,6 +175,11 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       corpus: p.storeData ? this.corpusFor(p.storePath) : null,
       dns: rt.dns ? rt.dns.forPolicy(p) : null,
       observer: this.observer,
+      state: rt.state,
+      stateOnError: rt.loaded.config.state.onError,
+      fleetLeases: rt.state?.kind === 'redis',
+      greylistAllow: p.greylist.allowList ? lists.greylistAllow(p.greylist.allowList) : null,
+      traps: p.greylist.trapAddresses ? lists.mailboxes(p.greylist.trapAddresses) : null,
       gone: (s) => this.sessionGone(s as Session),
     });
     return { eff, policy, session: sessionConfig(eff, rt.loaded) };
@@ -250,9 +289,12 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       this.profiles.delete(o);
     }
     const prevDns = this.runtime.dns;
+    const prevState = this.runtime.state;
     this.runtime = rt;
     this.sockets = next;
     if (prevDns && prevDns !== rt.dns) prevDns.stop();
+    // Open sessions of the old config release their leases into a closed store: they expire.
+    if (prevState && prevState !== rt.state) void prevState.close();
     await rt.dns?.start();
   }
 
@@ -278,6 +320,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     for (const s of this.sessions) s.destroy('shutdown');
     await drained;
     await stopped;
+    await this.runtime.state?.close();
     this.runtime.dns?.stop();
     this.emit('close');
   }

@@ -26,10 +26,16 @@ export interface EffectiveTls {
   readonly context: SecureContext;
 }
 
-/** The profile over the top level; tarpit is merged key by key. */
+/** The profile over the top level; tarpit, cache and greylist are merged key by key. */
 function policyOf(config: Config, l: ListenerConfig): PolicyConfig {
   const p = l.profile ?? {};
-  const merged: PolicyConfig = { ...config, ...p, tarpit: Object.freeze({ ...config.tarpit, ...(p.tarpit ?? {}) }) };
+  const merged: PolicyConfig = {
+    ...config,
+    ...p,
+    tarpit: Object.freeze({ ...config.tarpit, ...(p.tarpit ?? {}) }),
+    cache: Object.freeze({ ...config.cache, ...(p.cache ?? {}), passTtl: Object.freeze({ ...config.cache.passTtl, ...(p.cache?.passTtl ?? {}) }) }),
+    greylist: Object.freeze({ ...config.greylist, ...(p.greylist ?? {}) }),
+  };
   return merged;
 }
 

@@ -1,5 +1,6 @@
 // The list files a config points at: localDomains, localMailboxes (one entry a line,
-// `#` comments, case-insensitive) and accessList (`permit|reject CIDR`, first match wins).
+// `#` comments, case-insensitive), accessList (`permit|reject CIDR`, first match wins) and
+// greylist.allowList (senders/recipients never greylisted).
 // Read whole at load/reload time, so a missing or malformed file is a config error then.
 
 import { readFileSync } from 'node:fs';
@@ -68,11 +69,52 @@ export function readAccessList(path: string): AccessRule[] {
   return rules;
 }
 
+/**
+ * greylist.allowList: senders and recipients never greylisted. One entry a line, `#` comments:
+ * `user@example.com` (that address), `@example.com` or `example.com` (the domain), each
+ * optionally prefixed `from:` or `to:` to match only the sender or only the recipient.
+ */
+export interface GreylistAllow {
+  from: ReadonlySet<string>;
+  to: ReadonlySet<string>;
+}
+
+export function parseGreylistAllow(text: string, where = 'allowList'): GreylistAllow {
+  const from = new Set<string>();
+  const to = new Set<string>();
+  text.split('\n').forEach((raw, i) => {
+    const hash = raw.indexOf('#');
+    let t = (hash >= 0 ? raw.slice(0, hash) : raw).trim().toLowerCase();
+    if (!t) return;
+    let side: 'from' | 'to' | 'both' = 'both';
+    const m = /^(from|to):\s*(.*)$/.exec(t);
+    if (m) {
+      side = m[1] as 'from' | 'to';
+      t = m[2]!;
+    }
+    if (!t.includes('@')) t = `@${t}`;
+    if (/\s/.test(t) || t.endsWith('@') || t.indexOf('@') !== t.lastIndexOf('@')) throw new ListError(`${where}:${i + 1}: not an address or domain: "${raw.trim()}"`);
+    if (side !== 'to') from.add(t);
+    if (side !== 'from') to.add(t);
+  });
+  return { from, to };
+}
+
+export function readGreylistAllow(path: string): GreylistAllow {
+  // lines() reads (and bounds) the file; parse with the original line numbers.
+  const byNo = lines(path);
+  const last = byNo.length > 0 ? byNo[byNo.length - 1]!.no : 0;
+  const text: string[] = new Array<string>(last).fill('');
+  for (const { text: t, no } of byNo) text[no - 1] = t;
+  return parseGreylistAllow(text.join('\n'), path);
+}
+
 /** The lists one loaded config uses, read once; a reload builds a new one. */
 export class ListSet {
   private readonly domainsMap = new Map<string, Set<string>>();
   private readonly mailboxesMap = new Map<string, Set<string>>();
   private readonly accessMap = new Map<string, AccessRule[]>();
+  private readonly greyAllowMap = new Map<string, GreylistAllow>();
 
   domains(path: string): Set<string> {
     let v = this.domainsMap.get(path);
@@ -83,6 +125,12 @@ export class ListSet {
   mailboxes(path: string): Set<string> {
     let v = this.mailboxesMap.get(path);
     if (!v) this.mailboxesMap.set(path, (v = readMailboxes(path)));
+    return v;
+  }
+
+  greylistAllow(path: string): GreylistAllow {
+    let v = this.greyAllowMap.get(path);
+    if (!v) this.greyAllowMap.set(path, (v = readGreylistAllow(path)));
     return v;
   }
 

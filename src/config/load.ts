@@ -219,6 +219,20 @@ function validatePolicy(p: PolicyConfig, where: string, prefix: string, lists: L
       throw e;
     }
   }
+  // Greylisting's files: trap recipients are mailboxes; the allowList has its own syntax.
+  for (const [key, read] of [
+    ['trapAddresses', (f: string) => lists.mailboxes(f)],
+    ['allowList', (f: string) => lists.greylistAllow(f)],
+  ] as const) {
+    const f = (p.greylist as Partial<PolicyConfig['greylist']> | undefined)?.[key];
+    if (!f) continue;
+    try {
+      read(f);
+    } catch (e) {
+      if (e instanceof ListError) throw new ConfigError(at(`greylist.${key}`), where, e.message);
+      throw e;
+    }
+  }
   for (const key of ['rwlProviders', 'rblProviders'] as const) {
     // The DNS checker's own parser, so start-up rejects exactly what it could not use.
     for (const entry of p[key]) {

@@ -13,6 +13,37 @@ export interface TarpitConfig {
   highWater: number;
 }
 
+/** The state store (issue 14): one per daemon, shared by every listener. */
+export interface StateConfig {
+  backend: 'local' | 'redis';
+  path: string;
+  timeout: number;
+  onError: 'open' | 'tempfail';
+  leaseTtl: number;
+  redis: { url: string; prefix: string; connectTimeout: number; tlsCa: string; password: string };
+}
+
+/** The client cache (postscreen's temporary allow/deny list); per listener profile. */
+export interface CacheConfig {
+  enabled: boolean;
+  passTtl: { greet: number; pipelining: number; dnsbl: number };
+  failTtl: number;
+}
+
+/** Greylisting and greytraps (spamd); per listener profile. */
+export interface GreylistConfig {
+  enabled: boolean;
+  at: 'rcpt' | 'data';
+  passtime: number;
+  greyExpiry: number;
+  whiteExpiry: number;
+  ipv4Prefix: number;
+  ipv6Prefix: number;
+  allowList: string;
+  trapAddresses: string;
+  trapExpiry: number;
+}
+
 export interface DnsConfig {
   servers: string[];
   timeout: number;
@@ -103,6 +134,8 @@ export interface PolicyConfig {
   maxLineLength: number;
   maxPendingInput: number;
   tarpit: TarpitConfig;
+  cache: CacheConfig;
+  greylist: GreylistConfig;
 }
 
 export interface Config extends PolicyConfig {
@@ -118,6 +151,7 @@ export interface Config extends PolicyConfig {
   http: HttpConfig;
   webhook: WebhookConfig;
   logFiles: LogFilesConfig;
+  state: StateConfig;
 }
 
 /** Keys a listener `profile` may override. */
@@ -127,6 +161,7 @@ export const PROFILE_KEYS: readonly (keyof PolicyConfig)[] = [
   'errorDelay', 'doTempFail', 'doEarlyTalk', 'earlyTalkAction', 'bannerTeaser',
   'advertisePipelining', 'rwlProviders', 'rblProviders', 'localDomains', 'localMailboxes',
   'maxSessionsPerIp', 'ipv6Prefix', 'accessList', 'maxLineLength', 'maxPendingInput', 'tarpit',
+  'cache', 'greylist',
 ];
 
 const nat = 'nat';
@@ -221,6 +256,51 @@ export const schema: SchemaNode = {
     maxRetries: { doc: 'Retries per message, with exponential backoff.', format: nat, default: 5, range: int(0, 100) },
     queueSize: { doc: 'Most messages waiting in memory for the webhook; more are dropped and counted.', format: nat, default: 1000, range: int(1, 1_000_000) },
     includeRawMax: { doc: 'Include the raw message (base64) when it is at most this many octets; 0 = never.', format: nat, default: 0, range: int(0, 104_857_600) },
+  },
+  state: {
+    backend: { doc: 'Where cross-connection state (client cache, greylisting, greytraps) lives: local (LMDB under state.path, one host) or redis (state.redis.url, shared by a fleet; also makes maxSessionsPerIp fleet-wide).', format: ['local', 'redis'], default: 'local' },
+    path: { doc: 'Directory of the local state store (file state.mdb); "" = ./var/state. Opened only when something uses state.', format: String, default: '' },
+    timeout: { doc: 'Milliseconds a state call may take before the session goes on without it (state.onError).', format: nat, default: 50, range: int(1, 10_000) },
+    onError: { doc: 'When the state store fails or misses state.timeout: open (skip the check) or tempfail (451 4.3.0 at RCPT/DATA, 421 4.3.0 at connect).', format: ['open', 'tempfail'], default: 'open' },
+    leaseTtl: { doc: 'With redis: milliseconds a per-IP session lease lasts unless its node renews it (every third of it); a dead node\'s sessions stop counting after this.', format: nat, default: 60_000, range: int(1000, 3_600_000) },
+    redis: {
+      url: { doc: 'Redis/Valkey URL: redis://[user:password@]host:port[/db], rediss:// for TLS.', format: String, default: 'redis://127.0.0.1:6379', sensitive: true },
+      prefix: { doc: 'Prefix of every key fakemx writes (several deployments may share one Redis).', format: String, default: 'fakemx:' },
+      connectTimeout: { doc: 'Milliseconds a connection attempt may take; reconnects back off from 50 ms to 2 s.', format: nat, default: 2000, range: int(10, 60_000) },
+      tlsCa: { doc: 'PEM CA bundle file for rediss:// (a private CA); "" = the system CAs.', format: String, default: '' },
+      password: { doc: 'AUTH password when it is not in the URL.', format: String, default: '', sensitive: true },
+    },
+  },
+  cache: {
+    enabled: { doc: 'Client cache (postscreen): remember clients that passed or failed the pre-greeting tests; a pass skips the test (greet: and the banner delay), a failure acts at connect (CACHE_PASS, CACHE_FAIL).', format: Boolean, default: false },
+    passTtl: {
+      greet: { doc: 'Milliseconds a pass of the greeting test (banner delay without early talk) is remembered.', format: nat, default: 86_400_000, range: int(0, 31_536_000_000) },
+      pipelining: { doc: 'Milliseconds a session without out-of-turn pipelining is remembered.', format: nat, default: 2_592_000_000, range: int(0, 31_536_000_000) },
+      dnsbl: { doc: 'Milliseconds a not-listed DNS list result is remembered (shared by a fleet with redis).', format: nat, default: 3_600_000, range: int(0, 31_536_000_000) },
+    },
+    failTtl: { doc: 'Milliseconds a failed test (early talk, DNS listed) is remembered; 0 = never.', format: nat, default: 3_600_000, range: int(0, 31_536_000_000) },
+  },
+  greylist: {
+    enabled: { doc: 'Greylist (spamd): the first attempt of a (client network, sender, recipient) triplet gets 451 4.7.1; a retry after passtime passes and allowlists the network.', format: Boolean, default: false },
+    at: { doc: 'Where greylisting answers: rcpt (each RCPT) or data (DATA, spamd\'s place, for all recipients).', format: ['rcpt', 'data'], default: 'rcpt' },
+    passtime: { doc: 'Milliseconds before a retry passes (spamd: 25 min).', format: nat, default: 1_500_000, range: int(0, 86_400_000) },
+    greyExpiry: { doc: 'Milliseconds a first attempt waits for its retry (spamd: 4 h).', format: nat, default: 14_400_000, range: int(1, 604_800_000) },
+    whiteExpiry: { doc: 'Milliseconds a network that retried stays allowlisted, refreshed by each delivery (spamd: 36 days).', format: nat, default: 3_110_400_000, range: int(1, 31_536_000_000) },
+    ipv4Prefix: { doc: 'Prefix length grouping IPv4 clients into one network for greylisting.', format: nat, default: 24, range: int(8, 32) },
+    ipv6Prefix: { doc: 'Prefix length grouping IPv6 clients into one network for greylisting.', format: nat, default: 64, range: int(16, 128) },
+    allowList: { doc: 'File of senders/recipients never greylisted: `user@domain`, `@domain` or `domain`, optionally `from:`/`to:` first; "" = none. DNSWL-listed and access-list permitted clients are exempt too.', format: String, default: '' },
+    trapAddresses: { doc: 'File of greytrap recipients (one local@domain a line); a client writing to one is trapped for trapExpiry (TRAP): tarpitted and tempfailed, never allowlisted. "" = none.', format: String, default: '' },
+    trapExpiry: { doc: 'Milliseconds a trapped client stays trapped (spamd: 24 h).', format: nat, default: 86_400_000, range: int(1, 31_536_000_000) },
+  },
+  chunking: { doc: 'Advertise CHUNKING and take BDAT (RFC 3030); the LAST chunk is stored like DATA, with "transfer": "BDAT" and the chunk count in the record.', format: Boolean, default: true },
+  binaryMime: { doc: 'Advertise BINARYMIME too (RFC 3030 section 3; BODY=BINARYMIME then needs BDAT). Needs chunking.', format: Boolean, default: false },
+  auth: {
+    enabled: { doc: 'AUTH honeypot (RFC 4954): offer AUTH PLAIN LOGIN and fail every attempt with 535 5.7.8 after the error tarpit, recording it (AUTH verdict, metric, record, report).', format: Boolean, default: false },
+    allowPlaintext: { doc: 'Offer AUTH before TLS too (by default only after STARTTLS or on an implicit-TLS listener; in clear AUTH gets 538 5.7.11).', format: Boolean, default: false },
+    cramMd5: { doc: 'Offer CRAM-MD5 (RFC 2195) as well; its attempts record the user name and digest, never a password.', format: Boolean, default: false },
+    maxAttempts: { doc: 'AUTH attempts a session may make; the one after gets 421 4.7.0 and close (it is still recorded).', format: nat, default: 3, range: int(1, 1000) },
+    recordPasswords: { doc: 'How an attempt\'s password is recorded: none, sha256 (salted with auth.salt, hex) or plain.', format: ['none', 'sha256', 'plain'], default: 'sha256' },
+    salt: { doc: 'Salt of the sha256 password record; "" = a random per-install salt kept in auth-salt under state.path (made on first use).', format: String, default: '', sensitive: true },
   },
   logFiles: {
     frequency: { doc: 'Rotation of the files under logPath.', format: ['hourly', 'daily', 'monthly'], default: 'monthly' },

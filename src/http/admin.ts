@@ -15,6 +15,8 @@ import type { Logger } from '../log/logger.js';
 
 /** What /healthz reads from the server (FakemxServer has all of it). */
 export interface HealthSource {
+  /** The state store's health, when one is open: not ok is degraded (sessions go on per state.onError). */
+  stateHealth?(): { ok: boolean; note?: string } | null;
   readonly listening: ListenerInfo[];
   readonly activeSessions: number;
   readonly config: Config;
@@ -156,6 +158,8 @@ export async function checkHealth(
       note ??= r.note;
     }
   }
+  const state = reason ? null : (src.stateHealth?.() ?? null);
+  if (state && !state.ok) note ??= state.note ?? 'state store unavailable';
   const body: HealthReport['body'] = {
     status: reason ? 'unavailable' : note ? 'degraded' : 'ok',
     uptimeS: Math.round((Date.now() - startedAt) / 1000),

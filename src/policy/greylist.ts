@@ -5,23 +5,13 @@
 // is never allowlisted by a retry. Pure logic over the state store: the caller (PolicySession)
 // decides where it runs (RCPT or DATA) and what a state error means (state.onError).
 
-import { readFileSync } from 'node:fs';
+import type { GreylistConfig } from '../config/schema.js';
+import type { GreylistAllow } from '../config/lists.js';
 import type { Reply } from '../smtp/reply.js';
 import type { StateStore } from '../state/store.js';
 import { clientNetwork, keys, type StateEntry } from '../state/types.js';
 
-export interface GreylistConfig {
-  enabled: boolean;
-  at: 'rcpt' | 'data';
-  passtime: number;
-  greyExpiry: number;
-  whiteExpiry: number;
-  ipv4Prefix: number;
-  ipv6Prefix: number;
-  allowList: string;
-  trapAddresses: string;
-  trapExpiry: number;
-}
+export type { GreylistConfig };
 
 export interface Triplet {
   ip: string;
@@ -83,41 +73,6 @@ export function greylistedReply(retryInMs: number): Reply {
 /** state.onError "tempfail": the check could not be made (our problem, so neutral). */
 export function stateUnavailableReply(): Reply {
   return { code: 451, enhanced: '4.3.0', text: 'Temporary local problem, please try again later', neutral: true };
-}
-
-/**
- * greylist.allowList: senders and recipients never greylisted. One entry a line, `#` comments:
- * `user@example.com` (that address), `@example.com` or `example.com` (the domain), each
- * optionally prefixed `from:` or `to:` to match only the sender or only the recipient.
- */
-export interface GreylistAllow {
-  from: ReadonlySet<string>;
-  to: ReadonlySet<string>;
-}
-
-export function parseGreylistAllow(text: string, where = 'allowList'): GreylistAllow {
-  const from = new Set<string>();
-  const to = new Set<string>();
-  text.split('\n').forEach((raw, i) => {
-    const hash = raw.indexOf('#');
-    let t = (hash >= 0 ? raw.slice(0, hash) : raw).trim().toLowerCase();
-    if (!t) return;
-    let side: 'from' | 'to' | 'both' = 'both';
-    const m = /^(from|to):\s*(.*)$/.exec(t);
-    if (m) {
-      side = m[1] as 'from' | 'to';
-      t = m[2]!;
-    }
-    if (!t.includes('@')) t = `@${t}`;
-    if (/\s/.test(t) || t.endsWith('@') || t.indexOf('@') !== t.lastIndexOf('@')) throw new Error(`${where}:${i + 1}: not an address or domain: "${raw.trim()}"`);
-    if (side !== 'to') from.add(t);
-    if (side !== 'from') to.add(t);
-  });
-  return { from, to };
-}
-
-export function readGreylistAllow(path: string): GreylistAllow {
-  return parseGreylistAllow(readFileSync(path, 'utf8'), path);
 }
 
 const matches = (set: ReadonlySet<string>, addr: string): boolean => {

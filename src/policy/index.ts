@@ -1,15 +1,19 @@
 // The order of checks, in one place. A Policy is built once per listener and config from
 // its effective settings and the server's services; newSession() gives the engine one typed
 // PolicySession per connection (go-smtp's Backend.NewSession). Connect: access list ->
-// per-IP limit -> DNS lists (started at once) -> banner delay -> DNS verdict. Input: early
-// talk. RCPT: enforced verdicts -> recipients. DATA: tempfail -> store or sink. Replies:
-// tarpit. A client the access list permits skips every anti-spam check.
+// per-IP limit (a state lease with redis) -> client cache and trap lookup (CACHE_FAIL acts,
+// CACHE_PASS skips tests) -> DNS lists (started at once) -> banner delay -> DNS verdict.
+// Input: early talk. RCPT: enforced verdicts -> recipients -> greytrap -> greylist (at rcpt).
+// DATA: greylist (at data) -> tempfail -> store or sink. Replies: tarpit. Close: cache passes,
+// lease released. A client the access list permits skips every anti-spam check.
 
+import type { GreylistAllow } from '../config/lists.js';
 import type { PolicyConfig } from '../config/schema.js';
 import type { Observer } from '../observer.js';
 import type { Backend, SessionInfo } from '../smtp/hooks.js';
 import type { Corpus } from '../store/corpus.js';
 import type { DnsCheck } from '../dnsbl/check.js';
+import type { StateStore } from '../state/store.js';
 import type { PerIpLimiter } from './limits.js';
 import { PolicySession } from './session.js';
 
@@ -24,6 +28,16 @@ export interface PolicyServices {
   corpus: Corpus | null;
   dns: DnsCheck | null;
   observer: Observer;
+  /** Cross-connection state (client cache, greylisting, greytraps, fleet leases); absent or null = none. */
+  state?: StateStore | null;
+  /** state.onError: what a failed or late state call means. */
+  stateOnError?: 'open' | 'tempfail';
+  /** maxSessionsPerIp is counted by state leases (the redis backend: across the fleet). */
+  fleetLeases?: boolean;
+  /** greylist.allowList, read. */
+  greylistAllow?: GreylistAllow | null;
+  /** greylist.trapAddresses, read (lower-case). */
+  traps?: ReadonlySet<string> | null;
   /** The session has closed: the server's own bookkeeping (session table, drain). */
   gone(s: SessionInfo): void;
 }

@@ -1,7 +1,8 @@
 // One connection's policy state, typed, and the hooks that read it. The engine calls these
 // in the order src/policy/index.ts describes; each decision is made by its own file
-// (access, limits, dnsbl, early-talker, recipients, tempfail, tarpit) and every verdict
-// goes to the session's list and to the observer, nowhere else.
+// (access, limits, dnsbl, early-talker, recipients, client-cache, greytrap, greylist,
+// tempfail, tarpit) and every verdict goes to the session's list and to the observer, nowhere
+// else. Without a state store every hook answers as before (synchronously where it did).
 
 import type {
   Address, CloseInfo, EarlyTalkEvent, MessageSink, ReplyShape, SessionHooks, SessionInfo, TlsInfo,
@@ -10,7 +11,12 @@ import { replies, type Reply } from '../smtp/reply.js';
 import type { Corpus } from '../store/corpus.js';
 import type { DnsListResult, VerdictRecord } from '../store/metadata.js';
 import { dnsVerdict } from '../dnsbl/verdict.js';
+import type { StateStore } from '../state/store.js';
+import { keys, type CacheTest, type Lease } from '../state/types.js';
 import { accessDenied } from './access.js';
+import { cachedFail, lookupClient, recordFail, recordPass, type ClientRecord } from './client-cache.js';
+import { greylist, greylistedReply, greylistExempt, stateUnavailableReply } from './greylist.js';
+import { isTrapAddress, trapClient, trappedReply } from './greytrap.js';
 import { earlyTalkVerdict } from './early-talker.js';
 import { perIpLimit } from './limits.js';
 import type { BannerWait, Policy } from './index.js';
@@ -37,6 +43,17 @@ export class PolicySession implements SessionHooks, BannerWait {
   wakeAt = 0;
   private waker: (() => void) | undefined;
   private dns: DnsListResult | null = null;
+  /** Tests the client cache says this client passed (skipped this time). */
+  private cached: ReadonlySet<CacheTest> | null = null;
+  /** Talked early (PREGREET/PIPELINING) in this session: no cache pass for it. */
+  private talkedEarly = false;
+  /** Wrote to a greytrap, now or before (TRAP). */
+  private trapped = false;
+  /** Greylisting passed for this client's network in this session (no more lookups). */
+  private greyPassed = false;
+  /** The fleet-wide per-IP lease (state leases), released at close. */
+  private lease: Lease | undefined;
+  private closed = false;
 
   constructor(
     private readonly policy: Policy,
@@ -66,16 +83,177 @@ export class PolicySession implements SessionHooks, BannerWait {
       return undefined;
     }
     const key = svc.ipKey(ip);
+    const st = svc.state ?? null;
+    if (st && svc.fleetLeases) return this.leaseThenGreet(s, st, key);
     if (!svc.perIp.acquire(key, cfg.maxSessionsPerIp)) {
       this.verdict(s, 'LIMIT', { limit: 'sessions per address', max: cfg.maxSessionsPerIp });
       return perIpLimit();
     }
     this.ipKey = key;
-    const dns = svc.dns;
+    if (st && this.usesClientState()) return this.lookupThenGreet(s, st);
+    return this.greet(s);
+  }
+
+  /** The DNS lists and the banner delay, minus what the client cache let this client skip. */
+  private greet(s: SessionInfo): Reply | undefined | Promise<Reply | undefined> {
+    const { cfg, svc } = this.policy;
+    const delay = this.cached?.has('greet') ? 0 : cfg.bannerDelay;
+    const dns = this.cached?.has('dnsbl') ? null : svc.dns;
     // DNS lookups run during the banner delay; the greeting waits at most dns.timeout more.
-    const pending = dns ? dns.check(ip, { deadline: Date.now() + cfg.bannerDelay + dns.timeout }) : null;
-    if (!pending) return cfg.bannerDelay > 0 ? this.sleep() : undefined;
-    return (cfg.bannerDelay > 0 ? this.sleep() : Promise.resolve(undefined)).then(() => this.dnsVerdict(pending));
+    const pending = dns ? dns.check(s.remoteAddress, { deadline: Date.now() + delay + dns.timeout }) : null;
+    const remember = this.cacheOn() && delay > 0 && cfg.doEarlyTalk;
+    if (!pending) {
+      if (delay <= 0) return undefined;
+      return remember ? this.sleep().then(() => this.greetPassed(s)) : this.sleep();
+    }
+    const verdict = (delay > 0 ? this.sleep() : Promise.resolve(undefined)).then(() => this.dnsVerdict(pending));
+    return remember ? verdict.then((r) => r ?? this.greetPassed(s)) : verdict;
+  }
+
+  // ---- state: fleet leases, client cache, greytraps, greylisting ---------------------------
+
+  private cacheOn(): boolean {
+    return this.policy.cfg.cache.enabled && !!this.policy.svc.state;
+  }
+
+  /** Whether connect must read the client's record (cache, or a trap to stutter). */
+  private usesClientState(): boolean {
+    const { cfg, svc } = this.policy;
+    return cfg.cache.enabled || cfg.greylist.enabled || !!svc.traps;
+  }
+
+  /** state.onError at connect: open goes on, tempfail is 421 4.3.0 and close. */
+  private connectStateError(): Reply | undefined {
+    if (this.policy.svc.stateOnError !== 'tempfail') return undefined;
+    return { ...stateUnavailableReply(), code: 421, close: true, outcome: 'state_error' };
+  }
+
+  private async leaseThenGreet(s: SessionInfo, st: StateStore, key: string): Promise<Reply | undefined> {
+    const { cfg, svc } = this.policy;
+    try {
+      const lease = await st.acquireLease(keys.lease(key), s.id, cfg.maxSessionsPerIp);
+      if (!lease) {
+        this.verdict(s, 'LIMIT', { limit: 'sessions per address', max: cfg.maxSessionsPerIp, fleet: true });
+        return perIpLimit();
+      }
+      if (this.closed) st.releaseLease(lease);
+      else this.lease = lease;
+    } catch {
+      // The store is down: this node's own count stands in (open), or the client comes back later.
+      const r = this.connectStateError();
+      if (r) return r;
+      if (!svc.perIp.acquire(key, cfg.maxSessionsPerIp)) {
+        this.verdict(s, 'LIMIT', { limit: 'sessions per address', max: cfg.maxSessionsPerIp });
+        return perIpLimit();
+      }
+      this.ipKey = key;
+    }
+    if (this.usesClientState()) return this.lookupThenGreet(s, st);
+    return this.greet(s);
+  }
+
+  private async lookupThenGreet(s: SessionInfo, st: StateStore): Promise<Reply | undefined> {
+    let rec: ClientRecord;
+    try {
+      rec = await lookupClient(st, s.remoteAddress);
+    } catch {
+      return this.connectStateError() ?? this.greet(s);
+    }
+    return this.applyRecord(s, rec) ?? this.greet(s);
+  }
+
+  /** What is remembered about the client: TRAP, CACHE_FAIL (acts now) or CACHE_PASS (skips tests). */
+  private applyRecord(s: SessionInfo, rec: ClientRecord): Reply | undefined {
+    const { cfg, svc } = this.policy;
+    if (rec.trapped) {
+      this.trapped = true;
+      this.flagged = true;
+      this.verdict(s, 'TRAP', { known: true, rcpt: rec.trapped.value.rcpt, until: new Date(rec.trapped.expiresAt).toISOString() });
+    }
+    if (!cfg.cache.enabled) return undefined;
+    if (rec.failed) {
+      const v = cachedFail(rec.failed, s.remoteAddress, { earlyTalkAction: cfg.earlyTalkAction, dnsAction: svc.dns?.action ?? 'auto', storeData: cfg.storeData });
+      this.verdict(s, 'CACHE_FAIL', { test: rec.failed.value.test, action: v.action, until: new Date(rec.failed.expiresAt).toISOString() });
+      if (v.action !== 'ignore') this.flagged = true;
+      if (v.rcptReject) this.rcptReject ??= v.rcptReject;
+      return v.reply;
+    }
+    if (rec.passed.size > 0) {
+      this.cached = rec.passed;
+      this.verdict(s, 'CACHE_PASS', { tests: [...rec.passed] });
+    }
+    return undefined;
+  }
+
+  /** The banner delay passed without early talk: the greet test is passed (remembered). */
+  private greetPassed(s: SessionInfo): undefined {
+    const { cfg, svc } = this.policy;
+    if (!this.talkedEarly && !this.flagged && svc.state) void recordPass(svc.state, cfg.cache, s.remoteAddress, 'greet').catch(() => undefined);
+    return undefined;
+  }
+
+  /** The DNS list result, remembered: not listed passes dnsbl, listed fails it (shared by a fleet). */
+  private rememberDns(s: SessionInfo, r: DnsListResult | null): void {
+    const { cfg, svc } = this.policy;
+    if (!r || !svc.state || !this.cacheOn()) return;
+    if (r.zones.some((z) => z.error)) return;
+    if (r.listed && !r.allowed) {
+      const zone = r.zones.find((z) => z.matched)?.zone ?? 'a DNS list';
+      void recordFail(svc.state, cfg.cache, s.remoteAddress, 'dnsbl', { zone, score: r.score }).catch(() => undefined);
+    } else {
+      void recordPass(svc.state, cfg.cache, s.remoteAddress, 'dnsbl').catch(() => undefined);
+    }
+  }
+
+  private async rcptState(s: SessionInfo, st: StateStore, to: Address, trapHit: boolean): Promise<Reply | undefined> {
+    const { cfg } = this.policy;
+    if (trapHit) {
+      this.trapped = true;
+      this.flagged = true;
+      this.verdict(s, 'TRAP', { hit: true, rcpt: to.address });
+      // A store failure is counted by the store; this session treats the client as trapped either way.
+      await trapClient(st, s.remoteAddress, to.address, cfg.greylist.trapExpiry).catch(() => undefined);
+    }
+    if (this.trapped) return cfg.greylist.enabled ? trappedReply() : undefined;
+    return this.greylistOne(s, st, to.address);
+  }
+
+  /** One recipient through greylisting (RCPT, or each recipient at DATA). */
+  private async greylistOne(s: SessionInfo, st: StateStore, rcpt: string): Promise<Reply | undefined> {
+    const { cfg, svc } = this.policy;
+    if (this.greyPassed) return undefined;
+    const from = s.mailFrom?.address ?? '';
+    // DNSWL-listed clients and allowList senders/recipients are never greylisted.
+    if (this.dns?.allowed || greylistExempt(svc.greylistAllow ?? null, from, rcpt)) return undefined;
+    let o;
+    try {
+      o = await greylist(st, cfg.greylist, { ip: s.remoteAddress, from, rcpt });
+    } catch {
+      return svc.stateOnError === 'tempfail' ? stateUnavailableReply() : undefined;
+    }
+    if (o.result === 'trapped') {
+      this.trapped = true;
+      this.flagged = true;
+      this.verdict(s, 'TRAP', { known: true, rcpt: o.trap.value.rcpt });
+      return trappedReply();
+    }
+    if (o.result === 'greylisted') {
+      this.verdict(s, 'GREYLISTED', { net: o.net, from, rcpt, first: o.first, retryInMs: o.retryInMs });
+      return greylistedReply(o.retryInMs);
+    }
+    this.greyPassed = true;
+    this.verdict(s, 'GREYLIST_PASS', o.result === 'passed' ? { net: o.net, via: 'retry', waitedMs: o.waitedMs } : { net: o.net, via: 'allowlist' });
+    return undefined;
+  }
+
+  /** greylist.at data: every recipient of the transaction, then DATA as usual. */
+  private async greylistAtData(s: SessionInfo, st: StateStore): Promise<Reply | MessageSink> {
+    if (this.trapped) return trappedReply();
+    for (const to of s.rcptTo) {
+      const r = await this.greylistOne(s, st, to.address);
+      if (r) return r;
+    }
+    return this.dataStartNow(s);
   }
 
   /** The banner delay, in the policy's shared queue; resolves with no reply (the greeting). */
@@ -99,6 +277,7 @@ export class PolicySession implements SessionHooks, BannerWait {
     const outcome = await pending.catch((error: unknown) => ({ error }));
     const v = dnsVerdict(outcome, s.remoteAddress, { action: dns.action, storeData: this.policy.cfg.storeData });
     this.dns = v.result;
+    this.rememberDns(s, v.result);
     for (const r of v.verdicts) this.verdict(s, r.tag, r.details);
     if (v.rcptReject) {
       this.rcptReject ??= v.rcptReject;
@@ -110,7 +289,12 @@ export class PolicySession implements SessionHooks, BannerWait {
   earlyTalk(s: SessionInfo, ev: EarlyTalkEvent): Reply | undefined {
     const { cfg } = this.policy;
     if (!cfg.doEarlyTalk || this.permitted) return undefined;
+    // A test the client cache says it passed is not run again (postscreen).
+    if (this.cached?.has(ev.kind === 'pregreet' ? 'greet' : 'pipelining')) return undefined;
+    this.talkedEarly = true;
     const v = earlyTalkVerdict(ev, cfg.earlyTalkAction);
+    const st = this.policy.svc.state;
+    if (st && this.cacheOn()) void recordFail(st, cfg.cache, s.remoteAddress, ev.kind === 'pregreet' ? 'greet' : 'pipelining', { afterMs: ev.afterMs }).catch(() => undefined);
     this.verdict(s, v.tag, v.details);
     if (v.rcptReject) {
       this.rcptReject ??= v.rcptReject;
@@ -119,12 +303,23 @@ export class PolicySession implements SessionHooks, BannerWait {
     return v.reply;
   }
 
-  rcpt(_s: SessionInfo, to: Address): Reply | undefined {
+  rcpt(s: SessionInfo, to: Address): Reply | undefined | Promise<Reply | undefined> {
     if (this.rcptReject) return this.rcptReject;
-    return checkRecipient(to, this.policy.svc.domains, this.policy.svc.mailboxes);
+    const { cfg, svc } = this.policy;
+    const r = checkRecipient(to, svc.domains, svc.mailboxes);
+    if (r || this.permitted || !svc.state) return r;
+    const trapHit = isTrapAddress(svc.traps ?? null, to.address);
+    if (!trapHit && !this.trapped && !(cfg.greylist.enabled && cfg.greylist.at === 'rcpt')) return undefined;
+    return this.rcptState(s, svc.state, to, trapHit);
   }
 
-  dataStart(s: SessionInfo): Reply | MessageSink {
+  dataStart(s: SessionInfo): Reply | MessageSink | Promise<Reply | MessageSink> {
+    const { cfg, svc } = this.policy;
+    if (svc.state && !this.permitted && cfg.greylist.enabled && cfg.greylist.at === 'data') return this.greylistAtData(s, svc.state);
+    return this.dataStartNow(s);
+  }
+
+  private dataStartNow(s: SessionInfo): Reply | MessageSink {
     const { cfg, svc } = this.policy;
     if (tempfailPoint(cfg) === 'DATA') {
       // FakeSMTP's MX sandwich: refuse at DATA; a real MTA retries the real MX.
@@ -164,7 +359,14 @@ export class PolicySession implements SessionHooks, BannerWait {
       this.waker = undefined;
       this.policy.bannerQueue.cancel(this);
     }
-    if (this.ipKey !== undefined) this.policy.svc.perIp.release(this.ipKey);
+    this.closed = true;
+    const { cfg, svc } = this.policy;
+    if (this.ipKey !== undefined) svc.perIp.release(this.ipKey);
+    if (this.lease) svc.state?.releaseLease(this.lease);
+    // A session that reached RCPT without talking out of turn passed the pipelining test.
+    if (svc.state && this.cacheOn() && cfg.doEarlyTalk && !this.talkedEarly && !this.flagged && !this.permitted && s.counts.rcpt > 0 && !this.cached?.has('pipelining')) {
+      void recordPass(svc.state, cfg.cache, s.remoteAddress, 'pipelining').catch(() => undefined);
+    }
     this.policy.svc.observer.close(s, info, this.verdicts);
     this.policy.svc.gone(s);
   }

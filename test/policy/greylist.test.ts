@@ -2,7 +2,8 @@
 // clock: every state transition spamd and postscreen define, with the TTLs the config names.
 import { describe, expect, it } from 'vitest';
 import { cachedFail, lookupClient, recordFail, recordPass, type CacheConfig } from '../../src/policy/client-cache.js';
-import { greylist, greylistedReply, greylistExempt, parseGreylistAllow, type GreylistConfig } from '../../src/policy/greylist.js';
+import { parseGreylistAllow } from '../../src/config/lists.js';
+import { greylist, greylistedReply, greylistExempt, type GreylistConfig } from '../../src/policy/greylist.js';
 import { isTrapAddress, trapClient, trappedReply } from '../../src/policy/greytrap.js';
 import { memoryStateStore } from '../../src/state/store.js';
 import { keys } from '../../src/state/types.js';
