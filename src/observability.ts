@@ -1,9 +1,10 @@
 // Wires what watches a running server: metrics (always, from its events), the admin HTTP
-// listener (http.port > 0) and the on-message webhook (webhook.url set). The daemon calls
+// listener (http.port > 0) with the console (http.console) and the on-message webhook (webhook.url set). The daemon calls
 // startObservability() after listen(), reload() after each SIGHUP, stop() after close().
 
 import type { Config, HttpConfig, WebhookConfig } from './config/schema.js';
 import type { MessageEvent } from './events.js';
+import { startConsole, type ConsoleRuntime } from './console/index.js';
 import { startAdmin, type AdminServer } from './http/admin.js';
 import type { Logger } from './log/logger.js';
 import { Metrics } from './metrics.js';
@@ -11,6 +12,8 @@ import type { FakemxServer } from './server.js';
 import { Webhook } from './webhook.js';
 
 export interface Observability {
+  /** The console's runtime while http.console is on (tests and the start-up line read it). */
+  readonly console: ConsoleRuntime | null;
   stop(): Promise<void>;
   reload(config: Config): Promise<void>;
 }
@@ -30,6 +33,7 @@ export async function startObservability(server: FakemxServer, config: Config, l
 
   let admin: AdminServer | null = null;
   let http: HttpConfig = { ...config.http };
+  let consoleRt: ConsoleRuntime | null = config.http.console ? startConsole(server, config, logger) : null;
   const openAdmin = (h: HttpConfig) =>
     startAdmin({
       address: h.address,
@@ -39,6 +43,7 @@ export async function startObservability(server: FakemxServer, config: Config, l
       metrics: async () => ({ text: await metrics.text(), contentType: metrics.contentType }),
       logger,
       startedAt,
+      console: () => consoleRt?.app ?? null,
     });
 
   let webhook: Webhook | null = null;
@@ -53,6 +58,7 @@ export async function startObservability(server: FakemxServer, config: Config, l
     if (config.http.port > 0) admin = await openAdmin(http);
   } catch (e) {
     detach();
+    consoleRt?.stop();
     server.off('message', onMessage);
     server.off('close', onClose);
     throw e;
@@ -60,8 +66,17 @@ export async function startObservability(server: FakemxServer, config: Config, l
   if (config.webhook.url) webhook = newWebhook(config.webhook);
 
   return {
+    get console() {
+      return consoleRt;
+    },
     async reload(next: Config): Promise<void> {
       const h = next.http;
+      if (h.console && consoleRt) consoleRt.reload(next);
+      else if (h.console) consoleRt = startConsole(server, next, logger);
+      else {
+        consoleRt?.stop();
+        consoleRt = null;
+      }
       if (h.address !== http.address || h.port !== http.port) {
         const old = admin;
         let oldOpen = old !== null;
@@ -104,6 +119,8 @@ export async function startObservability(server: FakemxServer, config: Config, l
       await w?.stop(WEBHOOK_STOP_GRACE_MS);
       await admin?.close();
       admin = null;
+      consoleRt?.stop();
+      consoleRt = null;
       detach();
       server.off('close', onClose);
     },

@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { parseServer } from '../dns/client.js';
-import { parseCidr } from '../net/ip.js';
+import { isLoopback, parseCidr } from '../net/ip.js';
 import { parseProvider } from '../dnsbl/provider.js';
 import { ListError, ListSet } from './lists.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
@@ -356,6 +356,11 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   if (config.logPath) config.logPath = resolve(config.logPath);
   for (const k of ['localDomains', 'localMailboxes', 'accessList'] as const) if (config[k]) config[k] = resolve(config[k]);
   if (config.dns.minTtl > config.dns.maxTtl) throw new ConfigError('dns.minTtl', where('dns.minTtl'), `must not exceed dns.maxTtl (${config.dns.maxTtl})`);
+  // The console shows the corpus: off loopback only behind a token.
+  if (config.http.console && config.http.port === 0) throw new ConfigError('http.port', where('http.port'), 'must be set: http.console is on and is served by the admin HTTP listener');
+  if (config.http.console && !config.http.token && !isLoopback(config.http.address)) {
+    throw new ConfigError('http.token', where('http.token'), `must be set: http.console is on and http.address ${config.http.address} is not loopback`);
+  }
   for (const s of config.dns.servers) {
     try {
       parseServer(s);

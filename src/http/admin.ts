@@ -1,4 +1,5 @@
-// The admin HTTP listener (node:http, apart from SMTP): GET /healthz and GET /metrics.
+// The admin HTTP listener (node:http, apart from SMTP): GET /healthz and GET /metrics, and the
+// operator console (src/console/) when http.console is on.
 // Contract: startAdmin() resolves once bound (rejects on bind errors); close() stops it and
 // drops idle keep-alive sockets. Every request is bounded in time, headers and body, and a
 // flood of half-open connections cannot keep a health check out (the oldest idle are shed).
@@ -12,6 +13,7 @@ import { dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { ListenerInfo } from '../events.js';
 import type { Logger } from '../log/logger.js';
+import { ConsoleApp } from '../console/routes.js';
 
 /** What /healthz reads from the server (FakemxServer has all of it). */
 export interface HealthSource {
@@ -20,6 +22,8 @@ export interface HealthSource {
   readonly listening: ListenerInfo[];
   readonly activeSessions: number;
   readonly config: Config;
+  /** The corpora's disk cap (store.maxBytes, store.minFreeBytes): a full store is degraded. */
+  readonly stores?: { status(): readonly { store: string; full: boolean; reason: string | null }[] };
 }
 
 export interface HealthReport {
@@ -46,6 +50,8 @@ export interface AdminOptions {
   startedAt?: number;
   /** Overrides of ADMIN_LIMITS (tests use small timeouts). */
   limits?: Partial<AdminLimits>;
+  /** The operator console (http.console), asked for /, /console/* and /api/*; read at each request. */
+  console?: () => ConsoleApp | null;
 }
 
 export interface AdminLimits {
@@ -157,6 +163,9 @@ export async function checkHealth(
       }
       note ??= r.note;
     }
+    // Full (store.onFull): the server still answers every session, it stores nothing.
+    const full = src.stores?.status().find((st) => st.full);
+    if (full) note ??= `store ${full.store} full: ${full.reason}`;
   }
   const state = reason ? null : (src.stateHealth?.() ?? null);
   if (state && !state.ok) note ??= state.note ?? 'state store unavailable';
@@ -187,6 +196,17 @@ async function handle(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
+  // The console reads its own bodies (the login form) and answers its own methods.
+  const app = opts.console?.() ?? null;
+  if (app) {
+    let url: URL | null = null;
+    try {
+      url = new URL(req.url ?? '/', 'http://admin.invalid');
+    } catch {
+      // answered as a bad request below
+    }
+    if (url && ConsoleApp.owns(url.pathname)) return app.handle(req, res, url);
+  }
   // A GET body is meaningless here; discard whatever comes (bounded by the request timeout).
   req.resume();
   // A request with a body (none is expected) gets `connection: close`: Node then closes right

@@ -136,3 +136,9 @@ export function prefixKey(ip: string, v6prefix: number): string {
   const mask = bits === 0 ? 0n : ((1n << BigInt(bits)) - 1n) << BigInt(128 - bits);
   return `${(ipv6ToBig(a) & mask).toString(16)}/${bits}`;
 }
+
+/** A loopback address (127.0.0.0/8, ::1, ::ffff:127.x) or the name localhost. */
+export function isLoopback(address: string): boolean {
+  const a = normalizeIp(address.trim().toLowerCase());
+  return a === 'localhost' || a === '::1' || (isIPv4(a) && a.startsWith('127.'));
+}

@@ -109,13 +109,13 @@ describe('observability on a real server', () => {
     const { srv, obs, admin } = await setup(null);
     const newPort = await freePort();
     const base = srv.server.config;
-    await obs.reload({ ...base, http: { address: '127.0.0.1', port: newPort }, webhook: { ...base.webhook, url: rx.url } });
+    await obs.reload({ ...base, http: { ...base.http, address: '127.0.0.1', port: newPort }, webhook: { ...base.webhook, url: rx.url } });
     await expect(fetch(`${admin}/healthz`)).rejects.toThrow();
     expect((await fetch(`http://127.0.0.1:${newPort}/healthz`)).status).toBe(200);
     await send(srv.port);
     expect(await rx.until(1)).toHaveLength(1);
 
-    await obs.reload({ ...base, http: { address: '127.0.0.1', port: newPort }, webhook: { ...base.webhook, url: '' } });
+    await obs.reload({ ...base, http: { ...base.http, address: '127.0.0.1', port: newPort }, webhook: { ...base.webhook, url: '' } });
     await send(srv.port);
     await new Promise((r) => setTimeout(r, 200));
     expect(rx.got).toHaveLength(1);
@@ -127,7 +127,7 @@ describe('observability on a real server', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => blocker.close(() => r())));
     const busy = (blocker.address() as AddressInfo).port;
-    await expect(obs.reload({ ...srv.server.config, http: { address: '127.0.0.1', port: busy } })).rejects.toThrow(/EADDRINUSE/);
+    await expect(obs.reload({ ...srv.server.config, http: { ...srv.server.config.http, address: '127.0.0.1', port: busy } })).rejects.toThrow(/EADDRINUSE/);
     expect((await fetch(`${admin}/healthz`)).status).toBe(200);
   });
 

@@ -1,0 +1,63 @@
+// The console's runtime beside a running server: the live state and the corpus index are fed
+// by the server's events from the moment the console is on; the index scans the store paths
+// in use once, and again for paths a reload adds. observability.ts owns its lifetime.
+
+import { effectiveListeners, storePathsInUse } from '../config/effective.js';
+import type { Config } from '../config/schema.js';
+import type { MessageEvent, ServerEvents } from '../events.js';
+import type { EventEmitter } from 'node:events';
+import type { Logger } from '../log/logger.js';
+import { CorpusIndex } from './corpus-index.js';
+import { LiveState } from './live.js';
+import { ConsoleApp, type ConsoleSettings } from './routes.js';
+
+export { ConsoleApp } from './routes.js';
+
+export interface ConsoleRuntime {
+  readonly app: ConsoleApp;
+  readonly index: CorpusIndex;
+  readonly live: LiveState;
+  reload(config: Config): void;
+  stop(): void;
+}
+
+/** Store paths whose messages the console lists (listeners that store). */
+export function consoleRoots(config: Config): string[] {
+  return storePathsInUse(effectiveListeners(config));
+}
+
+export function startConsole(server: Pick<EventEmitter<ServerEvents>, 'on' | 'off'>, config: Config, logger: Logger, assetDir?: string): ConsoleRuntime {
+  let settings: ConsoleSettings = { token: config.http.token, consoleWrite: config.http.consoleWrite };
+  const live = new LiveState(Date.now, config.ipv6Prefix);
+  const index = new CorpusIndex();
+  const detach = live.attach(server);
+  const onMessage = (ev: MessageEvent) => {
+    try {
+      index.add(ev);
+    } catch (e) {
+      logger.warn({ tag: 'CONSOLE_ERROR', err: e instanceof Error ? e.message : String(e) }, 'corpus index update failed');
+    }
+  };
+  server.on('message', onMessage);
+  const scan = (roots: string[]) => {
+    const t0 = Date.now();
+    void index.setRoots(roots).then(() => {
+      logger.info({ tag: 'CONSOLE_INDEXED', messages: index.size, ms: Date.now() - t0 }, `console: corpus index holds ${index.size} ${index.size === 1 ? 'message' : 'messages'}`);
+    });
+  };
+  scan(consoleRoots(config));
+  const app = new ConsoleApp({ live, index, settings: () => settings, logger, ...(assetDir ? { assetDir } : {}) });
+  return {
+    app,
+    index,
+    live,
+    reload(next: Config) {
+      settings = { token: next.http.token, consoleWrite: next.http.consoleWrite };
+      scan(consoleRoots(next));
+    },
+    stop() {
+      detach();
+      server.off('message', onMessage);
+    },
+  };
+}

@@ -1,0 +1,363 @@
+// The operator console on the admin HTTP listener (http.console): pages under /console/,
+// their JSON API under /api/, the page assets (built from npm packages into dist/console/assets
+// by scripts/build-console.mjs). Every response carries a strict Content-Security-Policy
+// (default-src 'self', no inline script or style), nosniff, no-referrer and frame denial.
+// Access: with http.token set, every request needs `Authorization: Bearer <token>` or the
+// HttpOnly, SameSite=Strict cookie the login form sets; without one (loopback only, which the
+// config loader enforces) the Host header must name a loopback or IP host (DNS rebinding).
+
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import type { Logger } from '../log/logger.js';
+import { DAY_DIR } from '../store/layout.js';
+import type { CorpusIndex, CorpusQuery } from './corpus-index.js';
+import type { LiveState } from './live.js';
+import { messageView } from './message.js';
+import { loginPage, page, type PageName } from './pages.js';
+
+export const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** Headers on every console response. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-security-policy': CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+});
+
+export const COOKIE = 'fakemx_console';
+/** A live snapshot is computed at most this often, whatever the number of pages polling. */
+const LIVE_CACHE_MS = 1_000;
+/** The Caught tables are recomputed at most this often. */
+const CAUGHT_CACHE_MS = 5_000;
+/** The login form's body, at most. */
+const LOGIN_BODY_MAX = 4096;
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface ConsoleSettings {
+  token: string;
+  consoleWrite: boolean;
+}
+
+export interface ConsoleOptions {
+  live: LiveState;
+  index: CorpusIndex;
+  settings: () => ConsoleSettings;
+  logger: Logger;
+  /** Asset directory override (tests); default dist/console/assets or src/console/assets beside this module. */
+  assetDir?: string;
+}
+
+interface Asset {
+  body: Buffer;
+  gz: Buffer;
+  type: string;
+  etag: string;
+}
+
+const ASSET_FILES: Record<string, { type: string; npm?: string }> = {
+  'console.js': { type: 'text/javascript; charset=utf-8' },
+  'console.css': { type: 'text/css; charset=utf-8' },
+  'uPlot.iife.min.js': { type: 'text/javascript; charset=utf-8', npm: 'uplot/dist/uPlot.iife.min.js' },
+  'uPlot.min.css': { type: 'text/css; charset=utf-8', npm: 'uplot/dist/uPlot.min.css' },
+};
+
+function cached(body: Buffer, type: string): Asset {
+  return { body, gz: gzipSync(body, { level: 9 }), type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+}
+
+/** Reads the assets once: from the build (dist/console/assets), else the sources and node_modules (tests run src/). */
+export function loadAssets(dir?: string): Map<string, Asset> {
+  const base = dir ?? fileURLToPath(new URL('./assets/', import.meta.url));
+  const require = createRequire(import.meta.url);
+  const out = new Map<string, Asset>();
+  for (const [name, a] of Object.entries(ASSET_FILES)) {
+    const local = `${base.replace(/\/?$/, '/')}${name}`;
+    const file = existsSync(local) || !a.npm ? local : require.resolve(a.npm);
+    out.set(name, cached(readFileSync(file), a.type));
+  }
+  return out;
+}
+
+/** Token-derived cookie value: the cookie proves the token without holding it. */
+export function cookieValue(token: string): string {
+  return createHmac('sha256', token).update('fakemx console session v1').digest('base64url');
+}
+
+function same(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+function cookies(req: IncomingMessage): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) m.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  return m;
+}
+
+/** A Host a DNS-rebinding page cannot take: an IP literal, localhost or *.localhost. */
+export function hostAllowed(host: string | undefined): boolean {
+  if (!host) return false;
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+  const n = name.toLowerCase();
+  return isIP(n) !== 0 || n === 'localhost' || n.endsWith('.localhost');
+}
+
+type Json = Record<string, unknown> | unknown[];
+
+export class ConsoleApp {
+  private readonly assets: Map<string, Asset>;
+  private readonly pages = new Map<PageName, Asset>();
+  private liveCache: { at: number; asset: Asset } | null = null;
+  private caughtCache: { at: number; asset: Asset } | null = null;
+
+  constructor(private readonly opts: ConsoleOptions) {
+    this.assets = loadAssets(opts.assetDir);
+    for (const p of ['live', 'caught', 'corpus', 'message'] as const) this.pages.set(p, cached(Buffer.from(page(p)), 'text/html; charset=utf-8'));
+  }
+
+  /** Paths the console answers; everything else stays with the admin server. */
+  static owns(path: string): boolean {
+    return path === '/' || path === '/favicon.ico' || path === '/console' || path.startsWith('/console/') || path === '/api' || path.startsWith('/api/');
+  }
+
+  private send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}): void {
+    const buf = typeof body === 'string' ? Buffer.from(body) : body;
+    res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': buf.length, 'cache-control': 'no-store', ...extra });
+    res.end(req.method === 'HEAD' ? undefined : buf);
+  }
+
+  private json(req: IncomingMessage, res: ServerResponse, status: number, body: Json, extra: Record<string, string> = {}): void {
+    this.send(req, res, status, 'application/json; charset=utf-8', JSON.stringify(body), extra);
+  }
+
+  /** A prepared (pre-compressed) body; gzip when the client takes it, 304 on a matching ETag. */
+  private asset(req: IncomingMessage, res: ServerResponse, a: Asset, cache: string): void {
+    const base = { ...SECURITY_HEADERS, 'content-type': a.type, 'cache-control': cache, etag: a.etag, vary: 'accept-encoding' };
+    if (req.headers['if-none-match'] === a.etag) {
+      res.writeHead(304, base);
+      res.end();
+      return;
+    }
+    const gz = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    const body = gz ? a.gz : a.body;
+    res.writeHead(200, { ...base, 'content-length': body.length, ...(gz ? { 'content-encoding': 'gzip' } : {}) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  private authorized(req: IncomingMessage, token: string): boolean {
+    if (!token) return true;
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Bearer ') && same(auth.slice(7).trim(), token)) return true;
+    const c = cookies(req).get(COOKIE);
+    return c !== undefined && same(c, cookieValue(token));
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    const method = req.method ?? '';
+    const { token, consoleWrite } = this.opts.settings();
+    if (!token && !hostAllowed(req.headers.host)) {
+      req.resume();
+      this.send(req, res, 403, 'text/plain; charset=utf-8', 'host not allowed: use an IP address or localhost, or set http.token\n', { connection: 'close' });
+      return;
+    }
+    if (path === '/console/login') {
+      await this.login(req, res, token);
+      return;
+    }
+    const read = method === 'GET' || method === 'HEAD';
+    if (!read) {
+      // No page here writes: the state page (with http.consoleWrite) will.
+      req.resume();
+      if (path.startsWith('/api/') && !consoleWrite) this.json(req, res, 403, { error: 'read-only console (http.consoleWrite is false)' }, { connection: 'close' });
+      else this.send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD', connection: 'close' });
+      return;
+    }
+    req.resume();
+    if (path === '/favicon.ico') {
+      res.writeHead(204, { ...SECURITY_HEADERS, 'cache-control': 'max-age=86400' });
+      res.end();
+      return;
+    }
+    if (path.startsWith('/console/assets/')) {
+      const a = this.assets.get(path.slice('/console/assets/'.length));
+      if (a) this.asset(req, res, a, 'no-cache');
+      else this.send(req, res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      return;
+    }
+    if (!this.authorized(req, token)) {
+      if (path.startsWith('/api/') || path === '/api') {
+        this.json(req, res, 401, { error: 'token required (Authorization: Bearer <http.token>)' }, { 'www-authenticate': 'Bearer realm="fakemx"' });
+      } else {
+        this.send(req, res, 303, 'text/plain; charset=utf-8', 'login required\n', { location: '/console/login' });
+      }
+      return;
+    }
+    if (path === '/' || path === '/console') {
+      this.send(req, res, 303, 'text/plain; charset=utf-8', 'see /console/\n', { location: '/console/' });
+      return;
+    }
+    const pageName = ({ '/console/': 'live', '/console/caught': 'caught', '/console/corpus': 'corpus', '/console/message': 'message' } as Record<string, PageName | undefined>)[path];
+    if (pageName) {
+      this.asset(req, res, this.pages.get(pageName)!, 'no-cache');
+      return;
+    }
+    await this.api(req, res, url);
+  }
+
+  private async login(req: IncomingMessage, res: ServerResponse, token: string): Promise<void> {
+    const method = req.method ?? '';
+    if (method === 'GET' || method === 'HEAD') {
+      req.resume();
+      if (!token) this.send(req, res, 303, 'text/plain; charset=utf-8', 'no token needed\n', { location: '/console/' });
+      else this.send(req, res, 200, 'text/html; charset=utf-8', loginPage(false));
+      return;
+    }
+    if (method !== 'POST') {
+      req.resume();
+      this.send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD, POST', connection: 'close' });
+      return;
+    }
+    const body = await readBody(req, LOGIN_BODY_MAX);
+    if (body === null) {
+      this.send(req, res, 413, 'text/plain; charset=utf-8', 'too large\n', { connection: 'close' });
+      return;
+    }
+    const given = new URLSearchParams(body).get('token') ?? '';
+    if (!token || !same(given, token)) {
+      if (token) this.opts.logger.warn({ tag: 'CONSOLE_LOGIN_FAILED', client: req.socket.remoteAddress }, 'console login with a wrong token');
+      this.send(req, res, token ? 401 : 303, 'text/html; charset=utf-8', token ? loginPage(true) : '', token ? {} : { location: '/console/' });
+      return;
+    }
+    this.send(req, res, 303, 'text/plain; charset=utf-8', 'logged in\n', {
+      location: '/console/',
+      'set-cookie': `${COOKIE}=${cookieValue(token)}; Path=/; HttpOnly; SameSite=Strict`,
+    });
+  }
+
+  private async api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const p = url.pathname;
+    const q = url.searchParams;
+    if (p === '/api/live') {
+      const now = Date.now();
+      if (!this.liveCache || now - this.liveCache.at >= LIVE_CACHE_MS) {
+        this.liveCache = { at: now, asset: cached(Buffer.from(JSON.stringify(this.opts.live.live())), 'application/json; charset=utf-8') };
+      }
+      this.asset(req, res, this.liveCache.asset, 'no-store');
+    } else if (p === '/api/caught') {
+      const now = Date.now();
+      if (!this.caughtCache || now - this.caughtCache.at >= CAUGHT_CACHE_MS) {
+        this.caughtCache = { at: now, asset: cached(Buffer.from(JSON.stringify(this.opts.live.caught())), 'application/json; charset=utf-8') };
+      }
+      this.asset(req, res, this.caughtCache.asset, 'no-store');
+    } else if (p === '/api/corpus') {
+      const query: CorpusQuery = {};
+      for (const k of ['day', 'verdict', 'client', 'helo', 'from', 'rcpt', 'subject'] as const) {
+        const v = q.get(k)?.trim();
+        if (v) query[k] = v.slice(0, 256);
+      }
+      if (query.day && !DAY_DIR.test(query.day)) return this.json(req, res, 400, { error: 'day must be YYYY-MM-DD' });
+      for (const k of ['offset', 'limit'] as const) {
+        const v = q.get(k);
+        if (v === null || v === '') continue;
+        if (!/^\d{1,9}$/.test(v)) return this.json(req, res, 400, { error: `${k} must be a whole number` });
+        query[k] = Number(v);
+      }
+      try {
+        this.json(req, res, 200, { ...this.opts.index.query(query) });
+      } catch (e) {
+        this.json(req, res, 400, { error: e instanceof Error ? e.message : String(e) });
+      }
+    } else if (p === '/api/corpus/facets') {
+      this.json(req, res, 200, { days: this.opts.index.days(), verdicts: this.opts.index.tags(), indexing: this.opts.index.indexing, indexed: this.opts.index.size });
+    } else if (p === '/api/corpus/message' || p === '/api/corpus/raw') {
+      const id = q.get('id') ?? '';
+      const e = ID.test(id) ? this.opts.index.get(id) : undefined;
+      if (!e) return this.json(req, res, 404, { error: 'no such message' });
+      if (p === '/api/corpus/message') {
+        try {
+          this.json(req, res, 200, { ...(await messageView(e.path, e.json)) });
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          this.opts.index.remove(id);
+          this.json(req, res, 404, { error: 'message gone from the store' });
+        }
+      } else {
+        await this.raw(req, res, id, e.path);
+      }
+    } else {
+      this.json(req, res, 404, { error: 'not found' });
+    }
+  }
+
+  /** The .eml as a download: never something a browser would render. */
+  private async raw(req: IncomingMessage, res: ServerResponse, id: string, path: string): Promise<void> {
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch {
+      this.opts.index.remove(id);
+      return this.json(req, res, 404, { error: 'message gone from the store' });
+    }
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-type': 'application/octet-stream',
+      'content-disposition': `attachment; filename="${id}.eml"`,
+      'content-length': size,
+      'cache-control': 'no-store',
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const s = createReadStream(path);
+      s.on('error', () => {
+        res.destroy();
+        resolve();
+      });
+      s.on('end', resolve);
+      s.pipe(res);
+    });
+  }
+}
+
+/** The request body as text, or null past `max` octets. */
+function readBody(req: IncomingMessage, max: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) over = true;
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(over ? null : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(null));
+  });
+}

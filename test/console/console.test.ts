@@ -1,0 +1,287 @@
+// The console without a browser: the live state from server events, the corpus index and
+// its filters, and the HTTP side on a real admin listener (security headers, token, cookie,
+// Host check, read-only API, raw download headers, page weight). The browser cases are in
+// test/interop/console.test.ts.
+import { EventEmitter } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { CorpusIndex, subjectOf } from '../../src/console/corpus-index.js';
+import { startConsole, type ConsoleRuntime } from '../../src/console/index.js';
+import { BUCKET_MS, LiveState, networkOf, TopCounter } from '../../src/console/live.js';
+import { cookieValue, CSP, hostAllowed } from '../../src/console/routes.js';
+import type { ServerEvents } from '../../src/events.js';
+import { startAdmin, type AdminServer } from '../../src/http/admin.js';
+import { silentLogger } from '../../src/log/logger.js';
+import type { SessionInfo } from '../../src/smtp/hooks.js';
+import type { MessageMetadata } from '../../src/store/metadata.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'fakemx-console-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function session(id: string, over: Partial<SessionInfo> = {}): SessionInfo {
+  return {
+    id, remoteAddress: '192.0.2.7', remotePort: 40000, localAddress: '127.0.0.1', localPort: 25, listener: 'mx', openedAt: Date.now() - 5000,
+    helo: undefined, esmtp: false, tls: undefined, mailFrom: undefined, mailParams: undefined, rcptTo: [],
+    counts: { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 },
+    ...over,
+  };
+}
+
+function meta(id: string, at: string, over: Partial<MessageMetadata> = {}): MessageMetadata {
+  return {
+    version: 1, id, file: `${at.slice(0, 10)}/${id}.eml`, receivedAt: at, session: 's' + id, listener: 'mx',
+    client: { ip: '192.0.2.7', port: 4000, helo: 'bot.example', esmtp: true }, server: { ip: '127.0.0.1', port: 25, hostName: 'mx' }, tls: null,
+    envelope: { mailFrom: 'a@spam.example', rcptTo: ['u@example.com'], declaredSize: null, body: null, smtputf8: false },
+    sizes: { body: 10, headers: 10, file: 20 }, timings: { sessionOpenedAt: at, dataStartedAt: at, dataEndedAt: at, dataMs: 0 },
+    verdicts: [], dns: null, tempfailed: false, ...over,
+  };
+}
+
+/** Writes a message the way the store lays it out. */
+function store(root: string, m: MessageMetadata, subject: string): void {
+  mkdirSync(join(root, m.receivedAt.slice(0, 10)), { recursive: true });
+  writeFileSync(join(root, m.file), `Received: from x\r\nSubject: ${subject}\r\nFrom: a@spam.example\r\n\r\nbody of ${m.id}\r\n`);
+  writeFileSync(join(root, m.file.replace(/\.eml$/, '.json')), JSON.stringify(m));
+}
+
+describe('LiveState', () => {
+  it('lists open sessions with phase and verdicts, counts per 10 s bucket, forgets closed ones', () => {
+    let now = 1_000_000_000_000;
+    const live = new LiveState(() => now);
+    const ev = new EventEmitter<ServerEvents>();
+    const detach = live.attach(ev);
+    const s = session('a1', { helo: 'bot.example', esmtp: true, mailFrom: { address: 'x@spam.example', local: 'x', domain: 'spam.example', utf8: false } });
+    ev.emit('connection', { listener: 'mx', outcome: 'accepted' });
+    ev.emit('connect', s);
+    ev.emit('verdict', { tag: 'PREGREET', session: s, client: '[192.0.2.7]:40000', details: {} });
+    ev.emit('verdict', { tag: 'TARPIT', session: s, client: '[192.0.2.7]:40000', details: { delayMs: 1500 } });
+    let snap = live.live();
+    expect(snap.open).toBe(1);
+    expect(snap.sessions[0]).toMatchObject({ id: 'a1', client: '192.0.2.7:40000', phase: 'mail', helo: 'bot.example', mailFrom: 'x@spam.example', verdicts: ['PREGREET', 'TARPIT'] });
+    expect(snap.series.connections.at(-1)).toBe(1);
+    expect(snap.series.verdicts.PREGREET!.at(-1)).toBe(1);
+    expect(snap.series.connections).toHaveLength(360);
+    now += BUCKET_MS * 3;
+    ev.emit('messageResult', { session: s, result: 'stored', bytes: 10 });
+    ev.emit('disconnect', s, { reason: 'quit', durationMs: 1 });
+    snap = live.live();
+    expect(snap.open).toBe(0);
+    expect(snap.series.connections.slice(-4)).toEqual([1, 0, 0, 0]);
+    expect(snap.series.messages.at(-1)).toBe(1);
+    // An hour later the old buckets are gone, the totals stay.
+    now += BUCKET_MS * 400;
+    snap = live.live();
+    expect(snap.series.connections.every((x) => x === 0)).toBe(true);
+    expect(snap.totals).toMatchObject({ connections: 1, messages: 1, verdicts: { PREGREET: 1, TARPIT: 1 } });
+    const c = live.caught();
+    expect(c.networks[0]).toMatchObject({ key: '192.0.2.0/24', count: 2 });
+    expect(c.helos[0]).toMatchObject({ key: 'bot.example', count: 1 });
+    expect(c.senderDomains[0]).toMatchObject({ key: 'spam.example', tags: { stored: 1 } });
+    expect(c.tarpit).toMatchObject({ verdicts: 1, totalMs: 1500 });
+    detach();
+    ev.emit('connect', session('b2'));
+    expect(live.live().open).toBe(0);
+    expect(live.handlerFailures).toBe(0);
+  });
+
+  it('DNS list zones: lookups, hits, errors and health', () => {
+    const live = new LiveState();
+    for (let i = 0; i < 4; i++) live.onDnsQuery({ zone: 'bl.example', durationMs: 10, cacheHit: i === 3 });
+    live.onDnsQuery({ zone: 'dead.example', durationMs: 2000, cacheHit: false, error: 'timeout' });
+    live.onVerdict({ tag: 'DNSBL', session: null, client: '[192.0.2.1]:1', details: { zones: ['bl.example'] } });
+    const z = live.caught().zones;
+    expect(z[0]).toMatchObject({ zone: 'bl.example', queries: 3, cacheHits: 1, hits: 1, hitRate: 0.25, health: 'ok' });
+    expect(z[1]).toMatchObject({ zone: 'dead.example', errors: { timeout: 1 }, health: 'failing' });
+  });
+
+  it('networks as text; top tables stay bounded', () => {
+    expect(networkOf('203.0.113.9', 64)).toBe('203.0.113.0/24');
+    expect(networkOf('2001:db8:1:2:3:4:5:6', 64)).toBe('2001:db8:1:2::/64');
+    expect(networkOf('2001:db8::1', 48)).toBe('2001:db8::/48');
+    const t = new TopCounter(100);
+    for (let i = 0; i < 1000; i++) t.add(`k${i}`);
+    for (let i = 0; i < 5; i++) t.add('hot');
+    expect(t.size).toBeLessThanOrEqual(100);
+    expect(t.top(1)[0]).toMatchObject({ key: 'hot', count: 5 });
+  });
+});
+
+describe('CorpusIndex', () => {
+  it('scans the store, filters newest first, pages, takes new messages, forgets a removed one', async () => {
+    const root = join(tmp, 'idx');
+    store(root, meta('m1', '2026-01-01T10:00:00.000Z'), 'first =?UTF-8?B?w6nDqQ==?=');
+    store(root, meta('m2', '2026-01-02T10:00:00.000Z', { client: { ip: '198.51.100.20', port: 1, helo: 'Other.Example', esmtp: false }, verdicts: [{ tag: 'PREGREET', atMs: 1 }, { tag: 'PREGREET', atMs: 2 }] }), 'second');
+    store(root, meta('m3', '2026-01-02T11:00:00.000Z', { envelope: { mailFrom: '', rcptTo: ['x@a.example', 'y@b.example'], declaredSize: null, body: null, smtputf8: false } }), 'third');
+    writeFileSync(join(root, '2026-01-02', '.tmp-zz.json'), '{');
+    const idx = new CorpusIndex();
+    await idx.setRoots([root]);
+    expect(idx.size).toBe(3);
+    expect(idx.query({}).items.map((i) => i.id)).toEqual(['m3', 'm2', 'm1']);
+    expect(idx.query({}).items[2]!.subject).toBe('first éé');
+    expect(idx.query({ day: '2026-01-02' }).total).toBe(2);
+    expect(idx.query({ verdict: 'pregreet' }).items.map((i) => i.id)).toEqual(['m2']);
+    expect(idx.query({ verdict: 'PREGREET' }).items[0]!.verdicts).toEqual(['PREGREET']);
+    expect(idx.query({ client: '198.51.100.0/24' }).items.map((i) => i.id)).toEqual(['m2']);
+    expect(idx.query({ client: '192.0.2' }).total).toBe(2);
+    expect(idx.query({ helo: 'other' }).total).toBe(1);
+    expect(idx.query({ rcpt: 'B.EXAMPLE' }).items.map((i) => i.id)).toEqual(['m3']);
+    expect(idx.query({ subject: 'ÉÉ'.toLowerCase() }).total).toBe(1);
+    expect(idx.query({ from: 'spam' }).total).toBe(2);
+    expect(idx.query({ offset: 1, limit: 1 })).toMatchObject({ total: 3, offset: 1, limit: 1, items: [{ id: 'm2' }] });
+    expect(() => idx.query({ client: '10.0.0.0/99' })).toThrow();
+    expect(idx.days()).toEqual([{ day: '2026-01-02', count: 2 }, { day: '2026-01-01', count: 1 }]);
+
+    const m4 = meta('m4', '2026-01-03T00:00:00.000Z');
+    store(root, m4, 'fourth');
+    idx.add({ session: session('s4'), metadata: m4, path: join(root, m4.file) });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(idx.query({ limit: 1 }).items[0]).toMatchObject({ id: 'm4', subject: 'fourth' });
+    idx.remove('m2');
+    expect(idx.query({}).total).toBe(3);
+    await idx.setRoots([]);
+    expect(idx.size).toBe(0);
+  });
+
+  it('subjectOf: unfolded, decoded, controls out, only from the header block', () => {
+    expect(subjectOf('A: b\r\nSubject: one\r\n two\r\n\r\nSubject: body')).toBe('one two');
+    expect(subjectOf('Subject: =?ISO-8859-1?Q?caf=E9?=\r\n\r\n')).toBe('café');
+    expect(subjectOf('X: y\r\n\r\nSubject: not a header')).toBe('');
+    expect(subjectOf('Subject: a\x1bb\r\n\r\n')).toBe('a b');
+  });
+});
+
+describe('config', () => {
+  const load = (http: Record<string, unknown>) => loadConfig({ overrides: { listenPort: 0, storePath: tmp, http }, env: {} });
+  it('the console off loopback needs http.token; the console needs http.port', () => {
+    expect(() => load({ console: true, port: 8025, address: '0.0.0.0' })).toThrow(ConfigError);
+    try {
+      load({ console: true, port: 8025, address: '192.0.2.1' });
+    } catch (e) {
+      expect((e as ConfigError).key).toBe('http.token');
+    }
+    try {
+      load({ console: true, port: 0 });
+    } catch (e) {
+      expect((e as ConfigError).key).toBe('http.port');
+    }
+    expect(load({ console: true, port: 8025, address: '0.0.0.0', token: 't' }).config.http.console).toBe(true);
+    expect(load({ console: true, port: 8025, address: '::1' }).config.http.token).toBe('');
+    expect(load({ console: true, port: 8025, address: '127.0.0.2' }).config.http.console).toBe(true);
+  });
+});
+
+describe('HTTP', () => {
+  let admin: AdminServer | null = null;
+  let rt: ConsoleRuntime | null = null;
+  afterEach(async () => {
+    await admin?.close();
+    admin = null;
+    rt?.stop();
+    rt = null;
+  });
+
+  async function start(http: Record<string, unknown>, root: string) {
+    const config = loadConfig({ overrides: { listenPort: 0, storePath: root, http: { port: 1, console: true, ...http } }, env: {} }).config;
+    const ev = new EventEmitter<ServerEvents>();
+    rt = startConsole(ev, config, silentLogger());
+    await rt.index.ready();
+    admin = await startAdmin({
+      address: '127.0.0.1', port: 0, source: { listening: [], activeSessions: 0, config }, closed: () => false,
+      metrics: async () => ({ text: '', contentType: 'text/plain' }), logger: silentLogger(), console: () => rt?.app ?? null,
+    });
+    return { base: `http://127.0.0.1:${admin.port}`, ev };
+  }
+
+  /** A raw request (fetch cannot set Host). */
+  function get(url: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+    return new Promise((resolve, reject) => {
+      const r = request(url, { method, headers }, (res) => {
+        let b = '';
+        res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b }));
+      });
+      r.on('error', reject);
+      r.end(body);
+    });
+  }
+
+  it('pages and API: strict headers, pages fill from the API, raw downloads are attachments, read-only', async () => {
+    const root = join(tmp, 'http1');
+    store(root, meta('h1', '2026-02-01T00:00:00.000Z'), '<b>bold</b>');
+    const { base } = await start({}, root);
+    for (const p of ['/console/', '/console/caught', '/console/corpus', '/console/message?id=h1', '/api/live', '/api/caught', '/api/corpus', '/api/corpus/raw?id=h1']) {
+      const r = await get(base + p);
+      expect(r.status, p).toBe(200);
+      expect(r.headers['content-security-policy'], p).toBe(CSP);
+      expect(r.headers['x-content-type-options'], p).toBe('nosniff');
+    }
+    const html = (await get(base + '/console/')).body;
+    expect(html).not.toMatch(/<script>|<script [^>]*>[^<]|\son\w+=|\sstyle=/i);
+    expect(html).toContain('<script src="/console/assets/console.js" defer></script>');
+    const list = JSON.parse((await get(base + '/api/corpus?subject=BOLD')).body) as { total: number; items: { subject: string }[] };
+    expect(list.total).toBe(1);
+    expect(list.items[0]!.subject).toBe('<b>bold</b>');
+    const raw = await get(base + '/api/corpus/raw?id=h1');
+    expect(raw.headers['content-type']).toBe('application/octet-stream');
+    expect(raw.headers['content-disposition']).toBe('attachment; filename="h1.eml"');
+    expect(raw.body).toContain('body of h1');
+    const view = JSON.parse((await get(base + '/api/corpus/message?id=h1')).body) as { subject: string; text: string };
+    expect(view).toMatchObject({ subject: '<b>bold</b>', text: 'body of h1\n' });
+    expect((await get(base + '/api/corpus/message?id=../../etc/passwd')).status).toBe(404);
+    expect((await get(base + '/api/corpus?day=yesterday')).status).toBe(400);
+    expect((await get(base + '/api/corpus?client=1.2.3.4/77')).status).toBe(400);
+    expect((await get(base + '/api/nothing')).status).toBe(404);
+    expect((await get(base + '/api/corpus', {}, 'POST', 'x')).status).toBe(403);
+    expect((await get(base + '/api/corpus', {}, 'DELETE')).status).toBe(403);
+    // /healthz and /metrics stay with the admin server.
+    expect(JSON.parse((await get(base + '/healthz')).body)).toHaveProperty('status');
+    expect((await get(base + '/')).headers.location).toBe('/console/');
+    // A DNS-rebinding page names its own host: refused without a token.
+    expect((await get(base + '/api/live', { host: 'evil.example:8025' })).status).toBe(403);
+    expect((await get(base + '/api/live', { host: 'localhost:8025' })).status).toBe(200);
+    // The gzipped page weight: the heaviest page loads every asset.
+    let weight = gzipSync(html).length;
+    for (const a of ['console.js', 'console.css', 'uPlot.iife.min.js', 'uPlot.min.css']) {
+      const r = await get(`${base}/console/assets/${a}`, { 'accept-encoding': 'gzip' });
+      expect(r.headers['content-encoding']).toBe('gzip');
+      weight += Number(r.headers['content-length']);
+    }
+    expect(weight).toBeLessThan(200 * 1024);
+    // A message deleted behind the index's back is a 404 and leaves the index.
+    rmSync(join(root, '2026-02-01'), { recursive: true });
+    expect((await get(base + '/api/corpus/message?id=h1')).status).toBe(404);
+    expect(JSON.parse((await get(base + '/api/corpus')).body)).toMatchObject({ total: 0 });
+  });
+
+  it('with http.token: Bearer or the login cookie, nothing else; consoleWrite turns 403 into 405', async () => {
+    const { base } = await start({ token: 'tok', consoleWrite: true }, join(tmp, 'http2'));
+    expect((await get(base + '/api/live')).status).toBe(401);
+    expect((await get(base + '/console/corpus')).headers.location).toBe('/console/login');
+    expect((await get(base + '/api/live', { authorization: 'Bearer tok' })).status).toBe(200);
+    expect((await get(base + '/api/live', { host: 'evil.example', authorization: 'Bearer tok' })).status).toBe(200);
+    expect((await get(base + '/console/login')).body).toContain('name="token"');
+    const bad = await get(base + '/console/login', { 'content-type': 'application/x-www-form-urlencoded' }, 'POST', 'token=nope');
+    expect(bad.status).toBe(401);
+    const ok = await get(base + '/console/login', { 'content-type': 'application/x-www-form-urlencoded' }, 'POST', 'token=tok');
+    expect(ok.status).toBe(303);
+    const cookie = String(ok.headers['set-cookie']);
+    expect(cookie).toBe(`fakemx_console=${cookieValue('tok')}; Path=/; HttpOnly; SameSite=Strict`);
+    expect((await get(base + '/api/live', { cookie: cookie.split(';')[0]! })).status).toBe(200);
+    expect((await get(base + '/api/live', { cookie: 'fakemx_console=tok' })).status).toBe(401);
+    expect((await get(base + '/console/login', {}, 'POST', 'token=' + 'x'.repeat(5000))).status).toBe(413);
+    expect((await get(base + '/api/corpus', { authorization: 'Bearer tok' }, 'POST')).status).toBe(405);
+  });
+
+  it('hostAllowed', () => {
+    expect(hostAllowed('127.0.0.1:8025')).toBe(true);
+    expect(hostAllowed('[::1]:8025')).toBe(true);
+    expect(hostAllowed('localhost')).toBe(true);
+    expect(hostAllowed('fakemx.localhost:1')).toBe(true);
+    expect(hostAllowed('attacker.example')).toBe(false);
+    expect(hostAllowed(undefined)).toBe(false);
+  });
+});
