@@ -37,6 +37,7 @@ export class Metrics {
   readonly dnsErrors: Counter<'zone' | 'kind'>;
   readonly dnsCacheHits: Counter;
   readonly webhook: Counter<'result'>;
+  readonly authAttempts: Counter<'mechanism' | 'tls'>;
   readonly stateErrors: Counter<'op' | 'reason'>;
   /** Handler failures (a bug); logged at most once a minute. */
   private failures = 0;
@@ -54,6 +55,7 @@ export class Metrics {
     this.dnsCacheHits = new Counter({ name: 'fakemx_dns_cache_hits_total', help: 'DNS list lookups answered from the cache.', registers });
     this.stateErrors = new Counter({ name: 'fakemx_state_errors_total', help: 'State store calls that failed (error) or missed state.timeout (timeout), by operation; the session went on per state.onError.', labelNames: ['op', 'reason'], registers });
     this.webhook = new Counter({ name: 'fakemx_webhook_total', help: 'Webhook deliveries by result (success, retry, failed after all retries, dropped when the queue was full).', labelNames: ['result'], registers });
+    this.authAttempts = new Counter({ name: 'fakemx_auth_attempts_total', help: 'AUTH attempts (the honeypot: each one failed), by mechanism and whether under TLS; from the AUTH verdicts.', labelNames: ['mechanism', 'tls'], registers });
     for (const r of MESSAGE_RESULTS) this.messages.inc({ result: r }, 0);
     for (const r of WEBHOOK_RESULTS) this.webhook.inc({ result: r }, 0);
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
@@ -115,6 +117,8 @@ export class Metrics {
       }),
       verdict: guard('verdict', (ev: ServerEvents['verdict'][0]) => {
         this.verdicts.inc({ tag: label(ev.tag) });
+        // The mechanism is one the engine offers (PLAIN, LOGIN, CRAM-MD5): a bounded label.
+        if (ev.tag === 'AUTH') this.authAttempts.inc({ mechanism: label(ev.details.mechanism), tls: ev.details.tls === true ? 'yes' : 'no' });
       }),
       messageResult: guard('messageResult', (ev: ServerEvents['messageResult'][0]) => {
         this.messages.inc({ result: label(ev.result) });

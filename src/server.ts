@@ -16,6 +16,7 @@ import { silentLogger, type Logger } from './log/logger.js';
 import { prefixKey } from './net/ip.js';
 import { Observer } from './observer.js';
 import { matchAccess } from './policy/access.js';
+import { installSalt } from './policy/auth.js';
 import { createDnsCheck, type DnsRuntime } from './dnsbl/runtime.js';
 import { Policy } from './policy/index.js';
 import { PerIpLimiter } from './policy/limits.js';
@@ -78,6 +79,11 @@ function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): SessionCon
     maxMessages: p.maxMessages,
     advertisePipelining: p.advertisePipelining,
     bannerTeaser: p.bannerTeaser,
+    chunking: p.chunking,
+    binaryMime: p.chunking && p.binaryMime,
+    ...(p.auth.enabled
+      ? { auth: { mechanisms: p.auth.cramMd5 ? (['PLAIN', 'LOGIN', 'CRAM-MD5'] as const) : (['PLAIN', 'LOGIN'] as const), plaintext: p.auth.allowPlaintext } }
+      : {}),
     // An implicit-TLS session has no STARTTLS; only starttls listeners offer it.
     ...(eff.tls === 'starttls' && loaded.tls
       ? { startTls: { context: loaded.tls.context, handshakeTimeout: loaded.config.tls.handshakeTimeout } }
@@ -180,6 +186,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       fleetLeases: rt.state?.kind === 'redis',
       greylistAllow: p.greylist.allowList ? lists.greylistAllow(p.greylist.allowList) : null,
       traps: p.greylist.trapAddresses ? lists.mailboxes(p.greylist.trapAddresses) : null,
+      ...(p.auth.enabled && p.auth.recordPasswords === 'sha256' ? { authSalt: installSalt(p.auth, rt.loaded.config.state.path) } : {}),
       gone: (s) => this.sessionGone(s as Session),
     });
     return { eff, policy, session: sessionConfig(eff, rt.loaded) };

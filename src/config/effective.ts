@@ -26,7 +26,7 @@ export interface EffectiveTls {
   readonly context: SecureContext;
 }
 
-/** The profile over the top level; tarpit, cache and greylist are merged key by key. */
+/** The profile over the top level; tarpit, cache, greylist and auth are merged key by key. */
 function policyOf(config: Config, l: ListenerConfig): PolicyConfig {
   const p = l.profile ?? {};
   const merged: PolicyConfig = {
@@ -35,6 +35,7 @@ function policyOf(config: Config, l: ListenerConfig): PolicyConfig {
     tarpit: Object.freeze({ ...config.tarpit, ...(p.tarpit ?? {}) }),
     cache: Object.freeze({ ...config.cache, ...(p.cache ?? {}), passTtl: Object.freeze({ ...config.cache.passTtl, ...(p.cache?.passTtl ?? {}) }) }),
     greylist: Object.freeze({ ...config.greylist, ...(p.greylist ?? {}) }),
+    auth: Object.freeze({ ...config.auth, ...(p.auth ?? {}) }),
   };
   return merged;
 }

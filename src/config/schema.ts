@@ -30,6 +30,16 @@ export interface CacheConfig {
   failTtl: number;
 }
 
+/** The AUTH honeypot (RFC 4954); per listener profile. Every attempt fails. */
+export interface AuthConfig {
+  enabled: boolean;
+  allowPlaintext: boolean;
+  cramMd5: boolean;
+  maxAttempts: number;
+  recordPasswords: 'none' | 'sha256' | 'plain';
+  salt: string;
+}
+
 /** Greylisting and greytraps (spamd); per listener profile. */
 export interface GreylistConfig {
   enabled: boolean;
@@ -139,6 +149,9 @@ export interface PolicyConfig {
   tarpit: TarpitConfig;
   cache: CacheConfig;
   greylist: GreylistConfig;
+  chunking: boolean;
+  binaryMime: boolean;
+  auth: AuthConfig;
 }
 
 export interface Config extends PolicyConfig {
@@ -165,6 +178,7 @@ export const PROFILE_KEYS: readonly (keyof PolicyConfig)[] = [
   'advertisePipelining', 'rwlProviders', 'rblProviders', 'localDomains', 'localMailboxes',
   'maxSessionsPerIp', 'ipv6Prefix', 'accessList', 'maxLineLength', 'maxPendingInput', 'tarpit',
   'cache', 'greylist',
+  'chunking', 'binaryMime', 'auth',
 ];
 
 const nat = 'nat';

@@ -4,7 +4,8 @@
 // per-IP limit (a state lease with redis) -> client cache and trap lookup (CACHE_FAIL acts,
 // CACHE_PASS skips tests) -> DNS lists (started at once) -> banner delay -> DNS verdict.
 // Input: early talk. RCPT: enforced verdicts -> recipients -> greytrap -> greylist (at rcpt).
-// DATA: greylist (at data) -> tempfail -> store or sink. Replies: tarpit. Close: cache passes,
+// DATA/BDAT: greylist (at data) -> tempfail -> store or sink. AUTH: recorded, then 535 (421
+// past auth.maxAttempts). Replies: tarpit. Close: cache passes,
 // lease released. A client the access list permits skips every anti-spam check.
 
 import type { GreylistAllow } from '../config/lists.js';
@@ -38,6 +39,8 @@ export interface PolicyServices {
   greylistAllow?: GreylistAllow | null;
   /** greylist.trapAddresses, read (lower-case). */
   traps?: ReadonlySet<string> | null;
+  /** The salt of AUTH password hashes (auth.salt or the per-install one); with auth.enabled. */
+  authSalt?: string;
   /** The session has closed: the server's own bookkeeping (session table, drain). */
   gone(s: SessionInfo): void;
 }

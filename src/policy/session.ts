@@ -5,7 +5,7 @@
 // else. Without a state store every hook answers as before (synchronously where it did).
 
 import type {
-  Address, CloseInfo, EarlyTalkEvent, MessageSink, ReplyShape, SessionHooks, SessionInfo, TlsInfo,
+  Address, AuthAttempt, CloseInfo, EarlyTalkEvent, MessageSink, ReplyShape, SessionHooks, SessionInfo, TlsInfo,
 } from '../smtp/hooks.js';
 import { replies, type Reply } from '../smtp/reply.js';
 import type { Corpus } from '../store/corpus.js';
@@ -14,6 +14,7 @@ import { dnsVerdict } from '../dnsbl/verdict.js';
 import type { StateStore } from '../state/store.js';
 import { keys, type CacheTest, type Lease } from '../state/types.js';
 import { accessDenied } from './access.js';
+import { authDetails, authReply } from './auth.js';
 import { cachedFail, lookupClient, recordFail, recordPass, type ClientRecord } from './client-cache.js';
 import { greylist, greylistedReply, greylistExempt, stateUnavailableReply } from './greylist.js';
 import { isTrapAddress, trapClient, trappedReply } from './greytrap.js';
@@ -39,6 +40,8 @@ export class PolicySession implements SessionHooks, BannerWait {
   /** Tarpitted by a verdict (stutter applies even before the first error). */
   private flagged = false;
   private stuttering = false;
+  /** AUTH attempts this session made (auth.maxAttempts). */
+  private authAttempts = 0;
   /** While in the banner delay: when it ends, and what ends it (BannerWait). */
   wakeAt = 0;
   private waker: (() => void) | undefined;
@@ -352,6 +355,14 @@ export class PolicySession implements SessionHooks, BannerWait {
 
   tls(s: SessionInfo, info: TlsInfo): void {
     this.verdict(s, 'TLS', { ...info });
+  }
+
+  /** The AUTH honeypot (auth.ts): every attempt is recorded as an AUTH verdict and fails. */
+  auth(s: SessionInfo, a: AuthAttempt): Reply {
+    const { cfg, svc } = this.policy;
+    const n = ++this.authAttempts;
+    this.verdict(s, 'AUTH', authDetails(s, a, cfg.auth, svc.authSalt ?? '', n));
+    return authReply(n, cfg.auth);
   }
 
   close(s: SessionInfo, info: CloseInfo): void {

@@ -20,7 +20,8 @@ export interface Address {
 /** MAIL FROM parameters this engine understands (RFC 1870, 6152, 6531). */
 export interface MailParams {
   size?: number;
-  body?: '7BIT' | '8BITMIME';
+  /** BINARYMIME (RFC 3030 §3) only where the listener advertises it; such a message needs BDAT. */
+  body?: '7BIT' | '8BITMIME' | 'BINARYMIME';
   smtputf8: boolean;
 }
 
@@ -61,6 +62,28 @@ export interface SessionInfo {
   readonly mailParams: MailParams | undefined;
   readonly rcptTo: readonly Address[];
   readonly counts: Readonly<SessionCounts>;
+  /** How the current message's body is coming: DATA, BDAT (RFC 3030), or none yet. */
+  readonly transfer?: 'DATA' | 'BDAT' | undefined;
+  /** BDAT chunks received for the current message so far (the LAST one included at its end). */
+  readonly chunks?: number;
+}
+
+/** The mechanisms the engine can run (RFC 4954 §4; RFC 4616 PLAIN, LOGIN, RFC 2195 CRAM-MD5). */
+export type AuthMechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5';
+
+/** One finished AUTH exchange, decoded by the engine; the policy decides the reply. */
+export interface AuthAttempt {
+  mechanism: AuthMechanism;
+  /** PLAIN: the authentication identity; LOGIN: the user name; CRAM-MD5: the user name. */
+  user: string;
+  /** PLAIN: the authorization identity, when one was given. */
+  authzid?: string;
+  /** PLAIN and LOGIN: the password as sent (decoded octets read as UTF-8). */
+  password?: string;
+  /** CRAM-MD5: the challenge sent and the client's hex digest. */
+  cram?: { challenge: string; digest: string };
+  /** Whether the first response came with the AUTH command (RFC 4954 §4 initial response). */
+  initialResponse: boolean;
 }
 
 export type EarlyTalkKind = 'pregreet' | 'pipelining';
@@ -82,7 +105,7 @@ export interface MessageSink {
   /** The final dot arrived: make it durable and give the reply (250 / 421 / 451). */
   end(size: number): Maybe<Reply>;
   /** The body will not be accepted (too big, timeout, connection lost): free everything. */
-  abort(reason: 'too_big' | 'timeout' | 'closed' | 'error'): void;
+  abort(reason: 'too_big' | 'timeout' | 'closed' | 'error' | 'reset'): void;
 }
 
 export interface ReplyShape {
@@ -118,6 +141,9 @@ export interface SessionHooks {
   rcpt?(s: SessionInfo, to: Address): Maybe<Reply | undefined>;
   /** DATA accepted by the engine: give a sink (354 follows) or a reply (e.g. 421 tempfail). */
   dataStart?(s: SessionInfo): Maybe<Reply | MessageSink>;
+  /** An AUTH exchange finished (RFC 4954): the reply to it (235, 535, 421...). Without this
+   *  hook the engine answers 454 4.7.0 (no way to check credentials). */
+  auth?(s: SessionInfo, attempt: AuthAttempt): Maybe<Reply | undefined>;
   /** Before any reply is written: tarpit delay and stutter. */
   shapeReply?(s: SessionInfo, reply: Reply): ReplyShape | undefined;
   /** Each command line received, as the client sent it (decoded; callers that log it must

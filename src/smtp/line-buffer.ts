@@ -73,6 +73,25 @@ export class LineBuffer {
     return Buffer.concat(this.chunks, Math.min(n, this.bytes));
   }
 
+  /**
+   * At most `n` of the first waiting octets, in order, as the chunks they came in (no copy).
+   * A BDAT chunk (RFC 3030 §2) is read with this: its octets follow the command line in the
+   * same queue and are data, not lines.
+   */
+  take(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[0];
+      if (c === undefined) break;
+      const k = Math.min(left, c.length);
+      out.push(k === c.length ? c : c.subarray(0, k));
+      this.consume(k);
+      left -= k;
+    }
+    return out;
+  }
+
   /** Everything waiting, in order (DATA takes over the input). */
   takeAll(): Buffer[] {
     const all = this.chunks;

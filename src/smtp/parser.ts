@@ -169,7 +169,7 @@ export function splitParams(params: string): ParseResult<Map<string, string | tr
 }
 
 /** MAIL FROM parameters. Unknown keyword -> 'param' (555 5.5.4, RFC 5321 §4.1.1.11). */
-export function parseMailParams(params: string): ParseResult<MailParams> {
+export function parseMailParams(params: string, opts: { binaryMime?: boolean } = {}): ParseResult<MailParams> {
   const split = splitParams(params);
   if (!split.ok) return split;
   const out: MailParams = { smtputf8: false };
@@ -181,12 +181,14 @@ export function parseMailParams(params: string): ParseResult<MailParams> {
         out.size = Number(v);
         break;
       case 'BODY':
-        // RFC 6152 §2: BODY=7BIT / BODY=8BITMIME
+        // RFC 6152 §2: BODY=7BIT / BODY=8BITMIME; RFC 3030 §3: BODY=BINARYMIME only where
+        // BINARYMIME is advertised.
         if (v === true) return fail('syntax', 'BODY needs a value');
         {
           const b = v.toUpperCase();
-          if (b !== '7BIT' && b !== '8BITMIME') return fail('syntax', 'BODY must be 7BIT or 8BITMIME');
-          out.body = b;
+          if (b === 'BINARYMIME' && opts.binaryMime) out.body = b;
+          else if (b !== '7BIT' && b !== '8BITMIME') return fail('syntax', 'BODY must be 7BIT or 8BITMIME');
+          else out.body = b;
         }
         break;
       case 'SMTPUTF8':

@@ -83,6 +83,22 @@ export const replies = {
   badParam: (name: string): Reply => r(555, '5.5.4', `Unsupported parameter ${sanitize(name, 40)}`),
   notImplemented: (cmd: string): Reply => r(502, '5.5.1', `${cmd} not implemented`),
 
+  // ---- CHUNKING (RFC 3030) ----
+  /** §2: each non-LAST chunk read is answered 250 (Postfix's text names the octets). */
+  chunkOk: (octets: number): Reply => r(250, '2.0.0', `Ok: ${octets} octets`),
+  /** The chunk's size cannot be read, so where it ends is unknown: nothing after it can be
+   *  taken as a command, and the session ends (as Postfix does). */
+  badChunkSize: (): Reply => ({ ...r(501, '5.5.4', 'Syntax: BDAT chunk-size [LAST]', true), outcome: 'bad_bdat' }),
+
+  // ---- AUTH (RFC 4954 §4, §6) ----
+  authChallenge: (b64: string): Reply => r(334, undefined, b64),
+  authUnknownMechanism: (): Reply => r(504, '5.5.4', 'Unrecognized authentication type'),
+  authCancelled: (): Reply => r(501, '5.0.0', 'Authentication cancelled'),
+  authBadBase64: (): Reply => r(501, '5.5.2', 'Cannot decode response'),
+  authLineTooLong: (): Reply => r(500, '5.5.6', 'Authentication Exchange line is too long'),
+  authEncryptionRequired: (): Reply => r(538, '5.7.11', 'Encryption required for requested authentication mechanism'),
+  authUnavailable: (): Reply => r(454, '4.7.0', 'Temporary authentication failure'),
+
   // ---- recipients ----
   tooManyRcpts: (): Reply => ({ code: 452, enhanced: '4.5.3', text: 'too many recipients', neutral: true }),
 

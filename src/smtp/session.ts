@@ -4,11 +4,12 @@
 // one stack frame per command; every callback enters through one fault boundary (fail), so
 // a fault costs this session a 421 and a close, never the process.
 
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { DataReader } from './data-reader.js';
 import type {
-  Address, Backend, CloseInfo, EarlyTalkKind, MailParams, MessageSink, SessionCounts, SessionHooks, SessionInfo, TlsInfo,
+  Address, AuthAttempt, AuthMechanism, Backend, CloseInfo, EarlyTalkKind, MailParams, MessageSink, SessionCounts, SessionHooks, SessionInfo, TlsInfo,
 } from './hooks.js';
 import { LineBuffer, TOO_LONG } from './line-buffer.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
@@ -43,6 +44,12 @@ export interface SessionConfig {
   bannerTeaser: boolean;
   /** STARTTLS offered when set and the session is not yet under TLS. */
   startTls?: { context: SecureContext; handshakeTimeout: number };
+  /** Advertise CHUNKING and take BDAT (RFC 3030); off when absent. */
+  chunking?: boolean;
+  /** Advertise BINARYMIME too (RFC 3030 §3; only with chunking). */
+  binaryMime?: boolean;
+  /** AUTH (RFC 4954): the mechanisms offered, and whether before TLS too; absent = no AUTH. */
+  auth?: { mechanisms: readonly AuthMechanism[]; plaintext: boolean };
 }
 
 /** What is particular to one connection. */
@@ -63,17 +70,19 @@ export interface Connection {
  *  ready:    waiting for a command line
  *  busy:     a command is being answered (hook, tarpit delay, stutter, write)
  *  data:     reading a message body (after 354)
+ *  chunk:    reading the octets of one BDAT chunk (RFC 3030), before its reply
  *  storing:  the final dot arrived; the sink is making the message durable
  *  tls:      STARTTLS handshake
  *  closing:  the last reply is written; waiting for the peer's FIN
  *  closed:   the socket is gone
  */
-export type State = 'greeting' | 'ready' | 'busy' | 'data' | 'storing' | 'tls' | 'closing' | 'closed';
+export type State = 'greeting' | 'ready' | 'busy' | 'data' | 'chunk' | 'storing' | 'tls' | 'closing' | 'closed';
 const TRANSITIONS: Record<State, readonly State[]> = {
   greeting: ['ready', 'busy', 'closing', 'closed'],
   ready: ['busy', 'closing', 'closed'],
-  busy: ['busy', 'ready', 'data', 'tls', 'closing', 'closed'],
+  busy: ['busy', 'ready', 'data', 'chunk', 'tls', 'closing', 'closed'],
   data: ['storing', 'busy', 'closing', 'closed'],
+  chunk: ['storing', 'busy', 'closing', 'closed'],
   storing: ['busy', 'closing', 'closed'],
   tls: ['ready', 'busy', 'closing', 'closed'],
   closing: ['closed'],
@@ -112,6 +121,11 @@ const EIGHT_BIT = /[\x80-\xff]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** How long a closing socket may linger for its FIN before it is destroyed. */
 const LINGER_MS = 5000;
+/** RFC 4954 §4: an AUTH exchange line may be far longer than a command line (12288 octets). */
+const AUTH_LINE_MAX = 12_288;
+/** A BDAT argument: the chunk size (digits; 15 keep it an exact number) and an optional LAST (RFC 3030 §2). */
+const BDAT_ARGS = /^([0-9]{1,15})(?: +(LAST))? *$/i;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 /** The empty recipient list every session starts with (frozen: shared by all of them). */
 const NO_RCPTS = Object.freeze([]) as unknown as Address[];
 
@@ -147,6 +161,12 @@ function extensionsFor(opts: SessionConfig, secure: boolean): readonly string[] 
     if (opts.advertisePipelining) e.push('PIPELINING');
     e.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
     if (opts.startTls && !secure) e.push('STARTTLS');
+    // RFC 4954 §3 / RFC 3207: plaintext mechanisms only once the channel is encrypted, unless allowed.
+    if (opts.auth && opts.auth.mechanisms.length > 0 && (secure || opts.auth.plaintext)) e.push(`AUTH ${opts.auth.mechanisms.join(' ')}`);
+    if (opts.chunking) {
+      e.push('CHUNKING');
+      if (opts.binaryMime) e.push('BINARYMIME');
+    }
     p.ext[i] = ext = Object.freeze(e);
   }
   return ext;
@@ -212,6 +232,8 @@ export class Session implements SessionInfo {
   mailParams: MailParams | undefined;
   /** Shared and frozen while empty (a held session allocates no list); RCPT starts a fresh one. */
   rcptTo: Address[] = NO_RCPTS;
+  transfer: 'DATA' | 'BDAT' | undefined = undefined;
+  chunks = 0;
 
   private sock: Socket;
   private readonly hooks: SessionHooks;
@@ -229,6 +251,19 @@ export class Session implements SessionInfo {
   private data: DataReader | null = null;
   private sink: MessageSink | null = null;
   private sinkFailed = false;
+  /** BDAT: octets of the current chunk still to read, whether it is the LAST, its size. */
+  private chunkLeft = 0;
+  private chunkLast = false;
+  private chunkSize = 0;
+  /** BDAT: the reply a chunk gets once read, decided before it (sequence error, refused
+   *  transaction): its octets are read and dropped (RFC 3030 §2). */
+  private chunkReply: Reply | null = null;
+  /** BDAT: octets of the message so far (what maxDataSize is held to). */
+  private bdatSize = 0;
+  /** An AUTH exchange waiting for the client's next line (RFC 4954 §4), or null. */
+  private authX: { mech: AuthMechanism; initial: boolean; user: string | undefined; challenge: string } | null = null;
+  /** An AUTH succeeded (a hook answered 235): a second AUTH is 503 (RFC 4954 §4). */
+  private authenticated = false;
   /** A sink write in progress: the socket stays paused until it settles. */
   private sinkWait: Promise<void> | null = null;
   private ioTimer: NodeJS.Timeout | null = null;
@@ -438,6 +473,7 @@ export class Session implements SessionInfo {
       if (!this.tls && chunk.length >= 2 && chunk[0] === 0x16 && chunk[1] === 0x03) return this.nonSmtp('tls_client_hello', chunk);
     }
     if (this.st === 'data') return this.onBody(chunk);
+    if (this.st === 'chunk') return this.onChunk(chunk);
     this.lines.push(chunk);
     if (this.st === 'greeting') {
       this.early('pregreet', chunk);
@@ -481,7 +517,8 @@ export class Session implements SessionInfo {
       case 'storing':
         return; // the message in flight is stored and answered, or neither: the store decides
       case 'data':
-        // The final dot can no longer come: the message is incomplete.
+      case 'chunk':
+        // The final dot (or the rest of the chunk) can no longer come: the message is incomplete.
         this.abortSink('closed');
         this.sock.destroy();
         return;
@@ -552,7 +589,8 @@ export class Session implements SessionInfo {
       this.sock.destroy();
       return;
     }
-    this.hooks.verdict?.(this, 'TIMEOUT', { phase: total ? 'data_total' : this.st === 'data' ? 'data' : 'command' });
+    const phase = total ? 'data_total' : this.st === 'data' ? 'data' : this.st === 'chunk' ? 'bdat' : 'command';
+    this.hooks.verdict?.(this, 'TIMEOUT', { phase });
     this.closeReason = 'timeout';
     this.interrupt(replies.timeout(this.opts.hostName));
   }
@@ -607,7 +645,7 @@ export class Session implements SessionInfo {
           this.armIoTimer();
           break;
         }
-        const line = this.lines.next(this.opts.maxLineLength);
+        const line = this.lines.next(this.authX ? Math.max(AUTH_LINE_MAX, this.opts.maxLineLength) : this.opts.maxLineLength);
         if (line === null) {
           if (this.clientEnded) {
             this.sock.destroy();
@@ -620,6 +658,13 @@ export class Session implements SessionInfo {
         if (!corked && this.lines.bytes > 0) {
           corked = true;
           sock.cork();
+        }
+        if (line === TOO_LONG && this.authX) {
+          // RFC 4954 §4: an over-long exchange line fails the AUTH command.
+          this.authX = null;
+          this.to('busy');
+          this.respondTo(replies.authLineTooLong());
+          continue;
         }
         if (line === TOO_LONG) {
           this.to('busy');
@@ -638,6 +683,7 @@ export class Session implements SessionInfo {
 
   private handleLine(raw: Buffer): void {
     this.counts.commands++;
+    if (this.authX) return this.authLine(raw);
     let line = raw.toString('latin1');
     const eightBit = EIGHT_BIT.test(line);
     if (eightBit) {
@@ -648,7 +694,8 @@ export class Session implements SessionInfo {
       }
     }
     if (this.counts.commands === 1 && HTTP_VERB.test(line)) return this.nonSmtp('http', raw);
-    this.hooks.command?.(this, line);
+    // Credentials never reach the command log: an AUTH initial response is masked.
+    this.hooks.command?.(this, /^AUTH +\S+ +\S/i.test(line) ? line.replace(/^(AUTH +\S+ +).*$/i, '$1*') : line);
     if (this.pendingReject) {
       const r = this.pendingReject;
       this.pendingReject = null;
@@ -666,7 +713,9 @@ export class Session implements SessionInfo {
   private command(verb: string, handler: Handler | null, args: string, eightBit: boolean): void {
     this.to('busy');
     const pipelining = this.esmtp && this.opts.advertisePipelining;
-    this.mustWait = !pipelining || GROUP_END.has(verb) ? verb : null;
+    // RFC 3030 §2: a chunk's octets follow BDAT in the same write; they are not early talk.
+    // The wait rule applies once the chunk is read (chunkWaitRule).
+    this.mustWait = verb === 'BDAT' && this.opts.chunking ? null : !pipelining || GROUP_END.has(verb) ? verb : null;
     if (this.mustWait !== null && this.lines.bytes > 0) {
       this.early('pipelining', this.lines.peek(100), verb);
       if (this.st !== 'busy' || this.ended()) return;
@@ -780,6 +829,14 @@ export class Session implements SessionInfo {
     this.mailFrom = undefined;
     this.mailParams = undefined;
     this.rcptTo = NO_RCPTS;
+    if (this.transfer !== undefined) {
+      // RFC 3030 §4: RSET (or a new EHLO) between chunks drops the chunks received so far.
+      if (this.sink) this.abortSink('reset');
+      this.transfer = undefined;
+      this.chunks = 0;
+      this.bdatSize = 0;
+      this.sinkFailed = false;
+    }
   }
 
   /** Ask a hook; `dflt` when it has no opinion. */
@@ -885,7 +942,7 @@ export class Session implements SessionInfo {
       .then((r) => this.guard(() => done(r)), (e) => this.fail(e));
   }
 
-  private abortSink(reason: 'too_big' | 'timeout' | 'closed' | 'error'): void {
+  private abortSink(reason: 'too_big' | 'timeout' | 'closed' | 'error' | 'reset'): void {
     const sink = this.sink;
     this.sink = null;
     this.data = null;
@@ -896,6 +953,220 @@ export class Session implements SessionInfo {
         /* a sink that fails to clean up must not take the session with it */
       }
     }
+  }
+
+  // ---- BDAT (RFC 3030) -----------------------------------------------------------------
+
+  /**
+   * One BDAT chunk of `size` octets. §2: the chunk is always read, exactly `size` octets with
+   * no dot-stuffing and no line rules, and answered once read; a chunk that cannot be taken
+   * (no MAIL/RCPT, a refused transaction, over maxDataSize) is read and dropped first. The
+   * first chunk of a transaction asks dataStart, as DATA does; the LAST ends the message
+   * through the same sink path (finishData), so the store and the final reply are DATA's.
+   */
+  bdat(size: number, last: boolean): null {
+    const seq = !this.mailFrom
+      ? replies.badSequence('need MAIL command')
+      : this.rcptTo.length === 0
+        ? replies.badSequence('need RCPT command')
+        : null;
+    if (seq) {
+      this.readChunk(size, last, seq);
+      return null;
+    }
+    if (this.transfer === 'BDAT') {
+      this.readChunk(size, last, null);
+      return null;
+    }
+    this.transfer = 'BDAT';
+    this.chunks = 0;
+    this.bdatSize = 0;
+    const r = this.hooks.dataStart?.(this);
+    if (r instanceof Promise) r.then((x) => this.guard(() => this.bdatStart(x, size, last)), (e) => this.fail(e));
+    else this.bdatStart(r, size, last);
+    return null;
+  }
+
+  private bdatStart(x: Reply | MessageSink | undefined, size: number, last: boolean): void {
+    if (this.st !== 'busy') return; // the session moved on (timeout, fault) while the hook ran
+    const sinkOrReply = x ?? DISCARD;
+    if ('code' in sinkOrReply) {
+      if (closes(sinkOrReply)) {
+        this.transfer = undefined;
+        return this.respondTo(sinkOrReply);
+      }
+      this.resetEnvelope();
+      return this.readChunk(size, last, sinkOrReply);
+    }
+    this.sink = sinkOrReply;
+    this.sinkFailed = false;
+    this.dataDeadline = this.opts.dataTimeout > 0 ? Date.now() + this.opts.dataTimeout : 0;
+    this.readChunk(size, last, null);
+  }
+
+  private readChunk(size: number, last: boolean, reply: Reply | null): void {
+    this.to('chunk');
+    this.chunkLeft = size;
+    this.chunkSize = size;
+    this.chunkLast = last;
+    this.chunkReply = reply;
+    if (reply) this.dataDeadline = this.opts.dataTimeout > 0 ? Date.now() + this.opts.dataTimeout : 0;
+    if (!reply && this.sink && !this.sinkFailed && this.bdatSize + size > this.opts.maxDataSize) {
+      // RFC 1870 §6.3 / RFC 3030 §2: the declared chunk already passes the limit; read and drop it, then 552.
+      this.sinkFailed = true;
+      const sink = this.sink;
+      this.sink = null;
+      sink.abort('too_big');
+    }
+    this.armIoTimer();
+    this.ioTimer?.refresh();
+    // The chunk's first octets usually came in the same write as the command.
+    if (size > 0 && this.lines.bytes > 0) {
+      const parts = this.lines.take(size);
+      this.chunkData(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    }
+    if (this.chunkLeft === 0) return this.endChunk();
+    this.flow();
+  }
+
+  /** Socket input while a chunk is being read (the line queue is empty then: readChunk took it). */
+  private onChunk(chunk: Buffer): void {
+    if (this.dataDeadline > 0 && Date.now() > this.dataDeadline) return this.onTimeout(true);
+    this.armIoTimer();
+    this.ioTimer?.refresh();
+    const n = Math.min(this.chunkLeft, chunk.length);
+    this.chunkData(n === chunk.length ? chunk : chunk.subarray(0, n));
+    if (n < chunk.length) this.lines.push(chunk.subarray(n));
+    if (this.chunkLeft === 0) this.endChunk();
+  }
+
+  private chunkData(part: Buffer): void {
+    this.chunkLeft -= part.length;
+    if (this.chunkReply !== null || this.sinkFailed || !this.sink) return; // read and dropped
+    this.bdatSize += part.length;
+    const w = this.sink.write(part);
+    if (w instanceof Promise) this.waitSink(w);
+  }
+
+  private endChunk(): void {
+    this.disarmIoTimer();
+    const preset = this.chunkReply;
+    this.chunkReply = null;
+    if (preset) {
+      this.to('busy');
+      if (this.chunkWaitRule()) this.respondTo(preset);
+      return;
+    }
+    this.chunks++;
+    if (this.chunkLast) {
+      if (!this.chunkWaitRule('chunk')) return;
+      return this.finishData(this.bdatSize);
+    }
+    this.to('busy');
+    if (!this.chunkWaitRule()) return;
+    // A failed transaction stays failed: each later chunk is read, dropped and answered 552
+    // until its LAST (or RSET) ends it.
+    if (this.sinkFailed) return this.respondTo(replies.tooBig());
+    const r = replies.chunkOk(this.chunkSize);
+    // A chunk is answered once the sink has taken it, so writes never overlap.
+    const wait = this.sinkWait;
+    if (wait) void wait.then(() => this.guard(() => this.respondTo(r)));
+    else this.respondTo(r);
+  }
+
+  /**
+   * RFC 2920 without PIPELINING: the client waits for each BDAT reply, so input past the
+   * chunk is early talk. False when that ended the session's current exchange.
+   */
+  private chunkWaitRule(state: State = 'busy'): boolean {
+    if (this.esmtp && this.opts.advertisePipelining) return true;
+    this.mustWait = 'BDAT';
+    if (this.lines.bytes === 0) return true;
+    this.early('pipelining', this.lines.peek(100), 'BDAT');
+    return this.st === state;
+  }
+
+  // ---- AUTH (RFC 4954) ------------------------------------------------------------------
+
+  /** The AUTH command: checks of order and offer, then the first step of the exchange. */
+  authCommand(args: string): Reply | Promise<Reply> {
+    const cfg = this.opts.auth;
+    if (!cfg || cfg.mechanisms.length === 0) return replies.notImplemented('AUTH');
+    // §4: AUTH is an ESMTP extension (after EHLO), once per session, never inside a transaction.
+    if (!this.esmtp) return replies.badSequence('send EHLO first');
+    if (this.authenticated) return replies.badSequence('already authenticated');
+    if (this.mailFrom) return replies.badSequence('AUTH not permitted during a mail transaction');
+    // §6 (538): not offered in clear unless allowed.
+    if (!this.secure && !cfg.plaintext) return replies.authEncryptionRequired();
+    const parts = args.trim().split(/ +/);
+    const mech = (parts[0] ?? '').toUpperCase();
+    if (mech === '' || parts.length > 2) return replies.syntax('AUTH mechanism [initial-response]');
+    if (!(cfg.mechanisms as readonly string[]).includes(mech)) return replies.authUnknownMechanism();
+    const m = mech as AuthMechanism;
+    const initial = parts[1];
+    this.authX = { mech: m, initial: initial !== undefined, user: undefined, challenge: '' };
+    if (initial === undefined) {
+      if (m === 'PLAIN') return replies.authChallenge('');
+      if (m === 'LOGIN') return replies.authChallenge(B64_USERNAME);
+      // RFC 2195 §2: the challenge is a unique msg-id-like string.
+      this.authX.challenge = `<${randomBytes(8).toString('hex')}.${Date.now()}@${this.opts.hostName}>`;
+      return replies.authChallenge(Buffer.from(this.authX.challenge).toString('base64'));
+    }
+    // RFC 2195: CRAM-MD5 is server-first; it has no initial response.
+    if (m === 'CRAM-MD5') {
+      this.authX = null;
+      return replies.syntax('CRAM-MD5 takes no initial response');
+    }
+    // §4: "=" is an initial response of zero length.
+    return this.authStep(initial === '=' ? '' : initial);
+  }
+
+  /** A line of an AUTH exchange (never a command; never logged as one). */
+  private authLine(raw: Buffer): void {
+    this.hooks.command?.(this, '(AUTH response)');
+    this.command('AUTH', authContinue, raw.toString('latin1'), false);
+  }
+
+  /** One client response of the exchange, as sent (base64, or "*" to cancel). */
+  authStep(line: string): Reply | Promise<Reply> {
+    const x = this.authX;
+    if (!x) return replies.badSequence('no AUTH in progress');
+    // §4: "*" cancels the exchange with 501.
+    if (line === '*') {
+      this.authX = null;
+      return replies.authCancelled();
+    }
+    // §4: a response that is not BASE64 fails the command with 501.
+    if (!BASE64.test(line)) {
+      this.authX = null;
+      return replies.authBadBase64();
+    }
+    const text = Buffer.from(line, 'base64').toString('utf8');
+    if (x.mech === 'LOGIN' && x.user === undefined) {
+      x.user = text;
+      return replies.authChallenge(B64_PASSWORD);
+    }
+    this.authX = null;
+    let attempt: AuthAttempt;
+    if (x.mech === 'PLAIN') {
+      // RFC 4616 §2: [authzid] NUL authcid NUL passwd
+      const f = text.split('\0');
+      const user = f.length >= 2 ? f[1]! : f[0]!;
+      attempt = { mechanism: 'PLAIN', user, password: f.length >= 3 ? f.slice(2).join('\0') : '', initialResponse: x.initial, ...(f.length >= 2 && f[0] !== '' ? { authzid: f[0]! } : {}) };
+    } else if (x.mech === 'LOGIN') {
+      attempt = { mechanism: 'LOGIN', user: x.user ?? '', password: text, initialResponse: x.initial };
+    } else {
+      // RFC 2195 §2: "user SP digest", the digest as 32 lower-case hex digits.
+      const sp = text.lastIndexOf(' ');
+      attempt = { mechanism: 'CRAM-MD5', user: sp < 0 ? text : text.slice(0, sp), cram: { challenge: x.challenge, digest: sp < 0 ? '' : text.slice(sp + 1) }, initialResponse: false };
+    }
+    const r = this.hooks.auth?.(this, attempt);
+    const fin = (y: Reply | undefined): Reply => {
+      const reply = y ?? replies.authUnavailable();
+      if (reply.code === 235) this.authenticated = true;
+      return reply;
+    };
+    return r instanceof Promise ? r.then(fin) : fin(r);
   }
 
   // ---- STARTTLS (RFC 3207) ---------------------------------------------------------------
@@ -932,6 +1203,7 @@ export class Session implements SessionInfo {
       this.resetEnvelope();
       this.earlyReported = 0;
       this.mustWait = null;
+      this.authenticated = false;
       this.hooks.tls?.(this, this.tls);
       this.to('ready');
       this.pump();
@@ -978,6 +1250,10 @@ function helo(extended: boolean): Handler {
   };
 }
 
+const B64_USERNAME = Buffer.from('Username:').toString('base64');
+const B64_PASSWORD = Buffer.from('Password:').toString('base64');
+const authContinue: Handler = (s, line) => s.authStep(line);
+
 const COMMANDS: Record<string, Handler> = {
   HELO: helo(false),
   EHLO: helo(true),
@@ -990,7 +1266,7 @@ const COMMANDS: Record<string, Handler> = {
     if (!p.ok) return p.code === 'address' ? replies.badAddress(p.text) : replies.syntax(p.text);
     // RFC 5321 §4.1.1.11 / RFC 1869: no ESMTP parameters after plain HELO.
     if (p.value.params !== '' && !s.esmtp) return replies.badParam('(ESMTP parameters need EHLO)');
-    const mp = parseMailParams(p.value.params);
+    const mp = parseMailParams(p.value.params, { binaryMime: s.options.chunking === true && s.options.binaryMime === true });
     if (!mp.ok) return mp.code === 'param' ? replies.badParam(mp.text) : replies.syntax(mp.text);
     // RFC 6531 §3.4: 8-bit addresses only with SMTPUTF8.
     if ((eightBit || p.value.address.utf8) && !mp.value.smtputf8) return replies.unknownCommand();
@@ -1034,6 +1310,10 @@ const COMMANDS: Record<string, Handler> = {
     if (args.trim() !== '') return replies.noParams('DATA');
     if (!s.mailFrom) return replies.badSequence('need MAIL command');
     if (s.rcptTo.length === 0) return replies.badSequence('need RCPT command');
+    // RFC 3030 §2: DATA and BDAT are not mixed in one transaction; §3: BINARYMIME needs BDAT.
+    if (s.transfer === 'BDAT') return replies.badSequence('DATA after BDAT');
+    if (s.mailParams?.body === 'BINARYMIME') return replies.badSequence('BODY=BINARYMIME needs BDAT');
+    s.transfer = 'DATA';
     const r = s.sessionHooks.dataStart?.(s);
     const decide = (x: Reply | MessageSink | undefined): Reply => {
       if (x === undefined) return s.beginData(DISCARD);
@@ -1044,6 +1324,18 @@ const COMMANDS: Record<string, Handler> = {
       return s.beginData(x);
     };
     return r instanceof Promise ? r.then(decide) : decide(r);
+  },
+
+  BDAT(s, args) {
+    // Without CHUNKING offered, BDAT is just an unknown command (RFC 3030 §2).
+    if (!s.options.chunking) return replies.unknownCommand();
+    const m = BDAT_ARGS.exec(args);
+    if (!m) return replies.badChunkSize();
+    return s.bdat(Number(m[1]), m[2] !== undefined);
+  },
+
+  AUTH(s, args) {
+    return s.authCommand(args);
   },
 
   RSET(s, args) {

@@ -47,7 +47,7 @@ export interface MessageMetadata {
     mailFrom: string;
     rcptTo: string[];
     declaredSize: number | null;
-    body: '7BIT' | '8BITMIME' | null;
+    body: '7BIT' | '8BITMIME' | 'BINARYMIME' | null;
     smtputf8: boolean;
   };
   sizes: { body: number; headers: number; file: number };
@@ -55,6 +55,9 @@ export interface MessageMetadata {
   verdicts: VerdictRecord[];
   dns: DnsListResult | null;
   tempfailed: boolean;
+  /** How the body came: DATA, or BDAT chunks (RFC 3030) and how many (absent in records before it was kept). */
+  transfer?: 'DATA' | 'BDAT';
+  chunks?: number;
 }
 
 /** What the policy knows of a message that the session does not: its verdicts so far, the DNS answer, the tempfail. */
@@ -112,5 +115,7 @@ export function buildMetadata(
     verdicts: [...facts.verdicts],
     dns: facts.dns,
     tempfailed: facts.tempfailed,
+    transfer: s.transfer ?? 'DATA',
+    ...(s.transfer === 'BDAT' ? { chunks: s.chunks } : {}),
   };
 }

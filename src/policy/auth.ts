@@ -1,0 +1,92 @@
+// The AUTH honeypot (RFC 4954): a listener with auth.enabled offers AUTH and every attempt
+// fails. The engine runs the exchange and decodes it; this file decides the reply and what
+// is recorded of the attempt: user, mechanism, client, TLS or not, and the password as
+// auth.recordPasswords says (none, salted sha256, plain). Past auth.maxAttempts the session
+// ends with 421; that last attempt is still recorded (its credentials are what is studied).
+
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { AuthConfig } from '../config/schema.js';
+import type { AuthAttempt, SessionInfo } from '../smtp/hooks.js';
+import type { Reply } from '../smtp/reply.js';
+
+/** Longest user name or authzid kept in a record (a bot may send kilobytes). */
+export const MAX_RECORDED = 256;
+
+/**
+ * RFC 4954 §6: 535 5.7.8 is "authentication credentials invalid". Never neutral: it counts
+ * as an error, so the error tarpit (errorDelay x errors) delays it.
+ */
+export function authFailed(): Reply {
+  return { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' };
+}
+
+/** auth.maxAttempts passed: 421 and close (RFC 5321 §3.8). */
+export function tooManyAuthAttempts(): Reply {
+  return { code: 421, enhanced: '4.7.0', text: 'too many AUTH attempts, closing connection', close: true, outcome: 'limit' };
+}
+
+/** The password as the config says it is kept; undefined = not recorded. */
+export function passwordRecord(password: string | undefined, mode: AuthConfig['recordPasswords'], salt: string): string | undefined {
+  if (password === undefined || mode === 'none') return undefined;
+  if (mode === 'plain') return password.length > MAX_RECORDED ? password.slice(0, MAX_RECORDED) : password;
+  return createHash('sha256').update(salt).update('\0').update(password).digest('hex');
+}
+
+function cut(s: string): string {
+  return s.length > MAX_RECORDED ? s.slice(0, MAX_RECORDED) : s;
+}
+
+/** The AUTH verdict's details (log line, record, metric labels, report). */
+export function authDetails(
+  s: SessionInfo,
+  a: AuthAttempt,
+  cfg: Pick<AuthConfig, 'recordPasswords'>,
+  salt: string,
+  attempt: number,
+): Record<string, unknown> {
+  const pw = passwordRecord(a.password, cfg.recordPasswords, salt);
+  return {
+    mechanism: a.mechanism,
+    user: cut(a.user),
+    ...(a.authzid !== undefined ? { authzid: cut(a.authzid) } : {}),
+    tls: s.tls !== undefined,
+    attempt,
+    initialResponse: a.initialResponse,
+    ...(pw !== undefined ? { password: pw, passwordFormat: cfg.recordPasswords } : {}),
+    ...(a.cram ? { cramDigest: cut(a.cram.digest) } : {}),
+  };
+}
+
+/** The reply to attempt number `attempt` (1-based) of a session: 535, or 421 past maxAttempts. */
+export function authReply(attempt: number, cfg: Pick<AuthConfig, 'maxAttempts'>): Reply {
+  return attempt > cfg.maxAttempts ? tooManyAuthAttempts() : authFailed();
+}
+
+/**
+ * The salt of the sha256 record: auth.salt, else a random one made once per install and kept
+ * in `auth-salt` under the state directory (mode 0600), so hashes stay comparable across
+ * restarts without the password being recoverable from the corpus alone.
+ */
+export function installSalt(cfg: Pick<AuthConfig, 'salt'>, stateDir: string): string {
+  if (cfg.salt !== '') return cfg.salt;
+  const dir = resolve(stateDir || './var/state');
+  const file = join(dir, 'auth-salt');
+  try {
+    const s = readFileSync(file, 'utf8').trim();
+    if (s !== '') return s;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  mkdirSync(dir, { recursive: true });
+  const salt = randomBytes(32).toString('hex');
+  try {
+    // wx: a second process that raced us keeps its own salt; read back whichever won.
+    writeFileSync(file, salt + '\n', { mode: 0o600, flag: 'wx' });
+    return salt;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return readFileSync(file, 'utf8').trim();
+  }
+}

@@ -1,0 +1,317 @@
+// AUTH honeypot (RFC 4954) conformance table: named sessions against a real server on
+// 127.0.0.1, every reply read and checked in order, the next reply after the last step must
+// be QUIT's 221 (or the server has closed). Every finished exchange is an AUTH verdict with
+// what auth.recordPasswords allows, and fails with 535 5.7.8; past auth.maxAttempts, 421.
+// Then: the salt, the metric, the record of a message after AUTH, TLS-only offering, the
+// error tarpit.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import selfsigned from 'selfsigned';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { VerdictEvent } from '../../src/events.js';
+import { Metrics } from '../../src/metrics.js';
+import { installSalt } from '../../src/policy/auth.js';
+import { RawClient } from '../helpers/client.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+const SALT = 'test-salt';
+const sha = (pw: string) => createHash('sha256').update(SALT).update('\0').update(pw).digest('hex');
+const AUTH = { enabled: true, allowPlaintext: true, salt: SALT };
+
+interface Step {
+  send?: string;
+  raw?: string;
+  expect?: string | string[];
+}
+interface Case {
+  name: string;
+  config?: Record<string, unknown>;
+  /** ehlo (default), helo or none after the greeting. */
+  start?: 'ehlo' | 'helo' | 'none';
+  steps: Step[];
+  closes?: boolean;
+  /** The AUTH verdicts' details, in order (atMs and attempt left out). */
+  attempts?: Record<string, unknown>[];
+}
+
+const cases: Case[] = [
+  { name: 'EHLO offers AUTH PLAIN LOGIN when allowed in clear', steps: [{ send: 'EHLO again.test', expect: '250 /\nAUTH PLAIN LOGIN\n/' }] },
+  { name: 'CRAM-MD5 is offered when enabled', config: { auth: { ...AUTH, cramMd5: true } }, steps: [{ send: 'EHLO again.test', expect: '250 /\nAUTH PLAIN LOGIN CRAM-MD5\n/' }] },
+  { name: 'not offered in clear by default: AUTH is 538 5.7.11', config: { auth: { enabled: true } }, steps: [{ send: 'EHLO again.test', expect: '250 /^(?![\\s\\S]*AUTH)/' }, { send: `AUTH PLAIN ${b64('\0u\0p')}`, expect: '538 5.7.11' }] },
+  { name: 'auth disabled: AUTH is 502', config: { auth: { enabled: false } }, steps: [{ send: 'AUTH PLAIN', expect: '502 5.5.1' }] },
+  {
+    name: 'PLAIN with an initial response: 535 5.7.8, recorded with the salted hash',
+    steps: [{ send: `AUTH PLAIN ${b64('\0admin\0hunter2')}`, expect: '535 5.7.8 /Authentication credentials invalid$/' }],
+    attempts: [{ mechanism: 'PLAIN', user: 'admin', tls: false, initialResponse: true, password: sha('hunter2'), passwordFormat: 'sha256' }],
+  },
+  {
+    name: 'PLAIN without an initial response: empty 334, then 535',
+    steps: [{ send: 'AUTH PLAIN', expect: '334' }, { send: b64('boss\x00info@example.com\x00123456'), expect: '535 5.7.8' }],
+    attempts: [{ mechanism: 'PLAIN', user: 'info@example.com', authzid: 'boss', tls: false, initialResponse: false, password: sha('123456'), passwordFormat: 'sha256' }],
+  },
+  {
+    name: 'LOGIN: Username: and Password: challenges, then 535',
+    steps: [{ send: 'AUTH LOGIN', expect: '334 /^VXNlcm5hbWU6$/' }, { send: b64('postmaster'), expect: '334 /^UGFzc3dvcmQ6$/' }, { send: b64('pässwörd'), expect: '535 5.7.8' }],
+    attempts: [{ mechanism: 'LOGIN', user: 'postmaster', tls: false, initialResponse: false, password: sha('pässwörd'), passwordFormat: 'sha256' }],
+  },
+  {
+    name: 'LOGIN with the user name as initial response',
+    steps: [{ send: `auth login ${b64('root')}`, expect: '334 /^UGFzc3dvcmQ6$/' }, { send: b64('toor'), expect: '535 5.7.8' }],
+    attempts: [{ mechanism: 'LOGIN', user: 'root', tls: false, initialResponse: true, password: sha('toor'), passwordFormat: 'sha256' }],
+  },
+  {
+    name: 'a pipelined LOGIN exchange in one write',
+    steps: [{ raw: `AUTH LOGIN\r\n${b64('a')}\r\n${b64('b')}\r\nNOOP\r\n`, expect: ['334', '334', '535 5.7.8', '250'] }],
+    attempts: [{ mechanism: 'LOGIN', user: 'a', tls: false, initialResponse: false, password: sha('b'), passwordFormat: 'sha256' }],
+  },
+  {
+    name: 'CRAM-MD5: challenge, user and digest recorded, never a password',
+    config: { auth: { ...AUTH, cramMd5: true } },
+    steps: [{ send: 'AUTH CRAM-MD5', expect: '334 /^[A-Za-z0-9+/]+=*$/' }, { send: b64('tim b913a602c7eda7a495b4e6e7334d3890'), expect: '535 5.7.8' }],
+    attempts: [{ mechanism: 'CRAM-MD5', user: 'tim', tls: false, initialResponse: false, cramDigest: 'b913a602c7eda7a495b4e6e7334d3890' }],
+  },
+  { name: 'CRAM-MD5 not offered: 504', steps: [{ send: 'AUTH CRAM-MD5', expect: '504 5.5.4' }] },
+  { name: 'CRAM-MD5 with an initial response is 501', config: { auth: { ...AUTH, cramMd5: true } }, steps: [{ send: `AUTH CRAM-MD5 ${b64('x')}`, expect: '501 5.5.4' }, { send: 'NOOP', expect: '250' }] },
+  { name: 'unknown mechanism is 504 5.5.4', steps: [{ send: 'AUTH GSSAPI', expect: '504 5.5.4' }] },
+  { name: 'AUTH without a mechanism is 501', steps: [{ send: 'AUTH', expect: '501 5.5.4' }] },
+  { name: '"*" cancels the exchange with 501 5.0.0; nothing is recorded', steps: [{ send: 'AUTH LOGIN', expect: '334' }, { send: '*', expect: '501 5.0.0' }, { send: 'NOOP', expect: '250' }], attempts: [] },
+  { name: 'a malformed base64 response is 501 5.5.2; the session goes on', steps: [{ send: 'AUTH PLAIN', expect: '334' }, { send: 'not base64!', expect: '501 5.5.2' }, { send: 'NOOP', expect: '250' }], attempts: [] },
+  { name: 'a malformed initial response is 501 5.5.2', steps: [{ send: 'AUTH PLAIN a=b=', expect: '501 5.5.2' }], attempts: [] },
+  {
+    name: 'the initial response "=" is empty',
+    steps: [{ send: 'AUTH PLAIN =', expect: '535 5.7.8' }],
+    attempts: [{ mechanism: 'PLAIN', user: '', tls: false, initialResponse: true, password: sha(''), passwordFormat: 'sha256' }],
+  },
+  { name: 'an over-long exchange line is 500 5.5.6; the session goes on', steps: [{ send: 'AUTH PLAIN', expect: '334' }, { send: 'A'.repeat(13_000), expect: '500 5.5.6' }, { send: 'NOOP', expect: '250' }], attempts: [] },
+  { name: 'an over-long AUTH command line is 500 5.5.2', steps: [{ send: `AUTH PLAIN ${'A'.repeat(600)}`, expect: '500 5.5.2' }, { send: 'NOOP', expect: '250' }], attempts: [] },
+  { name: 'AUTH before EHLO is 503', start: 'none', steps: [{ send: `AUTH PLAIN ${b64('\0u\0p')}`, expect: '503' }], attempts: [] },
+  { name: 'AUTH after HELO is 503 (an ESMTP extension)', start: 'helo', steps: [{ send: `AUTH PLAIN ${b64('\0u\0p')}`, expect: '503 5.5.1' }], attempts: [] },
+  {
+    name: 'AUTH inside a transaction is 503 5.5.1',
+    steps: [{ send: 'MAIL FROM:<a@example.org>', expect: '250' }, { send: `AUTH PLAIN ${b64('\0u\0p')}`, expect: '503 5.5.1' }, { send: 'RSET', expect: '250' }],
+    attempts: [],
+  },
+  {
+    name: 'AUTH twice: each attempt fails and is recorded',
+    steps: [{ send: `AUTH PLAIN ${b64('\0u1\0p1')}`, expect: '535 5.7.8' }, { send: `AUTH PLAIN ${b64('\0u2\0p2')}`, expect: '535 5.7.8' }],
+    attempts: [
+      { mechanism: 'PLAIN', user: 'u1', tls: false, initialResponse: true, password: sha('p1'), passwordFormat: 'sha256' },
+      { mechanism: 'PLAIN', user: 'u2', tls: false, initialResponse: true, password: sha('p2'), passwordFormat: 'sha256' },
+    ],
+  },
+  {
+    name: 'past auth.maxAttempts: 421 and close, that attempt recorded too',
+    config: { auth: { ...AUTH, maxAttempts: 2, recordPasswords: 'plain' }, maxSmtpErrors: 10 },
+    steps: [{ send: `AUTH PLAIN ${b64('\0a\0x')}`, expect: '535' }, { send: `AUTH PLAIN ${b64('\0b\0y')}`, expect: '535' }, { send: `AUTH PLAIN ${b64('\0c\0z')}`, expect: '421 4.7.0' }],
+    closes: true,
+    attempts: ['a', 'b', 'c'].map((u, i) => ({ mechanism: 'PLAIN', user: u, tls: false, initialResponse: true, password: 'xyz'[i], passwordFormat: 'plain' })),
+  },
+  {
+    name: 'recordPasswords none: no password in the record',
+    config: { auth: { ...AUTH, recordPasswords: 'none' } },
+    steps: [{ send: `AUTH PLAIN ${b64('\0u\0secret')}`, expect: '535' }],
+    attempts: [{ mechanism: 'PLAIN', user: 'u', tls: false, initialResponse: true }],
+  },
+];
+
+function check(r: { code: number; enhanced: string | undefined; text: string; raw: string }, exp: string, what: string): void {
+  const m = /^(\d{3})(?: (\d\.\d{1,3}\.\d{1,3}))?(?: \/(.*)\/)?$/s.exec(exp);
+  if (!m) throw new Error(`bad expectation ${exp}`);
+  expect(r.code, `${what} -> ${r.raw}`).toBe(Number(m[1]));
+  if (m[2]) expect(r.enhanced, r.raw).toBe(m[2]);
+  if (m[3]) expect(r.text, r.raw).toMatch(new RegExp(m[3]));
+}
+
+const servers = new Map<string, { srv: TestServer; verdicts: VerdictEvent[] }>();
+async function get(config: Record<string, unknown> = {}) {
+  const key = JSON.stringify(config);
+  let s = servers.get(key);
+  if (!s) {
+    const srv = await startServer({ auth: AUTH, ...config });
+    const verdicts: VerdictEvent[] = [];
+    srv.server.on('verdict', (v) => verdicts.push(v));
+    servers.set(key, (s = { srv, verdicts }));
+  }
+  return s;
+}
+afterAll(async () => {
+  for (const s of servers.values()) await s.srv.close();
+});
+
+describe('AUTH honeypot (RFC 4954)', () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const { srv, verdicts } = await get(c.config);
+      const cl = await RawClient.connect(srv.port);
+      const port = cl.socket.localPort;
+      const mine = (v: VerdictEvent) => v.session?.remotePort === port;
+      try {
+        expect((await cl.reply()).code).toBe(220);
+        if ((c.start ?? 'ehlo') === 'ehlo') expect((await cl.cmd('EHLO client.test')).code).toBe(250);
+        if (c.start === 'helo') expect((await cl.cmd('HELO client.test')).code).toBe(250);
+        for (const step of c.steps) {
+          if (step.send !== undefined) cl.send(step.send + '\r\n');
+          if (step.raw !== undefined) cl.send(step.raw);
+          const exps = step.expect === undefined ? [] : Array.isArray(step.expect) ? step.expect : [step.expect];
+          for (const e of exps) check(await cl.reply(), e, step.send ?? '(raw)');
+        }
+        if (c.closes) {
+          expect(await cl.waitClose(2000)).toBe(true);
+        } else {
+          const q = await cl.cmd('QUIT');
+          expect(q.raw, `the next reply after the last step must be QUIT's 221 (then ${JSON.stringify(cl.pending)})`).toMatch(/^221 /);
+          expect(await cl.waitClose(2000)).toBe(true);
+        }
+        expect(cl.pending).toBe('');
+      } finally {
+        cl.close();
+      }
+      if (c.attempts) {
+        const got = verdicts.filter((v) => mine(v) && v.tag === 'AUTH').map((v) => v.details);
+        expect(got.map((d) => d.attempt)).toEqual(c.attempts.map((_, i) => i + 1));
+        expect(got.map(({ attempt: _a, ...d }) => d)).toEqual(c.attempts);
+      }
+    });
+  }
+});
+
+describe('AUTH honeypot: records, metric, TLS, tarpit', () => {
+  it('the per-install salt is made once (0600) and kept; auth.salt wins', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fakemx-salt-'));
+    const a = installSalt({ salt: '' }, dir);
+    expect(a).toMatch(/^[0-9a-f]{64}$/);
+    expect(statSync(join(dir, 'auth-salt')).mode & 0o777).toBe(0o600);
+    expect(installSalt({ salt: '' }, dir)).toBe(a);
+    writeFileSync(join(dir, 'auth-salt'), 'other\n');
+    expect(installSalt({ salt: '' }, dir)).toBe('other');
+    expect(installSalt({ salt: 'cfg' }, dir)).toBe('cfg');
+    expect(readFileSync(join(dir, 'auth-salt'), 'utf8')).toBe('other\n');
+  });
+
+  it('without auth.salt the server hashes with the salt under state.path', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'fakemx-state-'));
+    const srv = await startServer({ auth: { enabled: true, allowPlaintext: true }, state: { path: state } });
+    const seen: VerdictEvent[] = [];
+    srv.server.on('verdict', (v) => seen.push(v));
+    try {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0pw')}`)).code).toBe(535);
+      cl.close();
+      const salt = readFileSync(join(state, 'auth-salt'), 'utf8').trim();
+      const auth = seen.find((v) => v.tag === 'AUTH')!;
+      expect(auth.details.password).toBe(createHash('sha256').update(salt).update('\0').update('pw').digest('hex'));
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('fakemx_auth_attempts_total counts attempts by mechanism and TLS', async () => {
+    const srv = await startServer({ auth: AUTH });
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.attach(srv.server);
+    try {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      await cl.cmd(`AUTH PLAIN ${b64('\0u\0p')}`);
+      await cl.cmd(`AUTH LOGIN ${b64('u')}`);
+      await cl.cmd(b64('p'));
+      await cl.cmd(`AUTH PLAIN ${b64('\0v\0q')}`);
+      cl.close();
+      const text = await metrics.text();
+      expect(text).toMatch(/fakemx_auth_attempts_total\{mechanism="PLAIN",tls="no"\} 2/);
+      expect(text).toMatch(/fakemx_auth_attempts_total\{mechanism="LOGIN",tls="no"\} 1/);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a message stored after failed AUTH carries the attempts in its record', async () => {
+    const srv = await startServer({ auth: AUTH });
+    try {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      expect((await cl.cmd(`AUTH PLAIN ${b64('\0spam@example.com\0pw')}`)).code).toBe(535);
+      await cl.cmd('MAIL FROM:<a@example.org>');
+      await cl.cmd('RCPT TO:<b@example.com>');
+      cl.send('BDAT 3 LAST\r\nabc');
+      expect((await cl.reply()).text).toMatch(/queued as/);
+      cl.close();
+      const [m] = srv.messages();
+      const auth = m!.meta.verdicts.filter((v) => v.tag === 'AUTH');
+      expect(auth).toHaveLength(1);
+      expect(auth[0]).toMatchObject({ mechanism: 'PLAIN', user: 'spam@example.com', tls: false, password: sha('pw') });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('the 535 waits for the error tarpit', async () => {
+    const srv = await startServer({ auth: AUTH, errorDelay: 150 });
+    try {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      let t = Date.now();
+      expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0p')}`)).code).toBe(535);
+      expect(Date.now() - t).toBeGreaterThanOrEqual(140);
+      t = Date.now();
+      expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0p')}`)).code).toBe(535);
+      expect(Date.now() - t).toBeGreaterThanOrEqual(290); // errorDelay x errors so far
+      cl.close();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  describe('offered only after STARTTLS by default', () => {
+    let certFile = '';
+    let keyFile = '';
+    beforeAll(async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'fakemx-tls-'));
+      const pems = await selfsigned.generate([{ name: 'commonName', value: 'mx.test' }], { keySize: 2048, algorithm: 'sha256' });
+      certFile = join(dir, 'cert.pem');
+      keyFile = join(dir, 'key.pem');
+      writeFileSync(certFile, pems.cert);
+      writeFileSync(keyFile, pems.private);
+    });
+
+    it('no AUTH in clear, AUTH PLAIN LOGIN after STARTTLS; the attempt is recorded with tls', async () => {
+      const srv = await startServer({
+        tls: { cert: certFile, key: keyFile },
+        listeners: [{ address: '127.0.0.1', port: 0, tls: 'starttls', profile: { auth: { enabled: true, salt: SALT } } }],
+      });
+      const seen: VerdictEvent[] = [];
+      srv.server.on('verdict', (v) => seen.push(v));
+      try {
+        const cl = await RawClient.connect(srv.port);
+        await cl.reply();
+        const e1 = await cl.cmd('EHLO c.test');
+        expect(e1.text).not.toMatch(/AUTH/);
+        expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0p')}`)).code).toBe(538);
+        expect((await cl.cmd('STARTTLS')).code).toBe(220);
+        const sec = tlsConnect({ socket: cl.socket, rejectUnauthorized: false, servername: 'mx.test' });
+        await new Promise<void>((r, j) => sec.once('secureConnect', () => r()).once('error', j));
+        const tc = new RawClient(sec);
+        const e2 = await tc.cmd('EHLO c.test');
+        expect(e2.text).toMatch(/\nAUTH PLAIN LOGIN\n/);
+        const r = await tc.cmd(`AUTH PLAIN ${b64('\0user\0pass')}`);
+        expect(r.code).toBe(535);
+        expect(r.enhanced).toBe('5.7.8');
+        expect((await tc.cmd('QUIT')).code).toBe(221);
+        tc.close();
+        const auth = seen.filter((v) => v.tag === 'AUTH');
+        expect(auth.map((v) => v.details)).toEqual([{ mechanism: 'PLAIN', user: 'user', tls: true, attempt: 1, initialResponse: true, password: sha('pass'), passwordFormat: 'sha256' }]);
+      } finally {
+        await srv.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,287 @@
+// CHUNKING / BDAT (RFC 3030) conformance table: each named case is a session driven by a raw
+// socket client of our own against a real server on 127.0.0.1 (Postfix's client does not
+// send BDAT and Python's smtplib cannot). Every reply is read and checked, in order; after
+// the last step the next reply must be the 221 to our QUIT (or the server has closed), so an
+// extra or a missing reply fails the case. The messages the case stored are compared byte
+// for byte with what its chunks carried, with their record's transfer and chunk count.
+import { afterAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../helpers/client.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+interface Step {
+  /** A command line (CRLF added). */
+  send?: string;
+  /** Exact octets. */
+  raw?: string | Buffer;
+  /** Send `raw` in pieces of this many octets, one write each, 2 ms apart. */
+  split?: number;
+  /** Replies expected, in order: "250", "250 2.0.0", "250 2.0.0 /regex/". */
+  expect?: string | string[];
+  /** Wait this long before the next step (ms). */
+  pause?: number;
+}
+interface Case {
+  name: string;
+  config?: Record<string, unknown>;
+  steps: Step[];
+  /** The server closes the connection after the last step. */
+  closes?: boolean;
+  /** Bodies of the messages stored, in order, exactly. */
+  stored?: (string | Buffer)[];
+  /** Their records' transfer and chunks (undefined = no chunks field). */
+  records?: { transfer: 'DATA' | 'BDAT'; chunks?: number; tempfailed?: boolean }[];
+}
+
+const env: Step[] = [
+  { send: 'MAIL FROM:<a@example.org>', expect: '250 2.1.0' },
+  { send: 'RCPT TO:<b@example.com>', expect: '250 2.1.5' },
+];
+const QUEUED = '250 2.0.0 /queued as/';
+const bin = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+const smuggle = 'Subject: s\r\n\r\nbody\r\n.\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nforged\r\n.\r\n\n.\n\r.\r';
+const big = 'x'.repeat(2000);
+
+const cases: Case[] = [
+  { name: 'EHLO advertises CHUNKING (not BINARYMIME)', steps: [{ send: 'EHLO again.test', expect: '250 /\nCHUNKING$/' }] },
+  { name: 'BINARYMIME is advertised when enabled', config: { binaryMime: true }, steps: [{ send: 'EHLO again.test', expect: '250 /\nCHUNKING\nBINARYMIME$/' }] },
+  { name: 'chunking false: no CHUNKING, BDAT is an unknown command', config: { chunking: false }, steps: [{ send: 'EHLO again.test', expect: '250 /SMTPUTF8$/' }, ...env, { send: 'BDAT 5 LAST', expect: '500 5.5.1' }] },
+  {
+    name: 'one LAST chunk is stored byte-exact (no CRLF at the end, no dot rules)',
+    steps: [...env, { raw: 'BDAT 12 LAST\r\nHello\r\nWorld', expect: QUEUED }],
+    stored: ['Hello\r\nWorld'],
+    records: [{ transfer: 'BDAT', chunks: 1 }],
+  },
+  {
+    name: 'chunks answered one by one, then BDAT 0 LAST',
+    steps: [...env, { raw: 'BDAT 10\r\n0123456789', expect: '250 2.0.0 /Ok: 10 octets$/' }, { raw: 'BDAT 5\r\nabcde', expect: '250 2.0.0 /Ok: 5 octets$/' }, { send: 'BDAT 0 LAST', expect: QUEUED }],
+    stored: ['0123456789abcde'],
+    records: [{ transfer: 'BDAT', chunks: 3 }],
+  },
+  {
+    name: 'several pipelined chunks in one write',
+    steps: [{ raw: 'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nBDAT 3\r\nabcBDAT 4\r\ndefgBDAT 2 LAST\r\nhiNOOP\r\n', expect: ['250 2.1.0', '250 2.1.5', '250 2.0.0 /3 octets/', '250 2.0.0 /4 octets/', QUEUED, '250'] }],
+    stored: ['abcdefghi'],
+    records: [{ transfer: 'BDAT', chunks: 3 }],
+  },
+  {
+    name: 'one chunk split across many reads (command too)',
+    steps: [...env, { raw: Buffer.concat([Buffer.from('BDAT 256 LAST\r\n'), bin]), split: 7, expect: QUEUED }],
+    stored: [bin],
+    records: [{ transfer: 'BDAT', chunks: 1 }],
+  },
+  {
+    name: 'two messages pipelined, each in two chunks, in one write',
+    steps: [{ raw: 'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nBDAT 2\r\nm1BDAT 1 LAST\r\n!MAIL FROM:<c@example.org>\r\nRCPT TO:<d@example.com>\r\nBDAT 2\r\nm2BDAT 1 LAST\r\n?', expect: ['250', '250', '250 2.0.0 /2 octets/', QUEUED, '250', '250', '250 2.0.0 /2 octets/', QUEUED] }],
+    stored: ['m1!', 'm2?'],
+    records: [{ transfer: 'BDAT', chunks: 2 }, { transfer: 'BDAT', chunks: 2 }],
+  },
+  {
+    name: 'smuggling inside a chunk is stored as data, never run',
+    steps: [...env, { raw: `BDAT ${Buffer.byteLength(smuggle)} LAST\r\n${smuggle}`, expect: QUEUED }],
+    stored: [smuggle],
+    records: [{ transfer: 'BDAT', chunks: 1 }],
+  },
+  {
+    name: 'leading dots are data (no unstuffing)',
+    steps: [...env, { raw: 'BDAT 12 LAST\r\n..a\r\n.\r\n.b\r\n', expect: QUEUED }],
+    stored: ['..a\r\n.\r\n.b\r\n'],
+  },
+  {
+    name: 'BDAT 0 LAST alone stores an empty body',
+    steps: [...env, { send: 'BDAT 0 LAST', expect: QUEUED }],
+    stored: [''],
+    records: [{ transfer: 'BDAT', chunks: 1 }],
+  },
+  {
+    name: 'BDAT without MAIL: the chunk is read and dropped, then 503',
+    steps: [{ raw: 'BDAT 6\r\nNOOP\r\n', expect: '503 5.5.1 /MAIL/' }],
+  },
+  {
+    name: 'BDAT without RCPT: 503 after the chunk',
+    steps: [{ send: 'MAIL FROM:<a@example.org>', expect: '250' }, { raw: 'BDAT 6 LAST\r\nRSET\r\n', expect: '503 5.5.1 /RCPT/' }, { send: 'RCPT TO:<b@example.com>', expect: '250 2.1.5' }],
+  },
+  {
+    name: 'DATA after BDAT in one transaction is 503; BDAT goes on',
+    steps: [...env, { raw: 'BDAT 5\r\nhello', expect: '250 2.0.0' }, { send: 'DATA', expect: '503 5.5.1 /BDAT/' }, { send: 'BDAT 0 LAST', expect: QUEUED }],
+    stored: ['hello'],
+  },
+  {
+    name: 'BDAT after LAST is 503 (the transaction is over)',
+    steps: [...env, { raw: 'BDAT 1 LAST\r\nx', expect: QUEUED }, { raw: 'BDAT 1 LAST\r\ny', expect: '503 5.5.1' }],
+    stored: ['x'],
+  },
+  { name: 'missing size is 501 and close', steps: [...env, { send: 'BDAT', expect: '501 5.5.4' }], closes: true },
+  { name: 'non-numeric size is 501 and close', steps: [...env, { raw: 'BDAT abc\r\nabc', expect: '501 5.5.4' }], closes: true },
+  { name: 'negative size is 501 and close', steps: [...env, { send: 'BDAT -1 LAST', expect: '501 5.5.4' }], closes: true },
+  { name: 'unknown second argument is 501 and close', steps: [...env, { send: 'BDAT 3 FIRST', expect: '501 5.5.4' }], closes: true },
+  { name: 'a size of 16 digits is 501 and close', steps: [...env, { send: 'BDAT 1234567890123456', expect: '501 5.5.4' }], closes: true },
+  {
+    name: 'a chunk past maxDataSize is read and dropped, 552, and the session goes on',
+    config: { maxDataSize: 1024 },
+    steps: [...env, { raw: `BDAT 2000 LAST\r\n${big}`, split: 500, expect: '552 5.3.4' }, ...env, { raw: 'BDAT 2 LAST\r\nok', expect: QUEUED }],
+    stored: ['ok'],
+  },
+  {
+    name: 'chunks passing maxDataSize together: 552 for each chunk of the transaction until LAST',
+    config: { maxDataSize: 1024 },
+    steps: [...env, { raw: `BDAT 1000\r\n${big.slice(0, 1000)}`, expect: '250 2.0.0' }, { raw: `BDAT 1000\r\n${big.slice(0, 1000)}`, expect: '552 5.3.4' }, { raw: 'BDAT 3 LAST\r\nend', expect: '552 5.3.4' }, { send: 'MAIL FROM:<a@example.org>', expect: '250 2.1.0' }],
+  },
+  {
+    name: 'RSET between chunks drops them',
+    steps: [...env, { raw: 'BDAT 5\r\nhello', expect: '250 2.0.0' }, { send: 'RSET', expect: '250 2.0.0' }, { raw: 'BDAT 5 LAST\r\nworld', expect: '503 5.5.1' }, ...env, { raw: 'BDAT 3 LAST\r\nabc', expect: QUEUED }],
+    stored: ['abc'],
+    records: [{ transfer: 'BDAT', chunks: 1 }],
+  },
+  {
+    name: 'DATA still works beside CHUNKING and is recorded as DATA',
+    steps: [...env, { send: 'DATA', expect: '354' }, { raw: 'hi\r\n.\r\n', expect: QUEUED }],
+    stored: ['hi\r\n'],
+    records: [{ transfer: 'DATA' }],
+  },
+  {
+    name: 'BODY=BINARYMIME is 501 when not advertised',
+    steps: [{ send: 'MAIL FROM:<a@example.org> BODY=BINARYMIME', expect: '501 5.5.4' }],
+  },
+  {
+    name: 'BODY=BINARYMIME: DATA is 503, BDAT stores',
+    config: { binaryMime: true },
+    steps: [{ send: 'MAIL FROM:<a@example.org> BODY=BINARYMIME', expect: '250 2.1.0' }, { send: 'RCPT TO:<b@example.com>', expect: '250' }, { send: 'DATA', expect: '503 5.5.1 /BINARYMIME/' }, { raw: Buffer.concat([Buffer.from('BDAT 256 LAST\r\n'), bin]), expect: QUEUED }],
+    stored: [bin],
+  },
+  {
+    name: 'without PIPELINING the chunk after BDAT is not early talk',
+    config: { advertisePipelining: false },
+    steps: [...env, { raw: 'BDAT 4\r\nabcd', expect: '250 2.0.0' }, { raw: 'BDAT 6 LAST\r\nMAIL\r\n', expect: QUEUED }],
+    stored: ['abcdMAIL\r\n'],
+  },
+  {
+    name: 'without PIPELINING a command sent after the chunk, before its reply, is early talk',
+    config: { advertisePipelining: false },
+    steps: [...env, { raw: 'BDAT 4\r\nabcdNOOP\r\n', expect: '554 5.5.1' }],
+    closes: true,
+  },
+  {
+    name: 'doTempFail: the LAST chunk gets DATA\'s 421 and the message is kept',
+    config: { doTempFail: true },
+    steps: [...env, { raw: 'BDAT 3\r\nabc', expect: '250 2.0.0' }, { raw: 'BDAT 3 LAST\r\ndef', expect: '421 4.3.2' }],
+    closes: true,
+    stored: ['abcdef'],
+    records: [{ transfer: 'BDAT', chunks: 2, tempfailed: true }],
+  },
+  {
+    name: 'doTempFail without storing: the first chunk is refused like DATA',
+    config: { doTempFail: true, storeData: false },
+    steps: [...env, { raw: 'BDAT 3\r\nabc', expect: '421 4.3.2' }],
+    closes: true,
+  },
+  {
+    name: 'a client that stops mid-chunk hits the receive timeout; nothing is stored',
+    config: { receiveTimeout: 300 },
+    steps: [...env, { raw: 'BDAT 100 LAST\r\n0123456789', pause: 100 }, { raw: '0123456789', expect: '421 4.4.2' }],
+    closes: true,
+  },
+];
+
+function check(r: { code: number; enhanced: string | undefined; text: string; raw: string }, exp: string, what: string): void {
+  const m = /^(\d{3})(?: (\d\.\d{1,3}\.\d{1,3}))?(?: \/(.*)\/)?$/s.exec(exp);
+  if (!m) throw new Error(`bad expectation ${exp}`);
+  expect(r.code, `${what} -> ${r.raw}`).toBe(Number(m[1]));
+  if (m[2]) expect(r.enhanced, r.raw).toBe(m[2]);
+  if (m[3]) expect(r.text, r.raw).toMatch(new RegExp(m[3]));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('CHUNKING / BDAT (RFC 3030)', () => {
+  const servers = new Map<string, TestServer>();
+  const get = async (config: Record<string, unknown> = {}) => {
+    const key = JSON.stringify(config);
+    let s = servers.get(key);
+    if (!s) servers.set(key, (s = await startServer(config)));
+    return s;
+  };
+  afterAll(async () => {
+    for (const s of servers.values()) await s.close();
+  });
+
+  for (const c of cases) {
+    it(c.name, async () => {
+      const srv = await get(c.config);
+      const before = new Set(srv.messages().map((m) => m.meta.id));
+      const cl = await RawClient.connect(srv.port);
+      try {
+        expect((await cl.reply()).code).toBe(220);
+        expect((await cl.cmd('EHLO client.test')).code).toBe(250);
+        for (const step of c.steps) {
+          if (step.send !== undefined) cl.send(step.send + '\r\n');
+          if (step.raw !== undefined) {
+            const raw = typeof step.raw === 'string' ? Buffer.from(step.raw, 'latin1') : step.raw;
+            if (step.split) {
+              for (let i = 0; i < raw.length; i += step.split) {
+                cl.send(raw.subarray(i, i + step.split));
+                await sleep(2);
+              }
+            } else {
+              cl.send(raw);
+            }
+          }
+          if (step.pause) await sleep(step.pause);
+          const exps = step.expect === undefined ? [] : Array.isArray(step.expect) ? step.expect : [step.expect];
+          for (const e of exps) check(await cl.reply(), e, step.send ?? '(raw)');
+        }
+        if (c.closes) {
+          expect(await cl.waitClose(2000)).toBe(true);
+        } else {
+          expect(cl.closed).toBe(false);
+          const q = await cl.cmd('QUIT');
+          expect(q.raw, `the next reply after the last step must be QUIT's 221 (then ${JSON.stringify(cl.pending)})`).toMatch(/^221 /);
+          expect(await cl.waitClose(2000)).toBe(true);
+        }
+        expect(cl.pending, 'bytes after the last reply').toBe('');
+      } finally {
+        cl.close();
+      }
+      const end = Date.now() + 2000;
+      while (srv.files().some((f) => f.includes('.tmp-')) && Date.now() < end) await sleep(10);
+      expect(srv.files().filter((f) => f.includes('.tmp-')), 'temporaries left').toEqual([]);
+      const added = srv.messages().filter((m) => !before.has(m.meta.id)).sort((a, b) => a.meta.receivedAt.localeCompare(b.meta.receivedAt) || a.meta.id.localeCompare(b.meta.id));
+      const bodies = added.map((m) => m.eml.subarray(m.meta.sizes.headers));
+      expect(bodies.map((b) => b.toString('latin1')), 'stored bodies').toEqual((c.stored ?? []).map((b) => (typeof b === 'string' ? b : b.toString('latin1'))));
+      for (const [i, b] of bodies.entries()) {
+        const want = c.stored![i]!;
+        expect(b.equals(typeof want === 'string' ? Buffer.from(want, 'latin1') : want), 'byte-exact').toBe(true);
+      }
+      if (c.records) {
+        expect(added.map((m) => ({ transfer: m.meta.transfer, chunks: m.meta.chunks, ...(m.meta.tempfailed ? { tempfailed: true } : {}) }))).toEqual(c.records);
+      }
+    });
+  }
+
+  it('a BDAT message carries the same trace headers as a DATA one', async () => {
+    const srv = await get();
+    const send = async (how: 'DATA' | 'BDAT') => {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO client.test');
+      await cl.cmd('MAIL FROM:<a@example.org>');
+      await cl.cmd('RCPT TO:<b@example.com>');
+      let r;
+      if (how === 'DATA') {
+        expect((await cl.cmd('DATA')).code).toBe(354);
+        r = await cl.cmd('Subject: t\r\n\r\nx\r\n.');
+      } else {
+        cl.send('BDAT 16 LAST\r\nSubject: t\r\n\r\nx\r\n');
+        r = await cl.reply();
+      }
+      const id = /queued as ([0-9a-z]+)/.exec(r.text)![1]!;
+      await cl.cmd('QUIT');
+      cl.close();
+      const m = srv.messages().find((x) => x.meta.id === id)!;
+      return m.eml.subarray(0, m.meta.sizes.headers).toString('latin1').split(/\r\n(?![ \t])/).map((h) => h.split(':')[0]);
+    };
+    const d = await send('DATA');
+    const b = await send('BDAT');
+    expect(b).toEqual(d);
+    expect(d[0]).toBe('Received');
+  });
+});
