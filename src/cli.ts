@@ -15,6 +15,7 @@ import { EX_CONFIG, runDaemon } from './daemon.js';
 import { dnsblCommand } from './commands/dnsbl.js';
 import { importAppConfigCommand } from './commands/import-appconfig.js';
 import { reportCommand } from './commands/report.js';
+import { addStateCommand } from './commands/state.js';
 import { parseProvider } from './dnsbl/provider.js';
 import { queryName } from './dnsbl/query.js';
 import { escapeText } from './util/escape.js';
@@ -137,6 +138,8 @@ program
     const dir = o.store ?? o.dir ?? configOrExit(o.config).config.storePath;
     process.exitCode = await reportCommand({ dir, ...(o.since ? { since: o.since } : {}), top: Number(o.top), json: o.json === true }, out, err);
   });
+
+addStateCommand(program, { config: (f) => configOrExit(f).config, configOption: configOpt, out, err, usage: usageErrorsExit64 });
 
 program
   .command('config-doc')

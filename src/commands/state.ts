@@ -1,0 +1,289 @@
+// `fakemx state` (spamd's spamdb for fakemx): list, grep, count and export the state store's
+// entries, and add or delete allow/deny/trap entries, against the store the config names
+// (local LMDB file or Redis), with the daemon running. Exit: 0 ok, 1 nothing matched (del of a
+// missing entry), 64 usage, 69 store unreachable, 78 config error.
+
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { cidrContains, normalizeIp, parseCidr } from '../net/ip.js';
+import { RedisBackend } from '../state/redis.js';
+import { openStateStore, type StateStore } from '../state/store.js';
+import { clientNetwork, keys, kindOf, KINDS, type StateEntry } from '../state/types.js';
+import { escapeText } from '../util/escape.js';
+
+export const EX_UNAVAILABLE = 69;
+const EX_USAGE = 64;
+
+export interface StateFilter {
+  kind?: string;
+  ip?: string;
+  net?: string;
+  grep?: string;
+}
+
+/** The client address or network an entry is about (`grey:<net>|...`, `pass:<test>:<ip>`, ...). */
+export function subjectOf(key: string): string {
+  const kind = kindOf(key);
+  const rest = key.slice(key.indexOf(':') + 1);
+  if (kind === 'grey') return rest.slice(0, rest.indexOf('|'));
+  if (kind === 'pass') return rest.slice(rest.indexOf(':') + 1);
+  return rest;
+}
+
+function cidrOf(text: string) {
+  try {
+    return parseCidr(text);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether an entry passes the filter; --ip matches the address and the networks holding it. */
+export function matches(e: StateEntry, f: StateFilter): boolean {
+  if (f.kind && kindOf(e.key) !== f.kind) return false;
+  const subject = subjectOf(e.key);
+  if (f.ip) {
+    const ip = normalizeIp(f.ip);
+    if (subject !== ip) {
+      const c = subject.includes('/') ? cidrOf(subject) : null;
+      if (!c || !cidrContains(c, ip)) return false;
+    }
+  }
+  if (f.net) {
+    const n = cidrOf(f.net);
+    if (!n) return false;
+    const sc = cidrOf(subject);
+    if (!sc || sc.family !== n.family || sc.bits < n.bits) return false;
+    const addr = subject.includes('/') ? subject.slice(0, subject.indexOf('/')) : subject;
+    if (!cidrContains(n, addr)) return false;
+  }
+  if (f.grep) {
+    const g = f.grep.toLowerCase();
+    if (!e.key.toLowerCase().includes(g) && !JSON.stringify(e.value).toLowerCase().includes(g)) return false;
+  }
+  return true;
+}
+
+function duration(ms: number): string {
+  if (ms <= 0) return '0s';
+  const s = Math.round(ms / 1000);
+  const d = Math.floor(s / 86_400);
+  const h = Math.floor((s % 86_400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return [d ? `${d}d` : '', h ? `${h}h` : '', m ? `${m}m` : '', !d && !h && sec ? `${sec}s` : ''].join('') || '0s';
+}
+
+export function jsonLine(e: StateEntry, now: number): string {
+  return JSON.stringify({ key: e.key, kind: kindOf(e.key), subject: subjectOf(e.key), expiresAt: new Date(e.expiresAt).toISOString(), ttlMs: e.expiresAt - now, value: e.value });
+}
+
+export function textLine(e: StateEntry, now: number): string {
+  return `${escapeText(e.key)}  expires ${new Date(e.expiresAt).toISOString()} (in ${duration(e.expiresAt - now)})  ${escapeText(JSON.stringify(e.value))}`;
+}
+
+export type Out = (line: string) => void;
+
+/** Opens the store a config names; the Redis one must answer within its connect timeout. */
+export async function openForCli(config: Config): Promise<StateStore> {
+  const cfg = config.state;
+  const store = openStateStore({ ...cfg, timeout: Math.max(cfg.timeout, 2000), path: resolve(cfg.path || './var/state') }, { sweepInterval: 0 });
+  if (store.backend instanceof RedisBackend) {
+    const b = store.backend;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([b.whenConnected(), new Promise((r) => (timer = setTimeout(r, cfg.redis.connectTimeout + 500)))]);
+    clearTimeout(timer);
+    if (!b.connected) {
+      await store.close();
+      throw new Error(`cannot reach Redis at ${redactUrl(cfg.redis.url)}`);
+    }
+  }
+  return store;
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+export async function listCommand(store: StateStore, f: StateFilter, json: boolean, out: Out): Promise<number> {
+  const now = Date.now();
+  let n = 0;
+  for await (const e of store.scan(f.kind ? `${f.kind}:` : '')) {
+    if (!matches(e, f)) continue;
+    n++;
+    out(json ? jsonLine(e, now) : textLine(e, now));
+  }
+  return n > 0 ? 0 : 1;
+}
+
+export async function countsCommand(store: StateStore, f: StateFilter, json: boolean, out: Out): Promise<number> {
+  const now = Date.now();
+  const counts = new Map<string, { n: number; minTtl: number; maxTtl: number; bytes: number }>();
+  for (const k of KINDS) if (k !== 'lease') counts.set(k, { n: 0, minTtl: Infinity, maxTtl: 0, bytes: 0 });
+  for await (const e of store.scan(f.kind ? `${f.kind}:` : '')) {
+    if (!matches(e, f)) continue;
+    const c = counts.get(kindOf(e.key) ?? 'other') ?? { n: 0, minTtl: Infinity, maxTtl: 0, bytes: 0 };
+    counts.set(kindOf(e.key) ?? 'other', c);
+    const ttl = e.expiresAt - now;
+    c.n++;
+    c.minTtl = Math.min(c.minTtl, ttl);
+    c.maxTtl = Math.max(c.maxTtl, ttl);
+    c.bytes += e.key.length + JSON.stringify({ v: e.value, e: e.expiresAt }).length;
+  }
+  const rows = [...counts].filter(([k]) => !f.kind || k === f.kind);
+  if (json) {
+    out(JSON.stringify({ backend: store.kind, kinds: Object.fromEntries(rows.map(([k, c]) => [k, { count: c.n, minTtlMs: c.n ? c.minTtl : null, maxTtlMs: c.n ? c.maxTtl : null, bytes: c.bytes }])) }));
+    return 0;
+  }
+  out(`backend ${store.kind}`);
+  for (const [k, c] of rows) {
+    out(`${k.padEnd(6)} ${String(c.n).padStart(8)}${c.n ? `  ttl ${duration(c.minTtl)}..${duration(c.maxTtl)}  ~${c.bytes} bytes (keys + values)` : ''}`);
+  }
+  return 0;
+}
+
+export type AddWhat = 'allow' | 'deny' | 'trap';
+
+/** The key an allow/deny/trap entry for `target` has (allow: the client network, or the CIDR given). */
+export function keyFor(what: AddWhat, target: string, config: Config): string {
+  if (what === 'allow') {
+    if (target.includes('/')) {
+      const c = parseCidr(target);
+      const addr = target.slice(0, target.indexOf('/'));
+      return keys.white(clientNetwork(addr, c.family === 4 ? c.bits : config.greylist.ipv4Prefix, c.family === 6 ? c.bits : config.greylist.ipv6Prefix));
+    }
+    return keys.white(clientNetwork(target, config.greylist.ipv4Prefix, config.greylist.ipv6Prefix));
+  }
+  return what === 'deny' ? keys.fail(target) : keys.trap(target);
+}
+
+export async function addCommand(store: StateStore, what: AddWhat, target: string, ttl: number | undefined, config: Config, out: Out): Promise<number> {
+  const key = keyFor(what, target, config);
+  const now = Date.now();
+  const subject = subjectOf(key);
+  const value =
+    what === 'allow' ? { net: subject, first: now, last: now, n: 0, via: 'manual' }
+    : what === 'deny' ? { test: 'manual', at: now }
+    : { ip: subject, rcpt: '(manual)', at: now, hits: 0 };
+  const ms = ttl ?? (what === 'allow' ? config.greylist.whiteExpiry : what === 'deny' ? config.cache.failTtl : config.greylist.trapExpiry);
+  await store.set(key, value, ms);
+  out(`added ${key} for ${duration(ms)}`);
+  return 0;
+}
+
+export async function delCommand(store: StateStore, key: string, out: Out): Promise<number> {
+  const had = await store.del(key);
+  out(had ? `deleted ${escapeText(key)}` : `no entry ${escapeText(key)}`);
+  return had ? 0 : 1;
+}
+
+/** What `fakemx state` needs from cli.ts. */
+export interface CliHelpers {
+  config(file: string | undefined): Config;
+  configOption(): import('commander').Option;
+  out: Out;
+  err: Out;
+  /** Each subcommand reports usage errors as 64 like the rest of the CLI. */
+  usage(cmd: Command): void;
+}
+
+function target(value: string): string {
+  const v = value.trim();
+  const addr = v.includes('/') ? v.slice(0, v.indexOf('/')) : v;
+  if (cidrOf(v) === null || cidrOf(addr) === null) throw new InvalidArgumentError(`"${escapeText(value)}" is not an IP address or CIDR network.`);
+  return v;
+}
+
+function ms(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be milliseconds (a whole number).');
+  return Number(value);
+}
+
+async function withStore(h: CliHelpers, file: string | undefined, fn: (store: StateStore, config: Config) => Promise<number>): Promise<void> {
+  const config = h.config(file);
+  let store: StateStore;
+  try {
+    store = await openForCli(config);
+  } catch (e) {
+    h.err(`fakemx: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
+    process.exitCode = EX_UNAVAILABLE;
+    return;
+  }
+  try {
+    process.exitCode = await fn(store, config);
+  } catch (e) {
+    h.err(`fakemx: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
+    process.exitCode = EX_UNAVAILABLE;
+  } finally {
+    await store.close();
+  }
+}
+
+type FilterOpts = { config?: string; kind?: string; ip?: string; net?: string; grep?: string; json?: boolean };
+const filterOf = (o: FilterOpts): StateFilter => ({ ...(o.kind ? { kind: o.kind } : {}), ...(o.ip ? { ip: o.ip } : {}), ...(o.net ? { net: o.net } : {}), ...(o.grep ? { grep: o.grep } : {}) });
+
+function kindArg(value: string): string {
+  if (!(KINDS as readonly string[]).includes(value) || value === 'lease') throw new InvalidArgumentError(`must be one of ${KINDS.filter((k) => k !== 'lease').join(', ')}.`);
+  return value;
+}
+
+/** Registers `fakemx state <list|counts|export|add|del>`. */
+export function addStateCommand(program: Command, h: CliHelpers): void {
+  const state = program.command('state').description('inspect and edit the state store (client cache, greylisting, greytraps), local or Redis, with the daemon running');
+  const withFilters = (c: Command) =>
+    c
+      .addOption(h.configOption())
+      .option('--kind <kind>', 'grey, white, trap, pass or fail', kindArg)
+      .option('--ip <address>', 'entries about this address (and the networks holding it)', target)
+      .option('--net <cidr>', 'entries about addresses or networks inside this network', target)
+      .option('--grep <text>', 'entries whose key or value contains this text');
+  withFilters(state.command('list').description('list entries, one a line (exit 1 when none matches)'))
+    .option('--json', 'JSON lines instead of text')
+    .action(async (o: FilterOpts) => withStore(h, o.config, (st) => listCommand(st, filterOf(o), o.json === true, h.out)));
+  withFilters(state.command('export').description('every matching entry as JSON lines (key, kind, subject, expiresAt, ttlMs, value)'))
+    .action(async (o: FilterOpts) => withStore(h, o.config, async (st) => (await listCommand(st, filterOf(o), true, h.out), 0)));
+  withFilters(state.command('counts').description('entries per kind with their remaining TTLs and approximate size'))
+    .option('--json', 'one JSON object')
+    .action(async (o: FilterOpts) => withStore(h, o.config, (st) => countsCommand(st, filterOf(o), o.json === true, h.out)));
+  state
+    .command('add')
+    .description('allow: allowlist a client network (skips greylisting); deny: remember the client as failed (cache.failTtl; dropped at connect where cache.enabled); trap: trap the client')
+    .argument('<what>', 'allow, deny or trap', (v: string) => {
+      if (v !== 'allow' && v !== 'deny' && v !== 'trap') throw new InvalidArgumentError('must be allow, deny or trap.');
+      return v;
+    })
+    .argument('<ip-or-cidr>', 'client address (allow: or network)', target)
+    .addOption(h.configOption())
+    .option('--ttl <ms>', 'lifetime in milliseconds (default: greylist.whiteExpiry, cache.failTtl, greylist.trapExpiry)', ms)
+    .action(async (what: AddWhat, t: string, o: { config?: string; ttl?: number }) => {
+      if (what !== 'allow' && t.includes('/')) {
+        h.err(`fakemx: error: ${what} takes one address, not a network`);
+        process.exitCode = EX_USAGE;
+        return;
+      }
+      await withStore(h, o.config, (st, config) => addCommand(st, what, t, o.ttl, config, h.out));
+    });
+  state
+    .command('del')
+    .description('delete an allow/deny/trap entry, or any entry by its key (exit 1 when there was none)')
+    .argument('<what>', 'allow, deny, trap or key')
+    .argument('<target>', 'address, network, or (key) the full key as list prints it')
+    .addOption(h.configOption())
+    .action(async (what: string, t: string, o: { config?: string }) => {
+      if (what !== 'key' && what !== 'allow' && what !== 'deny' && what !== 'trap') {
+        h.err('fakemx: error: <what> must be allow, deny, trap or key');
+        process.exitCode = EX_USAGE;
+        return;
+      }
+      if (what !== 'key' && cidrOf(t) === null) {
+        h.err(`fakemx: error: "${escapeText(t)}" is not an IP address or CIDR network`);
+        process.exitCode = EX_USAGE;
+        return;
+      }
+      await withStore(h, o.config, (st, config) => delCommand(st, what === 'key' ? t : keyFor(what, t, config), h.out));
+    });
+  h.usage(state);
+  for (const c of state.commands) h.usage(c);
+}

@@ -1,0 +1,126 @@
+// `fakemx state` against the local store of a running server: the CLI as another process on the
+// same LMDB file (list what greylisting wrote, add an allow entry and see the next delivery pass,
+// exit codes 64 and 69; few spawns, each costs a Node start), the commands themselves over the
+// running store (grep, filters, counts, export, trap add/delete), and the pure pieces.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { addCommand, countsCommand, delCommand, keyFor, listCommand, matches, subjectOf } from '../../src/commands/state.js';
+import { greeted } from '../helpers/client.js';
+import { CLI } from '../helpers/daemon.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const root = mkdtempSync(join(tmpdir(), 'fakemx-state-cli-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let srv: TestServer | undefined;
+afterEach(async () => {
+  await srv?.close();
+  srv = undefined;
+});
+
+function cli(args: string[], config: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, 'state', ...args, '-c', config], { timeout: 10_000 }, (e, stdout, stderr) => {
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function rcpt(port: number, to: string): Promise<number> {
+  const c = await greeted(port);
+  await c.cmd('MAIL FROM:<sender@example.com>');
+  const r = await c.cmd(`RCPT TO:<${to}>`);
+  await c.cmd('QUIT');
+  c.close();
+  return r.code;
+}
+
+describe('fakemx state (local store, daemon running)', () => {
+  it('another process lists what greylisting wrote; its allow entry lets the next delivery through', async () => {
+    const dir = mkdtempSync(join(root, 'a-'));
+    const config = join(dir, 'fakemx.json');
+    writeFileSync(config, JSON.stringify({ state: { path: join(dir, 'state') } }));
+    srv = await startServer({ state: { path: join(dir, 'state') }, greylist: { enabled: true } });
+    expect(await rcpt(srv.port, 'alice@example.org')).toBe(451);
+    const list = await cli(['list', '--kind', 'grey', '--json'], config);
+    expect(list.code).toBe(0);
+    const rows = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { key: string; subject: string; value: Record<string, unknown> });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ key: 'grey:127.0.0.0/24|sender@example.com|alice@example.org', subject: '127.0.0.0/24', value: { from: 'sender@example.com', rcpt: 'alice@example.org' } });
+    const add = await cli(['add', 'allow', '127.0.0.1'], config);
+    expect(add).toMatchObject({ code: 0, stdout: 'added white:127.0.0.0/24 for 36d\n' });
+    expect(await rcpt(srv.port, 'bob@example.org')).toBe(250);
+  });
+
+  it('grep, filters, counts, export, trap add and delete (the commands over the running store)', async () => {
+    const dir = mkdtempSync(join(root, 'c-'));
+    srv = await startServer({ state: { path: join(dir, 'state') }, greylist: { enabled: true } });
+    const st = srv.server.state!;
+    const cfg = srv.server.config;
+    const lines: string[] = [];
+    const out = (l: string) => lines.push(l);
+    const take = () => lines.splice(0);
+    expect(await rcpt(srv.port, 'alice@example.org')).toBe(451);
+    expect(await listCommand(st, { grep: 'ALICE@' }, false, out)).toBe(0);
+    expect(take()[0]).toMatch(/^grey:127\.0\.0\.0\/24\|sender@example\.com\|alice@example\.org {2}expires .* \(in (3h59m|4h)\) {2}\{/);
+    expect(await listCommand(st, { ip: '127.0.0.1' }, false, out)).toBe(0);
+    expect(await listCommand(st, { net: '10.0.0.0/8' }, false, out)).toBe(1);
+    take();
+    expect(await addCommand(st, 'trap', '127.0.0.1', 60_000, cfg, out)).toBe(0);
+    expect(take()).toEqual(['added trap:127.0.0.1 for 1m']);
+    expect(await rcpt(srv.port, 'bob@example.org')).toBe(451);
+    expect(await countsCommand(st, {}, true, out)).toBe(0);
+    expect((JSON.parse(take()[0]!) as { kinds: Record<string, { count: number }> }).kinds).toMatchObject({ grey: { count: 1 }, white: { count: 0 }, trap: { count: 1 } });
+    expect(await delCommand(st, keyFor('trap', '127.0.0.1', cfg), out)).toBe(0);
+    expect(await delCommand(st, keyFor('trap', '127.0.0.1', cfg), out)).toBe(1);
+    expect(take()).toEqual(['deleted trap:127.0.0.1', 'no entry trap:127.0.0.1']);
+    expect(await addCommand(st, 'allow', '127.0.0.0/24', undefined, cfg, out)).toBe(0);
+    expect(await rcpt(srv.port, 'bob@example.org')).toBe(250);
+    take();
+    await listCommand(st, {}, true, out);
+    expect(take().map((l) => (JSON.parse(l) as { kind: string }).kind).sort()).toEqual(['grey', 'white']);
+  });
+
+  it('usage errors exit 64, an unreachable Redis 69 (its password not shown)', async () => {
+    const dir = mkdtempSync(join(root, 'b-'));
+    const config = join(dir, 'fakemx.json');
+    writeFileSync(config, JSON.stringify({ state: { path: join(dir, 'state') } }));
+    expect((await cli(['add', 'deny', '10.0.0.0/8'], config)).code).toBe(64);
+    const redis = join(dir, 'redis.json');
+    writeFileSync(redis, JSON.stringify({ state: { backend: 'redis', redis: { url: 'redis://user:secret@127.0.0.1:1', connectTimeout: 100 } } }));
+    const r = await cli(['list'], redis);
+    expect(r.code).toBe(69);
+    expect(r.stderr).toContain('redis://***@127.0.0.1:1');
+    expect(r.stderr).not.toContain('secret');
+  });
+});
+
+describe('state CLI pieces', () => {
+  const cfg = loadConfig({ env: {}, overrides: {} }).config;
+  const e = (key: string) => ({ key, value: { rcpt: 'trap@example.org' }, expiresAt: 0 });
+  it('the subject of each kind of key', () => {
+    expect(subjectOf('grey:192.0.2.0/24|a@b|c@d')).toBe('192.0.2.0/24');
+    expect(subjectOf('pass:dnsbl:2001:db8::1')).toBe('2001:db8::1');
+    expect(subjectOf('white:2001:db8::/64')).toBe('2001:db8::/64');
+    expect(subjectOf('trap:192.0.2.1')).toBe('192.0.2.1');
+  });
+  it('filters: --ip matches the address and its networks, --net what lies inside, --kind, --grep', () => {
+    expect(matches(e('white:192.0.2.0/24'), { ip: '192.0.2.77' })).toBe(true);
+    expect(matches(e('white:192.0.2.0/24'), { ip: '192.0.3.1' })).toBe(false);
+    expect(matches(e('trap:192.0.2.1'), { net: '192.0.0.0/16' })).toBe(true);
+    expect(matches(e('white:192.0.0.0/16'), { net: '192.0.2.0/24' })).toBe(false);
+    expect(matches(e('pass:greet:2001:db8::1'), { net: '2001:db8::/32', kind: 'pass' })).toBe(true);
+    expect(matches(e('trap:192.0.2.1'), { grep: 'TRAP@' })).toBe(true);
+    expect(matches(e('trap:192.0.2.1'), { kind: 'fail' })).toBe(false);
+  });
+  it('keys for allow (network), deny and trap (address)', () => {
+    expect(keyFor('allow', '192.0.2.9', cfg)).toBe('white:192.0.2.0/24');
+    expect(keyFor('allow', '198.51.100.0/22', cfg)).toBe('white:198.51.100.0/22');
+    expect(keyFor('allow', '2001:db8:1:2:3::1', cfg)).toBe('white:2001:db8:1:2::/64');
+    expect(keyFor('deny', '192.0.2.9', cfg)).toBe('fail:192.0.2.9');
+    expect(keyFor('trap', '::ffff:192.0.2.9', cfg)).toBe('trap:192.0.2.9');
+  });
+});
