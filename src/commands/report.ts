@@ -4,8 +4,10 @@
 // Records hold what clients sent (HELO, sender): every string is escaped before it is printed.
 
 import { DAY_DIR, isRecordFile } from '../store/layout.js';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { opendir } from 'node:fs/promises';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { opendir, readdir } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { AUTH_JOURNAL } from '../policy/auth.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ipv6Bytes } from '../net/ip.js';
@@ -50,6 +52,14 @@ export interface CorpusReport {
   networks: Row[];
   sizes: { min: number; max: number; mean: number; buckets: Row[] };
   tls: { messages: number; share: number; protocols: Row[] };
+  /** How bodies came (RFC 3030): messages sent with BDAT, their share, their chunks in all; records without the field count as DATA. */
+  transfer: { bdat: number; share: number; chunks: number };
+  /**
+   * AUTH honeypot attempts from the per-day AUTH journals (every attempt, also of sessions
+   * that stored nothing): top user names, attempts per client address, by mechanism; `messages`
+   * in these rows counts attempts.
+   */
+  auth: { attempts: number; sessions: number; tls: number; users: Row[]; clients: Row[]; mechanisms: Row[] };
   /** True when a bound was hit and the numbers concerned are lower bounds. */
   approximate: { sessions: boolean; tops: boolean };
 }
@@ -129,6 +139,8 @@ interface LooseMeta {
   verdicts?: unknown;
   dns?: { zones?: unknown } | null;
   tempfailed?: unknown;
+  transfer?: unknown;
+  chunks?: unknown;
 }
 
 class Aggregate {
@@ -150,6 +162,30 @@ class Aggregate {
   readonly networks = new TopCounter();
   readonly protocols = new TopCounter(100);
   readonly buckets = SIZE_BUCKETS.map(() => 0);
+  bdat = 0;
+  chunks = 0;
+  authAttempts = 0;
+  authTls = 0;
+  readonly authSessions = new Set<string>();
+  authSessionsApprox = false;
+  readonly authUsers = new TopCounter();
+  readonly authClients = new TopCounter();
+  readonly authMechanisms = new TopCounter(100);
+
+  /** One line of an AUTH journal (loosely typed: it comes from disk). */
+  addAuth(a: { at?: unknown; session?: unknown; ip?: unknown; user?: unknown; mechanism?: unknown; tls?: unknown }, sinceMs: number | null): void {
+    const ms = typeof a.at === 'string' ? Date.parse(a.at) : NaN;
+    if (!Number.isFinite(ms) || (sinceMs !== null && ms < sinceMs)) return;
+    this.authAttempts++;
+    if (a.tls === true) this.authTls++;
+    if (typeof a.session === 'string') {
+      if (this.authSessions.size < SESSIONS_PER_DAY_CAP) this.authSessions.add(a.session);
+      else if (!this.authSessions.has(a.session)) this.authSessionsApprox = true;
+    }
+    this.authUsers.add(typeof a.user === 'string' ? a.user : '(unknown)');
+    this.authClients.add(typeof a.ip === 'string' ? a.ip : '(unknown)');
+    this.authMechanisms.add(typeof a.mechanism === 'string' ? a.mechanism : '(unknown)');
+  }
 
   add(m: LooseMeta, sinceMs: number | null): void {
     const at = typeof m.receivedAt === 'string' ? m.receivedAt : '';
@@ -182,6 +218,10 @@ class Aggregate {
       for (const t of tags) this.verdicts.add(t);
     }
     if (m.tempfailed === true) this.tempfailed++;
+    if (m.transfer === 'BDAT') {
+      this.bdat++;
+      if (typeof m.chunks === 'number' && Number.isInteger(m.chunks) && m.chunks > 0) this.chunks += m.chunks;
+    }
     if (m.dns && Array.isArray(m.dns.zones)) {
       for (const z of m.dns.zones as { zone?: unknown; matched?: unknown }[]) if (z && z.matched === true && typeof z.zone === 'string') this.zones.add(z.zone);
     }
@@ -221,9 +261,18 @@ class Aggregate {
         buckets: SIZE_BUCKETS.map(([, label], i) => ({ key: label, messages: this.buckets[i]! })),
       },
       tls: { messages: this.tlsMessages, share: n ? this.tlsMessages / n : 0, protocols: this.protocols.top(top) },
+      transfer: { bdat: this.bdat, share: n ? this.bdat / n : 0, chunks: this.chunks },
+      auth: {
+        attempts: this.authAttempts,
+        sessions: this.authSessions.size,
+        tls: this.authTls,
+        users: this.authUsers.top(top),
+        clients: this.authClients.top(top),
+        mechanisms: this.authMechanisms.top(top),
+      },
       approximate: {
-        sessions: this.sessionsApprox,
-        tops: [this.helo, this.domains, this.networks, this.zones, this.verdicts].some((t) => t.pruned),
+        sessions: this.sessionsApprox || this.authSessionsApprox,
+        tops: [this.helo, this.domains, this.networks, this.zones, this.verdicts, this.authUsers, this.authClients].some((t) => t.pruned),
       },
     };
   }
@@ -306,7 +355,10 @@ export async function buildReport(opts: ReportOptions): Promise<CorpusReport> {
     files = metadataFiles(store, sinceIso ? sinceIso.slice(0, 10) : null);
     // Open the directory now, so an unreadable store is an error and not an empty report.
     const first = await files.next();
-    if (first.done) return agg.result(store, sinceIso, top);
+    if (first.done) {
+      await readAuthJournals(store, sinceIso ? sinceIso.slice(0, 10) : null, sinceMs, agg);
+      return agg.result(store, sinceIso, top);
+    }
     files = prepend(first.value, files);
   } catch (e) {
     throw new ReportError(storeProblem(store, e), EX_NOINPUT);
@@ -326,7 +378,38 @@ export async function buildReport(opts: ReportOptions): Promise<CorpusReport> {
   } catch (e) {
     throw new ReportError(storeProblem(store, e), EX_NOINPUT);
   }
+  await readAuthJournals(store, sinceIso ? sinceIso.slice(0, 10) : null, sinceMs, agg);
   return agg.result(store, sinceIso, top);
+}
+
+/** The AUTH journals (<day>/.auth, one JSON object a line), streamed line by line; a bad line is skipped. */
+async function readAuthJournals(dir: string, sinceDay: string | null, sinceMs: number | null, agg: Aggregate): Promise<void> {
+  let days: string[];
+  try {
+    days = (await readdir(dir)).filter((d) => DAY_DIR.test(d) && (sinceDay === null || d >= sinceDay)).sort();
+  } catch {
+    return;
+  }
+  for (const day of days) {
+    const stream = createReadStream(join(dir, day, AUTH_JOURNAL), { encoding: 'utf8' });
+    const lines = createInterface({ input: stream, crlfDelay: Infinity });
+    try {
+      for await (const line of lines) {
+        if (line.length === 0 || line.length > MAX_META) continue;
+        try {
+          const v: unknown = JSON.parse(line);
+          if (v && typeof v === 'object' && !Array.isArray(v)) agg.addAuth(v, sinceMs);
+        } catch {
+          /* a torn last line (killed mid-append) */
+        }
+      }
+    } catch {
+      /* no journal that day (ENOENT) or unreadable: nothing to count */
+    } finally {
+      lines.close();
+      stream.destroy();
+    }
+  }
 }
 
 async function* prepend(first: string, rest: AsyncGenerator<string>): AsyncGenerator<string> {
@@ -382,6 +465,15 @@ export function formatReport(r: CorpusReport): string {
   parts.push(table('Top client networks', ['network', 'messages', 'share'], rows(r.networks)));
   parts.push(table(`Sizes (min ${bytes(r.sizes.min)}, mean ${bytes(r.sizes.mean)}, max ${bytes(r.sizes.max)})`, ['size', 'messages', 'share'], rows(r.sizes.buckets)));
   parts.push(table(`TLS: ${r.tls.messages} messages (${pct(r.tls.messages, n)})`, ['protocol', 'messages', 'share'], rows(r.tls.protocols)));
+  parts.push(`BDAT (CHUNKING): ${r.transfer.bdat} messages (${pct(r.transfer.bdat, n)}), ${r.transfer.chunks} chunks; DATA: ${n - r.transfer.bdat}\n`);
+  if (r.auth.attempts > 0) {
+    const a = r.auth.attempts;
+    const arows = (list: Row[]) => list.map((x) => [x.key, x.messages, pct(x.messages, a)]);
+    parts.push(`AUTH attempts: ${a} in ${r.auth.sessions} sessions, ${r.auth.tls} under TLS (${pct(r.auth.tls, a)})\n`);
+    parts.push(table('AUTH mechanisms', ['mechanism', 'attempts', 'share'], arows(r.auth.mechanisms)));
+    parts.push(table('Top AUTH user names', ['user', 'attempts', 'share'], arows(r.auth.users)));
+    parts.push(table('AUTH attempts per client', ['client', 'attempts', 'share'], arows(r.auth.clients)));
+  }
   const approx: string[] = [];
   if (r.approximate.sessions) approx.push('session counts');
   if (r.approximate.tops) approx.push('top tables');
@@ -409,7 +501,7 @@ export async function reportCommand(opts: ReportOptions, out: Writer, err: Write
     if (r.messages === 0 && err !== out) err(`fakemx: report: no messages in ${escapeText(r.store)}${r.since ? ` since ${r.since}` : ''}`);
     return 0;
   }
-  if (r.messages === 0) {
+  if (r.messages === 0 && r.auth.attempts === 0) {
     out(`fakemx report: no messages in ${escapeText(r.store)}${r.since ? ` since ${r.since}` : ''}` + (r.invalidFiles ? ` (${r.invalidFiles} unreadable metadata files skipped)` : '') + '\n');
     return 0;
   }

@@ -3,9 +3,12 @@
 // is recorded of the attempt: user, mechanism, client, TLS or not, and the password as
 // auth.recordPasswords says (none, salted sha256, plain). Past auth.maxAttempts the session
 // ends with 421; that last attempt is still recorded (its credentials are what is studied).
+// Attempts go to the log and metric (AUTH verdict), the session's message records (its
+// verdict list) and the corpus's per-day AUTH journal, which `fakemx report` reads.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AuthConfig } from '../config/schema.js';
 import type { AuthAttempt, SessionInfo } from '../smtp/hooks.js';
@@ -89,4 +92,46 @@ export function installSalt(cfg: Pick<AuthConfig, 'salt'>, stateDir: string): st
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     return readFileSync(file, 'utf8').trim();
   }
+}
+
+/**
+ * The per-day AUTH journal in the corpus, `<storePath>/<day>/.auth`: one JSON line per
+ * attempt, so `fakemx report` sees the attempts of sessions that never stored a message (most
+ * credential stuffers). Appends are queued one at a time per corpus and best effort: an
+ * attempt is not something the client was promised, so nothing is fsynced and a failed
+ * write is dropped. It lives and is pruned with its day directory.
+ */
+export const AUTH_JOURNAL = '.auth';
+
+export class AuthJournal {
+  private tail: Promise<void> = Promise.resolve();
+  /** Writes that failed (a full or read-only disk); the session never sees them. */
+  failures = 0;
+
+  constructor(readonly root: string) {}
+
+  append(rec: Record<string, unknown>, at = new Date()): void {
+    const dir = join(this.root, at.toISOString().slice(0, 10));
+    const line = JSON.stringify({ at: at.toISOString(), ...rec }) + '\n';
+    this.tail = this.tail
+      .then(() => mkdir(dir, { recursive: true }))
+      .then(() => appendFile(join(dir, AUTH_JOURNAL), line))
+      .catch(() => {
+        this.failures++;
+      });
+  }
+
+  /** Resolves when every append so far has been written (tests, shutdown). */
+  flushed(): Promise<void> {
+    return this.tail;
+  }
+}
+
+const journals = new Map<string, AuthJournal>();
+
+/** One journal per corpus directory, shared by the policies (and reloads) that write there. */
+export function authJournalFor(storePath: string): AuthJournal {
+  let j = journals.get(storePath);
+  if (!j) journals.set(storePath, (j = new AuthJournal(storePath)));
+  return j;
 }

@@ -15,6 +15,7 @@ import type { Backend, SessionInfo } from '../smtp/hooks.js';
 import type { Corpus } from '../store/corpus.js';
 import type { DnsCheck } from '../dnsbl/check.js';
 import type { StateStore } from '../state/store.js';
+import { authJournalFor, type AuthJournal } from './auth.js';
 import type { PerIpLimiter } from './limits.js';
 import { PolicySession } from './session.js';
 
@@ -104,6 +105,13 @@ export class Policy implements Backend {
     readonly cfg: Readonly<PolicyConfig>,
     readonly svc: PolicyServices,
   ) {}
+
+  /** The AUTH journal of this listener's corpus (auth.enabled with storeData), or null. */
+  get authJournal(): AuthJournal | null {
+    if (this.aj === undefined) this.aj = this.cfg.auth.enabled && this.cfg.storeData ? authJournalFor(this.cfg.storePath) : null;
+    return this.aj;
+  }
+  private aj: AuthJournal | null | undefined;
 
   get bannerQueue(): BannerQueue {
     return (this.bq ??= new BannerQueue(this.cfg.bannerDelay));

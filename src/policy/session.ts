@@ -361,7 +361,9 @@ export class PolicySession implements SessionHooks, BannerWait {
   auth(s: SessionInfo, a: AuthAttempt): Reply {
     const { cfg, svc } = this.policy;
     const n = ++this.authAttempts;
-    this.verdict(s, 'AUTH', authDetails(s, a, cfg.auth, svc.authSalt ?? '', n));
+    const details = authDetails(s, a, cfg.auth, svc.authSalt ?? '', n);
+    this.verdict(s, 'AUTH', details);
+    this.policy.authJournal?.append({ session: s.id, listener: s.listener, ip: s.remoteAddress, port: s.remotePort, helo: s.helo ?? null, ...details });
     return authReply(n, cfg.auth);
   }
 
