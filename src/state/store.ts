@@ -1,8 +1,10 @@
 // The state store sessions use: one backend behind a deadline. Every call that can wait on a
 // network (the Redis backend) races a timer of state.timeout ms; a failure or a missed
 // deadline rejects with StateError, the policy applies state.onError, and the store counts it
-// (fakemx_state_errors_total) and flips to "down": one log line when an outage starts and one
-// when it ends, never one per session; /healthz reads health(). The local backend answers
+// (fakemx_state_errors_total). The store is "down" when the backend says its connection is
+// lost, or after FAILS_FOR_OUTAGE failed calls in a row (a lone slow answer under load is not an
+// outage): one log line when an outage starts and one when it ends, never one per session;
+// /healthz reads health(). The local backend answers
 // from memory-mapped pages in the calling turn, so it needs no timer.
 //
 // Leases (maxSessionsPerIp across a fleet) are renewed by one timer for all of a node's
@@ -44,6 +46,9 @@ export interface StateStoreOptions {
   sweepInterval?: number;
 }
 
+/** Failed calls in a row that make an outage when the connection itself looks fine. */
+export const FAILS_FOR_OUTAGE = 3;
+
 export interface StateHealth {
   ok: boolean;
   /** Why the store is degraded (down, or a local store in memory), when it is. */
@@ -52,6 +57,8 @@ export interface StateHealth {
 
 export class StateStore {
   private down: { since: number; reason: string } | null = null;
+  /** Failed calls since the last success. */
+  private failing = 0;
   private readonly now: () => number;
   private readonly timeout: number;
   private readonly leaseTtl: number;
@@ -111,7 +118,7 @@ export class StateStore {
   private fail(op: string, reason: StateError['reason'], message: string): StateError {
     this.errors++;
     this.opts.onError?.(op, reason);
-    this.markDown(message);
+    if (++this.failing >= FAILS_FOR_OUTAGE) this.markDown(message);
     return new StateError(`state ${op}: ${message}`, reason);
   }
 
@@ -125,6 +132,7 @@ export class StateStore {
       return Promise.reject(this.fail(op, 'error', e instanceof Error ? e.message : String(e)));
     }
     const ok = (v: T) => {
+      this.failing = 0;
       this.markUp();
       return v;
     };

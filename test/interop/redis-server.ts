@@ -16,21 +16,26 @@ export async function freePort(): Promise<number> {
 
 export class RedisServer {
   private child: ChildProcess | null = null;
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    /** A directory for an append-only file (fsync every second, Redis's default), so a SIGKILL keeps the data; none = no persistence. */
+    private readonly persistDir?: string,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(port?: number): Promise<RedisServer> {
-    const r = new RedisServer(port ?? (await freePort()));
+  static async start(port?: number, persistDir?: string): Promise<RedisServer> {
+    const r = new RedisServer(port ?? (await freePort()), persistDir);
     await r.start();
     return r;
   }
 
   /** Starts (again) on the same port; resolves once it answers PING. */
   async start(): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: 'ignore' });
+    const persist = this.persistDir ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', this.persistDir] : ['--appendonly', 'no'];
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persist, '--protected-mode', 'yes'], { stdio: 'ignore' });
     const end = Date.now() + 5000;
     while (Date.now() < end) {
       if (await ping(this.port)) return;
