@@ -11,9 +11,11 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, redacted } from './config/load.js';
 import { configTable } from './config/doc.js';
+import { changedText, configValue, valueText } from './config/changed.js';
 import { EX_CONFIG, runDaemon } from './daemon.js';
 import { dnsblCommand } from './commands/dnsbl.js';
 import { importAppConfigCommand } from './commands/import-appconfig.js';
+import { initCommand, PROFILES, type InitProfile } from './commands/init.js';
 import { reportCommand } from './commands/report.js';
 import { addStateCommand } from './commands/state.js';
 import { parseProvider } from './dnsbl/provider.js';
@@ -33,7 +35,7 @@ function configOrExit(file: string | undefined) {
     return loadConfig(file ? { file } : {});
   } catch (e) {
     if (e instanceof ConfigError) {
-      err(`fakemx: config error: ${e.message}`);
+      err(`fakemx: error: config: ${e.message}`);
       process.exit(EX_CONFIG);
     }
     throw e;
@@ -89,13 +91,24 @@ program
     setTimeout(() => process.exit(), 200).unref();
   });
 
-program
+const checkConfig = program
   .command('check-config')
   .description('validate the config and print the effective values (exit 0, or 78 on error)')
   .addOption(configOpt())
-  .action((o: { config?: string }) => {
+  .option('--changed', 'print only the values that differ from the defaults, as key = JSON lines (postconf -n)')
+  .option('--get <key>', 'print one value by its dotted key (a string as it is, anything else as JSON)')
+  .action((o: { config?: string; changed?: boolean; get?: string }) => {
     const loaded = configOrExit(o.config);
-    out(JSON.stringify(redacted(loaded.config), null, 2));
+    if (o.get !== undefined) {
+      const v = configValue(loaded.config, o.get);
+      if (v === undefined) checkConfig.error(`error: unknown key "${escapeText(o.get)}" (fakemx config-doc lists every key)`, { exitCode: EX_USAGE, code: 'fakemx.unknownKey' });
+      out(valueText(v));
+      return;
+    }
+    if (o.changed) {
+      const text = changedText(loaded.config);
+      if (text) out(text);
+    } else out(JSON.stringify(redacted(loaded.config), null, 2));
     err(`fakemx: ${loaded.file ?? '(defaults)'}: ok`);
   });
 
@@ -142,6 +155,16 @@ program
 addStateCommand(program, { config: (f) => configOrExit(f).config, configOption: configOpt, out, err, usage: usageErrorsExit64 });
 
 program
+  .command('init')
+  .description('write a commented config and its list files for a profile, ready to edit (exit 73 if one exists)')
+  .addOption(new Option('-p, --profile <profile>', 'fake-mx (MX sandwich, stores nothing), corpus (collect spam) or sink (test receiver)').choices(PROFILES).default('fake-mx'))
+  .option('-d, --dir <dir>', 'directory to write fakemx.json and the list files into', '.')
+  .option('-f, --force', 'overwrite files that exist')
+  .action((o: { profile: InitProfile; dir: string; force?: boolean }) => {
+    process.exitCode = initCommand({ profile: o.profile, dir: o.dir, force: o.force === true }, out, err).code;
+  });
+
+program
   .command('config-doc')
   .description('print the config reference table (Markdown), generated from the schema')
   .action(() => {
@@ -156,6 +179,6 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     process.exitCode = e.exitCode === 0 ? 0 : EX_USAGE;
     return;
   }
-  err(`fakemx: ${e instanceof Error ? e.message : String(e)}`);
+  err(`fakemx: error: ${e instanceof Error ? e.message : String(e)}`);
   process.exit(70);
 });

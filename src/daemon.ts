@@ -7,6 +7,7 @@ import { createLogger, type Logger } from './log/logger.js';
 import { listenFds, notifyReady, notifyReloading, notifyStopping, setNotifyDebug } from './net/systemd.js';
 import { FakemxServer } from './server.js';
 import { startObservability, type Observability } from './observability.js';
+import { startupLine } from './startup.js';
 
 export const EX_CONFIG = 78;
 export const EX_SOFTWARE = 70;
@@ -26,7 +27,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     loaded = load(opts.configPath);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`fakemx: config error: ${e.message}\n`);
+      process.stderr.write(`fakemx: error: config: ${e.message}\n`);
       return EX_CONFIG;
     }
     throw e;
@@ -62,6 +63,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return EX_UNAVAILABLE;
   }
   await notifyReady(`listening on ${server.listening.map((l) => `${l.address}:${l.port}`).join(', ')}`);
+  logger.info({ tag: 'READY' }, startupLine(loaded.config, server.listening));
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -105,7 +105,7 @@ describe('fakemx CLI', () => {
 });
 
 describe('usage errors exit 64 (EX_USAGE), with the reason on stderr and nothing on stdout', () => {
-  const SUBCOMMANDS = ['run', 'check-config', 'dnsbl', 'import-appconfig', 'report', 'config-doc', 'state'];
+  const SUBCOMMANDS = ['run', 'check-config', 'dnsbl', 'import-appconfig', 'report', 'config-doc', 'state', 'init'];
   const cases: [name: string, args: string[], reason: RegExp][] = [
     ['no command', [], /Usage: fakemx/],
     ['unknown command', ['nosuch'], /unknown command 'nosuch'/],
@@ -126,6 +126,8 @@ describe('usage errors exit 64 (EX_USAGE), with the reason on stderr and nothing
     ['report: bad --since', ['report', '--store', '.', '--since', 'yesterday'], /--since "yesterday" is not a date/],
     ['report: extra argument', ['report', 'extra'], /too many arguments for 'report'/],
     ['config-doc: extra argument', ['config-doc', 'extra'], /too many arguments for 'config-doc'/],
+    ['init: unknown profile', ['init', '--profile', 'relay'], /argument 'relay' is invalid/],
+    ['check-config: unknown key', ['check-config', '--get', 'nope'], /unknown key "nope"/],
     ['state: no such action', ['state', 'add', 'nope', '192.0.2.1'], /must be allow, deny or trap/],
     ['state: not an address', ['state', 'list', '--ip', 'nope'], /"nope" is not an IP address or CIDR network/],
     ['state: a network to trap', ['state', 'add', 'trap', '192.0.2.0/24'], /trap takes one address, not a network/],

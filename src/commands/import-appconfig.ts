@@ -250,16 +250,16 @@ export async function importAppConfigCommand(file: string, outFile: string | und
   try {
     const st = await stat(file);
     if (!st.isFile()) {
-      err(`fakemx: import-appconfig: ${file}: not a regular file`);
+      err(`fakemx: error: import-appconfig: ${file}: not a regular file`);
       return EX_NOINPUT;
     }
     if (st.size > MAX_INPUT) {
-      err(`fakemx: import-appconfig: ${file}: larger than ${MAX_INPUT} bytes; not an app.config`);
+      err(`fakemx: error: import-appconfig: ${file}: larger than ${MAX_INPUT} bytes; not an app.config`);
       return EX_DATAERR;
     }
     xml = await readFile(file, 'utf8');
   } catch (e) {
-    err(`fakemx: import-appconfig: ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    err(`fakemx: error: import-appconfig: ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
     return EX_NOINPUT;
   }
   // A UTF-8 byte order mark is common in Visual Studio's files.
@@ -268,7 +268,7 @@ export async function importAppConfigCommand(file: string, outFile: string | und
   try {
     result = importAppConfig(xml);
   } catch (e) {
-    err(`fakemx: import-appconfig: ${file}: ${(e as Error).message}`);
+    err(`fakemx: error: import-appconfig: ${file}: ${(e as Error).message}`);
     return EX_DATAERR;
   }
   for (const w of result.warnings) err(`fakemx: import-appconfig: warning: ${w}`);
@@ -277,7 +277,7 @@ export async function importAppConfigCommand(file: string, outFile: string | und
     try {
       await writeFile(outFile, json, { mode: 0o640 });
     } catch (e) {
-      err(`fakemx: import-appconfig: ${outFile}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      err(`fakemx: error: import-appconfig: ${outFile}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
       return EX_CANTCREAT;
     }
     err(`fakemx: import-appconfig: wrote ${outFile} (${Object.keys(result.config).length} keys, ${result.warnings.length} warnings); check it with: fakemx check-config -c ${outFile}`);

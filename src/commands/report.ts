@@ -491,7 +491,7 @@ export async function reportCommand(opts: ReportOptions, out: Writer, err: Write
     r = await buildReport(opts);
   } catch (e) {
     if (e instanceof ReportError) {
-      err(`fakemx: report: ${escapeText(e.message)}`);
+      err(`fakemx: error: report: ${escapeText(e.message)}`);
       return e.exitCode;
     }
     throw e;

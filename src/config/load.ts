@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { parseServer } from '../dns/client.js';
 import { isLoopback, parseCidr } from '../net/ip.js';
 import { parseProvider } from '../dnsbl/provider.js';
+import { stripJsonComments } from './jsonc.js';
 import { ListError, ListSet } from './lists.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
 
@@ -166,7 +167,7 @@ function readJson(file: string): Record<string, unknown> {
   }
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = JSON.parse(stripJsonComments(text));
   } catch (e) {
     throw new ConfigError('(file)', file, `invalid JSON: ${(e as Error).message}`);
   }

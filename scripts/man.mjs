@@ -1,0 +1,87 @@
+// Part of `npm run build`: the manual page fakemx(1) at dist/fakemx.1 (package.json "man", so
+// `npm install -g` puts it where man(1) finds it), generated from the CLI's own --help output
+// (every command and subcommand, found by walking the "Commands:" lists) and from the config
+// schema (the same reference as `fakemx config-doc` and the README). Nothing in it is written
+// by hand except the section headings and the short texts below.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cli = join(root, 'dist/cli.js');
+const { leaves, envName } = await import(join(root, 'dist/config/schema.js'));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+
+// Every help text in this one process: dist/cli.js is imported afresh (a new query string is
+// a new module instance) with process.argv set to `<path> --help`, and what it writes to
+// stdout is kept. A process per command would cost a second each.
+let loads = 0;
+async function help(args) {
+  const write = process.stdout.write;
+  let text = '';
+  process.stdout.write = (chunk) => ((text += String(chunk)), true);
+  const argv = process.argv;
+  process.argv = [process.execPath, cli, ...args, '--help'];
+  try {
+    await import(`${pathToFileURL(cli).href}?man=${loads++}`);
+    for (let i = 0; i < 20 && !text.includes('\n\n'); i++) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    process.stdout.write = write;
+    process.argv = argv;
+  }
+  process.exitCode = 0;
+  return text;
+}
+
+/** Text safe for roff: backslashes, leading dots and quotes, hyphens of options. */
+const esc = (s) => s.replace(/\\/g, '\\e').replace(/^([.'])/gm, '\\&$1').replace(/-/g, '\\-');
+
+/** The subcommand names listed under "Commands:" in a help text. */
+function commands(text) {
+  const i = text.indexOf('\nCommands:\n');
+  if (i < 0) return [];
+  const names = [];
+  for (const line of text.slice(i + 11).split('\n')) {
+    const m = /^ {2}([a-z][\w-]*)/.exec(line);
+    if (m && m[1] !== 'help') names.push(m[1]);
+    else if (line && !line.startsWith(' ')) break;
+  }
+  return names;
+}
+
+const sections = [];
+async function walk(path) {
+  const text = await help(path);
+  if (path.length > 0) sections.push([path.join(' '), text]);
+  for (const c of commands(text)) await walk([...path, c]);
+}
+process.env.COLUMNS = '78';
+const top = await help([]);
+await walk([]);
+
+const out = [];
+out.push(`.TH FAKEMX 1 "" "fakemx ${pkg.version}" "User Commands"`);
+out.push('.SH NAME', 'fakemx \\- fake MX and anti\\-spam SMTP daemon: MX sandwich, bot trap, spam corpus, test receiver');
+out.push('.SH SYNOPSIS', '.B fakemx', '.I command', '[\\fIoptions\\fR]');
+out.push('.SH DESCRIPTION');
+out.push('fakemx answers SMTP like a mail exchanger that never delivers: it delays, tarpits and tempfails bots, asks DNS block lists, and stores what it accepts as a corpus (one .eml and one .json record per message under storePath/YYYY\\-MM\\-DD/). One process, one JSON config file (comments allowed).');
+out.push('Start with \\fBfakemx init\\fR, check with \\fBfakemx check\\-config \\-\\-changed\\fR, run with \\fBfakemx run \\-c fakemx.json\\fR and try it with \\fBswaks \\-\\-server 127.0.0.1:2525 \\-\\-to user@example.com\\fR.');
+out.push('.PP', '.nf', esc(top.trimEnd()), '.fi');
+out.push('.SH COMMANDS');
+for (const [name, text] of sections) out.push(`.SS "fakemx ${esc(name)}"`, '.nf', esc(text.trimEnd()), '.fi');
+out.push('.SH CONFIGURATION');
+out.push('The config file is JSON; // and /* */ comments are allowed. Every key can also be set by an environment variable; environment variables win over the file. Keys (default in parentheses):');
+for (const [path, leaf] of leaves()) {
+  const range = leaf.range ? ` (${leaf.range.min}..${leaf.range.max})` : '';
+  out.push('.TP', `.B ${esc(path)}`, `(${esc(JSON.stringify(leaf.default))}; \\fB${esc(envName(path))}\\fR)`, '.br', esc(leaf.doc + range));
+}
+out.push('.SH EXIT STATUS');
+out.push('0 success; 64 usage error; 69 cannot start (a listener cannot bind); 70 internal error; 73 init would overwrite a file; 78 config error (the key is named). \\fBdnsbl\\fR: 0 not listed, 1 listed, 2 lookup error.');
+out.push('.SH SIGNALS');
+out.push('SIGHUP reloads the config (a moved listener logs where it now listens); SIGTERM and SIGINT stop accepting, let sessions finish for shutdownGrace milliseconds, and exit 0.');
+out.push('.SH FILES');
+out.push('.TP', '.I ./var/corpus/YYYY\\-MM\\-DD/<id>.eml, <id>.json', 'the corpus (storePath)');
+out.push('.SH SEE ALSO', 'swaks(1), postconf(1), the README and docs/deploy.md of the fakemx package.');
+writeFileSync(join(root, 'dist/fakemx.1'), out.join('\n') + '\n');
+console.error(`man: dist/fakemx.1 (${sections.length} commands, ${leaves().length} config keys)`);

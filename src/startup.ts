@@ -1,0 +1,36 @@
+// The one line `fakemx run` logs once it is up (tag READY): where it listens, how to try it,
+// where the corpus, the logs and the console are. What a new user reads first.
+
+import { effectiveListeners, storePathsInUse } from './config/effective.js';
+import type { Config } from './config/schema.js';
+import type { ListenerInfo } from './events.js';
+
+const hostPort = (address: string, port: number) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+
+/** A host a client on this machine can reach for a listener bound to `address` (a wildcard becomes loopback). */
+function reachable(address: string): string {
+  if (address === '0.0.0.0' || address === '') return '127.0.0.1';
+  if (address === '::') return '::1';
+  return address;
+}
+
+export function swaksCommand(l: ListenerInfo): string {
+  const host = reachable(l.address);
+  const server = host.includes(':') ? `--server ${host} --port ${l.port}` : `--server ${host}:${l.port}`;
+  const tls = l.tls === 'implicit' ? ' --tls-on-connect' : l.tls === 'starttls' ? ' --tls' : '';
+  return `swaks ${server}${tls} --to user@example.com`;
+}
+
+export function startupLine(config: Config, listening: readonly ListenerInfo[]): string {
+  const parts: string[] = [];
+  parts.push(`fakemx ready: SMTP on ${listening.map((l) => hostPort(l.address, l.port) + (l.tls === 'none' ? '' : ` (${l.tls})`)).join(', ') || '(no listener)'}`);
+  if (listening[0]) parts.push(`try: ${swaksCommand(listening[0])}`);
+  const stores = storePathsInUse(effectiveListeners(config));
+  parts.push(stores.length > 0 ? `corpus in ${stores.join(', ')}` : 'messages are not stored (storeData false)');
+  parts.push(config.logPath ? `logs to stdout and ${config.logPath}` : 'logs to stdout');
+  if (config.http.port > 0) {
+    const base = `http://${hostPort(reachable(config.http.address), config.http.port)}`;
+    parts.push(config.http.console ? `console at ${base}/console/` : `health at ${base}/healthz (console off: http.console)`);
+  } else parts.push('console off (http.port, http.console)');
+  return parts.join('; ');
+}

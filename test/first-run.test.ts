@@ -1,0 +1,139 @@
+// The first ten minutes of a new user (issue 16): `fakemx init` for each profile (a commented
+// config that loads, list files, nothing overwritten), `check-config --changed` and `--get`,
+// comments in config files, one "fakemx: error: " prefix for CLI errors, the READY line of
+// `fakemx run`, the man page and the LICENSE. The built CLI (dist/cli.js) is what runs.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { changedText, configValue, valueText } from '../src/config/changed.js';
+import { stripJsonComments } from '../src/config/jsonc.js';
+import { loadConfig } from '../src/config/load.js';
+import { startupLine, swaksCommand } from '../src/startup.js';
+import { CLI, startListening, type Daemon } from './helpers/daemon.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fakemx-first-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+let d: Daemon | undefined;
+afterEach(() => {
+  d?.kill();
+  d = undefined;
+});
+
+describe('fakemx init', () => {
+  it.each(['fake-mx', 'corpus', 'sink'])('--profile %s writes a commented config that loads, and the list files', async (profile) => {
+    const to = join(dir, profile);
+    const r = await run(['init', '--profile', profile, '--dir', to]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const text = readFileSync(join(to, 'fakemx.json'), 'utf8');
+    expect(text).toMatch(/^\/\/ fakemx config, profile /);
+    expect(text).toContain('  // bannerDelay: Milliseconds between accept and the 220 greeting.');
+    for (const f of ['local-domains.txt', 'local-mailboxes.txt', 'access.txt']) expect(existsSync(join(to, f))).toBe(true);
+    const c = loadConfig({ file: join(to, 'fakemx.json'), env: {} }).config;
+    expect(c.storeData).toBe(profile !== 'fake-mx');
+    expect(c.doTempFail).toBe(profile !== 'sink');
+    expect(c.http.console).toBe(true);
+    // Uncommenting a list line keeps the JSON valid.
+    const withList = text.replace(`// "localDomains": "${join(to, 'local-domains.txt')}",`, `"localDomains": "${join(to, 'local-domains.txt')}",`);
+    writeFileSync(join(to, 'uncommented.json'), withList);
+    expect(loadConfig({ file: join(to, 'uncommented.json'), env: {} }).config.localDomains).toBe(join(to, 'local-domains.txt'));
+  });
+
+  it('overwrites nothing without --force (exit 73); an unknown profile is a usage error (64)', async () => {
+    const to = join(dir, 'again');
+    expect((await run(['init', '--dir', to])).code).toBe(0);
+    writeFileSync(join(to, 'access.txt'), 'permit 192.0.2.0/24\n');
+    const r = await run(['init', '--dir', to]);
+    expect(r.code).toBe(73);
+    expect(r.stderr).toMatch(/^fakemx: error: .*exist; nothing written \(--force overwrites\)\n$/);
+    expect(readFileSync(join(to, 'access.txt'), 'utf8')).toBe('permit 192.0.2.0/24\n');
+    expect((await run(['init', '--dir', to, '--force'])).code).toBe(0);
+    expect((await run(['init', '--profile', 'relay'])).code).toBe(64);
+  });
+});
+
+describe('check-config --changed / --get', () => {
+  const file = join(dir, 'cc.json');
+  writeFileSync(file, '// a comment\n{\n  "listenPort": 2526, /* inline */ "bannerDelay": 1000,\n  "http": { "token": "sekrit", "port": 9000 },\n  "webhook": { "url": "http://hooks.example/in" }\n}\n');
+
+  it('prints only what differs from the defaults, secrets masked', async () => {
+    const r = await run(['check-config', '-c', file, '--changed']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('listenPort = 2526\nhttp.port = 9000\nhttp.token = "[redacted]"\nwebhook.url = "http://hooks.example/in"\n');
+    const c = loadConfig({ file, env: {} }).config;
+    expect(changedText(loadConfig({ env: {} }).config)).toBe('');
+    expect(configValue(c, 'dns.timeout')).toBe(2000);
+    expect(configValue(c, 'nope')).toBeUndefined();
+    expect(valueText('x y')).toBe('x y');
+  });
+
+  it('--get KEY prints one value (a string bare, a group as JSON); an unknown key is a usage error', async () => {
+    expect((await run(['check-config', '-c', file, '--get', 'webhook.url'])).stdout).toBe('http://hooks.example/in\n');
+    expect((await run(['check-config', '-c', file, '--get', 'listenPort'])).stdout).toBe('2526\n');
+    expect(JSON.parse((await run(['check-config', '-c', file, '--get', 'http'])).stdout)).toMatchObject({ port: 9000, token: '[redacted]' });
+    const bad = await run(['check-config', '-c', file, '--get', 'listenPortt']);
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toMatch(/^fakemx: error: unknown key "listenPortt"/);
+  });
+
+  it('comments are blanked, strings kept, positions of a parse error stay right', () => {
+    expect(stripJsonComments('{"a": "http://x" // c\n}')).toBe('{"a": "http://x"     \n}');
+    expect(stripJsonComments('/* a\nb */{"k": "\\" /* no */"}')).toBe('    \n    {"k": "\\" /* no */"}');
+    const bad = '// one\n/* two */\n{,}';
+    expect(stripJsonComments(bad)).toHaveLength(bad.length);
+    expect(() => JSON.parse(stripJsonComments(bad)) as unknown).toThrow(/position 18/);
+  });
+});
+
+describe('errors and the start-up line', () => {
+  it('every kind of CLI error starts with "fakemx: error: "', async () => {
+    const cases: [string[], number][] = [
+      [['check-config', '-c', join(dir, 'missing.json')], 78],
+      [['bogus'], 64],
+      [['report', '--store', join(dir, 'no-store')], 66],
+      [['import-appconfig', join(dir, 'missing.config')], 66],
+    ];
+    for (const [args, _code] of cases) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toMatch(/^fakemx: error: /);
+    }
+  });
+
+  it('fakemx run logs one READY line: where it listens, how to try it, corpus, logs, console', async () => {
+    d = await startListening({ http: { port: 0 } });
+    const l = await d.waitFor('READY');
+    expect(l.msg).toBe(`fakemx ready: SMTP on 127.0.0.1:${d.port}; try: swaks --server 127.0.0.1:${d.port} --to user@example.com; corpus in ${join(d.dir, 'corpus')}; logs to stdout; console off (http.port, http.console)`);
+  });
+
+  it('startupLine: wildcard addresses, TLS, no store, the console', () => {
+    const c = loadConfig({ overrides: { storeData: false, logPath: '/var/log/fakemx', http: { address: '0.0.0.0', port: 9325, console: true, token: 't' } }, env: {} }).config;
+    expect(startupLine(c, [{ name: 'a', address: '::', port: 25, tls: 'starttls' }])).toBe(
+      'fakemx ready: SMTP on [::]:25 (starttls); try: swaks --server ::1 --port 25 --tls --to user@example.com; messages are not stored (storeData false); logs to stdout and /var/log/fakemx; console at http://127.0.0.1:9325/console/',
+    );
+    expect(swaksCommand({ name: 'b', address: '0.0.0.0', port: 465, tls: 'implicit' })).toBe('swaks --server 127.0.0.1:465 --tls-on-connect --to user@example.com');
+  });
+});
+
+describe('package', () => {
+  it('the man page is built from the help texts and the config reference; LICENSE matches package.json', () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { license: string; man: string[] | string; files: string[] };
+    expect(pkg.man).toEqual(['./dist/fakemx.1']);
+    const man = readFileSync('dist/fakemx.1', 'utf8');
+    expect(man).toMatch(/^\.TH FAKEMX 1 /);
+    for (const s of ['.SS "fakemx run"', '.SS "fakemx init"', '.SS "fakemx check\\-config"', '.B http.console', 'FAKEMX_HTTP_TOKEN']) expect(man).toContain(s);
+    expect(pkg.license).toBe('MIT');
+    expect(readFileSync('LICENSE', 'utf8')).toMatch(/^MIT License\n/);
+  });
+});
