@@ -4,6 +4,7 @@
 import type { CloseInfo, SessionInfo } from './smtp/hooks.js';
 import type { Reply } from './smtp/reply.js';
 import type { MessageMetadata } from './store/metadata.js';
+import type { StorePrunedEvent, StoreStateEvent } from './store/stores.js';
 
 export interface ListenerInfo {
   name: string;
@@ -71,6 +72,10 @@ export interface ServerEvents {
   message: [ev: MessageEvent];
   messageResult: [ev: MessageResultEvent];
   dnsQuery: [ev: DnsQueryEvent];
+  /** A store became full (store.maxBytes / store.minFreeBytes) or has space again. */
+  storeState: [ev: StoreStateEvent];
+  /** store.onFull prune deleted a day directory. */
+  storePruned: [ev: StorePrunedEvent];
   stateError: [ev: StateErrorEvent];
   close: [];
   error: [err: Error];

@@ -37,6 +37,8 @@ export class Metrics {
   readonly dnsErrors: Counter<'zone' | 'kind'>;
   readonly dnsCacheHits: Counter;
   readonly webhook: Counter<'result'>;
+  readonly storeFull: Gauge<'store'>;
+  readonly storePruned: Counter<'store'>;
   readonly authAttempts: Counter<'mechanism' | 'tls'>;
   readonly stateErrors: Counter<'op' | 'reason'>;
   /** Handler failures (a bug); logged at most once a minute. */
@@ -56,6 +58,8 @@ export class Metrics {
     this.stateErrors = new Counter({ name: 'fakemx_state_errors_total', help: 'State store calls that failed (error) or missed state.timeout (timeout), by operation; the session went on per state.onError.', labelNames: ['op', 'reason'], registers });
     this.webhook = new Counter({ name: 'fakemx_webhook_total', help: 'Webhook deliveries by result (success, retry, failed after all retries, dropped when the queue was full).', labelNames: ['result'], registers });
     this.authAttempts = new Counter({ name: 'fakemx_auth_attempts_total', help: 'AUTH attempts (the honeypot: each one failed), by mechanism and whether under TLS; from the AUTH verdicts.', labelNames: ['mechanism', 'tls'], registers });
+    this.storeFull = new Gauge({ name: 'fakemx_store_full', help: 'Per corpus: 1 while store.maxBytes or store.minFreeBytes is crossed and nothing is stored (STORE_FULL), else 0.', labelNames: ['store'], registers });
+    this.storePruned = new Counter({ name: 'fakemx_store_pruned_bytes_total', help: 'Per corpus: octets deleted by store.onFull prune (whole oldest days).', labelNames: ['store'], registers });
     for (const r of MESSAGE_RESULTS) this.messages.inc({ result: r }, 0);
     for (const r of WEBHOOK_RESULTS) this.webhook.inc({ result: r }, 0);
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
@@ -126,6 +130,12 @@ export class Metrics {
       }),
       stateError: guard('stateError', (ev: ServerEvents['stateError'][0]) => {
         this.stateErrors.inc({ op: label(ev.op), reason: label(ev.reason) });
+      }),
+      storeState: guard('storeState', (ev: ServerEvents['storeState'][0]) => {
+        this.storeFull.set({ store: label(ev.store) }, ev.state === 'full' ? 1 : 0);
+      }),
+      storePruned: guard('storePruned', (ev: ServerEvents['storePruned'][0]) => {
+        this.storePruned.inc({ store: label(ev.store) }, ev.bytes);
       }),
       dnsQuery: guard('dnsQuery', (ev: ServerEvents['dnsQuery'][0]) => {
         const zone = label(ev.zone);

@@ -24,7 +24,8 @@ import { openStateStore, type StateStore } from './state/store.js';
 import type { TlsInfo } from './smtp/hooks.js';
 import { formatReply, replies } from './smtp/reply.js';
 import { Session, type Connection, type SessionConfig } from './smtp/session.js';
-import { Corpus } from './store/corpus.js';
+import type { Corpus } from './store/corpus.js';
+import { Stores } from './store/stores.js';
 import { newId } from './util/id.js';
 
 export interface CreateServerOptions {
@@ -95,7 +96,8 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   private runtime: Runtime;
   private readonly sessions = new Set<Session>();
   private readonly perIp = new PerIpLimiter();
-  private readonly corpora = new Map<string, Corpus>();
+  /** The corpora in use, their store config and disk cap (store/stores.ts). */
+  readonly stores: Stores;
   private readonly profiles = new Map<Listener, Profile>();
   private sockets: Listener[] = [];
   private closing = false;
@@ -108,6 +110,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     super();
     this.logger = logger ?? silentLogger();
     this.observer = new Observer(this.logger, this);
+    this.stores = new Stores(this.logger, { state: (ev) => this.emit('storeState', ev), pruned: (ev) => this.emit('storePruned', ev) });
     this.runtime = this.buildRuntime(loaded);
     // A throwing 'error' listener-less emit would crash the process; keep one.
     this.on('error', (e) => this.logger.error({ tag: 'ERROR', err: e.message }, 'server error'));
@@ -161,9 +164,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   }
 
   private corpusFor(path: string): Corpus {
-    let c = this.corpora.get(path);
-    if (!c) this.corpora.set(path, (c = new Corpus(path)));
-    return c;
+    return this.stores.corpus(path);
   }
 
   private profile(eff: EffectiveListener, rt: Runtime): Profile {
@@ -194,8 +195,8 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
 
   /** Make sure every corpus in use exists; at start, sweep what a killed process left. */
   private async initCorpora(rt: Runtime, atStart: boolean): Promise<void> {
-    for (const path of storePathsInUse(rt.loaded.listeners)) {
-      const removed = await this.corpusFor(path).init();
+    this.stores.configure(rt.loaded.config.store);
+    for (const [path, removed] of await this.stores.init(storePathsInUse(rt.loaded.listeners))) {
       if (atStart && removed > 0) this.logger.warn({ tag: 'STALE_TEMP', store: path, removed }, 'removed temporaries left by an earlier crash');
     }
   }
@@ -329,6 +330,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     await stopped;
     await this.runtime.state?.close();
     this.runtime.dns?.stop();
+    this.stores.close();
     this.emit('close');
   }
 }

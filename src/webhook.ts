@@ -2,7 +2,8 @@
 // webhook.url. enqueue() is synchronous and O(1) so SMTP is never delayed; delivery runs in
 // the background with a bounded queue, per-request timeouts, and jittered exponential retries.
 
-import { open } from 'node:fs/promises';
+import { open, readdir, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { WebhookConfig } from './config/schema.js';
 import type { MessageEvent } from './events.js';
 import type { Logger } from './log/logger.js';
@@ -11,7 +12,7 @@ import type { MessageMetadata } from './store/metadata.js';
 
 export interface WebhookPayload {
   metadata: MessageMetadata;
-  /** Absolute path of the .eml on the fakemx host, or null when storeData is off. */
+  /** Absolute path of the message file (.eml, or the Maildir file in new/) on the fakemx host, or null when storeData is off. */
   path: string | null;
   /** The .eml, base64, when it is at most includeRawMax octets. */
   raw?: string;
@@ -70,6 +71,24 @@ class BoundedQueue<T> {
     this.items = [];
     this.head = 0;
     return n;
+  }
+}
+
+/**
+ * The stored message: an .eml, or a Maildir file in new/ that a mail reader may since have
+ * moved to cur/ as <name>:2,<flags> (maildir(5)).
+ */
+async function openMessage(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    const dir = dirname(path);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || basename(dir) !== 'new') throw e;
+    const cur = join(dirname(dir), 'cur');
+    const name = basename(path);
+    const moved = (await readdir(cur)).find((n) => n === name || n.startsWith(`${name}:`));
+    if (!moved) throw e;
+    return await open(join(cur, moved), 'r');
   }
 }
 
@@ -236,7 +255,7 @@ export class Webhook {
   /** The raw message, read at send time, only when it fits includeRawMax. */
   private async raw(job: Job, max: number): Promise<string | undefined> {
     if (max <= 0 || !job.path || job.metadata.sizes.file > max) return undefined;
-    const fh = await open(job.path, 'r');
+    const fh = await openMessage(job.path);
     try {
       const st = await fh.stat();
       if (st.size > max) return undefined;

@@ -44,6 +44,11 @@ export interface CorpusReport {
   /** Messages carrying each verdict tag (a tag counts once per message). */
   verdicts: Row[];
   tempfailed: number;
+  /**
+   * store.dedupe: stored bodies that arrived again (`messages`), how often in all (`arrivals`,
+   * not counted in `messages` above), and the bodies that came back most (by message id).
+   */
+  duplicates: { messages: number; arrivals: number; top: Row[] };
   /** Messages whose client was listed by each DNS list zone. */
   dnsblZones: Row[];
   helo: Row[];
@@ -139,6 +144,8 @@ interface LooseMeta {
   verdicts?: unknown;
   dns?: { zones?: unknown } | null;
   tempfailed?: unknown;
+  id?: unknown;
+  duplicates?: { count?: unknown } | null;
   transfer?: unknown;
   chunks?: unknown;
 }
@@ -150,6 +157,8 @@ class Aggregate {
   first: string | null = null;
   last: string | null = null;
   tempfailed = 0;
+  dupMessages = 0;
+  dupArrivals = 0;
   tlsMessages = 0;
   minSize = Infinity;
   maxSize = 0;
@@ -161,6 +170,7 @@ class Aggregate {
   readonly domains = new TopCounter();
   readonly networks = new TopCounter();
   readonly protocols = new TopCounter(100);
+  readonly dups = new TopCounter();
   readonly buckets = SIZE_BUCKETS.map(() => 0);
   bdat = 0;
   chunks = 0;
@@ -218,6 +228,12 @@ class Aggregate {
       for (const t of tags) this.verdicts.add(t);
     }
     if (m.tempfailed === true) this.tempfailed++;
+    const again = m.duplicates && typeof m.duplicates === 'object' ? m.duplicates.count : undefined;
+    if (typeof again === 'number' && Number.isInteger(again) && again > 0) {
+      this.dupMessages++;
+      this.dupArrivals += again;
+      this.dups.add(typeof m.id === 'string' ? m.id : '(unknown)', again);
+    }
     if (m.transfer === 'BDAT') {
       this.bdat++;
       if (typeof m.chunks === 'number' && Number.isInteger(m.chunks) && m.chunks > 0) this.chunks += m.chunks;
@@ -250,6 +266,7 @@ class Aggregate {
         .map(([day, d]) => ({ day, messages: d.messages, sessions: d.sessions.size })),
       verdicts: this.verdicts.top(1000),
       tempfailed: this.tempfailed,
+      duplicates: { messages: this.dupMessages, arrivals: this.dupArrivals, top: this.dups.top(top) },
       dnsblZones: this.zones.top(top),
       helo: this.helo.top(top),
       senderDomains: this.domains.top(top),
@@ -272,7 +289,7 @@ class Aggregate {
       },
       approximate: {
         sessions: this.sessionsApprox || this.authSessionsApprox,
-        tops: [this.helo, this.domains, this.networks, this.zones, this.verdicts, this.authUsers, this.authClients].some((t) => t.pruned),
+        tops: [this.helo, this.domains, this.networks, this.zones, this.verdicts, this.dups, this.authUsers, this.authClients].some((t) => t.pruned),
       },
     };
   }
@@ -459,6 +476,15 @@ export function formatReport(r: CorpusReport): string {
   parts.push(table('Per day (UTC)', ['day', 'messages', 'sessions'], r.days.map((d) => [d.day, d.messages, d.sessions])));
   parts.push(table('Verdicts (messages carrying the tag)', ['tag', 'messages', 'share'], rows(r.verdicts)));
   parts.push(`Tempfailed: ${r.tempfailed} (${pct(r.tempfailed, n)})\n`);
+  if (r.duplicates.arrivals > 0) {
+    parts.push(
+      table(
+        `Duplicates (store.dedupe): ${r.duplicates.messages} stored bodies arrived again ${r.duplicates.arrivals} times`,
+        ['first message', 'arrivals'],
+        r.duplicates.top.map((x) => [x.key, x.messages]),
+      ),
+    );
+  }
   parts.push(table('DNS list zones that listed the client', ['zone', 'messages', 'share'], rows(r.dnsblZones)));
   parts.push(table('Top HELO names', ['helo', 'messages', 'share'], rows(r.helo)));
   parts.push(table('Top sender domains', ['domain', 'messages', 'share'], rows(r.senderDomains)));

@@ -113,6 +113,15 @@ export interface LogFilesConfig {
   keep: number;
 }
 
+/** The corpus beside storeData/storePath (one setting for every store; not per listener). */
+export interface StoreConfig {
+  format: 'eml' | 'maildir';
+  maxBytes: number;
+  minFreeBytes: number;
+  onFull: 'prune' | 'stop';
+  dedupe: boolean;
+}
+
 /** Keys a listener profile may override: everything that shapes a session. */
 export interface PolicyConfig {
   hostName: string;
@@ -167,6 +176,7 @@ export interface Config extends PolicyConfig {
   http: HttpConfig;
   webhook: WebhookConfig;
   logFiles: LogFilesConfig;
+  store: StoreConfig;
   state: StateConfig;
 }
 
@@ -209,6 +219,13 @@ export const schema: SchemaNode = {
   maxSessions: { doc: 'Concurrent sessions over all listeners; one more gets 421 4.3.2 at once and close.', format: nat, default: 16, range: int(1, 1_000_000) },
   storeData: { doc: 'Store each accepted message (with envelope headers and metadata) under storePath; false = read and discard (sink).', format: Boolean, default: true },
   storePath: { doc: 'Directory for the corpus; "" = ./var/corpus. Created if missing.', format: String, default: '' },
+  store: {
+    format: { doc: 'Corpus layout per UTC day directory: eml (`<id>.eml`) or maildir (the day directory is a Maildir: written in `tmp/`, fsynced, renamed into `new/`). Either way an `<id>.json` record beside it.', format: ['eml', 'maildir'], default: 'eml' },
+    maxBytes: { doc: 'Cap on the corpus size in octets (messages, records, journals); past it store.onFull applies. 0 = no cap.', format: nat, default: 0, range: int(0, Number.MAX_SAFE_INTEGER) },
+    minFreeBytes: { doc: 'Free octets to leave on the corpus filesystem; below it store.onFull applies. 0 = no check.', format: nat, default: 0, range: int(0, Number.MAX_SAFE_INTEGER) },
+    onFull: { doc: 'When maxBytes or minFreeBytes is crossed: prune (delete whole oldest days, never today, down to 90% of maxBytes and 110% of minFreeBytes) or stop (store nothing, STORE_FULL verdict, same reply) until space returns.', format: ['prune', 'stop'], default: 'stop' },
+    dedupe: { doc: 'Store each body (what follows the trace headers) once; later arrivals go into the first message\'s record (time, client, envelope) and `fakemx report` counts them.', format: Boolean, default: false },
+  },
   maxDataSize: { doc: 'Largest message in octets (advertised as SIZE); bigger ones get 552 5.3.4.', format: nat, default: 2_097_152, range: int(1024, 1_073_741_824) },
   logPath: { doc: 'Directory for rotating log files in addition to stdout; "" = stdout only.', format: String, default: '' },
   verboseLogging: { doc: 'Log every command and reply (never message content).', format: Boolean, default: false },

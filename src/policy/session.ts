@@ -8,7 +8,7 @@ import type {
   Address, AuthAttempt, CloseInfo, EarlyTalkEvent, MessageSink, ReplyShape, SessionHooks, SessionInfo, TlsInfo,
 } from '../smtp/hooks.js';
 import { replies, type Reply } from '../smtp/reply.js';
-import type { Corpus } from '../store/corpus.js';
+import { StoreFullError, type Corpus } from '../store/corpus.js';
 import type { DnsListResult, VerdictRecord } from '../store/metadata.js';
 import { dnsVerdict } from '../dnsbl/verdict.js';
 import type { StateStore } from '../state/store.js';
@@ -418,19 +418,34 @@ export class PolicySession implements SessionHooks, BannerWait {
         try {
           stored = await w.commit({ verdicts: tempfailed ? [...this.verdicts, tf] : this.verdicts, dns: this.dns, tempfailed });
         } catch (e) {
+          if (e instanceof StoreFullError) {
+            // The disk cap (store.onFull): nothing stored, the reply is what it would have been.
+            this.verdict(s, 'STORE_FULL', { id: e.id, reason: e.reason });
+            if (tempfailed) {
+              (this.list ??= []).push(tf);
+              svc.observer.verdict(s, tf);
+            }
+            svc.observer.messageResult(s, tempfailed ? 'tempfailed' : 'discarded', size);
+            return tempfailed ? tempfailReply() : replies.queued(e.id);
+          }
           this.verdict(s, 'STORE_FAILED', { error: e instanceof Error ? e.message : String(e) });
           svc.observer.messageResult(s, 'store_failed', size);
           return replies.storeFailed();
         }
         // Logged before TEMPFAIL, so the log reads in the order things happened.
-        this.verdict(s, 'STORED', { id: stored.id, file: stored.path, bytes: stored.metadata.sizes.file });
-        svc.observer.stored(s, stored);
+        if (stored.duplicateOf !== undefined) {
+          // store.dedupe: recorded in the first message's record; the reply names this arrival.
+          this.verdict(s, 'DUPLICATE', { id: stored.arrivalId, of: stored.duplicateOf, count: stored.metadata.duplicates?.count });
+        } else {
+          this.verdict(s, 'STORED', { id: stored.id, file: stored.path, bytes: stored.metadata.sizes.file });
+          svc.observer.stored(s, stored);
+        }
         if (tempfailed) {
           (this.list ??= []).push(tf);
           svc.observer.verdict(s, tf);
         }
         svc.observer.messageResult(s, tempfailed ? 'tempfailed' : 'stored', size);
-        return tempfailed ? tempfailReply() : replies.queued(stored.id);
+        return tempfailed ? tempfailReply() : replies.queued(stored.arrivalId ?? stored.id);
       },
     };
   }

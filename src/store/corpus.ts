@@ -1,17 +1,24 @@
-// The corpus: one <id>.eml (trace headers + the body exactly as received after
-// unstuffing) and one <id>.json (MessageMetadata) per message, under <storePath>/<YYYY-MM-DD>/.
-// Durable before acknowledged: both are written under ".tmp-" names, fsynced, renamed into
-// place (.eml first), then the directory is fsynced. Any failure removes every trace.
+// The corpus: per message the message file (trace headers + the body exactly as received
+// after unstuffing; <id>.eml, or a Maildir file in new/ with store.format maildir) and its
+// <id>.json record (MessageMetadata), under <storePath>/<YYYY-MM-DD>/ (names: layout.ts).
+// Durable before acknowledged: the message is written under a temporary name and fsynced, its
+// record appended to the day's journal (group commit), both renamed into place (message
+// first), then the directory is fsynced (group commit). Any failure removes every trace.
 // A day directory (or the root) deleted or moved while running is recreated on the next
 // message: ENOENT at open or rename means "make the directories again and retry once".
 
 import type { SessionInfo } from '../smtp/hooks.js';
-import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { newId } from '../util/id.js';
-import { DAY_DIR, dayOf, TEMP_PREFIX } from './layout.js';
-import { buildMetadata, traceInfo, type MessageMetadata, type PolicyFacts } from './metadata.js';
+import { Journal, journalLines, writeAll } from './journal.js';
+import { DAY_DIR, dayOf, idOfMaildirName, JOURNAL, MAILDIR_SUBDIRS, maildirName, TEMP_PREFIX, type StoreFormat } from './layout.js';
+import { addArrivals, arrivalOf, buildMetadata, traceInfo, type Arrival, type MessageMetadata, type PolicyFacts } from './metadata.js';
+
+export type { StoreFormat } from './layout.js';
 
 const FLUSH_AT = 64 * 1024;
 /** Day directories scanned for stale temporaries at start-up. */
@@ -34,7 +41,6 @@ export interface TraceInfo {
 
 /** A value from the client, made safe for a header line: no CR/LF/controls can start a new line. */
 export function headerValue(s: string, max = 998): string {
-  // eslint-disable-next-line no-control-regex
   const t = s.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?').replace(/\t/g, ' ');
   return t.length > max ? t.slice(0, max) : t;
 }
@@ -82,9 +88,13 @@ export interface SessionMessage {
 
 export interface StoredMessage {
   id: string;
-  /** Absolute path of the .eml. */
+  /** Absolute path of the message file (.eml, or the Maildir file in new/). */
   path: string;
   metadata: MessageMetadata;
+  /** store.dedupe: the body was stored before as this message (id, path, metadata are its). */
+  duplicateOf?: string;
+  /** store.dedupe: this arrival's own id (in the first message's duplicates.arrivals). */
+  arrivalId?: string;
 }
 
 async function fsyncDir(dir: string): Promise<void> {
@@ -126,20 +136,71 @@ export class GroupSync {
   }
 }
 
-export interface CorpusOptions {
+export interface CorpusSettings {
+  /** eml: <day>/<id>.eml; maildir: each day directory a Maildir (layout.ts). */
+  format: StoreFormat;
+  /** Store a body once; later arrivals are recorded in the first one's metadata. */
+  dedupe: boolean;
+}
+
+/** The disk cap (space.ts) as the corpus sees it. */
+export interface SpacePolicy {
+  /** Why nothing may be stored now (store full), or null. Synchronous: never holds a session. */
+  fullReason(): string | null;
+  /** Bytes a stored message (or an arrival) added to a day. */
+  added(day: string, bytes: number): void;
+}
+
+export interface CorpusOptions extends Partial<CorpusSettings> {
   /** Directory fsync (tests record the calls; default opens the directory and fsyncs it). */
   syncDir?: (dir: string) => Promise<void>;
   /** Called with the directories made when a day directory or the root had to be (re)made. */
   onCreated?: (dirs: string[]) => void;
+  /** Host part of Maildir names; default the system host name. */
+  host?: string;
+}
+
+/** Nothing was stored: the disk cap is reached (store.onFull stop, or prune could not free enough). */
+export class StoreFullError extends Error {
+  constructor(readonly id: string, readonly reason: string) {
+    super(`store full: ${reason}`);
+  }
 }
 
 const isEnoent = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 
+interface IndexEntry {
+  id: string;
+  day: string;
+  /** Absolute path of the message file and of its record. */
+  path: string;
+  json: string;
+  /** Set while the first message with this body is being committed: true once stored. */
+  pending: Promise<boolean> | null;
+}
+
+/** Bodies remembered for store.dedupe (oldest forgotten first). */
+const DEDUPE_CAPACITY = 200_000;
+
+interface DupQueue {
+  waiting: Arrival[];
+  next: Promise<MessageMetadata> | null;
+  last: Promise<unknown>;
+}
+
 export class Corpus {
   private readonly days = new Map<string, Promise<void>>();
   private readonly dirSyncs = new Map<string, GroupSync>();
+  private readonly journals = new Map<string, Journal>();
+  private readonly inflight = new Map<string, number>();
+  private readonly index = new Map<string, IndexEntry>();
+  private readonly dupQueues = new Map<string, DupQueue>();
   private readonly syncDirFn: (dir: string) => Promise<void>;
   private readonly onCreated: ((dirs: string[]) => void) | undefined;
+  private readonly host: string;
+  private seq = 0;
+  settings: CorpusSettings;
+  space: SpacePolicy | null = null;
 
   constructor(
     readonly root: string,
@@ -147,6 +208,14 @@ export class Corpus {
   ) {
     this.syncDirFn = opts.syncDir ?? fsyncDir;
     this.onCreated = opts.onCreated;
+    this.host = opts.host ?? hostname();
+    this.settings = { format: opts.format ?? 'eml', dedupe: opts.dedupe ?? false };
+  }
+
+  /** New settings (a reload): later messages use them; messages in flight finish as begun. */
+  configure(s: Partial<CorpusSettings>): void {
+    this.settings = { ...this.settings, ...s };
+    if (!this.settings.dedupe) this.index.clear();
   }
 
   /**
@@ -166,10 +235,14 @@ export class Corpus {
   private swept = false;
 
   /**
-   * Create the root so the first message does not pay for it. The first init also removes
-   * temporaries a killed process left behind (never visible as messages: readers skip
-   * `.tmp-`); only the newest day directories are scanned, as a crash leaves them there.
+   * Create the root so the first message does not pay for it. The first init also cleans up
+   * after a killed process, in the newest day directories only (a crash leaves them there):
+   * temporaries are removed (never visible as messages: readers skip `.tmp-` and Maildir's
+   * tmp/), and every message's record is checked against the day's journal: a record missing
+   * or short (its file was not yet fsynced: only the journal is) is written again from it.
+   * With store.dedupe the index of bodies is rebuilt from the same journals.
    * One daemon per store: another process's in-flight temporaries would be removed too.
+   * Returns the temporaries removed.
    */
   async init(): Promise<number> {
     await this.makeDirs(this.root);
@@ -177,55 +250,152 @@ export class Corpus {
     this.swept = true;
     let removed = 0;
     const days = (await readdir(this.root)).filter((d) => DAY_DIR.test(d)).sort().slice(-SWEEP_DAYS);
-    for (const day of days) {
-      const dir = join(this.root, day);
-      const names = await readdir(dir).catch(() => [] as string[]);
-      const have = new Set(names);
-      let renamed = false;
-      for (const n of names) {
-        if (!n.startsWith(TEMP_PREFIX)) continue;
-        // Killed between the two renames: the .eml is in place and its fsynced metadata
-        // is complete under the temporary name; finish the job instead of losing it.
-        const id = n.endsWith('.json') ? n.slice(TEMP_PREFIX.length, -'.json'.length) : '';
-        if (id && have.has(`${id}.eml`) && !have.has(`${id}.json`)) {
-          await rename(join(dir, n), join(dir, `${id}.json`)).then(() => (renamed = true), () => undefined);
-          continue;
-        }
-        await unlink(join(dir, n)).then(() => removed++, () => undefined);
-      }
-      if (renamed) await this.syncDirFn(dir);
-    }
+    for (const day of days) removed += await this.recoverDay(day);
     return removed;
   }
 
+  /** Ids of the messages present in a day directory, both formats (Maildir: new/ and cur/). */
+  private async messagesIn(dir: string, names: string[]): Promise<Map<string, string>> {
+    const ids = new Map<string, string>();
+    for (const n of names) if (n.endsWith('.eml') && !n.startsWith(TEMP_PREFIX)) ids.set(n.slice(0, -4), join(dir, n));
+    for (const sub of ['new', 'cur']) {
+      if (!names.includes(sub)) continue;
+      for (const n of await readdir(join(dir, sub)).catch(() => [] as string[])) {
+        const id = idOfMaildirName(n);
+        if (id) ids.set(id, join(dir, sub, n));
+      }
+    }
+    return ids;
+  }
+
+  private async recoverDay(day: string): Promise<number> {
+    const dir = join(this.root, day);
+    let removed = 0;
+    let changed = false;
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const present = await this.messagesIn(dir, names);
+    const have = new Set(names);
+    for (const n of names) {
+      if (!n.startsWith(TEMP_PREFIX)) continue;
+      // Killed between the two renames: the message is in place and its metadata is complete
+      // under the temporary name (checked against the journal below); finish the job.
+      const id = n.endsWith('.json') ? n.slice(TEMP_PREFIX.length, -'.json'.length) : '';
+      if (id && present.has(id) && !have.has(`${id}.json`)) {
+        await rename(join(dir, n), join(dir, `${id}.json`)).then(() => (changed = true), () => undefined);
+        continue;
+      }
+      await unlink(join(dir, n)).then(() => removed++, () => undefined);
+    }
+    // Maildir: whatever is in tmp/ was never delivered (maildir(5)).
+    if (have.has('tmp')) {
+      for (const n of await readdir(join(dir, 'tmp')).catch(() => [] as string[])) await unlink(join(dir, 'tmp', n)).then(() => removed++, () => undefined);
+    }
+    const text = await readFile(join(dir, JOURNAL), 'utf8').catch(() => '');
+    if (text !== '') changed = (await this.replay(day, dir, text, present)) || changed;
+    if (changed) await this.syncDirFn(dir);
+    return removed;
+  }
+
+  /** Records from the journal: rewrite those missing or short on disk; rebuild the dedupe index. */
+  private async replay(day: string, dir: string, text: string, present: Map<string, string>): Promise<boolean> {
+    const records = new Map<string, MessageMetadata>();
+    for (const r of journalLines(text)) {
+      if (typeof r.duplicateOf === 'string') {
+        const base = records.get(r.duplicateOf);
+        if (base && r.arrival && typeof r.arrival === 'object') records.set(r.duplicateOf, addArrivals(base, [r.arrival as Arrival]));
+      } else if (typeof r.id === 'string' && typeof r.file === 'string') {
+        records.set(r.id, r as unknown as MessageMetadata);
+      }
+    }
+    let changed = false;
+    for (const [id, m] of records) {
+      const path = present.get(id);
+      if (!path) continue;
+      const text = JSON.stringify(m) + '\n';
+      const json = join(dir, `${id}.json`);
+      const size = await stat(json).then((s) => s.size, () => -1);
+      if (size !== Buffer.byteLength(text)) {
+        await writeDurable(join(dir, `${TEMP_PREFIX}${id}.json`), text);
+        await rename(join(dir, `${TEMP_PREFIX}${id}.json`), json);
+        changed = true;
+      }
+      if (this.settings.dedupe && typeof m.bodySha256 === 'string') this.remember(m.bodySha256, { id, day, path, json, pending: null });
+    }
+    return changed;
+  }
+
+  private remember(hash: string, e: IndexEntry): void {
+    this.index.delete(hash);
+    this.index.set(hash, e);
+    if (this.index.size > DEDUPE_CAPACITY) this.index.delete(this.index.keys().next().value!);
+  }
+
   /**
-   * The day directory exists (made once per day, shared by every message of the day). `stale`
-   * is a promise an earlier call returned whose directory has since gone missing (ENOENT):
-   * it is dropped and the directory made again; callers holding the same stale promise share
-   * the one re-creation.
+   * The day directory exists (made once per day, shared by every message of the day; in the
+   * Maildir format with tmp/, new/ and cur/). `stale` is a promise an earlier call returned
+   * whose directory has since gone missing (ENOENT): it is dropped and the directory made
+   * again; callers holding the same stale promise share the one re-creation.
    */
-  private dayDir(day: string, stale?: Promise<void>): Promise<void> {
-    if (stale && this.days.get(day) === stale) this.days.delete(day);
-    let p = this.days.get(day);
+  dayDir(day: string, format: StoreFormat, stale?: Promise<void>): Promise<void> {
+    const key = `${format}/${day}`;
+    if (stale && this.days.get(key) === stale) {
+      this.days.delete(key);
+    }
+    let p = this.days.get(key);
     if (!p) {
       const dir = join(this.root, day);
       // Nothing made (someone else made it): fsync the root anyway, their fsync may be pending.
       p = this.makeDirs(dir).then(async (made) => {
+        if (format === 'maildir') for (const sub of MAILDIR_SUBDIRS) made.push(...(await this.makeDirs(join(dir, sub))));
         if (made.length === 0) await this.syncDirFn(this.root);
       });
       const mine = p;
       p.catch(() => {
-        if (this.days.get(day) === mine) this.days.delete(day);
+        if (this.days.get(key) === mine) this.days.delete(key);
       });
       if (this.days.size > 8) this.days.clear();
-      this.days.set(day, p);
+      this.days.set(key, p);
     }
     return p;
+  }
+
+  /** The day's journal (its group-commit queue; the newest few days are kept). */
+  journalFor(day: string): Journal {
+    let j = this.journals.get(day);
+    if (!j) {
+      if (this.journals.size >= 4) this.journals.delete([...this.journals.keys()].sort()[0]!);
+      this.journals.set(day, (j = new Journal(join(this.root, day, JOURNAL))));
+    }
+    return j;
+  }
+
+  /** A day is being pruned (space.ts): forget what points into it. */
+  forgetDay(day: string): void {
+    this.journals.delete(day);
+    for (const k of [...this.days.keys()]) if (k.endsWith(`/${day}`)) this.days.delete(k);
+    for (const [h, e] of this.index) if (e.day === day && !e.pending) this.index.delete(h);
+  }
+
+  /** Days with a message being received or committed (never pruned). */
+  busyDays(): Set<string> {
+    return new Set([...this.inflight].filter(([, n]) => n > 0).map(([d]) => d));
+  }
+
+  enter(day: string): void {
+    this.inflight.set(day, (this.inflight.get(day) ?? 0) + 1);
+  }
+
+  leave(day: string): void {
+    const n = (this.inflight.get(day) ?? 1) - 1;
+    if (n <= 0) this.inflight.delete(day);
+    else this.inflight.set(day, n);
   }
 
   /** A message of a live session: the trace headers and the metadata are built from the session. */
   beginFor(s: SessionInfo, hostName: string): SessionMessage {
     const started = new Date();
+    const full = this.space?.fullReason() ?? null;
+    if (full !== null) return fullMessage(newId(started.getTime()), full);
     const w = this.begin(traceInfo(s, hostName), started);
     return {
       write: (c) => w.write(c),
@@ -237,20 +407,77 @@ export class Corpus {
   /** Start a message. The header block is known now; the body streams in. */
   begin(trace: TraceInfo, now = new Date()): MessageWriter {
     const id = newId(now.getTime());
-    const day = dayOf(now);
     const header = Buffer.from(traceHeaders(trace, id, now), 'utf8');
-    const dir = join(this.root, day);
-    return new MessageWriter(id, day, dir, header, now, (d, stale) => this.dayDir(d, stale), () => this.dirSync(dir));
+    this.seq = (this.seq + 1) % 1_000_000_000;
+    return new MessageWriter(this, id, dayOf(now), now, header, this.settings, this.seq, this.host);
   }
 
-  private dirSync(dir: string): Promise<void> {
+  dirSync(dir: string): Promise<void> {
     let g = this.dirSyncs.get(dir);
     if (!g) {
-      if (this.dirSyncs.size > 8) this.dirSyncs.clear();
+      if (this.dirSyncs.size > 16) this.dirSyncs.clear();
       this.dirSyncs.set(dir, (g = new GroupSync(() => this.syncDirFn(dir))));
     }
     return g.request();
   }
+
+  /** store.dedupe: the entry of a body already stored or being stored, or null after claiming it for `w`. */
+  claim(hash: string, w: MessageWriter, settle: Promise<boolean>): IndexEntry | null {
+    const e = this.index.get(hash);
+    if (e) return e;
+    this.remember(hash, { id: w.id, day: w.day, path: w.msg, json: w.json, pending: settle });
+    return null;
+  }
+
+  /** The first message with this body is stored (true) or failed (false: forget it). */
+  settled(hash: string, id: string, ok: boolean): void {
+    const e = this.index.get(hash);
+    if (!e || e.id !== id) return;
+    if (ok) e.pending = null;
+    else this.index.delete(hash);
+  }
+
+  /** store.dedupe: an entry that no longer works (its record is gone): forget it. */
+  drop(hash: string, e: IndexEntry): void {
+    if (this.index.get(hash) === e) this.index.delete(hash);
+  }
+
+  /**
+   * Fold an arrival (already durable in the journal) into the first message's record file.
+   * Arrivals for one message are applied in order, several per rewrite when they queue up.
+   */
+  noteArrival(e: IndexEntry, a: Arrival): Promise<MessageMetadata> {
+    let q = this.dupQueues.get(e.id);
+    if (!q) this.dupQueues.set(e.id, (q = { waiting: [], next: null, last: Promise.resolve() }));
+    const queue = q;
+    queue.waiting.push(a);
+    if (!queue.next) {
+      const p = queue.last.then(async () => {
+        queue.next = null;
+        const batch = queue.waiting.splice(0);
+        const m = addArrivals(JSON.parse(await readFile(e.json, 'utf8')) as MessageMetadata, batch);
+        const tmp = join(dirname(e.json), `${TEMP_PREFIX}${e.id}.json`);
+        await writeFile(tmp, JSON.stringify(m) + '\n', { mode: 0o640 });
+        await rename(tmp, e.json);
+        return m;
+      });
+      queue.next = p;
+      queue.last = p.catch(() => undefined);
+      void queue.last.then(() => {
+        if (this.dupQueues.get(e.id) === queue && queue.next === null && queue.waiting.length === 0) this.dupQueues.delete(e.id);
+      });
+    }
+    return queue.next;
+  }
+}
+
+/** What beginFor returns while the store is full: reads and drops the body; commit says why. */
+function fullMessage(id: string, reason: string): SessionMessage {
+  return {
+    write() {},
+    abort() {},
+    commit: () => Promise.reject(new StoreFullError(id, reason)),
+  };
 }
 
 export class MessageWriter {
@@ -259,47 +486,75 @@ export class MessageWriter {
   private queued = 0;
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
-  private failed: unknown = null;
+  private failed: StoreError | null = null;
   private done = false;
-  readonly tmpEml: string;
+  private left = false;
+  private readonly hash: Hash | null;
+  readonly dir: string;
+  /** The message file while it is written, and where it goes once durable. */
+  readonly tmpMsg: string;
+  readonly msg: string;
   readonly tmpJson: string;
-  readonly eml: string;
   readonly json: string;
+  /** The message file relative to the store root (the record's `file`). */
+  readonly file: string;
+  /** Directories whose entries change at the renames (fsynced, group commit). */
+  private readonly syncDirs: string[];
+  readonly format: StoreFormat;
   bodyBytes = 0;
 
   constructor(
+    private readonly corpus: Corpus,
     readonly id: string,
     readonly day: string,
-    readonly dir: string,
-    readonly header: Buffer,
     readonly startedAt: Date,
-    private readonly ensureDay: (day: string, stale?: Promise<void>) => Promise<void>,
-    private readonly syncDir: () => Promise<void>,
+    readonly header: Buffer,
+    settings: CorpusSettings,
+    seq: number,
+    host: string,
   ) {
-    this.tmpEml = join(dir, `${TEMP_PREFIX}${id}.eml`);
-    this.tmpJson = join(dir, `${TEMP_PREFIX}${id}.json`);
-    this.eml = join(dir, `${id}.eml`);
-    this.json = join(dir, `${id}.json`);
+    this.format = settings.format;
+    this.dir = join(corpus.root, day);
+    this.tmpJson = join(this.dir, `${TEMP_PREFIX}${id}.json`);
+    this.json = join(this.dir, `${id}.json`);
+    if (this.format === 'maildir') {
+      const name = maildirName(startedAt, id, seq, process.pid, host);
+      this.tmpMsg = join(this.dir, 'tmp', name);
+      this.msg = join(this.dir, 'new', name);
+      this.file = `${day}/new/${name}`;
+      this.syncDirs = [join(this.dir, 'new'), this.dir];
+    } else {
+      this.tmpMsg = join(this.dir, `${TEMP_PREFIX}${id}.eml`);
+      this.msg = join(this.dir, `${id}.eml`);
+      this.file = `${day}/${id}.eml`;
+      this.syncDirs = [this.dir];
+    }
+    this.hash = settings.dedupe ? createHash('sha256') : null;
+    corpus.enter(day);
     this.fh = this.openTemp();
     this.fh.catch((e) => (this.failed ??= new StoreError('open', e)));
     this.queue.push(header);
     this.queued = header.length;
   }
 
+  private ensureDay(stale?: Promise<void>): Promise<void> {
+    return this.corpus.dayDir(this.day, this.format, stale);
+  }
+
   /**
-   * Open the .eml temporary (read-write: a message whose directory vanishes later is copied
+   * Open the message temporary (read-write: a message whose directory vanishes later is copied
    * back out of it). The day directory is known to exist once per day; if it is gone (ENOENT:
    * deleted or moved away), it is made again and the open retried once.
    */
   private async openTemp(): Promise<FileHandle> {
-    const known = this.ensureDay(this.day);
+    const known = this.ensureDay();
     await known;
     try {
-      return await open(this.tmpEml, 'wx+', 0o640);
+      return await open(this.tmpMsg, 'wx+', 0o640);
     } catch (e) {
       if (!isEnoent(e)) throw e;
-      await this.ensureDay(this.day, known);
-      return await open(this.tmpEml, 'wx+', 0o640);
+      await this.ensureDay(known);
+      return await open(this.tmpMsg, 'wx+', 0o640);
     }
   }
 
@@ -309,6 +564,7 @@ export class MessageWriter {
     this.queue.push(chunk);
     this.queued += chunk.length;
     this.bodyBytes += chunk.length;
+    this.hash?.update(chunk);
     if (this.queued >= FLUSH_AT) {
       this.flush();
       if (this.queued + this.inFlight >= HIGH_WATER) return this.chain.catch(() => undefined);
@@ -335,39 +591,77 @@ export class MessageWriter {
     });
   }
 
-  /** Finish durably. `meta` is completed with id, file and sizes. Throws StoreError. */
+  private leave(): void {
+    if (this.left) return;
+    this.left = true;
+    this.corpus.leave(this.day);
+  }
+
+  /**
+   * Finish durably; `meta` is completed with id, file and sizes. Throws StoreError, or
+   * StoreFullError when the disk cap was reached while the message came in.
+   *
+   * The cost per message is one fsync, of the message itself; the rest is shared by the
+   * messages committing at the same time: the record goes to the day's journal (group
+   * commit: one write and one fdatasync per batch) and to <id>.json (written, not fsynced:
+   * the journal is its durable copy), then both renames and one directory fsync per batch.
+   */
   async commit(meta: Omit<MessageMetadata, 'id' | 'file' | 'sizes'>): Promise<StoredMessage> {
     this.done = true;
     this.flush();
     await this.chain;
     let fh: FileHandle | undefined;
-    const placed = { eml: false };
+    const placed = { msg: false };
+    let claimed: { hash: string; settle: (ok: boolean) => void } | null = null;
     try {
       if (this.failed) throw this.failed;
       fh = await this.fh;
+      const full = this.corpus.space?.fullReason() ?? null;
+      if (full !== null) throw new StoreFullError(this.id, full);
+      const hash = this.hash?.digest('hex');
+      if (hash !== undefined) {
+        for (;;) {
+          let settle!: (ok: boolean) => void;
+          const done = new Promise<boolean>((r) => (settle = r));
+          const first = this.corpus.claim(hash, this, done);
+          if (!first) {
+            claimed = { hash, settle };
+            break;
+          }
+          if (first.pending && !(await first.pending)) continue;
+          const dup = await this.duplicate(first, meta).catch(() => null);
+          if (dup) {
+            const closing = fh;
+            fh = undefined;
+            await closing.close().catch(() => undefined);
+            await this.cleanup(false);
+            return dup;
+          }
+          // Its record could not be updated (pruned, deleted): store this one instead.
+          this.corpus.drop(hash, first);
+        }
+      }
       const metadata: MessageMetadata = {
         ...meta,
         id: this.id,
-        file: `${this.day}/${this.id}.eml`,
+        file: this.file,
         sizes: { body: this.bodyBytes, headers: this.header.length, file: this.header.length + this.bodyBytes },
+        ...(hash !== undefined ? { bodySha256: hash } : {}),
       };
       const json = JSON.stringify(metadata) + '\n';
-      // Both files are made durable at once: concurrent fsyncs share a journal commit.
-      const emlSynced = fh.sync().then(
-        () => undefined,
-        (e: unknown) => new StoreError('fsync', e),
-      );
-      const jsonSynced = writeDurable(this.tmpJson, json).then(
-        () => undefined,
-        (e: unknown) => (e instanceof StoreError ? e : new StoreError('metadata', e)),
-      );
-      const [e1, e2] = await Promise.all([emlSynced, jsonSynced]);
+      const [e1, e2, e3] = await Promise.all([
+        fh.datasync().then(ok, (e: unknown) => new StoreError('fsync', e)),
+        this.corpus.journalFor(this.day).append(json).then(ok, (e: unknown) => new StoreError('journal', e)),
+        writeText(this.tmpJson, json).then(ok, (e: unknown) => new StoreError('metadata', e)),
+      ]);
       if (e1) throw e1;
       // ENOENT here and at the renames below: the directory (or our temporary) went away
-      // since the open. The data is still in hand: the open .eml and the metadata text.
-      if (e2 && !isEnoent(e2.cause)) throw e2;
+      // since the open. The data is still in hand: the open message file and the record text.
+      const other = [e2, e3].find((e) => e && !isEnoent(e.cause));
+      if (other) throw other;
+      const gone = e2 ?? e3;
       try {
-        if (e2) throw e2.cause;
+        if (gone) throw gone.cause;
         await this.place(placed);
       } catch (e) {
         if (!isEnoent(e)) throw new StoreError('rename', e);
@@ -377,84 +671,96 @@ export class MessageWriter {
       fh = undefined;
       // Data and names are durable already; a failing close cannot lose anything.
       await closing.close().catch(() => undefined);
-      return { id: this.id, path: this.eml, metadata };
+      if (claimed) this.corpus.settled(claimed.hash, this.id, true);
+      claimed?.settle(true);
+      this.corpus.space?.added(this.day, metadata.sizes.file + 2 * Buffer.byteLength(json));
+      return { id: this.id, path: this.msg, metadata };
     } catch (e) {
+      if (claimed) this.corpus.settled(claimed.hash, this.id, false);
+      claimed?.settle(false);
       if (fh) await fh.close().catch(() => undefined);
-      await this.cleanup(placed.eml);
-      throw e instanceof StoreError ? e : new StoreError('store', e);
+      await this.cleanup(placed.msg);
+      throw e instanceof StoreError || e instanceof StoreFullError ? e : new StoreError('store', e);
+    } finally {
+      this.leave();
     }
   }
 
-  /** Rename both temporaries into place (.eml first), then fsync the directory. */
-  private async place(placed: { eml: boolean }): Promise<void> {
-    await rename(this.tmpEml, this.eml);
-    placed.eml = true;
+  /**
+   * The body is already stored as `first`: record this arrival durably in the first one's
+   * day journal, then in its record file. Returns what the session reports (the first
+   * message's id, file and updated record), or throws when the first one is gone.
+   */
+  private async duplicate(first: IndexEntry, meta: Omit<MessageMetadata, 'id' | 'file' | 'sizes'>): Promise<StoredMessage> {
+    const a = arrivalOf(this.id, meta);
+    await stat(first.json);
+    await this.corpus.journalFor(first.day).append(JSON.stringify({ duplicateOf: first.id, arrival: a }) + '\n');
+    const metadata = await this.corpus.noteArrival(first, a);
+    this.corpus.space?.added(first.day, 2 * Buffer.byteLength(JSON.stringify(a)));
+    return { id: first.id, path: first.path, metadata, duplicateOf: first.id, arrivalId: this.id };
+  }
+
+  /** Rename the message and its record into place, then fsync the directories they are in. */
+  private async place(placed: { msg: boolean }): Promise<void> {
+    await rename(this.tmpMsg, this.msg);
+    placed.msg = true;
     await rename(this.tmpJson, this.json);
-    await this.syncDir();
+    await Promise.all(this.syncDirs.map((d) => this.corpus.dirSync(d)));
   }
 
   /**
-   * The one retry after ENOENT: make the day directory again, write both temporaries anew
-   * (the .eml copied from the still-open descriptor, which outlives its name), fsync, place.
-   * Same guarantees as the first attempt; a second failure is final.
+   * The one retry after ENOENT: make the day directory again, write the message anew (copied
+   * from the still-open descriptor, which outlives its name), fsync it, journal the record
+   * again (the old journal may have gone with the directory), place. Same guarantees as the
+   * first attempt; a second failure is final.
    */
-  private async rewrite(src: FileHandle, json: string, placed: { eml: boolean }): Promise<void> {
-    await this.cleanup(placed.eml);
-    placed.eml = false;
+  private async rewrite(src: FileHandle, json: string, placed: { msg: boolean }): Promise<void> {
+    await this.cleanup(placed.msg);
+    placed.msg = false;
     try {
-      await this.ensureDay(this.day, this.ensureDay(this.day));
-      const out = await open(this.tmpEml, 'wx', 0o640);
+      await this.ensureDay(this.ensureDay());
+      const out = await open(this.tmpMsg, 'wx', 0o640);
       try {
         await copyAll(src, out, this.header.length + this.bodyBytes);
-        await out.sync();
+        await out.datasync();
       } finally {
         await out.close();
       }
-      await writeDurable(this.tmpJson, json);
+      await Promise.all([this.corpus.journalFor(this.day).append(json), writeText(this.tmpJson, json)]);
       await this.place(placed);
     } catch (e) {
       throw e instanceof StoreError ? e : new StoreError('rewrite', e);
     }
   }
 
-  /** Drop the message: close and remove the temporary files. Never throws. */
+  /**
+   * Drop the message: remove the temporary as soon as it exists (at once when it is open: writes
+   * still queued go to the unlinked file), close it once those writes are done. Never throws.
+   */
   abort(): void {
     if (this.done) return;
     this.done = true;
     this.queue = [];
+    const removed = this.fh.then(
+      () => this.cleanup(false),
+      () => undefined,
+    );
     this.chain
       .then(() => this.fh)
       .then((fh) => fh.close())
       .catch(() => undefined)
-      .then(() => this.cleanup(false))
-      .catch(() => undefined);
+      .then(() => removed)
+      .catch(() => undefined)
+      .finally(() => this.leave());
   }
 
   private async cleanup(renamed: boolean): Promise<void> {
-    const paths = renamed ? [this.eml, this.tmpJson, this.json] : [this.tmpEml, this.tmpJson];
+    const paths = renamed ? [this.msg, this.tmpJson, this.json] : [this.tmpMsg, this.tmpJson];
     await Promise.all(paths.map((p) => unlink(p).catch(() => undefined)));
   }
 }
 
-/**
- * FileHandle.writev may write less than asked (a filling disk returns a short count before
- * ENOSPC) and does not retry: go on until every byte is out, so the next write reports the
- * error instead of a truncated file being acknowledged.
- */
-async function writeAll(fh: FileHandle, bufs: Buffer[], total: number): Promise<void> {
-  let left = bufs;
-  let remaining = total;
-  while (remaining > 0) {
-    const { bytesWritten } = await fh.writev(left);
-    if (bytesWritten <= 0) throw new Error('write made no progress');
-    remaining -= bytesWritten;
-    if (remaining <= 0) return;
-    let skip = bytesWritten;
-    let i = 0;
-    while (skip >= left[i]!.length) skip -= left[i++]!.length;
-    left = [left[i]!.subarray(skip), ...left.slice(i + 1)];
-  }
-}
+const ok = (): undefined => undefined;
 
 /** Copy `size` bytes from the start of `src` (opened for reading) to `dst`, by position: no shared offset. */
 async function copyAll(src: FileHandle, dst: FileHandle, size: number): Promise<void> {
@@ -468,10 +774,20 @@ async function copyAll(src: FileHandle, dst: FileHandle, size: number): Promise<
   }
 }
 
+/** A new file with this text, not fsynced (its durable copy is elsewhere). */
+async function writeText(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'wx', 0o640);
+  try {
+    await fh.writeFile(text);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
 async function writeDurable(path: string, text: string): Promise<void> {
   let fh: FileHandle | undefined;
   try {
-    fh = await open(path, 'wx', 0o640);
+    fh = await open(path, 'w', 0o640);
     await fh.writeFile(text);
     await fh.sync();
   } catch (e) {

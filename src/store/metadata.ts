@@ -58,6 +58,58 @@ export interface MessageMetadata {
   /** How the body came: DATA, or BDAT chunks (RFC 3030) and how many (absent in records before it was kept). */
   transfer?: 'DATA' | 'BDAT';
   chunks?: number;
+  /** store.dedupe: SHA-256 (hex) of the body after the trace headers. */
+  bodySha256?: string;
+  /** store.dedupe: later arrivals of the same body, folded into this (the first) message. */
+  duplicates?: Duplicates;
+}
+
+/** One later arrival of a body already stored (store.dedupe). */
+export interface Arrival {
+  /** Its own message id (logs, reply). */
+  id: string;
+  receivedAt: string;
+  session: string;
+  listener: string;
+  client: { ip: string; port: number; helo: string | null };
+  envelope: { mailFrom: string; rcptTo: string[] };
+  tls: string | null;
+}
+
+export interface Duplicates {
+  /** Later arrivals in all (the first message not counted). */
+  count: number;
+  lastAt: string;
+  /** The first MAX_ARRIVALS of them in full; `count` goes on past it. */
+  arrivals: Arrival[];
+}
+
+/** Arrivals kept in full per message; past it only count and lastAt grow. */
+export const MAX_ARRIVALS = 100;
+
+/** Fold later arrivals into a record (the live store and the crash recovery use this one function). */
+export function addArrivals(m: MessageMetadata, arrivals: readonly Arrival[]): MessageMetadata {
+  if (arrivals.length === 0) return m;
+  const d: Duplicates = m.duplicates ? { ...m.duplicates, arrivals: [...m.duplicates.arrivals] } : { count: 0, lastAt: '', arrivals: [] };
+  for (const a of arrivals) {
+    d.count++;
+    d.lastAt = a.receivedAt;
+    if (d.arrivals.length < MAX_ARRIVALS) d.arrivals.push(a);
+  }
+  return { ...m, duplicates: d };
+}
+
+/** The arrival record of a message found to be a duplicate. */
+export function arrivalOf(id: string, m: Omit<MessageMetadata, 'id' | 'file' | 'sizes'>): Arrival {
+  return {
+    id,
+    receivedAt: m.receivedAt,
+    session: m.session,
+    listener: m.listener,
+    client: { ip: m.client.ip, port: m.client.port, helo: m.client.helo },
+    envelope: { mailFrom: m.envelope.mailFrom, rcptTo: m.envelope.rcptTo },
+    tls: m.tls ? m.tls.protocol : null,
+  };
 }
 
 /** What the policy knows of a message that the session does not: its verdicts so far, the DNS answer, the tempfail. */

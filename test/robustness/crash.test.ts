@@ -1,5 +1,5 @@
 // Crash durability: the daemon (dist/cli.js) under load from real clients is SIGKILLed at a
-// random moment, 20 times, on one store. Every message that got a 250 is on disk complete and
+// random moment, 20 times, on one store, for each store.format (eml, maildir). Every message that got a 250 is on disk complete and
 // byte-identical; no finished-looking .eml is ever partial; the daemon starts cleanly again.
 // FAKEMX_CRASH_CYCLES / FAKEMX_CRASH_SEED change the number of kills / replay a run.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,13 +9,14 @@ import { join } from 'node:path';
 import { greeted, type RawClient } from '../helpers/client.js';
 import { startListening, type Daemon } from '../helpers/daemon.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
+import { idOfMaildirName } from '../../src/store/layout.js';
 
 const CYCLES = Number(process.env.FAKEMX_CRASH_CYCLES ?? 20);
 const SEED = Number(process.env.FAKEMX_CRASH_SEED ?? Date.now() % 1_000_000);
 const CLIENTS = 4;
 
 const dir = mkdtempSync(join(tmpdir(), 'fakemx-crash-'));
-const store = join(dir, 'corpus');
+let store = join(dir, 'corpus');
 let d: Daemon | undefined;
 // Last resort: never leave a daemon behind, even if the worker ends before afterAll.
 process.once('exit', () => d?.kill());
@@ -95,19 +96,23 @@ async function client(port: number, cycle: number, k: number, sent: Map<string, 
 }
 
 interface Scan {
+  /** Finished messages by id: the .eml, or the Maildir file in new/. */
   eml: Map<string, string>;
-  json: Set<string>;
+  /** Their records by id. */
+  json: Map<string, string>;
   tmp: string[];
 }
 function scan(): Scan {
-  const s: Scan = { eml: new Map(), json: new Set(), tmp: [] };
+  const s: Scan = { eml: new Map(), json: new Map(), tmp: [] };
   if (!existsSync(store)) return s;
   for (const day of readdirSync(store)) {
     for (const f of readdirSync(join(store, day))) {
       const p = join(store, day, f);
       if (f.startsWith('.tmp-')) s.tmp.push(join(day, f));
       else if (f.endsWith('.eml')) s.eml.set(f.slice(0, -4), p);
-      else if (f.endsWith('.json')) s.json.add(f.slice(0, -5));
+      else if (f.endsWith('.json')) s.json.set(f.slice(0, -5), p);
+      else if (f === 'tmp') for (const t of readdirSync(p)) s.tmp.push(join(day, f, t));
+      else if (f === 'new' || f === 'cur') for (const m of readdirSync(p)) s.eml.set(idOfMaildirName(m) ?? `unnamed:${m}`, join(p, m));
     }
   }
   return s;
@@ -120,8 +125,9 @@ function storedBody(eml: Buffer): Buffer {
   return eml.subarray(eml.indexOf('\r\n', mark + 2) + 2);
 }
 
-describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
-  it('every 250 is on disk byte-identical, no partial .eml, clean restarts', { timeout: 30_000 + CYCLES * 4000 }, async () => {
+describe.each(['eml', 'maildir'] as const)(`SIGKILL under load, ${CYCLES} times (seed ${SEED}), store.format %s`, (format) => {
+  it('every 250 is on disk byte-identical, no partial message file, clean restarts', { timeout: 30_000 + CYCLES * 4000 }, async () => {
+    store = join(dir, `corpus-${format}`);
     const sent = new Map<string, Sent>();
     const seenOrphans = new Set<string>();
     let prevTmp: string[] = [];
@@ -132,7 +138,7 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
       const t0 = Date.now();
       d = await startListening({
         storePath: store, hostName: 'mx.test', bannerDelay: 0, errorDelay: 0, receiveTimeout: 10_000,
-        maxSessions: 64, maxSessionsPerIp: 64, storeData: true, doEarlyTalk: false,
+        maxSessions: 64, maxSessionsPerIp: 64, storeData: true, doEarlyTalk: false, store: { format },
       });
       stats.startMs.push(Date.now() - t0);
       // The start-up sweep (corpus.ts init) removed what the last kill left half-written.
@@ -163,7 +169,7 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
         expect(s.json.has(m.id), `acked ${m.id} has no .json`).toBe(true);
         const eml = readFileSync(path!);
         expect(storedBody(eml).equals(m.stored), `acked ${m.token} differs`).toBe(true);
-        const meta = JSON.parse(readFileSync(path!.replace(/\.eml$/, '.json'), 'utf8')) as MessageMetadata;
+        const meta = JSON.parse(readFileSync(s.json.get(m.id)!, 'utf8')) as MessageMetadata;
         expect(meta.id).toBe(m.id);
         expect(meta.sizes.file).toBe(eml.length);
       }
@@ -196,7 +202,7 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
     stats.acked = [...sent.values()].filter((m) => m.id).length;
 
     // A last clean start on the same store: it serves and stores, and stops on SIGTERM.
-    d = await startListening({ storePath: store, hostName: 'mx.test', bannerDelay: 0, errorDelay: 0 });
+    d = await startListening({ storePath: store, hostName: 'mx.test', bannerDelay: 0, errorDelay: 0, store: { format } });
     const c = await greeted(d.port);
     expect((await c.cmd('MAIL FROM:<after@crash.example>')).code).toBe(250);
     expect((await c.cmd('RCPT TO:<sink@mx.test>')).code).toBe(250);
@@ -212,10 +218,12 @@ describe(`SIGKILL under load, ${CYCLES} times (seed ${SEED})`, () => {
     expect(await d.exited(10_000)).toBe(0);
     rmSync(d.dir, { recursive: true, force: true });
 
-    console.log(`crash: ${JSON.stringify({ seed: SEED, cycles: CYCLES, messagesSent: sent.size, ...stats, startMs: { min: Math.min(...stats.startMs), max: Math.max(...stats.startMs) }, killAtMs: undefined })}`);
+    console.log(`crash (${format}): ${JSON.stringify({ seed: SEED, cycles: CYCLES, messagesSent: sent.size, ...stats, startMs: { min: Math.min(...stats.startMs), max: Math.max(...stats.startMs) }, killAtMs: undefined })}`);
     expect(stats.acked).toBeGreaterThan(CYCLES);
   });
+});
 
+describe('start-up recovery', () => {
   // The sweep (corpus.ts Corpus.init) removes every .tmp- at start, including the complete,
   // fsynced .tmp-<id>.json of a message killed between rename(.eml) and rename(.json): the
   // .eml stays, its metadata is gone. Fix: in init(), when <id>.eml exists, rename

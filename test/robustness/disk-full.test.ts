@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { greeted, type RawClient } from '../helpers/client.js';
 import { createServer, type FakemxServer } from '../../src/server.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
+import { idOfMaildirName } from '../../src/store/layout.js';
 
 // ---- the injected filesystem ---------------------------------------------------------------
 
@@ -83,13 +84,16 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 // ---- helpers -------------------------------------------------------------------------------
 
 const base = mkdtempSync(join(tmpdir(), 'fakemx-diskfull-'));
-const mnt = join(base, 'mnt');
-mkdirSync(mnt);
+/** One 1 MB tmpfs per store.format. */
+const mnts = { eml: join(base, 'mnt-eml'), maildir: join(base, 'mnt-maildir') };
 let mounted = false;
 try {
   // A tmpfs needs CAP_SYS_ADMIN; without it (an unprivileged container) mount fails and only the injected path runs.
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
-  mounted = true;
+  for (const m of Object.values(mnts)) {
+    mkdirSync(m);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', m], { stdio: 'ignore' });
+    mounted = true;
+  }
 } catch {
   mounted = false;
 }
@@ -97,15 +101,22 @@ try {
 const servers: FakemxServer[] = [];
 afterAll(async () => {
   for (const s of servers) await s.close(500);
-  if (mounted) execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
+  for (const m of Object.values(mnts)) {
+    try {
+      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+    } catch {
+      // not mounted
+    }
+  }
   rmSync(base, { recursive: true, force: true });
 });
 
-async function start(storePath: string): Promise<{ server: FakemxServer; port: number }> {
+async function start(storePath: string, format: 'eml' | 'maildir' = 'eml'): Promise<{ server: FakemxServer; port: number }> {
   const server = createServer({
     config: {
       listenAddress: '127.0.0.1', listenPort: 0, hostName: 'mx.test', bannerDelay: 0, errorDelay: 0, receiveTimeout: 5000,
       maxSessions: 50, maxSessionsPerIp: 50, storeData: true, storePath, maxDataSize: 4 * 2 ** 20, maxMessages: 1000,
+      store: { format },
     },
   });
   servers.push(server);
@@ -131,23 +142,43 @@ async function send(c: RawClient, tag: string, size: number): Promise<{ raw: str
   return { raw: r.raw, stored: b.stored, id: /queued as ([0-9a-z]+)/.exec(r.text)?.[1] ?? null };
 }
 
+/** Every file of the store; a Maildir's tmp/ entries are named .tmp- here (temporaries either way). */
 function listStore(root: string): string[] {
   if (!existsSync(root)) return [];
-  return readdirSync(root).flatMap((d) => readdirSync(join(root, d)).map((f) => join(root, d, f)));
+  return readdirSync(root).flatMap((d) =>
+    readdirSync(join(root, d)).flatMap((f) => {
+      const p = join(root, d, f);
+      if (f === 'tmp') return readdirSync(p).map((t) => join(root, d, `.tmp-maildir-${t}`));
+      if (f === 'new' || f === 'cur') return readdirSync(p).map((m) => join(p, m));
+      return [p];
+    }),
+  );
 }
 
-/** Every finished .eml has its .json, its declared size, and exactly the body sent. */
+/** The id of a finished message file (.eml or Maildir new/), or null. */
+function messageId(f: string): string | null {
+  const name = f.slice(f.lastIndexOf('/') + 1);
+  if (name.endsWith('.eml') && !name.startsWith('.tmp-')) return name.slice(0, -4);
+  return /\/(new|cur)\/[^/]+$/.test(f) ? idOfMaildirName(name) : null;
+}
+
+/** Every finished message has its .json, its declared size, and exactly the body sent. */
 function checkStore(root: string, sent: Map<string, Buffer>): void {
   const files = listStore(root);
   expect(files.filter((f) => f.includes('.tmp-'))).toEqual([]);
-  for (const f of files.filter((x) => x.endsWith('.eml'))) {
-    const id = f.slice(f.lastIndexOf('/') + 1, -4);
+  for (const f of files.filter((x) => messageId(x) !== null)) {
+    const id = messageId(f)!;
     const eml = readFileSync(f);
-    const meta = JSON.parse(readFileSync(f.replace(/\.eml$/, '.json'), 'utf8')) as MessageMetadata;
+    const meta = JSON.parse(readFileSync(join(root, meta0Day(f, root), `${id}.json`), 'utf8')) as MessageMetadata;
     expect(meta.sizes.file, `${id} size`).toBe(eml.length);
     expect(sent.has(id), `${id} was acknowledged`).toBe(true);
     expect(eml.subarray(meta.sizes.headers).equals(sent.get(id)!), `${id} body`).toBe(true);
   }
+}
+
+/** The day directory a message file is in (a Maildir file is one level deeper). */
+function meta0Day(f: string, root: string): string {
+  return f.slice(root.length + 1).split('/')[0]!;
 }
 
 const waitNoTmp = async (root: string) => {
@@ -158,8 +189,8 @@ const waitNoTmp = async (root: string) => {
  * The scenario on a store that fills after roughly 1 MB: fill it (250s, then 451 4.3.0),
  * check nothing partial is left and the session and server still work, give space back, store again.
  */
-async function scenario(root: string, giveSpaceBack: () => void): Promise<{ stored: number }> {
-  const { port } = await start(root);
+async function scenario(root: string, giveSpaceBack: () => void, format: 'eml' | 'maildir' = 'eml'): Promise<{ stored: number }> {
+  const { port } = await start(root, format);
   const sent = new Map<string, Buffer>();
   const c = await greeted(port);
   let full: string | null = null;
@@ -190,18 +221,19 @@ async function scenario(root: string, giveSpaceBack: () => void): Promise<{ stor
   return { stored: sent.size };
 }
 
-describe('disk full', () => {
+describe.each(['eml', 'maildir'] as const)('disk full, store.format %s', (format) => {
   it.runIf(mounted)('a real 1 MB tmpfs: 451 4.3.0, nothing partial, still serving, stores again after remount', { timeout: 30_000 }, async () => {
-    const r = await scenario(join(mnt, 'corpus'), () => execFileSync('mount', ['-o', 'remount,size=8m', mnt]));
-    console.log(`disk-full tmpfs: ${r.stored} messages stored around the full disk`);
+    const mnt = mnts[format];
+    const r = await scenario(join(mnt, 'corpus'), () => execFileSync('mount', ['-o', 'remount,size=8m', mnt]), format);
+    console.log(`disk-full tmpfs (${format}): ${r.stored} messages stored around the full disk`);
   });
 
   it('an injected full disk (short write, then ENOSPC): the same, without mount privilege', { timeout: 30_000 }, async () => {
-    const root = join(base, 'injected');
+    const root = join(base, `injected-${format}`);
     inject.root = root;
     inject.budget = 1_000_000;
     try {
-      const r = await scenario(root, () => (inject.budget = Infinity));
+      const r = await scenario(root, () => (inject.budget = Infinity), format);
       expect(r.stored).toBeGreaterThan(1);
     } finally {
       inject.root = '\0none';
@@ -216,8 +248,8 @@ describe('disk full', () => {
   // Fix: in flush(), loop until every byte is written (a further write then fails with ENOSPC
   // on a full disk), or treat bytesWritten < n as a StoreError('write').
   it('a short write is never acknowledged as a stored message', async () => {
-    const root = join(base, 'short');
-    const { port } = await start(root);
+    const root = join(base, `short-${format}`);
+    const { port } = await start(root, format);
     inject.root = root;
     try {
       const c = await greeted(port);

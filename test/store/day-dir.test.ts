@@ -205,9 +205,9 @@ describe('Corpus recreates what went missing (unit)', () => {
     rmSync(join(root, DAY), { recursive: true });
     synced.length = 0;
     const ws = Array.from({ length: 20 }, () => c.begin(trace, AT));
-    for (const w of ws) w.write(Buffer.from('x\r\n'));
+    for (const w of ws) void w.write(Buffer.from('x\r\n'));
     const stored = await Promise.all(ws.map((w) => w.commit(meta)));
-    expect(readdirSync(join(root, DAY))).toHaveLength(40);
+    expect(readdirSync(join(root, DAY))).toHaveLength(41); // 20 .eml, 20 .json, the day journal
     expect(stored.every((s) => readFileSync(s.path, 'latin1').endsWith('x\r\n'))).toBe(true);
     expect(synced.filter((d) => d === root)).toHaveLength(1);
   });
@@ -222,19 +222,20 @@ describe('Corpus recreates what went missing (unit)', () => {
     expect(readdirSync(root)).toEqual([DAY]);
     rmSync(join(root, DAY));
     const s = await c.begin(trace, AT).commit(meta);
-    expect(readdirSync(join(root, DAY)).sort()).toEqual([`${s.id}.eml`, `${s.id}.json`]);
+    expect(readdirSync(join(root, DAY)).sort()).toEqual(['.journal', `${s.id}.eml`, `${s.id}.json`]);
   });
 
   it('only the temporary deleted (directory kept) before commit: rewritten from the open file', async () => {
     const root = tmp();
     const c = new Corpus(root);
     const w = c.begin(trace, AT);
-    w.write(Buffer.from('body\r\n'));
-    await new Promise((r) => setTimeout(r, 50));
-    rmSync(w.tmpEml);
+    void w.write(Buffer.from('body\r\n'));
+    // The temporary is opened asynchronously: wait for it (bounded; slow on a busy machine).
+    for (const end = Date.now() + 5000; !existsSync(w.tmpMsg) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    rmSync(w.tmpMsg);
     const s = await w.commit(meta);
     expect(readFileSync(s.path, 'latin1').endsWith('\r\nbody\r\n')).toBe(true);
-    expect(readdirSync(dirname(s.path)).sort()).toEqual([`${s.id}.eml`, `${s.id}.json`]);
+    expect(readdirSync(dirname(s.path)).sort()).toEqual(['.journal', `${s.id}.eml`, `${s.id}.json`]);
   });
 
   it('the root turned into a file: every message fails cleanly (StoreError), nothing half-written', async () => {
