@@ -126,6 +126,20 @@ const AUTH_LINE_MAX = 12_288;
 /** A BDAT argument: the chunk size (digits; 15 keep it an exact number) and an optional LAST (RFC 3030 §2). */
 const BDAT_ARGS = /^([0-9]{1,15})(?: +(LAST))? *$/i;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** One BDAT chunk being read, and the message's octets so far (RFC 3030). */
+interface ChunkState {
+  /** Octets of the chunk still to read. */
+  left: number;
+  /** It is the LAST chunk. */
+  last: boolean;
+  /** Its declared size. */
+  size: number;
+  /** The reply it gets once read, decided before it (sequence error, refused transaction):
+   *  its octets are read and dropped (RFC 3030 §2). */
+  reply: Reply | null;
+  /** Octets of the message so far (what maxDataSize is held to). */
+  total: number;
+}
 /** The empty recipient list every session starts with (frozen: shared by all of them). */
 const NO_RCPTS = Object.freeze([]) as unknown as Address[];
 
@@ -251,15 +265,8 @@ export class Session implements SessionInfo {
   private data: DataReader | null = null;
   private sink: MessageSink | null = null;
   private sinkFailed = false;
-  /** BDAT: octets of the current chunk still to read, whether it is the LAST, its size. */
-  private chunkLeft = 0;
-  private chunkLast = false;
-  private chunkSize = 0;
-  /** BDAT: the reply a chunk gets once read, decided before it (sequence error, refused
-   *  transaction): its octets are read and dropped (RFC 3030 §2). */
-  private chunkReply: Reply | null = null;
-  /** BDAT: octets of the message so far (what maxDataSize is held to). */
-  private bdatSize = 0;
+  /** BDAT state, made at the first BDAT of the session (a held session carries one null). */
+  private bx: ChunkState | null = null;
   /** An AUTH exchange waiting for the client's next line (RFC 4954 §4), or null. */
   private authX: { mech: AuthMechanism; initial: boolean; user: string | undefined; challenge: string } | null = null;
   /** An AUTH succeeded (a hook answered 235): a second AUTH is 503 (RFC 4954 §4). */
@@ -834,7 +841,7 @@ export class Session implements SessionInfo {
       if (this.sink) this.abortSink('reset');
       this.transfer = undefined;
       this.chunks = 0;
-      this.bdatSize = 0;
+      if (this.bx) this.bx.total = 0;
       this.sinkFailed = false;
     }
   }
@@ -964,6 +971,10 @@ export class Session implements SessionInfo {
    * first chunk of a transaction asks dataStart, as DATA does; the LAST ends the message
    * through the same sink path (finishData), so the store and the final reply are DATA's.
    */
+  private get cx(): ChunkState {
+    return (this.bx ??= { left: 0, last: false, size: 0, reply: null, total: 0 });
+  }
+
   bdat(size: number, last: boolean): null {
     const seq = !this.mailFrom
       ? replies.badSequence('need MAIL command')
@@ -980,7 +991,7 @@ export class Session implements SessionInfo {
     }
     this.transfer = 'BDAT';
     this.chunks = 0;
-    this.bdatSize = 0;
+    this.cx.total = 0;
     const r = this.hooks.dataStart?.(this);
     if (r instanceof Promise) r.then((x) => this.guard(() => this.bdatStart(x, size, last)), (e) => this.fail(e));
     else this.bdatStart(r, size, last);
@@ -1006,12 +1017,12 @@ export class Session implements SessionInfo {
 
   private readChunk(size: number, last: boolean, reply: Reply | null): void {
     this.to('chunk');
-    this.chunkLeft = size;
-    this.chunkSize = size;
-    this.chunkLast = last;
-    this.chunkReply = reply;
+    this.cx.left = size;
+    this.cx.size = size;
+    this.cx.last = last;
+    this.cx.reply = reply;
     if (reply) this.dataDeadline = this.opts.dataTimeout > 0 ? Date.now() + this.opts.dataTimeout : 0;
-    if (!reply && this.sink && !this.sinkFailed && this.bdatSize + size > this.opts.maxDataSize) {
+    if (!reply && this.sink && !this.sinkFailed && this.cx.total + size > this.opts.maxDataSize) {
       // RFC 1870 §6.3 / RFC 3030 §2: the declared chunk already passes the limit; read and drop it, then 552.
       this.sinkFailed = true;
       const sink = this.sink;
@@ -1025,7 +1036,7 @@ export class Session implements SessionInfo {
       const parts = this.lines.take(size);
       this.chunkData(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     }
-    if (this.chunkLeft === 0) return this.endChunk();
+    if (this.cx.left === 0) return this.endChunk();
     this.flow();
   }
 
@@ -1034,40 +1045,40 @@ export class Session implements SessionInfo {
     if (this.dataDeadline > 0 && Date.now() > this.dataDeadline) return this.onTimeout(true);
     this.armIoTimer();
     this.ioTimer?.refresh();
-    const n = Math.min(this.chunkLeft, chunk.length);
+    const n = Math.min(this.cx.left, chunk.length);
     this.chunkData(n === chunk.length ? chunk : chunk.subarray(0, n));
     if (n < chunk.length) this.lines.push(chunk.subarray(n));
-    if (this.chunkLeft === 0) this.endChunk();
+    if (this.cx.left === 0) this.endChunk();
   }
 
   private chunkData(part: Buffer): void {
-    this.chunkLeft -= part.length;
-    if (this.chunkReply !== null || this.sinkFailed || !this.sink) return; // read and dropped
-    this.bdatSize += part.length;
+    this.cx.left -= part.length;
+    if (this.cx.reply !== null || this.sinkFailed || !this.sink) return; // read and dropped
+    this.cx.total += part.length;
     const w = this.sink.write(part);
     if (w instanceof Promise) this.waitSink(w);
   }
 
   private endChunk(): void {
     this.disarmIoTimer();
-    const preset = this.chunkReply;
-    this.chunkReply = null;
+    const preset = this.cx.reply;
+    this.cx.reply = null;
     if (preset) {
       this.to('busy');
       if (this.chunkWaitRule()) this.respondTo(preset);
       return;
     }
     this.chunks++;
-    if (this.chunkLast) {
+    if (this.cx.last) {
       if (!this.chunkWaitRule('chunk')) return;
-      return this.finishData(this.bdatSize);
+      return this.finishData(this.cx.total);
     }
     this.to('busy');
     if (!this.chunkWaitRule()) return;
     // A failed transaction stays failed: each later chunk is read, dropped and answered 552
     // until its LAST (or RSET) ends it.
     if (this.sinkFailed) return this.respondTo(replies.tooBig());
-    const r = replies.chunkOk(this.chunkSize);
+    const r = replies.chunkOk(this.cx.size);
     // A chunk is answered once the sink has taken it, so writes never overlap.
     const wait = this.sinkWait;
     if (wait) void wait.then(() => this.guard(() => this.respondTo(r)));

@@ -15,6 +15,7 @@ import type { VerdictEvent } from '../../src/events.js';
 import { Metrics } from '../../src/metrics.js';
 import { installSalt } from '../../src/policy/auth.js';
 import { RawClient } from '../helpers/client.js';
+import { startEngine } from '../helpers/engine.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -177,6 +178,34 @@ describe('AUTH honeypot (RFC 4954)', () => {
       }
     });
   }
+});
+
+describe('AUTH in the engine', () => {
+  it('a hook that answers 235 makes a later AUTH 503 (RFC 4954 §4); credentials never reach the command hook', async () => {
+    const lines: string[] = [];
+    const eng = await startEngine(
+      { auth: (_s, a) => (a.password === 'right' ? { code: 235, enhanced: '2.7.0', text: 'Authentication successful' } : undefined), command: (_s, l) => void lines.push(l) },
+      { auth: { mechanisms: ['PLAIN', 'LOGIN'], plaintext: true } },
+    );
+    try {
+      const cl = await RawClient.connect(eng.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      // No hook answer: the engine cannot check credentials, 454 4.7.0.
+      expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0wrong')}`)).raw).toMatch(/^454 4\.7\.0 /);
+      expect((await cl.cmd('AUTH LOGIN')).code).toBe(334);
+      expect((await cl.cmd(b64('u'))).code).toBe(334);
+      expect((await cl.cmd(b64('right'))).raw).toMatch(/^235 2\.7\.0 /);
+      expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0right')}`)).raw).toMatch(/^503 5\.5\.1 /);
+      await cl.cmd('QUIT');
+      cl.close();
+      expect(lines.join('\n')).not.toMatch(new RegExp([b64('\0u\0wrong'), b64('u'), b64('right')].map((x) => x.replace(/[+/=]/g, '.')).join('|')));
+      expect(lines).toContain('AUTH PLAIN *');
+      expect(lines).toContain('(AUTH response)');
+    } finally {
+      await eng.close();
+    }
+  });
 });
 
 describe('AUTH honeypot: records, metric, TLS, tarpit', () => {

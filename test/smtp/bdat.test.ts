@@ -13,8 +13,9 @@ interface Step {
   send?: string;
   /** Exact octets. */
   raw?: string | Buffer;
-  /** Send `raw` in pieces of this many octets, one write each, 2 ms apart. */
+  /** Send `raw` in pieces of this many octets, one write each, `gap` ms apart (default 2). */
   split?: number;
+  gap?: number;
   /** Replies expected, in order: "250", "250 2.0.0", "250 2.0.0 /regex/". */
   expect?: string | string[];
   /** Wait this long before the next step (ms). */
@@ -175,6 +176,12 @@ const cases: Case[] = [
     closes: true,
   },
   {
+    name: 'dataTimeout bounds a chunk dripped inside the receive timeout',
+    config: { receiveTimeout: 5000, dataTimeout: 300 },
+    steps: [...env, { raw: `BDAT 40 LAST\r\n${'y'.repeat(40)}`, split: 1, gap: 25, expect: '421 4.4.2' }],
+    closes: true,
+  },
+  {
     name: 'a client that stops mid-chunk hits the receive timeout; nothing is stored',
     config: { receiveTimeout: 300 },
     steps: [...env, { raw: 'BDAT 100 LAST\r\n0123456789', pause: 100 }, { raw: '0123456789', expect: '421 4.4.2' }],
@@ -219,7 +226,8 @@ describe('CHUNKING / BDAT (RFC 3030)', () => {
             if (step.split) {
               for (let i = 0; i < raw.length; i += step.split) {
                 cl.send(raw.subarray(i, i + step.split));
-                await sleep(2);
+                if (cl.closed) break;
+                await sleep(step.gap ?? 2);
               }
             } else {
               cl.send(raw);
