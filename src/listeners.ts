@@ -71,7 +71,8 @@ export class Listener {
       const done = () => {
         server.off('error', onErr);
         const a = server.address() as AddressInfo;
-        this.info = { ...this.info, address: a.address, port: a.port };
+        // A listener without a configured name is named by the address it got (port 0 became a port).
+        this.info = { ...this.info, address: a.address, port: a.port, ...(this.eff.fdName === undefined ? { name: `${a.address}:${a.port}` } : {}) };
         resolve(this.info);
       };
       if (fd !== undefined) server.listen({ fd }, done);
@@ -83,7 +84,7 @@ export class Listener {
   update(eff: EffectiveListener, tls: SecureContextOptions | undefined): void {
     this.eff = eff;
     this.trusted = eff.proxyProtocol ? eff.proxyProtocol.trusted.map(parseCidr) : null;
-    this.info = { ...this.info, name: eff.name };
+    this.info = { ...this.info, name: eff.fdName === undefined ? `${this.info.address}:${this.info.port}` : eff.name };
     if (eff.tls === 'implicit' && tls) (this.server as TlsServer).setSecureContext(tls);
   }
 

@@ -225,6 +225,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       const fd = fdIdx >= 0 ? fds.splice(fdIdx, 1)[0] : fds.shift();
       const l = this.newListener(eff, rt);
       await l.listen(fd?.fd);
+      if (l.info.name !== eff.name) this.profiles.set(l, this.profile(bound(eff, l), rt));
       this.sockets.push(l);
     }
     await rt.dns?.start();
@@ -282,11 +283,12 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       const same = old.find((o) => !next.includes(o) && (key(o.eff) === key(eff) || key(o.eff, o.info.port) === key(eff)));
       if (same) {
         same.update(eff, loaded.tls?.options);
-        this.profiles.set(same, this.profile(eff, rt));
+        this.profiles.set(same, this.profile(bound(eff, same), rt));
         next.push(same);
       } else {
         const l = this.newListener(eff, rt);
         const info = await l.listen();
+        if (info.name !== eff.name) this.profiles.set(l, this.profile(bound(eff, l), rt));
         this.logger.info({ tag: 'LISTENING', ...info }, `listening on ${info.address}:${info.port} (${info.tls})`);
         next.push(l);
       }
@@ -333,6 +335,11 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     this.stores.close();
     this.emit('close');
   }
+}
+
+/** The listener's settings under the name it has once bound (sessions and records carry it: the real address, not port 0). */
+function bound(eff: EffectiveListener, l: Listener): EffectiveListener {
+  return l.info.name === eff.name ? eff : { ...eff, name: l.info.name };
 }
 
 function tlsInfo(sock: Socket): TlsInfo | undefined {

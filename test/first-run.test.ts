@@ -11,6 +11,7 @@ import { changedText, configValue, valueText } from '../src/config/changed.js';
 import { stripJsonComments } from '../src/config/jsonc.js';
 import { loadConfig } from '../src/config/load.js';
 import { startupLine, swaksCommand } from '../src/startup.js';
+import { greeted } from './helpers/client.js';
 import { CLI, startListening, type Daemon } from './helpers/daemon.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fakemx-first-'));
@@ -115,6 +116,18 @@ describe('errors and the start-up line', () => {
     d = await startListening({ http: { port: 0 } });
     const l = await d.waitFor('READY');
     expect(l.msg).toBe(`fakemx ready: SMTP on 127.0.0.1:${d.port}; try: swaks --server 127.0.0.1:${d.port} --to user@example.com; corpus in ${join(d.dir, 'corpus')}; logs to stdout; console off (http.port, http.console)`);
+  });
+
+  it('a listener on port 0 is named by the address it got: in LISTENING, and in the stored record', async () => {
+    d = await startListening({ bannerDelay: 0 });
+    expect((await d.waitFor('LISTENING')).name).toBe(`127.0.0.1:${d.port}`);
+    const c = await greeted(d.port);
+    for (const line of ['MAIL FROM:<a@example.org>', 'RCPT TO:<b@example.com>', 'DATA']) await c.cmd(line);
+    expect((await c.cmd('Subject: x\r\n\r\nhi\r\n.')).code).toBe(250);
+    const stored = await d.waitFor('STORED');
+    const meta = JSON.parse(readFileSync(String(stored.file).replace(/\.eml$/, '.json'), 'utf8')) as { listener: string };
+    expect(meta.listener).toBe(`127.0.0.1:${d.port}`);
+    expect((await d.waitFor('OPEN')).listener).toBe(`127.0.0.1:${d.port}`);
   });
 
   it('startupLine: wildcard addresses, TLS, no store, the console', () => {
