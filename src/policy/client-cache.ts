@@ -26,16 +26,22 @@ export interface ClientRecord {
   failed: StateEntry | null;
   /** It wrote to a greytrap (greytrap.ts). */
   trapped: StateEntry | null;
+  /** Its network's allowlist entry (greylisting), when asked for. */
+  white: StateEntry | null;
 }
 
-/** Everything known about a client address, in one read (one round trip on Redis). */
-export async function lookupClient(store: StateStore, ip: string): Promise<ClientRecord> {
-  const [failed, trapped, ...pass] = await store.getMany([keys.fail(ip), keys.trap(ip), ...CACHE_TESTS.map((t) => keys.pass(t, ip))]);
+/**
+ * Everything known about a client address, in one read (one round trip on Redis); with
+ * `whiteKey`, also its network's greylisting allowlist entry, so an allowlisted sender's RCPTs
+ * need no further read.
+ */
+export async function lookupClient(store: StateStore, ip: string, whiteKey?: string): Promise<ClientRecord> {
+  const [failed, trapped, white, ...pass] = await store.getMany([keys.fail(ip), keys.trap(ip), whiteKey ?? keys.white('-'), ...CACHE_TESTS.map((t) => keys.pass(t, ip))]);
   const passed = new Set<CacheTest>();
   CACHE_TESTS.forEach((t, i) => {
     if (pass[i]) passed.add(t);
   });
-  return { passed, failed: failed ?? null, trapped: trapped ?? null };
+  return { passed, failed: failed ?? null, trapped: trapped ?? null, white: whiteKey ? (white ?? null) : null };
 }
 
 /** The client passed `test`: remembered for passTtl[test] (ttl overrides it, e.g. a DNS answer's). */

@@ -30,6 +30,9 @@ export type GreylistOutcome =
   /** The client wrote to a greytrap: tempfailed whatever else is stored. */
   | { result: 'trapped'; net: string; trap: StateEntry };
 
+/** How often an allowlisted network's expiry is pushed back at most. */
+export const REFRESH_EVERY_MS = 60_000;
+
 /** One triplet's greylisting decision: one read of the trap, allowlist and triplet entries, then at most two writes. */
 export async function greylist(store: StateStore, cfg: GreylistConfig, t: Triplet): Promise<GreylistOutcome> {
   const net = clientNetwork(t.ip, cfg.ipv4Prefix, cfg.ipv6Prefix);
@@ -39,8 +42,7 @@ export async function greylist(store: StateStore, cfg: GreylistConfig, t: Triple
   if (trap) return { result: 'trapped', net, trap };
   const now = store.clock();
   if (white) {
-    const n = typeof white.value.n === 'number' ? white.value.n : 0;
-    await store.set(whiteKey, { ...white.value, n: n + 1, last: now }, cfg.whiteExpiry);
+    await refreshAllowlisted(store, cfg, white);
     return { result: 'allowlisted', net };
   }
   if (grey) {
@@ -59,6 +61,19 @@ export async function greylist(store: StateStore, cfg: GreylistConfig, t: Triple
   const first = typeof added.entry.value.first === 'number' ? added.entry.value.first : now;
   if (!added.created && now - first >= cfg.passtime) return greylist(store, cfg, t);
   return { result: 'greylisted', net, first: added.created, retryInMs: Math.max(0, cfg.passtime - (now - first)) };
+}
+
+/**
+ * An allowlisted network delivers: its entry lasts whiteExpiry from now. Written at most once a
+ * minute per network, so a busy sender's entry is not rewritten for every recipient (on a
+ * 36-day expiry a minute is nothing).
+ */
+export async function refreshAllowlisted(store: StateStore, cfg: GreylistConfig, white: StateEntry): Promise<void> {
+  const now = store.clock();
+  const last = typeof white.value.last === 'number' ? white.value.last : 0;
+  if (now - last < Math.min(REFRESH_EVERY_MS, cfg.whiteExpiry / 2)) return;
+  const n = typeof white.value.n === 'number' ? white.value.n : 0;
+  await store.set(white.key, { ...white.value, n: n + 1, last: now }, cfg.whiteExpiry);
 }
 
 /**

@@ -12,11 +12,11 @@ import { StoreFullError, type Corpus } from '../store/corpus.js';
 import type { DnsListResult, VerdictRecord } from '../store/metadata.js';
 import { dnsVerdict } from '../dnsbl/verdict.js';
 import type { StateStore } from '../state/store.js';
-import { keys, type CacheTest, type Lease } from '../state/types.js';
+import { clientNetwork, keys, type CacheTest, type Lease, type StateEntry } from '../state/types.js';
 import { accessDenied } from './access.js';
 import { authDetails, authReply } from './auth.js';
 import { cachedFail, lookupClient, recordFail, recordPass, type ClientRecord } from './client-cache.js';
-import { greylist, greylistedReply, greylistExempt, stateUnavailableReply } from './greylist.js';
+import { greylist, greylistedReply, greylistExempt, refreshAllowlisted, stateUnavailableReply } from './greylist.js';
 import { isTrapAddress, trapClient, trappedReply } from './greytrap.js';
 import { earlyTalkVerdict } from './early-talker.js';
 import { perIpLimit } from './limits.js';
@@ -24,6 +24,9 @@ import type { BannerWait, Policy } from './index.js';
 import { checkRecipient } from './recipients.js';
 import { tarpitShape } from './tarpit.js';
 import { tempfailPoint, tempfailReply } from './tempfail.js';
+
+/** `white:<net>` -> `<net>`. */
+const subjectOfWhite = (key: string) => key.slice(key.indexOf(':') + 1);
 
 /** A session without verdicts (most): one frozen empty list for all of them. */
 const NO_VERDICTS = Object.freeze([]) as unknown as VerdictRecord[];
@@ -54,6 +57,8 @@ export class PolicySession implements SessionHooks, BannerWait {
   private trapped = false;
   /** Greylisting passed for this client's network in this session (no more lookups). */
   private greyPassed = false;
+  /** The network's allowlist entry as read at connect (greylisting then needs no read). */
+  private white: StateEntry | null = null;
   /** The fleet-wide per-IP lease (state leases), released at close. */
   private lease: Lease | undefined;
   private closed = false;
@@ -158,7 +163,8 @@ export class PolicySession implements SessionHooks, BannerWait {
   private async lookupThenGreet(s: SessionInfo, st: StateStore): Promise<Reply | undefined> {
     let rec: ClientRecord;
     try {
-      rec = await lookupClient(st, s.remoteAddress);
+      const g = this.policy.cfg.greylist;
+      rec = await lookupClient(st, s.remoteAddress, g.enabled ? keys.white(clientNetwork(s.remoteAddress, g.ipv4Prefix, g.ipv6Prefix)) : undefined);
     } catch {
       return this.connectStateError() ?? this.greet(s);
     }
@@ -173,6 +179,7 @@ export class PolicySession implements SessionHooks, BannerWait {
       this.flagged = true;
       this.verdict(s, 'TRAP', { known: true, rcpt: rec.trapped.value.rcpt, until: new Date(rec.trapped.expiresAt).toISOString() });
     }
+    this.white = rec.white;
     if (!cfg.cache.enabled) return undefined;
     if (rec.failed) {
       const v = cachedFail(rec.failed, s.remoteAddress, { earlyTalkAction: cfg.earlyTalkAction, dnsAction: svc.dns?.action ?? 'auto', storeData: cfg.storeData });
@@ -228,6 +235,13 @@ export class PolicySession implements SessionHooks, BannerWait {
     const from = s.mailFrom?.address ?? '';
     // DNSWL-listed clients and allowList senders/recipients are never greylisted.
     if (this.dns?.allowed || greylistExempt(svc.greylistAllow ?? null, from, rcpt)) return undefined;
+    if (this.white) {
+      // Allowlisted as read at connect: no read, at most a refresh (a failed one is the store's to count).
+      this.greyPassed = true;
+      this.verdict(s, 'GREYLIST_PASS', { net: subjectOfWhite(this.white.key), via: 'allowlist' });
+      await refreshAllowlisted(st, cfg.greylist, this.white).catch(() => undefined);
+      return undefined;
+    }
     let o;
     try {
       o = await greylist(st, cfg.greylist, { ip: s.remoteAddress, from, rcpt });

@@ -65,7 +65,15 @@ describe('greylisting (spamd semantics)', () => {
     advance(35 * DAY);
     expect((await greylist(store, cfg, T)).result).toBe('allowlisted');
     expect((await store.get(keys.white('192.0.2.0/24')))?.value.n).toBe(3);
-    advance(36 * DAY);
+    // Within a minute of a refresh the entry is not written again (its expiry moves with the minute).
+    const before = (await store.get(keys.white('192.0.2.0/24')))!.expiresAt;
+    advance(30_000);
+    expect((await greylist(store, cfg, T)).result).toBe('allowlisted');
+    expect((await store.get(keys.white('192.0.2.0/24')))!.expiresAt).toBe(before);
+    advance(30_000);
+    expect((await greylist(store, cfg, T)).result).toBe('allowlisted');
+    expect((await store.get(keys.white('192.0.2.0/24')))!.expiresAt).toBe(before + 60_000);
+    advance(36 * DAY + 60_000);
     expect(await greylist(store, cfg, T)).toMatchObject({ result: 'greylisted', first: true });
   });
 

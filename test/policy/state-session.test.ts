@@ -30,11 +30,13 @@ const addr = (a: string): Address => ({ address: a, local: a.split('@')[0]!, dom
 
 let n = 0;
 function session(ip = '192.0.2.1', from = 'sender@example.com', rcpt: string[] = []): SessionInfo & { counts: { rcpt: number } } {
-  return {
+  // Only what the policy reads; the engine's own fields are left out.
+  const info: Record<string, unknown> = {
     id: `s${++n}`, remoteAddress: ip, remotePort: 4711, localAddress: '127.0.0.1', localPort: 25, listener: 'l',
     openedAt: Date.now(), helo: 'h', esmtp: true, tls: undefined, mailFrom: addr(from), mailParams: undefined,
     rcptTo: rcpt.map(addr), counts: { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 },
-  } as unknown as SessionInfo & { counts: { rcpt: number } };
+  };
+  return info as unknown as SessionInfo & { counts: { rcpt: number } };
 }
 
 function node(backend: MemoryBackend, clock: { t: number }, over: Partial<PolicyServices> = {}) {
