@@ -4,6 +4,7 @@
 // the last step the next reply must be the 221 to our QUIT (or the server has closed), so an
 // extra or a missing reply fails the case. The messages the case stored are compared byte
 // for byte with what its chunks carried, with their record's transfer and chunk count.
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -291,5 +292,66 @@ describe('CHUNKING / BDAT (RFC 3030)', () => {
     const b = await send('BDAT');
     expect(b).toEqual(d);
     expect(d[0]).toBe('Received');
+  });
+});
+
+describe('BDAT property: any body, any chunking, any write split', () => {
+  let srv: TestServer;
+  afterAll(async () => {
+    await srv?.close();
+  });
+
+  it('stores every message byte-exact with its chunk count (30 runs, pipelined, split at random offsets)', async () => {
+    srv = await startServer();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 100, maxLength: 1500 }),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 5 }),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 8 }),
+        async (bytes, cutsAt, emptyLast, splits) => {
+          const body = Buffer.from(bytes);
+          const cuts = [...new Set(cutsAt.map((c) => Math.floor(c * body.length)))].sort((a, b) => a - b);
+          const parts: Buffer[] = [];
+          let at = 0;
+          for (const c of cuts) {
+            parts.push(body.subarray(at, c));
+            at = c;
+          }
+          parts.push(body.subarray(at));
+          if (emptyLast) parts.push(Buffer.alloc(0));
+          const wire = [Buffer.from('MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n')];
+          parts.forEach((p, i) => wire.push(Buffer.from(`BDAT ${p.length}${i === parts.length - 1 ? ' LAST' : ''}\r\n`), p));
+          const all = Buffer.concat(wire);
+          const cl = await RawClient.connect(srv.port);
+          cl.socket.setNoDelay(true);
+          try {
+            await cl.reply();
+            await cl.cmd('EHLO p.test');
+            // The whole transaction in writes of random sizes, without waiting for replies.
+            for (let i = 0, k = 0; i < all.length; k++) {
+              const n = splits[k % splits.length]!;
+              cl.send(all.subarray(i, i + n));
+              i += n;
+              // Separate reads on the server side (loopback would coalesce back-to-back writes).
+              if (k % 3 === 2) await sleep(1);
+            }
+            expect((await cl.reply()).code).toBe(250);
+            expect((await cl.reply()).code).toBe(250);
+            for (let i = 0; i < parts.length - 1; i++) expect((await cl.reply()).text).toMatch(new RegExp(`Ok: ${parts[i]!.length} octets`));
+            const last = await cl.reply();
+            const id = /queued as ([0-9a-z]+)/.exec(last.text)?.[1];
+            expect(id, last.raw).toBeDefined();
+            expect((await cl.cmd('QUIT')).code).toBe(221);
+            const m = srv.messages().find((x) => x.meta.id === id)!;
+            expect(m.eml.subarray(m.meta.sizes.headers).equals(body)).toBe(true);
+            expect(m.meta.chunks).toBe(parts.length);
+          } finally {
+            cl.close();
+          }
+        },
+      ),
+      { numRuns: 30, seed: 3030 },
+    );
   });
 });
