@@ -2,7 +2,8 @@
 // HELO, verdict tags, subject), in memory, newest last. Built once by reading every
 // <day>/<id>.json and the head of its message file (the Subject line) under each store path, then kept
 // current from the server's 'message' events; a list request filters this array and never
-// walks a directory. A message deleted from disk behind our back is dropped from the index
+// walks a directory. A day the store prunes (store.onFull) leaves the index with its
+// 'storePruned' event; a message deleted from disk behind our back is dropped from the index
 // when a view or download finds it gone.
 
 import { open, readdir, readFile } from 'node:fs/promises';
@@ -273,6 +274,14 @@ export class CorpusIndex {
 
   get(id: string): IndexEntry | undefined {
     return this.byId.get(id);
+  }
+
+  /** Forget a day of one store (store.onFull prune deleted its directory). */
+  removeDay(root: string, day: string): number {
+    const before = this.entries.length;
+    this.entries = this.entries.filter((e) => e.root !== root || e.day !== day);
+    for (const [id, e] of this.byId) if (e.root === root && e.day === day) this.byId.delete(id);
+    return before - this.entries.length;
   }
 
   /** Forget a message (its files are gone). */

@@ -5,6 +5,7 @@
 import { effectiveListeners, storePathsInUse } from '../config/effective.js';
 import type { Config } from '../config/schema.js';
 import type { MessageEvent, ServerEvents } from '../events.js';
+import type { StorePrunedEvent } from '../store/stores.js';
 import type { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.js';
 import { CorpusIndex } from './corpus-index.js';
@@ -39,6 +40,10 @@ export function startConsole(server: Pick<EventEmitter<ServerEvents>, 'on' | 'of
     }
   };
   server.on('message', onMessage);
+  const onPruned = (ev: StorePrunedEvent) => {
+    index.removeDay(ev.store, ev.day);
+  };
+  server.on('storePruned', onPruned);
   const scan = (roots: string[]) => {
     const t0 = Date.now();
     void index.setRoots(roots).then(() => {
@@ -58,6 +63,7 @@ export function startConsole(server: Pick<EventEmitter<ServerEvents>, 'on' | 'of
     stop() {
       detach();
       server.off('message', onMessage);
+      server.off('storePruned', onPruned);
     },
   };
 }

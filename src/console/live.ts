@@ -1,7 +1,7 @@
 // What the console's Live and Caught pages show, kept from the server's events (src/events.ts)
 // as they happen: the sessions open now, an hour of per-10-second counts (connections,
 // messages, verdicts per tag), and bounded top-N tables of what got caught (client networks,
-// HELO names, sender domains, DNS list zones, tarpit time). Every handler is O(1) amortised
+// HELO names, sender domains, DNS list zones, tarpit time, AUTH attempts). Every handler is O(1) amortised
 // and never throws into the emitter (a session is the caller). Nothing here reads the disk.
 
 import type { EventEmitter } from 'node:events';
@@ -117,6 +117,8 @@ export interface CaughtSnapshot {
   senderDomains: ReturnType<TopCounter['top']>;
   zones: (ZoneStats & { hitRate: number; errorRate: number; health: 'ok' | 'failing' | 'unused' })[];
   tarpit: { verdicts: number; totalMs: number; clients: ReturnType<TopCounter['top']> };
+  /** The AUTH honeypot (auth.enabled): attempts, user names tried (by mechanism), clients. */
+  auth: { attempts: number; users: ReturnType<TopCounter['top']>; clients: ReturnType<TopCounter['top']> };
 }
 
 /** A session's phase from what it has said so far (the engine owns the object; it is live). */
@@ -161,6 +163,9 @@ export class LiveState {
   private readonly helos = new TopCounter();
   private readonly senders = new TopCounter();
   private readonly tarpitClients = new TopCounter();
+  private readonly authUsers = new TopCounter();
+  private readonly authClients = new TopCounter();
+  private authAttempts = 0;
   private tarpitVerdicts = 0;
   private tarpitMs = 0;
   private readonly zones = new Map<string, ZoneStats>();
@@ -249,6 +254,13 @@ export class LiveState {
       this.tarpitVerdicts++;
       this.tarpitMs += ms;
       if (s) this.tarpitClients.add(s.remoteAddress, undefined, ms);
+    }
+    if (tag === 'AUTH') {
+      const mech = typeof ev.details.mechanism === 'string' ? ev.details.mechanism.slice(0, 32) : '?';
+      const user = typeof ev.details.user === 'string' ? ev.details.user.slice(0, 255) : '';
+      this.authAttempts++;
+      this.authUsers.add(user === '' ? '(empty)' : user, mech);
+      if (s) this.authClients.add(s.remoteAddress, mech);
     }
     if (tag === 'DNSBL' || tag === 'DNSWL') {
       const zones = ev.details.zones;
@@ -387,6 +399,7 @@ export class LiveState {
       senderDomains: this.senders.top(top),
       zones,
       tarpit: { verdicts: this.tarpitVerdicts, totalMs: this.tarpitMs, clients: this.tarpitClients.top(top, 'extra') },
+      auth: { attempts: this.authAttempts, users: this.authUsers.top(top), clients: this.authClients.top(top) },
     };
   }
 }

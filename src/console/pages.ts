@@ -58,6 +58,10 @@ const CAUGHT_MAIN = `
   <div><h2>Sender domains</h2><table id="senders"><thead><tr><th>domain</th><th>messages</th><th>by result</th></tr></thead><tbody></tbody></table></div>
   <div><h2>Tarpit</h2><p id="tarpitSummary"></p><table id="tarpit"><thead><tr><th>client</th><th>time held</th><th>tarpitted replies</th></tr></thead><tbody></tbody></table></div>
 </section>
+<section class="grid">
+  <div><h2>AUTH attempts <span class="note">(honeypot: auth.enabled)</span></h2><p id="authSummary"></p><table id="authUsers"><thead><tr><th>user name tried</th><th>attempts</th><th>by mechanism</th></tr></thead><tbody></tbody></table></div>
+  <div><h2>AUTH clients</h2><table id="authClients"><thead><tr><th>client</th><th>attempts</th><th>by mechanism</th></tr></thead><tbody></tbody></table></div>
+</section>
 <section>
   <h2>DNS lists</h2>
   <table id="zones"><thead><tr><th>zone</th><th>health</th><th>lookups</th><th>cache hits</th><th>listed hits</th><th>hit rate</th><th>errors</th><th>mean query</th></tr></thead><tbody></tbody></table>

@@ -89,6 +89,19 @@ describe('LiveState', () => {
     expect(live.handlerFailures).toBe(0);
   });
 
+  it('AUTH attempts of the honeypot: user names by mechanism, clients', () => {
+    const live = new LiveState();
+    const s = session('au1');
+    live.onVerdict({ tag: 'AUTH', session: s, client: '[192.0.2.7]:40000', details: { mechanism: 'PLAIN', user: 'admin', tls: false } });
+    live.onVerdict({ tag: 'AUTH', session: s, client: '[192.0.2.7]:40000', details: { mechanism: 'LOGIN', user: 'admin', tls: false } });
+    live.onVerdict({ tag: 'AUTH', session: s, client: '[192.0.2.7]:40000', details: { mechanism: 'PLAIN', user: '', tls: false } });
+    const a = live.caught().auth;
+    expect(a.attempts).toBe(3);
+    expect(a.users[0]).toMatchObject({ key: 'admin', count: 2, tags: { PLAIN: 1, LOGIN: 1 } });
+    expect(a.users[1]).toMatchObject({ key: '(empty)', count: 1 });
+    expect(a.clients[0]).toMatchObject({ key: '192.0.2.7', count: 3 });
+  });
+
   it('DNS list zones: lookups, hits, errors and health', () => {
     const live = new LiveState();
     for (let i = 0; i < 4; i++) live.onDnsQuery({ zone: 'bl.example', durationMs: 10, cacheHit: i === 3 });
@@ -143,6 +156,10 @@ describe('CorpusIndex', () => {
     expect(idx.query({ limit: 1 }).items[0]).toMatchObject({ id: 'm4', subject: 'fourth' });
     idx.remove('m2');
     expect(idx.query({}).total).toBe(3);
+    expect(idx.removeDay(root, '2026-01-02')).toBe(1);
+    expect(idx.removeDay(join(tmp, 'elsewhere'), '2026-01-01')).toBe(0);
+    expect(idx.query({}).items.map((i) => i.id)).toEqual(['m4', 'm1']);
+    expect(idx.get('m3')).toBeUndefined();
     await idx.setRoots([]);
     expect(idx.size).toBe(0);
   });

@@ -155,7 +155,11 @@ describe('console in chromium', () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const httpPort = await freePort();
-    d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, bannerDelay: 0, receiveTimeout: 30000, http: { port: httpPort, console: true } });
+    d = await startDaemon({
+      listenAddress: '127.0.0.1', listenPort: 0, bannerDelay: 0, errorDelay: 0, receiveTimeout: 30000,
+      auth: { enabled: true, allowPlaintext: true, recordPasswords: 'none', salt: 'interop' },
+      http: { port: httpPort, console: true },
+    });
     d.port = (await d.waitFor('LISTENING')).port as number;
     await d.waitFor('ADMIN_LISTENING');
     origin = `http://127.0.0.1:${httpPort}`;
@@ -216,9 +220,16 @@ describe('console in chromium', () => {
     expect(w.outside).toEqual([]);
     await w.page.close();
 
+    // The AUTH honeypot's table shows a hostile user name as text.
+    const authUser = '<img src=x onerror="window.__pwned=13">';
+    const a = await exec('swaks', ['--server', `127.0.0.1:${d.port}`, '--helo', 'auth.test', '--to', 'rcpt@example.com', '--auth', 'PLAIN', '--auth-user', authUser, '--auth-password', 'x', '--quit-after', 'AUTH']);
+    expect(a.out).toContain('535 5.7.8');
     const c = await watchedPage(browser, origin);
     await c.page.goto(`${origin}/console/caught`, { waitUntil: 'load' });
     await c.page.waitForFunction(`document.querySelector('#helos tbody').textContent.includes('swaks.test')`, { timeout: 15000 });
+    expect(await text(c.page, '#authUsers tbody')).toContain(authUser);
+    expect(await c.page.evaluate('window.__pwned ?? null')).toBeNull();
+    expect(await c.page.evaluate(`document.querySelectorAll('main img').length`)).toBe(0);
     await shot(c.page, 'caught');
     expect(c.errors).toEqual([]);
     expect(c.outside).toEqual([]);

@@ -162,6 +162,9 @@
       fill($('senders').tBodies[0], rows(d.senderDomains, 3, (r) => el('tr', {}, el('td', { className: 'mono', text: r.key }), el('td', { text: fmt.n(r.count) }), el('td', { text: tagCounts(r.tags) }))));
       $('tarpitSummary').textContent = fmt.n(d.tarpit.verdicts) + ' tarpitted replies, ' + fmt.dur(d.tarpit.totalMs) + ' of bot time held in all.';
       fill($('tarpit').tBodies[0], rows(d.tarpit.clients, 3, (r) => el('tr', {}, el('td', { className: 'mono', text: r.key }), el('td', { text: fmt.dur(r.extra) }), el('td', { text: fmt.n(r.count) }))));
+      $('authSummary').textContent = fmt.n(d.auth.attempts) + (d.auth.attempts === 1 ? ' attempt, failed.' : ' attempts, every one failed.');
+      fill($('authUsers').tBodies[0], rows(d.auth.users, 3, (r) => el('tr', {}, el('td', { className: 'mono', text: r.key }), el('td', { text: fmt.n(r.count) }), el('td', { text: tagCounts(r.tags) }))));
+      fill($('authClients').tBodies[0], rows(d.auth.clients, 3, (r) => el('tr', {}, el('td', { className: 'mono', text: r.key }), el('td', { text: fmt.n(r.count) }), el('td', { text: tagCounts(r.tags) }))));
       fill(
         $('zones').tBodies[0],
         rows(d.zones, 8, (z) =>
