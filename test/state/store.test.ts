@@ -235,6 +235,29 @@ describe('failure semantics', () => {
     await s.close();
   });
 
+  it('a lone failure among successes is counted but is no outage; three in a row are', async () => {
+    const b = new FlakyBackend();
+    Object.defineProperty(b, 'kind', { value: 'redis' });
+    const { lines, logger } = logs();
+    const errs: string[] = [];
+    const s = new StateStore(b, { timeout: 40, logger, onError: (op, r) => errs.push(`${op}:${r}`) });
+    for (let i = 0; i < 5; i++) {
+      b.mode = 'fail';
+      await s.get('x').catch(() => undefined);
+      await s.get('x').catch(() => undefined);
+      b.mode = 'ok';
+      await s.get('x');
+    }
+    expect(errs).toHaveLength(10);
+    expect(lines).toEqual([]);
+    expect(s.health()).toEqual({ ok: true });
+    b.mode = 'fail';
+    for (let i = 0; i < 3; i++) await s.get('x').catch(() => undefined);
+    expect(lines.map((l) => l.obj.tag)).toEqual(['STATE_DOWN']);
+    expect(s.health().ok).toBe(false);
+    await s.close();
+  });
+
   it('a closed store rejects at once', async () => {
     const s = memoryStateStore(Date.now);
     await s.close();
