@@ -59,9 +59,12 @@ function rtt(port, sock) {
       });
       s.write('PING\r\n');
     };
-    s.once('error', reject);
     if (sock) go();
-    else s.once('connect', go);
+    else {
+      // A fresh socket per probe gets its own error listener; the reused one has none to pile up.
+      s.once('error', reject);
+      s.once('connect', go);
+    }
   });
 }
 
