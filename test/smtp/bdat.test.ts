@@ -320,7 +320,7 @@ describe('BDAT property: any body, any chunking, any write split', () => {
           }
           parts.push(body.subarray(at));
           if (emptyLast) parts.push(Buffer.alloc(0));
-          const wire = [Buffer.from('MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n')];
+          const wire: Buffer[] = [Buffer.from('MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n')];
           parts.forEach((p, i) => wire.push(Buffer.from(`BDAT ${p.length}${i === parts.length - 1 ? ' LAST' : ''}\r\n`), p));
           const all = Buffer.concat(wire);
           const cl = await RawClient.connect(srv.port);
