@@ -4,6 +4,7 @@
 // `fakemx run`, the man page and the LICENSE. The built CLI (dist/cli.js) is what runs.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { changedText, configValue, valueText } from '../src/config/changed.js';
 import { stripJsonComments } from '../src/config/jsonc.js';
 import { loadConfig } from '../src/config/load.js';
 import { startupLine, swaksCommand } from '../src/startup.js';
+import { plural } from '../src/util/plural.js';
 import { greeted } from './helpers/client.js';
 import { CLI, startListening, type Daemon } from './helpers/daemon.js';
 
@@ -128,6 +130,26 @@ describe('errors and the start-up line', () => {
     const meta = JSON.parse(readFileSync(String(stored.file).replace(/\.eml$/, '.json'), 'utf8')) as { listener: string };
     expect(meta.listener).toBe(`127.0.0.1:${d.port}`);
     expect((await d.waitFor('OPEN')).listener).toBe(`127.0.0.1:${d.port}`);
+    // Plurals: one message is "1 message".
+    const r = await run(['report', '--store', join(d.dir, 'corpus')]);
+    expect(r.stdout).toMatch(/^1 message, /m);
+    expect(r.stdout).toContain('TLS: 0 messages');
+  });
+
+  it('a SIGHUP that moves the listener logs where it now listens', async () => {
+    d = await startListening({ bannerDelay: 0 });
+    const srv = createServer();
+    const next = await new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as AddressInfo).port)));
+    await new Promise((r) => srv.close(r));
+    d.writeConfig({ listenAddress: '127.0.0.1', listenPort: next, bannerDelay: 0 });
+    d.child.kill('SIGHUP');
+    const moved = await d.waitFor('LISTENING', 5000, (l) => l.port === next);
+    expect(moved.msg).toBe(`listening on 127.0.0.1:${next} (none)`);
+    await d.waitFor('CONFIG_RELOADED');
+  });
+
+  it('plural', () => {
+    expect([plural(0, 'message'), plural(1, 'message'), plural(2, 'entry', 'entries')]).toEqual(['0 messages', '1 message', '2 entries']);
   });
 
   it('startupLine: wildcard addresses, TLS, no store, the console', () => {

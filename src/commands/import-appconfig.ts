@@ -3,6 +3,7 @@
 // a blank value means "default" (the key is left out); whatever cannot map is a warning.
 
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import { plural } from '../util/plural.js';
 import { isIP } from 'node:net';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { leaves, type SchemaLeaf } from '../config/schema.js';
@@ -280,7 +281,7 @@ export async function importAppConfigCommand(file: string, outFile: string | und
       err(`fakemx: error: import-appconfig: ${outFile}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
       return EX_CANTCREAT;
     }
-    err(`fakemx: import-appconfig: wrote ${outFile} (${Object.keys(result.config).length} keys, ${result.warnings.length} warnings); check it with: fakemx check-config -c ${outFile}`);
+    err(`fakemx: import-appconfig: wrote ${outFile} (${plural(Object.keys(result.config).length, 'key')}, ${plural(result.warnings.length, 'warning')}); check it with: fakemx check-config -c ${outFile}`);
   } else {
     out(json);
   }

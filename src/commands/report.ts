@@ -12,6 +12,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ipv6Bytes } from '../net/ip.js';
 import { escapeText, safeJson } from '../util/escape.js';
+import { plural } from '../util/plural.js';
 
 export interface ReportOptions {
   /** Corpus directory (storePath); default ./var/corpus like the schema. */
@@ -469,8 +470,8 @@ export function formatReport(r: CorpusReport): string {
   const parts: string[] = [];
   parts.push(
     `Corpus ${escapeText(r.store)}${r.since ? ` since ${r.since}` : ''}\n` +
-      `${n} messages, ${bytes(r.bytes)}, ${r.first} .. ${r.last}` +
-      (r.invalidFiles ? `; ${r.invalidFiles} unreadable metadata files skipped` : '') +
+      `${plural(n, 'message')}, ${bytes(r.bytes)}, ${r.first} .. ${r.last}` +
+      (r.invalidFiles ? `; ${plural(r.invalidFiles, 'unreadable metadata file')} skipped` : '') +
       '\n',
   );
   parts.push(table('Per day (UTC)', ['day', 'messages', 'sessions'], r.days.map((d) => [d.day, d.messages, d.sessions])));
@@ -479,7 +480,7 @@ export function formatReport(r: CorpusReport): string {
   if (r.duplicates.arrivals > 0) {
     parts.push(
       table(
-        `Duplicates (store.dedupe): ${r.duplicates.messages} stored bodies arrived again ${r.duplicates.arrivals} times`,
+        `Duplicates (store.dedupe): ${plural(r.duplicates.messages, 'stored body', 'stored bodies')} arrived again ${plural(r.duplicates.arrivals, 'time')}`,
         ['first message', 'arrivals'],
         r.duplicates.top.map((x) => [x.key, x.messages]),
       ),
@@ -490,12 +491,12 @@ export function formatReport(r: CorpusReport): string {
   parts.push(table('Top sender domains', ['domain', 'messages', 'share'], rows(r.senderDomains)));
   parts.push(table('Top client networks', ['network', 'messages', 'share'], rows(r.networks)));
   parts.push(table(`Sizes (min ${bytes(r.sizes.min)}, mean ${bytes(r.sizes.mean)}, max ${bytes(r.sizes.max)})`, ['size', 'messages', 'share'], rows(r.sizes.buckets)));
-  parts.push(table(`TLS: ${r.tls.messages} messages (${pct(r.tls.messages, n)})`, ['protocol', 'messages', 'share'], rows(r.tls.protocols)));
-  parts.push(`BDAT (CHUNKING): ${r.transfer.bdat} messages (${pct(r.transfer.bdat, n)}), ${r.transfer.chunks} chunks; DATA: ${n - r.transfer.bdat}\n`);
+  parts.push(table(`TLS: ${plural(r.tls.messages, 'message')} (${pct(r.tls.messages, n)})`, ['protocol', 'messages', 'share'], rows(r.tls.protocols)));
+  parts.push(`BDAT (CHUNKING): ${plural(r.transfer.bdat, 'message')} (${pct(r.transfer.bdat, n)}), ${plural(r.transfer.chunks, 'chunk')}; DATA: ${n - r.transfer.bdat}\n`);
   if (r.auth.attempts > 0) {
     const a = r.auth.attempts;
     const arows = (list: Row[]) => list.map((x) => [x.key, x.messages, pct(x.messages, a)]);
-    parts.push(`AUTH attempts: ${a} in ${r.auth.sessions} sessions, ${r.auth.tls} under TLS (${pct(r.auth.tls, a)})\n`);
+    parts.push(`AUTH attempts: ${a} in ${plural(r.auth.sessions, 'session')}, ${r.auth.tls} under TLS (${pct(r.auth.tls, a)})\n`);
     parts.push(table('AUTH mechanisms', ['mechanism', 'attempts', 'share'], arows(r.auth.mechanisms)));
     parts.push(table('Top AUTH user names', ['user', 'attempts', 'share'], arows(r.auth.users)));
     parts.push(table('AUTH attempts per client', ['client', 'attempts', 'share'], arows(r.auth.clients)));
