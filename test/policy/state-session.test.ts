@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { PolicyConfig } from '../../src/config/schema.js';
+import type { DnsCheck } from '../../src/dnsbl/check.js';
 import type { Observer } from '../../src/observer.js';
 import { Policy, type PolicyServices } from '../../src/policy/index.js';
 import { PerIpLimiter } from '../../src/policy/limits.js';
@@ -241,6 +242,45 @@ describe('client cache in a session', () => {
     await h2.connect(s2);
     expect(h2.earlyTalk(s2, { kind: 'pipelining', afterMs: 3, sample: Buffer.from('RCPT'), after: 'MAIL' })).toBeUndefined();
     expect(a.tags()).toEqual(['CACHE_PASS']);
+  });
+});
+
+describe('DNS list verdicts in the client cache (shared by a fleet)', () => {
+  function dns(listed: (ip: string) => boolean) {
+    const asked: string[] = [];
+    const check: DnsCheck = {
+      timeout: 100,
+      action: 'drop',
+      check: async (ip) => {
+        asked.push(ip);
+        const hit = listed(ip);
+        return { score: hit ? 1 : 0, listed: hit, allowed: false, zones: [{ zone: 'bl.example', answers: hit ? ['127.0.0.2'] : [], matched: hit, weight: 1 }] };
+      },
+    } as DnsCheck;
+    return { check, asked };
+  }
+
+  it('not listed on A: B skips the lookup (CACHE_PASS dnsbl); listed on A: B drops it at connect naming the zone', async () => {
+    const { clock, backend } = setup();
+    const dA = dns((ip) => ip === '203.0.113.9');
+    const dB = dns(() => false);
+    const A = new Policy(policy({ cache: { enabled: true } }), node(backend, clock, { dns: dA.check }).svc);
+    const b = node(backend, clock, { dns: dB.check });
+    const B = new Policy(policy({ cache: { enabled: true } }), b.svc);
+    const ok = session('192.0.2.1');
+    expect(await A.newSession(ok).connect(ok)).toBeUndefined();
+    const bad = session('203.0.113.9');
+    expect(await A.newSession(bad).connect(bad)).toMatchObject({ code: 421, text: expect.stringContaining('bl.example') as unknown });
+    await new Promise((r) => setTimeout(r, 5));
+    const ok2 = session('192.0.2.1');
+    expect(await B.newSession(ok2).connect(ok2)).toBeUndefined();
+    const bad2 = session('203.0.113.9');
+    expect(await B.newSession(bad2).connect(bad2)).toMatchObject({ code: 421, text: expect.stringContaining('blocked using bl.example') as unknown });
+    // One lookup per client across the two nodes.
+    expect(dA.asked).toEqual(['192.0.2.1', '203.0.113.9']);
+    expect(dB.asked).toEqual([]);
+    expect(b.verdicts.map((v) => v[0])).toEqual(['CACHE_PASS', 'CACHE_FAIL']);
+    expect(b.verdicts[0]![1]).toEqual({ tests: ['dnsbl'] });
   });
 });
 
