@@ -28,6 +28,11 @@ const EX_USAGE = 64;
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : s + '\n');
+// `fakemx config-doc | head`: a reader that goes away ends the command quietly, not with a stack.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 
 /** Loads a config for a subcommand; a ConfigError ends the process with 78. */
 function configOrExit(file: string | undefined) {

@@ -2,7 +2,7 @@
 // config that loads, list files, nothing overwritten), `check-config --changed` and `--get`,
 // comments in config files, one "fakemx: error: " prefix for CLI errors, the READY line of
 // `fakemx run`, the man page and the LICENSE. The built CLI (dist/cli.js) is what runs.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -34,7 +34,7 @@ afterEach(() => {
 });
 
 describe('fakemx init', () => {
-  it.each(['fake-mx', 'corpus', 'sink'])('--profile %s writes a commented config that loads, and the list files', async (profile) => {
+  it.concurrent.each(['fake-mx', 'corpus', 'sink'])('--profile %s writes a commented config that loads, and the list files', async (profile) => {
     const to = join(dir, profile);
     const r = await run(['init', '--profile', profile, '--dir', to]);
     expect(r.stderr).toBe('');
@@ -55,14 +55,15 @@ describe('fakemx init', () => {
 
   it('overwrites nothing without --force (exit 73); an unknown profile is a usage error (64)', async () => {
     const to = join(dir, 'again');
-    expect((await run(['init', '--dir', to])).code).toBe(0);
+    const [first, relay] = await Promise.all([run(['init', '--dir', to]), run(['init', '--profile', 'relay'])]);
+    expect(first.code).toBe(0);
+    expect(relay.code).toBe(64);
     writeFileSync(join(to, 'access.txt'), 'permit 192.0.2.0/24\n');
     const r = await run(['init', '--dir', to]);
     expect(r.code).toBe(73);
     expect(r.stderr).toMatch(/^fakemx: error: .*exist; nothing written \(--force overwrites\)\n$/);
     expect(readFileSync(join(to, 'access.txt'), 'utf8')).toBe('permit 192.0.2.0/24\n');
     expect((await run(['init', '--dir', to, '--force'])).code).toBe(0);
-    expect((await run(['init', '--profile', 'relay'])).code).toBe(64);
   });
 });
 
@@ -82,10 +83,11 @@ describe('check-config --changed / --get', () => {
   });
 
   it('--get KEY prints one value (a string bare, a group as JSON); an unknown key is a usage error', async () => {
-    expect((await run(['check-config', '-c', file, '--get', 'webhook.url'])).stdout).toBe('http://hooks.example/in\n');
-    expect((await run(['check-config', '-c', file, '--get', 'listenPort'])).stdout).toBe('2526\n');
-    expect(JSON.parse((await run(['check-config', '-c', file, '--get', 'http'])).stdout)).toMatchObject({ port: 9000, token: '[redacted]' });
-    const bad = await run(['check-config', '-c', file, '--get', 'listenPortt']);
+    const get = (key: string) => run(['check-config', '-c', file, '--get', key]);
+    const [url, port, http, bad] = await Promise.all([get('webhook.url'), get('listenPort'), get('http'), get('listenPortt')]);
+    expect(url.stdout).toBe('http://hooks.example/in\n');
+    expect(port.stdout).toBe('2526\n');
+    expect(JSON.parse(http.stdout)).toMatchObject({ port: 9000, token: '[redacted]' });
     expect(bad.code).toBe(64);
     expect(bad.stderr).toMatch(/^fakemx: error: unknown key "listenPortt"/);
   });
@@ -107,11 +109,21 @@ describe('errors and the start-up line', () => {
       [['report', '--store', join(dir, 'no-store')], 66],
       [['import-appconfig', join(dir, 'missing.config')], 66],
     ];
-    for (const [args, _code] of cases) {
-      const r = await run(args);
-      expect(r.code, args.join(' ')).not.toBe(0);
-      expect(r.stderr, args.join(' ')).toMatch(/^fakemx: error: /);
-    }
+    const results = await Promise.all(cases.map(([args]) => run(args)));
+    cases.forEach(([args, code], i) => {
+      expect(results[i]!.code, args.join(' ')).toBe(code);
+      expect(results[i]!.stderr, args.join(' ')).toMatch(/^fakemx: error: /);
+    });
+  });
+
+  it('a reader that goes away (fakemx init | head -1) ends the command quietly', async () => {
+    const child = spawn(process.execPath, [CLI, 'init', '--dir', join(dir, 'epipe')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (x: string) => (stderr += x));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('fakemx run logs one READY line: where it listens, how to try it, corpus, logs, console', async () => {
