@@ -50,7 +50,8 @@ export class Observer {
     this.logger.info(
       {
         tag: 'CLOSE', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), listener: s.listener,
-        helo: s.helo ?? null, counts: s.counts, verdicts: counts, outcome: info.reason, durationMs: info.durationMs,
+        // stored: messages made durable, tempfailed afterwards or not (counts.messages counts only those answered 250).
+        helo: s.helo ?? null, counts: s.counts, stored: counts.STORED ?? 0, verdicts: counts, outcome: info.reason, durationMs: info.durationMs,
         ...(s.tls ? { tls: s.tls } : {}),
       },
       `session closed: ${info.reason}`,

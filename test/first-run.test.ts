@@ -160,6 +160,18 @@ describe('errors and the start-up line', () => {
     await d.waitFor('CONFIG_RELOADED');
   });
 
+  it('the corpus profile logs STORED before TEMPFAIL, and CLOSE counts the stored message', async () => {
+    d = await startListening({ bannerDelay: 0, storeData: true, doTempFail: true, earlyTalkAction: 'ignore' });
+    const c = await greeted(d.port);
+    for (const line of ['MAIL FROM:<a@example.org>', 'RCPT TO:<b@example.com>', 'DATA']) await c.cmd(line);
+    expect((await c.cmd('Subject: x\r\n\r\nhi\r\n.')).code).toBe(421);
+    const close = await d.waitFor('CLOSE');
+    const tags = d.lines.map((l) => l.tag);
+    expect(tags.indexOf('STORED')).toBeGreaterThan(-1);
+    expect(tags.indexOf('STORED')).toBeLessThan(tags.indexOf('TEMPFAIL'));
+    expect(close).toMatchObject({ stored: 1, verdicts: { STORED: 1, TEMPFAIL: 1 } });
+  });
+
   it('plural', () => {
     expect([plural(0, 'message'), plural(1, 'message'), plural(2, 'entry', 'entries')]).toEqual(['0 messages', '1 message', '2 entries']);
   });
