@@ -338,7 +338,7 @@ function readMeta(path: string, buf: Buffer): LooseMeta | null {
   // A full buffer means the file is bigger than any metadata record.
   if (n >= buf.length) return null;
   const v: unknown = JSON.parse(buf.toString('utf8', 0, n));
-  return v && typeof v === 'object' && !Array.isArray(v) ? (v as LooseMeta) : null;
+  return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
 }
 
 /** "2024-05-01" (UTC midnight) or an ISO 8601 time. */

@@ -56,7 +56,7 @@ function convictSchema(node: SchemaNode = schema): Record<string, unknown> {
     if ('doc' in v && 'default' in v) {
       const { range: _range, env: _env, ...rest } = v as SchemaLeaf;
       out[k] = rest;
-    } else out[k] = convictSchema(v as SchemaNode);
+    } else out[k] = convictSchema(v);
   }
   return out;
 }
@@ -66,7 +66,8 @@ function jsonKind(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'object') return 'an object';
-  const text = JSON.stringify(v) ?? String(v);
+  const prim = v as string | number | boolean | bigint | symbol | undefined | (() => unknown); // objects returned above
+  const text = JSON.stringify(prim) ?? String(prim);
   return `${typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'a boolean' : `a ${typeof v}`} ${text.length > 60 ? text.slice(0, 57) + '...' : text}`;
 }
 
@@ -100,7 +101,7 @@ function checkTypes(obj: Record<string, unknown>, where: string, prefix = '', no
       if (problem) throw new ConfigError(prefix + p, where, problem);
     } else if (v === null || typeof v !== 'object' || Array.isArray(v)) {
       throw new ConfigError(prefix + p, where, `must be an object (a group of settings), got ${jsonKind(v)}`);
-    } else checkTypes(v as Record<string, unknown>, where, prefix, n as SchemaNode, p);
+    } else checkTypes(v as Record<string, unknown>, where, prefix, n, p);
   }
 }
 
@@ -263,7 +264,7 @@ function validateListeners(raw: unknown[], base: Config, where: string, lists: L
     if (tls !== 'none' && tls !== 'starttls' && tls !== 'implicit') throw new ConfigError(`${at}.tls`, where, `must be none, starttls or implicit, got ${JSON.stringify(tls)}`);
     if (tls !== 'none' && (!base.tls.cert || !base.tls.key)) throw new ConfigError(`${at}.tls`, where, `"${tls}" needs tls.cert and tls.key`);
     if (l.name !== undefined && (typeof l.name !== 'string' || !/^[\w.-]{1,255}$/.test(l.name))) throw new ConfigError(`${at}.name`, where, 'must be a name of letters, digits, "_", "-", "."');
-    const lc: ListenerConfig = { address: address || '127.0.0.1', port, tls, ...(l.name ? { name: l.name as string } : {}) };
+    const lc: ListenerConfig = { address: address || '127.0.0.1', port, tls, ...(l.name ? { name: l.name } : {}) };
     if (l.proxyProtocol !== undefined) {
       const pp = l.proxyProtocol as Record<string, unknown>;
       if (pp === null || typeof pp !== 'object' || !Array.isArray(pp.trusted) || pp.trusted.length === 0) {
@@ -342,7 +343,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     const p = convictProblem((e as Error).message);
     throw new ConfigError(p.key, where(p.key), p.reason);
   }
-  const config = c.getProperties() as unknown as Config;
+  const config = c.getProperties() as Config;
   for (const [path, leaf] of LEAVES) {
     const problem = checkLeaf(path, leaf, get(config, path));
     if (problem) throw new ConfigError(path, where(path), problem);

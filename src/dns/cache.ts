@@ -35,7 +35,7 @@ export class DnsCache<V> {
   constructor(opts: CacheOptions, share?: DnsCache<V>) {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
-    this.entries = share ? share.entries : new Map();
+    this.entries = share ? share.entries : new Map<string, Entry<V>>();
     this.trim();
   }
 

@@ -64,7 +64,7 @@ export function createDnsCheck(
 ): DnsRuntime | null {
   const policies: PolicyConfig[] = [
     config,
-    ...(config.listeners ?? []).map((l) => ({ ...config, ...(l.profile ?? {}) }) as PolicyConfig),
+    ...(config.listeners ?? []).map((l) => ({ ...config, ...(l.profile ?? {}) })),
   ];
   if (!policies.some((p) => {
     const { rwl, rbl } = providerLists(p);

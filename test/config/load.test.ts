@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { envName, leaves } from '../../src/config/schema.js';
 
+type Cfg = ReturnType<typeof loadConfig>['config'];
+
 const dir = mkdtempSync(join(tmpdir(), 'fakemx-cfg-'));
 function file(name: string, body: unknown): string {
   const p = join(dir, name);
@@ -50,14 +52,14 @@ describe('env overrides FAKEMX_<KEY>', () => {
     expect(envName('maxSmtpRcpt')).toBe('FAKEMX_MAX_SMTP_RCPT');
   });
   it.each([
-    ['number', { FAKEMX_BANNER_DELAY: '250' }, (c: any) => c.bannerDelay, 250],
-    ['boolean', { FAKEMX_STORE_DATA: 'false' }, (c: any) => c.storeData, false],
-    ['nested', { FAKEMX_DNS_TIMEOUT: '900' }, (c: any) => c.dns.timeout, 900],
-    ['list, comma separated', { FAKEMX_RBL_PROVIDERS: 'a.example,b.example*2' }, (c: any) => c.rblProviders, ['a.example', 'b.example*2']],
-    ['list as JSON', { FAKEMX_DNS_SERVERS: '["127.0.0.1:5353"]' }, (c: any) => c.dns.servers, ['127.0.0.1:5353']],
+    ['number', { FAKEMX_BANNER_DELAY: '250' }, (c: Cfg) => c.bannerDelay, 250],
+    ['boolean', { FAKEMX_STORE_DATA: 'false' }, (c: Cfg) => c.storeData, false],
+    ['nested', { FAKEMX_DNS_TIMEOUT: '900' }, (c: Cfg) => c.dns.timeout, 900],
+    ['list, comma separated', { FAKEMX_RBL_PROVIDERS: 'a.example,b.example*2' }, (c: Cfg) => c.rblProviders, ['a.example', 'b.example*2']],
+    ['list as JSON', { FAKEMX_DNS_SERVERS: '["127.0.0.1:5353"]' }, (c: Cfg) => c.dns.servers, ['127.0.0.1:5353']],
     // Environment values are strings by nature: they alone are parsed (the file holds { bannerDelay: 1 }).
-    ['boolean "0" over a file', { FAKEMX_DO_TEMP_FAIL: '1', FAKEMX_DO_EARLY_TALK: '0' }, (c: any) => [c.doTempFail, c.doEarlyTalk], [true, false]],
-    ['number over a file value', { FAKEMX_BANNER_DELAY: '1500' }, (c: any) => c.bannerDelay, 1500],
+    ['boolean "0" over a file', { FAKEMX_DO_TEMP_FAIL: '1', FAKEMX_DO_EARLY_TALK: '0' }, (c: Cfg) => [c.doTempFail, c.doEarlyTalk], [true, false]],
+    ['number over a file value', { FAKEMX_BANNER_DELAY: '1500' }, (c: Cfg) => c.bannerDelay, 1500],
   ])('%s', (_n, env, pick, want) => {
     const f = file('env.json', { bannerDelay: 1 });
     expect(pick(loadConfig({ file: f, env }).config)).toEqual(want);

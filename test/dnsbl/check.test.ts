@@ -110,10 +110,11 @@ describe('DnsblCheck', () => {
     srv.set('7.2.0.192.bl.test', { a: ['127.0.0.2'] }, 'A');
     const { check } = setup({ rbl: ['dead.test', 'bl.test'], dns: { timeout: 2000 } });
     const t0 = Date.now();
-    const r = await check.check('192.0.2.7', { deadline: t0 + 120 });
+    // A deadline with room for bl.test's answer on a busy machine, well before dns.timeout.
+    const r = await check.check('192.0.2.7', { deadline: t0 + 500 });
     const took = Date.now() - t0;
-    expect(took).toBeGreaterThanOrEqual(110);
-    expect(took).toBeLessThan(600);
+    expect(took).toBeGreaterThanOrEqual(490);
+    expect(took).toBeLessThan(1500);
     expect(r.zones[0]).toMatchObject({ zone: 'dead.test', matched: false, error: 'timeout' });
     expect(r.zones[1]).toMatchObject({ zone: 'bl.test', matched: true });
     expect(r.listed).toBe(true);

@@ -21,7 +21,8 @@ describe('zone health (RFC 5782 §5)', () => {
       srv.set('2.0.0.127.bl.test', c.two, 'A');
       srv.set('1.0.0.127.bl.test', c.one, 'A');
       srv.set('16.2.0.192.bl.test', { a: ['127.0.0.2'] }, 'A');
-      const { engine, check, lines } = setup({ rbl: ['bl.test'], dns: { timeout: 60 } });
+      // A short timeout only where nothing answers; an answer may be slow on a busy machine.
+      const { engine, check, lines } = setup({ rbl: ['bl.test'], dns: { timeout: c.two.drop ? 60 : 5000 } });
       expect(await engine.checkZone('bl.test')).toBe(c.result);
       const r = await check.check('192.0.2.16', { deadline: Date.now() + 1000 });
       expect(r.zones.length).toBe(c.skipped ? 0 : 1);

@@ -33,7 +33,8 @@ describe('createDnsCheck', () => {
     srv.set('2.0.0.127.bl.test', { a: ['127.0.0.2'] }, 'A');
     srv.set('17.2.0.192.bl.test', { a: ['127.0.0.2'] }, 'A');
     const events: DnsQueryEvent[] = [];
-    const c = config({ dns: { ...dns(), healthCheckInterval: 60 }, rblProviders: ['bl.test'] });
+    // A timeout that a busy machine's answers meet (start() waits for the first round at most that long).
+    const c = config({ dns: { ...dns(), timeout: 2000, healthCheckInterval: 60 }, rblProviders: ['bl.test'] });
     const rt1 = createDnsCheck(c, pino({ level: 'silent' }), (e) => events.push(e), null)!;
     await rt1.start();
     expect(srv.count('2.0.0.127.bl.test')).toBe(1);
@@ -52,7 +53,8 @@ describe('createDnsCheck', () => {
 
   it('reload with the same DNS settings: a lookup in flight survives the old runtime stopping', async () => {
     srv.set('18.2.0.192.bl.test', { a: ['127.0.0.2'], delayMs: 80 }, 'A');
-    const c = config({ dns: dns(), rblProviders: ['bl.test'] });
+    // The answer (80 ms late) must beat the timeout on a busy machine too.
+    const c = config({ dns: { ...dns(), timeout: 2000 }, rblProviders: ['bl.test'] });
     const rt1 = createDnsCheck(c, pino({ level: 'silent' }), () => undefined, null)!;
     const pending = rt1.forPolicy(c)!.check('192.0.2.18', { deadline: Date.now() + 1000 });
     await new Promise((r) => setTimeout(r, 20));
@@ -68,12 +70,13 @@ describe('createDnsCheck', () => {
 
   it('start() waits for the first health round at most dns.timeout', async () => {
     srv.zone('dead.test', { drop: true });
-    const c = config({ dns: { ...dns(), timeout: 100, retries: 1, healthCheckInterval: 60 }, rblProviders: ['dead.test'] });
+    // The whole round takes timeout x 2 tries (800 ms); start() must return after one timeout.
+    const c = config({ dns: { ...dns(), timeout: 400, retries: 1, healthCheckInterval: 60 }, rblProviders: ['dead.test'] });
     const rt = createDnsCheck(c, pino({ level: 'silent' }), () => undefined, null)!;
     try {
       const t0 = Date.now();
       await rt.start();
-      expect(Date.now() - t0).toBeLessThan(180);
+      expect(Date.now() - t0).toBeLessThan(700);
     } finally {
       rt.stop();
     }

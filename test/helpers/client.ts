@@ -121,12 +121,15 @@ export class RawClient {
   }
 }
 
-/** Connect, read the greeting, EHLO. */
+/**
+ * Connect, read the greeting, EHLO. Set-up, not a measurement: the waits are wide (100
+ * sessions greeted at once on a busy 2-core machine take seconds).
+ */
 export async function greeted(port: number, ehlo = 'client.test', opts: { localAddress?: string } = {}): Promise<RawClient> {
   const c = await RawClient.connect(port, opts);
-  const g = await c.reply();
+  const g = await c.reply(15_000);
   if (g.code !== 220) throw new Error(`greeting ${g.raw}`);
-  const e = await c.cmd(`EHLO ${ehlo}`);
+  const e = await c.cmd(`EHLO ${ehlo}`, 15_000);
   if (e.code !== 250) throw new Error(`EHLO ${e.raw}`);
   return c;
 }

@@ -1,11 +1,15 @@
-// Runs the built CLI (`node dist/cli.js run`) as a child process on a temp config, reads its
-// pino lines, and finds the port from the LISTENING line. Every wait is bounded.
+// Runs the built daemon through the package bin (`node dist/fakemx.cjs run`, which sizes the
+// thread pool and loads dist/cli.js, as npm, systemd and Docker run it) as a child process on a
+// temp config, reads its pino lines, and finds the port from the LISTENING line. Every wait is
+// bounded. CLI is dist/cli.js itself (the command tests run it directly and compare the bin).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const CLI = join(process.cwd(), 'dist', 'cli.js');
+/** package.json's bin. */
+export const BIN = join(process.cwd(), 'dist', 'fakemx.cjs');
 
 export interface Daemon {
   child: ChildProcess;
@@ -27,7 +31,7 @@ export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: No
   const configPath = join(dir, 'fakemx.json');
   const writeConfig = (c: Record<string, unknown>) => writeFileSync(configPath, JSON.stringify({ storePath: join(dir, 'corpus'), ...c }));
   writeConfig(cfg);
-  const child = spawn(process.execPath, [CLI, 'run', '--config', opts.configFile ?? configPath, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [BIN, 'run', '--config', opts.configFile ?? configPath, ...(opts.args ?? [])], {
     env: { ...process.env, ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -36,7 +40,7 @@ export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: No
   let buf = '';
   let stderr = '';
   let exitCode: number | null | undefined;
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
     buf += d;
     let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -50,7 +54,7 @@ export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: No
     }
     for (const w of waiters.splice(0)) w();
   });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
   });
   child.on('exit', (code) => {

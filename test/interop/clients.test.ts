@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { MessageMetadata } from '../../src/store/metadata.js';
 import { startListening, type Daemon } from '../helpers/daemon.js';
 
 function exec(cmd: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
@@ -16,21 +17,21 @@ function exec(cmd: string, args: string[], input?: string): Promise<{ code: numb
   });
 }
 
-function stored(d: Daemon): { eml: string; meta: Record<string, any> }[] {
+function stored(d: Daemon): { eml: string; meta: MessageMetadata }[] {
   const root = join(d.dir, 'corpus');
   if (!existsSync(root)) return [];
   const out = [];
   for (const day of readdirSync(root)) {
     for (const f of readdirSync(join(root, day)).filter((x) => x.endsWith('.eml') && !x.startsWith('.tmp-')).sort()) {
       const p = join(root, day, f);
-      out.push({ eml: readFileSync(p, 'utf8'), meta: JSON.parse(readFileSync(p.replace(/\.eml$/, '.json'), 'utf8')) });
+      out.push({ eml: readFileSync(p, 'utf8'), meta: JSON.parse(readFileSync(p.replace(/\.eml$/, '.json'), 'utf8')) as MessageMetadata });
     }
   }
   return out;
 }
 
 const verdictTags = (d: Daemon) =>
-  d.lines.filter((l) => typeof l.tag === 'string' && ['PREGREET', 'PIPELINING', 'TARPIT', 'LIMIT', 'NONSMTP', 'TIMEOUT'].includes(l.tag as string)).map((l) => l.tag);
+  d.lines.filter((l) => typeof l.tag === 'string' && ['PREGREET', 'PIPELINING', 'TARPIT', 'LIMIT', 'NONSMTP', 'TIMEOUT'].includes(l.tag)).map((l) => l.tag);
 
 let d: Daemon | undefined;
 afterEach(() => {

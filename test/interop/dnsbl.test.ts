@@ -98,7 +98,7 @@ beforeAll(async () => {
     const child = spawn('rbldnsd', ['-n', '-b', `127.0.0.1/${dnsPort}`, '-w', dir, '-t', '300',
       'bl.test:ip4set:bl.zone', 'wl.test:ip4set:wl.zone', 'bad.test:ip4set:bad.zone'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       if (stderr.length < 10_000) stderr += d.toString();
     });
     try {

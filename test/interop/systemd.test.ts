@@ -4,7 +4,8 @@
 //
 // `systemd-analyze verify` checks that ExecStart's binary exists, and /usr/bin/fakemx is only
 // there after installation, so the units are copied to a temp dir with ExecStart pointing at
-// `/usr/bin/env node <repo>/dist/cli.js` (same arguments). FAKEMX_CLI overrides the cli path.
+// `/usr/bin/env node <repo>/dist/fakemx.cjs` (the package bin, same arguments). FAKEMX_CLI
+// overrides the path.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -15,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../helpers/client.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = process.env.FAKEMX_CLI ?? join(ROOT, 'dist/cli.js');
+const CLI = process.env.FAKEMX_CLI ?? join(ROOT, 'dist/fakemx.cjs');
 const UNITS = join(ROOT, 'systemd');
 const MAX_EXPOSURE = 2.0;
 
@@ -126,8 +127,8 @@ function activate(ports: number[], fdnames: string, config: string, env: Record<
   const proc = spawn('systemd-socket-activate', args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   return {
     proc,
@@ -278,7 +279,7 @@ function notifyReceiver(path: string): { ready: Promise<void>; messages: () => s
   const msgs: string[] = [];
   let onReady: () => void = () => undefined;
   const ready = new Promise<void>((r) => (onReady = r));
-  p.stdout!.setEncoding('utf8').on('data', (d: string) => {
+  p.stdout.setEncoding('utf8').on('data', (d: string) => {
     buf += d;
     let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -304,10 +305,11 @@ describe('deploy artifacts', () => {
     expect(df).toMatch(/^STOPSIGNAL SIGTERM$/m);
     expect(df).toMatch(/^HEALTHCHECK .*\n?.*CMD \["node"/m);
     expect(df).toMatch(/^CMD \["fakemx", "run", "--config", "\/etc\/fakemx\/fakemx\.json"\]$/m);
-    // `fakemx` is package.json's bin, i.e. dist/cli.js, which the image links into /usr/local/bin.
+    // `fakemx` is package.json's bin, i.e. dist/fakemx.cjs (sizes the thread pool, then loads
+    // dist/cli.js), which the image links into /usr/local/bin.
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-    expect(pkg.bin.fakemx).toBe('dist/cli.js');
-    expect(df).toContain('ln -s /opt/fakemx/dist/cli.js /usr/local/bin/fakemx');
+    expect(pkg.bin.fakemx).toBe('dist/fakemx.cjs');
+    expect(df).toContain('ln -s /opt/fakemx/dist/fakemx.cjs /usr/local/bin/fakemx');
     // Every COPY source from the build context exists and is not excluded by .dockerignore.
     const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8');
     for (const m of df.matchAll(/^COPY (?!--from)(.+)$/gm)) {

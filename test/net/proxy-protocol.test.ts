@@ -161,7 +161,7 @@ describe('parseProxyHeader', () => {
 let server: Server;
 let port: number;
 const accepted: Socket[] = [];
-let waiters: ((s: Socket) => void)[] = [];
+const waiters: ((s: Socket) => void)[] = [];
 
 beforeAll(async () => {
   server = createServer((s) => {

@@ -54,8 +54,8 @@ describe('banner delay', () => {
     await withVerdicts({ bannerDelay: 2000, accessList: permitLoopback });
     const t0 = Date.now();
     const c = await RawClient.connect(srv!.port);
-    expect((await c.reply(1000)).code).toBe(220);
-    expect(Date.now() - t0).toBeLessThan(200);
+    expect((await c.reply(1500)).code).toBe(220);
+    expect(Date.now() - t0).toBeLessThan(1000); // far from the 2 s delay
     c.close();
   });
 });
@@ -133,7 +133,9 @@ describe('the zoo', () => {
   });
 
   it('dictionary attacker: unknown users -> growing tarpit delays -> LIMIT close', async () => {
-    const v = await withVerdicts({ localMailboxes: mailboxes, errorDelay: 80, maxSmtpErrors: 3 });
+    // A step well above a busy machine's timer lag, so the growth shows in client-side times.
+    const D = 250;
+    const v = await withVerdicts({ localMailboxes: mailboxes, errorDelay: D, maxSmtpErrors: 3 });
     const c = await greeted(srv!.port);
     await c.cmd('MAIL FROM:<x@spam.example>');
     const times: number[] = [];
@@ -148,10 +150,10 @@ describe('the zoo', () => {
     }
     expect(last).toBe(421);
     expect(await c.waitClose()).toBe(true);
-    // errorDelay x errors so far: 80, 160, 240 ms, then the limit close (no delay).
-    expect(times[0]).toBeGreaterThanOrEqual(75);
-    expect(times[1]).toBeGreaterThanOrEqual(155);
-    expect(times[2]).toBeGreaterThanOrEqual(235);
+    // errorDelay x errors so far: D, 2D, 3D ms, then the limit close (no delay).
+    expect(times[0]).toBeGreaterThanOrEqual(D - 5);
+    expect(times[1]).toBeGreaterThanOrEqual(2 * D - 5);
+    expect(times[2]).toBeGreaterThanOrEqual(3 * D - 5);
     expect(times[1]! - times[0]!).toBeGreaterThan(50);
     expect(tags(v)).toEqual(['TARPIT', 'TARPIT', 'TARPIT', 'LIMIT']);
     expect(v[3]!.details).toMatchObject({ limit: 'errors' });

@@ -38,7 +38,7 @@ function hooksWith(target: HookName, mode: Mode, verdicts: { tag: string; detail
   const f = (name: HookName, s: SessionInfo) => name === target && faulty(s);
   const sink = (s: SessionInfo): MessageSink => ({
     write() {
-      if (f('write', s)) return boom('write', mode) as Promise<void>;
+      if (f('write', s)) return boom('write', mode);
       return undefined;
     },
     end() {

@@ -76,7 +76,7 @@ describe('session time cap (maxSessionTime)', () => {
   it('a session that keeps talking is cut with 421 4.4.2 after maxSessionTime', async () => {
     srv = await startServer({ maxSessionTime: 400, maxSmtpNoop: 1000, maxJunkCommands: 1000 });
     const tags: string[] = [];
-    srv.server.on('verdict', (v) => tags.push(`${v.tag}:${String(v.details.limit ?? '')}`));
+    srv.server.on('verdict', (v) => tags.push(`${v.tag}:${String((v.details.limit as string | undefined) ?? '')}`));
     const c = await greeted(srv.port);
     const t0 = Date.now();
     let r = await c.cmd('NOOP');
@@ -183,9 +183,11 @@ describe('a sink that pushes back when the final dot arrives (slow disk)', () =>
     await until(() => release !== null, 1000);
     setTimeout(() => release!(), 100);
     expect((await c.reply(2000)).code).toBe(250);
+    // The bug left the socket paused until the idle timeout (receiveTimeout 5 s): anything well
+    // under it is 'at once', with room for a busy machine.
     const t0 = Date.now();
-    expect((await c.cmd('NOOP', 1000)).code).toBe(250);
-    expect(Date.now() - t0).toBeLessThan(500);
+    expect((await c.cmd('NOOP', 2500)).code).toBe(250);
+    expect(Date.now() - t0).toBeLessThan(2500);
     expect((await c.cmd('QUIT')).code).toBe(221);
   });
 });

@@ -4,14 +4,15 @@
 import { describe, expect, it } from 'vitest';
 import { LineBuffer, TOO_LONG } from '../../src/smtp/line-buffer.js';
 
-function drain(b: LineBuffer, max: number): (string | 'TOO_LONG')[] {
-  const out: (string | 'TOO_LONG')[] = [];
+/** Each line as text, or 'TOO_LONG' for a dropped one. */
+function drain(b: LineBuffer, max: number): string[] {
+  const out: string[] = [];
   for (let l = b.next(max); l !== null; l = b.next(max)) out.push(l === TOO_LONG ? 'TOO_LONG' : l.toString('latin1'));
   return out;
 }
 
 describe('LineBuffer', () => {
-  const cases: { name: string; input: string; max: number; lines: (string | 'TOO_LONG')[]; left: number }[] = [
+  const cases: { name: string; input: string; max: number; lines: string[]; left: number }[] = [
     { name: 'CRLF lines', input: 'EHLO a\r\nMAIL FROM:<>\r\n', max: 512, lines: ['EHLO a', 'MAIL FROM:<>'], left: 0 },
     { name: 'bare LF ends a command line too', input: 'NOOP\nRSET\r\n', max: 512, lines: ['NOOP', 'RSET'], left: 0 },
     { name: 'a partial line waits', input: 'NOOP\r\nRSE', max: 512, lines: ['NOOP'], left: 3 },
@@ -36,7 +37,7 @@ describe('LineBuffer', () => {
   it('byte-at-a-time input gives the same lines', () => {
     const b = new LineBuffer();
     const input = Buffer.from('EHLO a\r\n' + 'z'.repeat(600) + '\r\nRSET\r\n');
-    const got: (string | 'TOO_LONG')[] = [];
+    const got: string[] = [];
     for (const byte of input) {
       b.push(Buffer.from([byte]));
       got.push(...drain(b, 512));

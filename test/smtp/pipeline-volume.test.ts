@@ -84,43 +84,43 @@ describe('pipelined batches in one write', () => {
       name: `${N} RSETs after DATA's final dot, junk limit raised: every one answered`,
       config: { maxJunkCommands: 1_000_000, storeData: false },
       script: 'EHLO c.test\r\n' + MSG + BODY + repeat('RSET', N) + 'QUIT\r\n',
-      expected: () => ['220', '250', '250 2.1.0', '250 2.1.5', '354', '250 2.0.0', ...Array(N).fill('250 2.0.0'), '221 2.0.0'],
+      expected: () => ['220', '250', '250 2.1.0', '250 2.1.5', '354', '250 2.0.0', ...Array<string>(N).fill('250 2.0.0'), '221 2.0.0'],
     },
     {
       name: `${N} RSETs after DATA's final dot, default junk limit: 100 answered, then 421`,
       config: { storeData: false },
       script: 'EHLO c.test\r\n' + MSG + BODY + repeat('RSET', N) + 'QUIT\r\n',
-      expected: () => ['220', '250', '250 2.1.0', '250 2.1.5', '354', '250 2.0.0', ...Array(100).fill('250 2.0.0'), '421 4.7.0'],
+      expected: () => ['220', '250', '250 2.1.0', '250 2.1.5', '354', '250 2.0.0', ...Array<string>(100).fill('250 2.0.0'), '421 4.7.0'],
     },
     {
       name: `${N} RSETs before the greeting with earlyTalkAction ignore`,
       config: { bannerDelay: 200, doEarlyTalk: true, earlyTalkAction: 'ignore', maxJunkCommands: 1_000_000, storeData: false },
       script: 'EHLO c.test\r\n' + repeat('RSET', N) + 'QUIT\r\n',
-      expected: () => ['220', '250', ...Array(N).fill('250 2.0.0'), '221 2.0.0'],
+      expected: () => ['220', '250', ...Array<string>(N).fill('250 2.0.0'), '221 2.0.0'],
     },
     {
       name: `${N} NOOP-free junk inside a transaction (RSET/MAIL pairs)`,
       config: { maxJunkCommands: 1_000_000, storeData: false },
       script: 'EHLO c.test\r\n' + repeat('MAIL FROM:<a@example.org>\r\nRSET', N / 2) + 'QUIT\r\n',
-      expected: () => ['220', '250', ...Array(N / 2).fill(['250 2.1.0', '250 2.0.0']).flat(), '221 2.0.0'],
+      expected: () => ['220', '250', ...Array<string[]>(N / 2).fill(['250 2.1.0', '250 2.0.0']).flat(), '221 2.0.0'],
     },
     {
       name: '1,500 RCPTs in one write: one 250 or 452 per RCPT, in order',
       config: { storeData: false },
       script: 'EHLO c.test\r\nMAIL FROM:<a@example.org>\r\n' + Array.from({ length: 1500 }, (_, i) => `RCPT TO:<u${i}@example.com>\r\n`).join('') + 'QUIT\r\n',
-      expected: () => ['220', '250', '250 2.1.0', ...Array(100).fill('250 2.1.5'), ...Array(1400).fill('452 4.5.3'), '221 2.0.0'],
+      expected: () => ['220', '250', '250 2.1.0', ...Array<string>(100).fill('250 2.1.5'), ...Array<string>(1400).fill('452 4.5.3'), '221 2.0.0'],
     },
     {
       name: 'RCPTs past the overshoot limit end the session with 421',
       config: { storeData: false, maxRcptOvershoot: 50 },
       script: 'EHLO c.test\r\nMAIL FROM:<a@example.org>\r\n' + repeat('RCPT TO:<u@example.com>', 400) + 'QUIT\r\n',
-      expected: () => ['220', '250', '250 2.1.0', ...Array(100).fill('250 2.1.5'), ...Array(50).fill('452 4.5.3'), '421 4.7.0'],
+      expected: () => ['220', '250', '250 2.1.0', ...Array<string>(100).fill('250 2.1.5'), ...Array<string>(50).fill('452 4.5.3'), '421 4.7.0'],
     },
     {
       name: '200 whole messages pipelined in one write are all stored and answered',
       config: { maxMessages: 1000 },
       script: 'EHLO c.test\r\n' + repeat(MSG + BODY.slice(0, -2), 200) + 'QUIT\r\n',
-      expected: () => ['220', '250', ...Array(200).fill(['250 2.1.0', '250 2.1.5', '354', '250 2.0.0']).flat(), '221 2.0.0'],
+      expected: () => ['220', '250', ...Array<string[]>(200).fill(['250 2.1.0', '250 2.1.5', '354', '250 2.0.0']).flat(), '221 2.0.0'],
     },
   ];
 
@@ -155,7 +155,7 @@ describe('pipelined batches in one write', () => {
       at += n;
     }
     const got = await c.until(6 + 3000 + 5 + 1);
-    expect(got.slice(-7)).toEqual([...Array(6).fill('250 2.0.0'), '221 2.0.0']);
+    expect(got.slice(-7)).toEqual([...Array<string>(6).fill('250 2.0.0'), '221 2.0.0']);
     expect(got.length).toBe(6 + 3000 + 5 + 1);
   });
 });
