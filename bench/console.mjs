@@ -106,7 +106,14 @@ async function daemon(cfg) {
       await sleep(20);
     }
   };
-  const smtp = await wait('LISTENING', 10_000);
+  let smtp;
+  try {
+    smtp = await wait('LISTENING', 10_000);
+  } catch (e) {
+    child.kill('SIGKILL'); // never leave a daemon behind
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return { child, port: smtp.port, lines, wait, stop: () => (child.kill('SIGTERM'), rmSync(dir, { recursive: true, force: true })) };
 }
 
