@@ -21,6 +21,7 @@ async function help(args) {
   let text = '';
   process.stdout.write = (chunk) => ((text += String(chunk)), true);
   const argv = process.argv;
+  const listeners = process.stdout.listeners('error');
   process.argv = [process.execPath, cli, ...args, '--help'];
   try {
     await import(`${pathToFileURL(cli).href}?man=${loads++}`);
@@ -29,6 +30,8 @@ async function help(args) {
   } finally {
     process.stdout.write = write;
     process.argv = argv;
+    // Each fresh cli.js adds its stdout 'error' listener (EPIPE): keep one process's worth.
+    for (const l of process.stdout.listeners('error')) if (!listeners.includes(l)) process.stdout.off('error', l);
   }
   process.exitCode = 0;
   return text;
