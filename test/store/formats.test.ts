@@ -199,7 +199,7 @@ describe('store.dedupe', () => {
     const r = await buildReport({ dir: srv.store });
     expect(r.messages).toBe(2);
     expect(r.duplicates).toEqual({ messages: 1, arrivals: 2, top: [{ key: first.id, messages: 2 }] });
-    expect(formatReport(r)).toContain('Duplicates (store.dedupe): 1 stored bodies arrived again 2 times');
+    expect(formatReport(r)).toContain('Duplicates (store.dedupe): 1 stored body arrived again 2 times');
   });
 
   it('concurrent identical bodies: exactly one stored, every other recorded (maildir)', async () => {
