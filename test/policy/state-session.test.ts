@@ -251,12 +251,13 @@ describe('DNS list verdicts in the client cache (shared by a fleet)', () => {
     const check: DnsCheck = {
       timeout: 100,
       action: 'drop',
+      replyZone: () => 'bl.example',
       check: async (ip) => {
         asked.push(ip);
         const hit = listed(ip);
         return { score: hit ? 1 : 0, listed: hit, allowed: false, zones: [{ zone: 'bl.example', answers: hit ? ['127.0.0.2'] : [], matched: hit, weight: 1 }] };
       },
-    } as DnsCheck;
+    };
     return { check, asked };
   }
 
