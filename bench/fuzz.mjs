@@ -35,7 +35,7 @@ function shard(i) {
     ...(volume !== undefined ? { FAKEMX_FUZZ_VOLUME: String(Math.ceil(Number(volume) / shards)) } : {}),
   };
   return new Promise((resolve) => {
-    const child = spawn('npx', ['vitest', 'run', 'test/robustness/fuzz.test.ts', '--reporter=dot'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('npx', ['vitest', 'run', '--config', 'vitest.robustness.config.ts', 'test/robustness/fuzz.test.ts', '--reporter=dot'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -79,7 +79,7 @@ console.log(`                ${vol.completed} answered whole, cut by a limit: ${
 console.log(`memory          peak RSS growth ${sum.peakRssGrowthMb} MB per shard (client+server), heap left after GC ${sum.heapGrowthMb} MB`);
 const failed = results.filter((r) => r.code !== 0);
 for (const f of failed) {
-  console.log(`\nshard ${f.i} FAILED (replay: FAKEMX_FUZZ_SEED=${f.seed} FAKEMX_FUZZ_RUNS=${per} npx vitest run test/robustness/fuzz.test.ts)`);
+  console.log(`\nshard ${f.i} FAILED (replay: FAKEMX_FUZZ_SEED=${f.seed} FAKEMX_FUZZ_RUNS=${per} npx vitest run --config vitest.robustness.config.ts test/robustness/fuzz.test.ts)`);
   console.log(f.out.split('\n').filter((l) => /Error|Caused by|case |received |Counterexample|seed/.test(l)).slice(0, 30).join('\n').slice(0, 6000));
 }
 rmSync(dir, { recursive: true, force: true });

@@ -38,7 +38,7 @@ const dir = mkdtempSync(join(tmpdir(), 'fakemx-soak-'));
 const report = join(dir, 'report.json');
 console.log(`soak: ${sockets} sockets dripping one byte per ${drip} ms, receiveTimeout ${timeout ? timeout + ' ms' : '2 s + 1 ms per socket'}`);
 const env = { ...process.env, FAKEMX_SOAK_SOCKETS: String(sockets), FAKEMX_SOAK_DRIP_MS: drip, FAKEMX_SOAK_REPORT: report, ...(timeout ? { FAKEMX_SOAK_TIMEOUT: timeout } : {}) };
-const child = spawn('npx', ['vitest', 'run', 'test/robustness/slowloris.test.ts', '--reporter=dot'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+const child = spawn('npx', ['vitest', 'run', '--config', 'vitest.robustness.config.ts', 'test/robustness/slowloris.test.ts', '--reporter=dot'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
 let out = '';
 child.stdout.on('data', (d) => (out += d));
 child.stderr.on('data', (d) => (out += d));
