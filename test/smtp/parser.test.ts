@@ -6,12 +6,15 @@ describe('splitCommand', () => {
   it('upper-cases the verb and keeps args', () => {
     expect(splitCommand('mail FROM:<a@b>')).toEqual({ verb: 'MAIL', args: 'FROM:<a@b>' });
     expect(splitCommand('quit')).toEqual({ verb: 'QUIT', args: '' });
+    // A leading space makes an empty verb (500), not a verb with a space in it.
+    expect(splitCommand(' NOOP')).toEqual({ verb: '', args: 'NOOP' });
   });
 });
 
 const paths: { name: string; arg: string; ok: boolean; address?: string; code?: string; params?: string; rcpt?: boolean }[] = [
   { name: 'plain', arg: '<user@example.com>', ok: true, address: 'user@example.com' },
   { name: 'space after colon (lenient)', arg: ' <user@example.com>', ok: true, address: 'user@example.com' },
+  { name: 'two spaces after colon (lenient)', arg: '  <user@example.com>', ok: true, address: 'user@example.com' },
   { name: 'null path', arg: '<>', ok: true, address: '' },
   { name: 'quoted local part', arg: '<"john doe"@example.com>', ok: true, address: '"john doe"@example.com' },
   { name: 'quoted with escaped quote', arg: '<"a\\"b"@example.com>', ok: true, address: '"a\\"b"@example.com' },
@@ -33,6 +36,34 @@ const paths: { name: string; arg: string; ok: boolean; address?: string; code?: 
   { name: 'utf8 mailbox', arg: '<用户@例子.广告>', ok: true, address: '用户@例子.广告' },
   { name: 'postmaster without domain (RCPT)', arg: '<Postmaster>', ok: true, address: 'Postmaster', rcpt: true },
   { name: 'local part over 64', arg: `<${'a'.repeat(65)}@example.com>`, ok: false, code: 'address' },
+  // Each rule of §4.1.2 at its edge, so that loosening or tightening any of them shows.
+  { name: 'dot-atom local part', arg: '<first.last@example.com>', ok: true, address: 'first.last@example.com' },
+  { name: 'every atext special', arg: "<a!#$%&'*+-/=?^_`{|}~b@example.com>", ok: true, address: "a!#$%&'*+-/=?^_`{|}~b@example.com" },
+  { name: 'non-atext inside the local part', arg: '<a(b@example.com>', ok: false, code: 'address' },
+  { name: 'non-atext at the start of the local part', arg: '<(ab@example.com>', ok: false, code: 'address' },
+  { name: 'leading dot in the local part', arg: '<.a@example.com>', ok: false, code: 'address' },
+  { name: 'quoted local part with > inside', arg: '<"a>b"@example.com>', ok: true, address: '"a>b"@example.com' },
+  { name: 'quoted local part with < inside', arg: '<"a<b"@example.com>', ok: true, address: '"a<b"@example.com' },
+  { name: '< inside the path', arg: '<a<b@example.com>', ok: false, code: 'syntax' },
+  { name: 'empty quoted local part', arg: '<""@example.com>', ok: true, address: '""@example.com' },
+  { name: 'quoted local part with ~ (126)', arg: '<"a~b"@example.com>', ok: true, address: '"a~b"@example.com' },
+  { name: 'quoted local part with DEL (127)', arg: '<"a\x7fb"@example.com>', ok: false, code: 'address' },
+  { name: 'quoted local part with a control character', arg: '<"a\x01b"@example.com>', ok: false, code: 'address' },
+  { name: 'quoted-pair of a space', arg: '<"a\\ b"@example.com>', ok: true, address: '"a\\ b"@example.com' },
+  { name: 'quoted-pair of ~', arg: '<"a\\~"@example.com>', ok: true, address: '"a\\~"@example.com' },
+  { name: 'quoted-pair of a control character', arg: '<"a\\\x01"@example.com>', ok: false, code: 'address' },
+  { name: 'unbalanced quotes in the local part', arg: '<"a"b"@example.com>', ok: false, code: 'syntax' },
+  { name: 'UTF-8 local part with a non-atext character', arg: '<é(x@例子.广告>', ok: false, code: 'address' },
+  { name: 'UTF-8 domain label with an underscore at the end', arg: '<用户@例子_.广告>', ok: false, code: 'address' },
+  { name: 'UTF-8 domain label with an underscore at the start', arg: '<用户@_例子.广告>', ok: false, code: 'address' },
+  { name: 'general address literal', arg: '<user@[x-tag:abc]>', ok: true, address: 'user@[x-tag:abc]' },
+  { name: 'local part of exactly 64 octets', arg: `<${'a'.repeat(64)}@example.com>`, ok: true, address: `${'a'.repeat(64)}@example.com` },
+  { name: 'label of 63 octets', arg: `<a@${'b'.repeat(63)}.com>`, ok: true, address: `a@${'b'.repeat(63)}.com` },
+  { name: 'label of 64 octets', arg: `<a@${'b'.repeat(64)}.com>`, ok: false, code: 'address' },
+  { name: 'path of exactly 256 octets with <>', arg: `<a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(4)}.com>`, ok: true, address: `a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(4)}.com` },
+  { name: 'path of 257 octets with <>', arg: `<a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(5)}.com>`, ok: false, code: 'address' },
+  { name: 'postmaster with a prefix (RCPT)', arg: '<xpostmaster>', ok: false, code: 'address', rcpt: true },
+  { name: 'postmaster with a suffix (RCPT)', arg: '<postmasterx>', ok: false, code: 'address', rcpt: true },
   { name: 'path over 256', arg: `<a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(20)}.com>`, ok: false, code: 'address' },
 ];
 
@@ -43,6 +74,8 @@ describe('parsePathArg', () => {
       expect(r.ok).toBe(c.ok);
       if (r.ok) {
         expect(r.value.address.address).toBe(c.address);
+        // utf8 marks an address that needs SMTPUTF8 (RFC 6531): exactly the non-ASCII ones.
+        expect(r.value.address.utf8).toBe(/[^\x00-\x7f]/.test(c.address!));
         if (c.params !== undefined) expect(r.value.params).toBe(c.params);
       } else {
         expect(r.code).toBe(c.code);
@@ -54,7 +87,13 @@ describe('parsePathArg', () => {
   });
 });
 
-const params: { name: string; p: string; ok: boolean; code?: string; size?: number; body?: string; utf8?: boolean }[] = [
+const params: { name: string; p: string; ok: boolean; code?: string; size?: number; body?: string; utf8?: boolean; binaryMime?: boolean }[] = [
+  // RFC 3030 §3: BODY=BINARYMIME only where BINARYMIME is advertised.
+  { name: 'BODY=BINARYMIME with BINARYMIME', p: 'BODY=BINARYMIME', ok: true, body: 'BINARYMIME', binaryMime: true },
+  { name: 'BODY=binarymime with BINARYMIME', p: 'BODY=binarymime', ok: true, body: 'BINARYMIME', binaryMime: true },
+  { name: 'BODY=BINARYMIME without BINARYMIME', p: 'BODY=BINARYMIME', ok: false, code: 'syntax' },
+  { name: 'BODY=8BITMIME with BINARYMIME', p: 'BODY=8BITMIME', ok: true, body: '8BITMIME', binaryMime: true },
+  { name: 'BODY=9BIT with BINARYMIME', p: 'BODY=9BIT', ok: false, code: 'syntax', binaryMime: true },
   { name: 'none', p: '', ok: true },
   { name: 'SIZE', p: 'SIZE=1000', ok: true, size: 1000 },
   { name: 'size lower case', p: 'size=5', ok: true, size: 5 },
@@ -67,12 +106,25 @@ const params: { name: string; p: string; ok: boolean; code?: string; size?: numb
   { name: 'SMTPUTF8=x', p: 'SMTPUTF8=x', ok: false, code: 'syntax' },
   { name: 'unknown keyword', p: 'FOO=bar', ok: false, code: 'param' },
   { name: 'duplicate', p: 'SIZE=1 SIZE=2', ok: false, code: 'syntax' },
+  { name: 'two spaces between parameters', p: 'SIZE=10  BODY=8BITMIME', ok: true, size: 10, body: '8BITMIME' },
+  { name: 'SIZE of 20 digits', p: 'SIZE=12345678901234567890', ok: true, size: 12345678901234567890 },
+  { name: 'SIZE of 21 digits', p: 'SIZE=123456789012345678901', ok: false, code: 'syntax' },
+  { name: 'SIZE with a trailing letter', p: 'SIZE=12x', ok: false, code: 'syntax' },
+  { name: 'SIZE with a leading letter', p: 'SIZE=x12', ok: false, code: 'syntax' },
+  { name: 'BODY without value', p: 'BODY', ok: false, code: 'syntax' },
+  { name: 'unknown keyword with an empty value', p: 'FOO=', ok: false, code: 'syntax' },
+  { name: 'value with =', p: 'FOO=a=b', ok: false, code: 'syntax' },
+  { name: 'value with DEL', p: 'FOO=a\x7f', ok: false, code: 'syntax' },
+  { name: 'keyword with _ inside', p: 'FO_O=1', ok: false, code: 'syntax' },
+  { name: 'keyword starting with -', p: '-FOO=1', ok: false, code: 'syntax' },
+  { name: 'keyword starting with _', p: '_FOO', ok: false, code: 'syntax' },
+  { name: 'keyword ending with _', p: 'FOO_', ok: false, code: 'syntax' },
 ];
 
 describe('parseMailParams', () => {
   for (const c of params) {
     it(c.name, () => {
-      const r = parseMailParams(c.p);
+      const r = parseMailParams(c.p, c.binaryMime ? { binaryMime: true } : {});
       expect(r.ok).toBe(c.ok);
       if (r.ok) {
         expect(r.value.size).toBe(c.size);
@@ -87,5 +139,19 @@ describe('isDomainOrLiteral', () => {
   it.each([
     ['example.com', true], ['a', true], ['[127.0.0.1]', true], ['[IPv6:::1]', true],
     ['ex_ample.com', false], ['', false], ['a..b', false], ['[x]', false],
+    // §4.5.3.1.2: a domain is at most 255 octets, a label at most 63.
+    [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}`, true],
+    [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}.e`, true],
+    [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}.e`, false],
+    ['a'.repeat(63) + '.com', true], ['a'.repeat(64) + '.com', false],
+    // §4.1.3 address literals: IPv4, IPv6 (tag case-insensitive), General-address-literal.
+    ['[IPV6:::1]', true], ['[IPv6:::ffff:192.0.2.1]', true], ['[ipv6:zz]', false], ['[IPv6:1.2.3.4]', false],
+    ['[192.0.2.1', false], ['[IPv6:::1', false], ['[x-tag:abc]', true], ['[ab:x]', true], ['[tag:abc]', true],
+    ['[ipv6x:abc]', true], ['[xipv6:abc]', true], ['[xipv6:::1]', true], ['[tag:]', false], ['[tag:a b]', false], ['[tag:a\\b]', false], ['[tag:a[b]', false], ['[ tag:abc]', false], ['[:abc]', false],
+    // UTF-8 labels only where SMTPUTF8 allows them (the default is ASCII).
+    ['例子.广告', false],
   ])('%s -> %s', (d, ok) => expect(isDomainOrLiteral(d)).toBe(ok));
+  it.each([
+    ['例子.广告', true], ['例子_.广告', false], ['_例子.广告', false], ['例-子.广告', true], ['-例子.广告', false],
+  ])('with SMTPUTF8: %s -> %s', (d, ok) => expect(isDomainOrLiteral(d, true)).toBe(ok));
 });
