@@ -140,10 +140,29 @@ const cases: Case[] = [
   // ---- pipelining (RFC 2920) ----
   { name: 'a pipelined batch is answered in order', steps: [{ raw: 'MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nRCPT TO:<bad>\r\nRCPT TO:<e@d.example>\r\nDATA\r\n' }, { expect: '250 2.1.0' }, { expect: '250 2.1.5' }, { expect: '553 5.1.3' }, { expect: '250 2.1.5' }, { expect: '354' }, { raw: 'x\r\n.\r\nQUIT\r\n', expect: '250' }, { expect: '221' }], closes: true, stored: ['x\r\n'] },
 
+  // RFC 2920 §3.1: EHLO, HELO, DATA, VRFY, EXPN, NOOP, QUIT and TURN end a group: a client
+  // must wait for their reply. Anything sent behind them in the same write is early talk
+  // (PIPELINING; earlyTalkAction drop by default: 554 and close, the command unanswered).
+  ...['HELO x.test', 'EHLO x.test', 'VRFY u', 'EXPN l', 'NOOP', 'TURN', 'QUIT'].map((cmd): Case => (
+    { name: `a command pipelined behind ${cmd.split(' ')[0]} is early talk`, steps: [{ raw: `${cmd}\r\nNOOP\r\n`, expect: '554 5.5.1 /protocol error/' }], closes: true })),
+  { name: 'message text pipelined behind DATA is early talk', steps: [...env(), { raw: 'DATA\r\nSubject: x\r\n', expect: '554 5.5.1' }], closes: true },
+  // ...the others may be followed at once.
+  ...['RSET', 'HELP', 'MAIL FROM:<a@b.example>'].map((cmd): Case => (
+    { name: `commands pipelined behind ${cmd.split(' ')[0]} are answered`, steps: [{ raw: `${cmd}\r\nRSET\r\nNOOP\r\n` }, { expect: cmd === 'HELP' ? '214' : '250' }, { expect: '250 2.0.0' }, { expect: '250 2.0.0' }] })),
+  { name: 'commands pipelined behind RCPT are answered', steps: [{ send: 'MAIL FROM:<a@b.example>', expect: '250' }, { raw: 'RCPT TO:<c@d.example>\r\nRCPT TO:<e@d.example>\r\nNOOP\r\n' }, { expect: '250 2.1.5' }, { expect: '250 2.1.5' }, { expect: '250 2.0.0' }] },
+  // Without EHLO (or with PIPELINING not advertised) no command may be pipelined at all.
+  { name: 'after HELO, any pipelined command is early talk', start: 'helo', steps: [{ raw: 'RSET\r\nNOOP\r\n', expect: '554 5.5.1' }], closes: true },
+  { name: 'advertisePipelining false: any pipelined command is early talk', config: { advertisePipelining: false }, steps: [{ raw: 'RSET\r\nNOOP\r\n', expect: '554 5.5.1' }], closes: true },
+  { name: 'advertisePipelining false: EHLO does not list PIPELINING', config: { advertisePipelining: false }, start: 'none', steps: [{ send: 'EHLO x.test', expect: '250 /^mx\\.test Hello x\\.test\nSIZE 2097152\n8BITMIME\nENHANCEDSTATUSCODES/' }] },
+  { name: 'earlyTalkAction ignore: a pipelined command behind NOOP is answered', config: { earlyTalkAction: 'ignore' }, steps: [{ raw: 'NOOP\r\nRSET\r\n' }, { expect: '250 2.0.0' }, { expect: '250 2.0.0' }] },
+
   // ---- non-SMTP clients ----
   { name: 'HTTP GET as the first line is 554 and close', start: 'none', steps: [{ send: 'GET / HTTP/1.1', expect: '554 /not HTTP/' }], closes: true },
   { name: 'HTTP CONNECT as the first line is 554 and close', start: 'none', steps: [{ send: 'CONNECT example.com:443 HTTP/1.1', expect: '554' }], closes: true },
   { name: 'TLS ClientHello on a plain port is 554 and close', start: 'none', steps: [{ raw: Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00]), expect: '554' }], closes: true },
+  { name: 'the first two octets of a ClientHello are enough', start: 'none', steps: [{ raw: Buffer.from([0x16, 0x03]), expect: '554' }], closes: true },
+  { name: '0x16 not followed by a TLS version is just a bad command', start: 'none', steps: [{ raw: Buffer.from('\x16A\r\n', 'latin1'), expect: '500' }] },
+  { name: 'a ClientHello after the first command is not taken for TLS', start: 'ehlo', steps: [{ raw: Buffer.from([0x16, 0x03, 0x01, 0x0d, 0x0a]), expect: '500 5.5.1' }] },
 ];
 
 /** Files (base names) in the store that were not in `before`, once no temporary is left (the day's record journal aside). */
