@@ -91,6 +91,9 @@ const cases: Case[] = [
   { name: 'RCPT TO:<postmaster> without domain is accepted', steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<PostMaster>', expect: '250 2.1.5' }] },
   { name: 'SMTPUTF8 address with SMTPUTF8', steps: [{ raw: Buffer.from('MAIL FROM:<用户@例子.广告> SMTPUTF8\r\n'), expect: '250 2.1.0' }, { raw: Buffer.from('RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n'), expect: '250 2.1.5' }] },
   { name: 'UTF-8 address without SMTPUTF8 is 500', steps: [{ raw: Buffer.from('MAIL FROM:<用户@例子.广告>\r\n'), expect: '500 5.5.1' }] },
+  { name: 'UTF-8 recipient in a transaction without SMTPUTF8 is 500', steps: [{ send: 'MAIL FROM:<a@b.example>', expect: '250' }, { raw: Buffer.from('RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n'), expect: '500 5.5.1' }, { send: 'RCPT TO:<c@d.example>', expect: '250 2.1.5' }] },
+  { name: 'invalid UTF-8 in MAIL is 500 even with SMTPUTF8', steps: [{ raw: Buffer.from('MAIL FROM:<\xff@x.example> SMTPUTF8\r\n', 'latin1'), expect: '500 5.5.1' }, { send: 'MAIL FROM:<a@b.example>', expect: '250' }] },
+  { name: 'UTF-8 outside MAIL and RCPT is 500', steps: [{ raw: Buffer.from('VRFY δοκιμή\r\n'), expect: '500 5.5.1' }] },
 
   // ---- SIZE (RFC 1870) ----
   { name: 'SIZE over maxDataSize is 552 5.3.4 at MAIL', config: { maxDataSize: 10000 }, steps: [{ send: 'MAIL FROM:<a@b.example> SIZE=10001', expect: '552 5.3.4' }] },
@@ -100,6 +103,12 @@ const cases: Case[] = [
   { name: 'VRFY with an argument is 252 2.5.2', steps: [{ send: 'VRFY root', expect: '252 2.5.2' }] },
   { name: 'VRFY without argument is 501', steps: [{ send: 'VRFY', expect: '501' }] },
   { name: 'EXPN is 502 5.5.1', steps: [{ send: 'EXPN list', expect: '502 5.5.1' }] },
+  { name: 'EXPN without argument is 501', steps: [{ send: 'EXPN', expect: '501 5.5.4' }, { send: 'EXPN   ', expect: '501 5.5.4' }] },
+  { name: 'VRFY with only spaces is 501', steps: [{ send: 'VRFY   ', expect: '501 5.5.4' }] },
+  { name: 'trailing spaces after DATA, RSET and QUIT are not arguments', steps: [...env(), { send: 'RSET ', expect: '250 2.0.0' }, ...env(), { send: 'DATA  ', expect: '354' }, { raw: '.\r\n', expect: '250 2.0.0' }, { send: 'QUIT ', expect: '221 2.0.0' }], closes: true, stored: [''] },
+  { name: 'STARTTLS with an argument is 501, with trailing spaces 502 (no certificate)', steps: [{ send: 'STARTTLS x', expect: '501 5.5.4' }, { send: 'STARTTLS  ', expect: '502 5.5.1' }] },
+  { name: 'MAIL without the FROM: keyword at the start is 501', steps: [{ send: 'MAIL XFROM:<a@b.example>', expect: '501 5.5.4' }, { send: 'MAIL FROM <a@b.example>', expect: '501 5.5.4' }] },
+  { name: 'RCPT without the TO: keyword at the start is 501', steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT XTO:<a@b.example>', expect: '501 5.5.4' }, { send: 'RCPT TO <a@b.example>', expect: '501 5.5.4' }] },
   { name: 'HELP is 214', steps: [{ send: 'HELP', expect: '214' }, { send: 'HELP MAIL', expect: '214' }] },
   { name: 'NOOP with and without argument is 250', steps: [{ send: 'NOOP', expect: '250 2.0.0' }, { send: 'NOOP hello there', expect: '250 2.0.0' }] },
   { name: 'QUIT is 221 2.0.0 and closes', steps: [{ send: 'QUIT', expect: '221 2.0.0' }], closes: true },
@@ -159,6 +168,10 @@ const cases: Case[] = [
   // ---- non-SMTP clients ----
   { name: 'HTTP GET as the first line is 554 and close', start: 'none', steps: [{ send: 'GET / HTTP/1.1', expect: '554 /not HTTP/' }], closes: true },
   { name: 'HTTP CONNECT as the first line is 554 and close', start: 'none', steps: [{ send: 'CONNECT example.com:443 HTTP/1.1', expect: '554' }], closes: true },
+  ...['POST / HTTP/1.1', 'HEAD / HTTP/1.0', 'PUT /x HTTP/1.1', 'OPTIONS * HTTP/1.1', 'DELETE /x HTTP/1.1'].map((line): Case => (
+    { name: `HTTP ${line.split(' ')[0]} as the first line is 554 and close`, start: 'none', steps: [{ send: line, expect: '554 /not HTTP/' }], closes: true })),
+  { name: 'an HTTP line after the first command is just an unknown command', steps: [{ send: 'GET / HTTP/1.1', expect: '500 5.5.1' }] },
+  { name: 'GET without a path is not taken for HTTP', start: 'none', steps: [{ send: 'GET', expect: '500' }] },
   { name: 'TLS ClientHello on a plain port is 554 and close', start: 'none', steps: [{ raw: Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00]), expect: '554' }], closes: true },
   { name: 'the first two octets of a ClientHello are enough', start: 'none', steps: [{ raw: Buffer.from([0x16, 0x03]), expect: '554' }], closes: true },
   { name: '0x16 not followed by a TLS version is just a bad command', start: 'none', steps: [{ raw: Buffer.from('\x16A\r\n', 'latin1'), expect: '500' }] },
