@@ -103,7 +103,9 @@ export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: No
 
 export async function startListening(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv; configFile?: string } = {}): Promise<Daemon> {
   const d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, ...cfg }, opts);
-  const l = await d.waitFor('LISTENING');
+  // A cold start on a loaded machine (module loading, a pino-roll worker thread) can take
+  // seconds; the wait is bounded, not a timing assertion.
+  const l = await d.waitFor('LISTENING', 15_000);
   d.port = l.port as number;
   return d;
 }
