@@ -13,7 +13,7 @@ import { CLI, startListening, type Daemon } from './helpers/daemon.js';
 const dir = mkdtempSync(join(tmpdir(), 'fakemx-cli-'));
 function run(args: string[], env: NodeJS.ProcessEnv = {}, entry = [CLI]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [...entry, ...args], { env: { ...process.env, ...env }, timeout: 15000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...entry, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

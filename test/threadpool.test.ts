@@ -26,7 +26,7 @@ async function threadsAfterWork(name: string, poolEnv: string | undefined): Prom
   try {
     let out = '';
     const seen = (tag: string) => new Promise<Record<string, unknown>>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no ${tag} within 10 s: ${out}`)), 10_000);
+      const t = setTimeout(() => reject(new Error(`no ${tag} within 30 s: ${out}`)), 30_000);
       const look = () => {
         const line = out.split('\n').find((l) => l.includes(`"tag":"${tag}"`));
         if (!line) return;

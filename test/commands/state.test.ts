@@ -23,7 +23,7 @@ afterEach(async () => {
 
 function cli(args: string[], config: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'state', ...args, '-c', config], { timeout: 10_000 }, (e, stdout, stderr) => {
+    execFile(process.execPath, [CLI, 'state', ...args, '-c', config], { timeout: 60_000 }, (e, stdout, stderr) => {
       resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

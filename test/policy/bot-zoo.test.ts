@@ -39,14 +39,16 @@ const until = async (cond: () => boolean, ms = 2000) => {
 
 describe('banner delay', () => {
   it('the greeting arrives no earlier than bannerDelay and not much later', async () => {
-    await withVerdicts({ bannerDelay: 300 });
+    // 'Not much later': before the delay could have run twice, with room for a busy machine's lag.
+    const D = 500;
+    await withVerdicts({ bannerDelay: D });
     const t0 = Date.now();
     const c = await RawClient.connect(srv!.port);
     const g = await c.reply(2000);
     const dt = Date.now() - t0;
     expect(g.code).toBe(220);
-    expect(dt).toBeGreaterThanOrEqual(295);
-    expect(dt).toBeLessThan(450);
+    expect(dt).toBeGreaterThanOrEqual(D - 5);
+    expect(dt).toBeLessThan(2 * D);
     c.close();
   });
 
