@@ -104,3 +104,30 @@ describe('backpressure', () => {
     expect(body(second)).toBe('Subject: small\r\n\r\nafter the big one\r\n');
   });
 });
+
+describe('a client that stops reading', () => {
+  it('is cut off by receiveTimeout once our replies back up (TIMEOUT in the write phase) and its slot is freed', { timeout: 20_000 }, async () => {
+    const slow = await startServer({ receiveTimeout: 600, maxJunkCommands: 1_000_000, doEarlyTalk: false });
+    const seen: { tag: string; details: Record<string, unknown> }[] = [];
+    slow.server.on('verdict', (v) => seen.push({ tag: v.tag, details: v.details }));
+    try {
+      const c = await greeted(slow.port);
+      c.socket.pause(); // read nothing more: every reply stays in the socket buffers
+      // 200,000 HELPs ask for ~20 MB of replies, far more than loopback buffers hold.
+      c.send('HELP\r\n'.repeat(200_000));
+      const t0 = Date.now();
+      for (const end = t0 + 10_000; !seen.some((v) => v.tag === 'TIMEOUT') && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      expect(seen.filter((v) => v.tag === 'TIMEOUT').map((v) => v.details.phase)).toEqual(['write']);
+      for (const end = Date.now() + 3000; slow.server.activeSessions > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      expect(slow.server.activeSessions).toBe(0);
+      c.close();
+      // And the next client is served.
+      const d = await greeted(slow.port);
+      expect((await d.cmd('QUIT')).code).toBe(221);
+      d.close();
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
