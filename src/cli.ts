@@ -12,18 +12,16 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, redacted } from './config/load.js';
 import { configTable } from './config/doc.js';
 import { changedText, configValue, valueText } from './config/changed.js';
-import { EX_CONFIG, runDaemon } from './daemon.js';
-import { dnsblCommand } from './commands/dnsbl.js';
-import { importAppConfigCommand } from './commands/import-appconfig.js';
 import { initCommand, PROFILES, type InitProfile } from './commands/init.js';
-import { reportCommand } from './commands/report.js';
 import { addStateCommand } from './commands/state.js';
 import { parseProvider } from './dnsbl/provider.js';
 import { queryName } from './dnsbl/query.js';
 import { escapeText } from './util/escape.js';
+import { EX_CONFIG, EX_USAGE } from './util/sysexits.js';
 
-/** sysexits(3) EX_USAGE: commander's own default is 1, which `dnsbl` uses for "listed". */
-const EX_USAGE = 64;
+// EX_USAGE, not commander's own default of 1, which `dnsbl` uses for "listed".
+// The daemon and the heavier subcommands are imported when they run: every invocation (and
+// every test that spawns one) would otherwise pay for loading all of them (~0.4 s).
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
@@ -91,6 +89,7 @@ program
   .description('run the daemon in the foreground')
   .addOption(configOpt())
   .action(async (o: { config?: string }) => {
+    const { runDaemon } = await import('./daemon.js');
     process.exitCode = await runDaemon(o.config ? { configPath: o.config } : {});
     // Let stdout drain, then leave even if a stray handle lingers.
     setTimeout(() => process.exit(), 200).unref();
@@ -131,6 +130,7 @@ const dnsbl = program
     if (cfg.rblProviders.length + cfg.rwlProviders.length === 0) {
       dnsbl.error('error: no DNS lists to ask: give --rbl/--rwl, or a --config with rblProviders or rwlProviders', { exitCode: EX_USAGE, code: 'fakemx.noLists' });
     }
+    const { dnsblCommand } = await import('./commands/dnsbl.js');
     process.exitCode = await dnsblCommand(ip, cfg, out);
   });
 
@@ -140,6 +140,7 @@ program
   .argument('<app.config>', 'FakeSMTP app.config file')
   .option('-o, --out <file>', 'write the JSON here instead of stdout')
   .action(async (file: string, o: { out?: string }) => {
+    const { importAppConfigCommand } = await import('./commands/import-appconfig.js');
     process.exitCode = await importAppConfigCommand(file, o.out, out, err);
   });
 
@@ -154,6 +155,7 @@ program
   .option('--json', 'print JSON instead of text')
   .action(async (o: { config?: string; store?: string; dir?: string; since?: string; top: string; json?: boolean }) => {
     const dir = o.store ?? o.dir ?? configOrExit(o.config).config.storePath;
+    const { reportCommand } = await import('./commands/report.js');
     process.exitCode = await reportCommand({ dir, ...(o.since ? { since: o.since } : {}), top: Number(o.top), json: o.json === true }, out, err);
   });
 

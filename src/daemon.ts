@@ -8,10 +8,8 @@ import { listenFds, notifyReady, notifyReloading, notifyStopping, setNotifyDebug
 import { FakemxServer } from './server.js';
 import { startObservability, type Observability } from './observability.js';
 import { startupLine } from './startup.js';
+import { EX_CONFIG, EX_SOFTWARE, EX_UNAVAILABLE } from './util/sysexits.js';
 
-export const EX_CONFIG = 78;
-export const EX_SOFTWARE = 70;
-export const EX_UNAVAILABLE = 69;
 
 export interface DaemonOptions {
   configPath?: string;

@@ -7,6 +7,7 @@ import { plural } from '../util/plural.js';
 import { isIP } from 'node:net';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { leaves, type SchemaLeaf } from '../config/schema.js';
+import { EX_CANTCREAT, EX_DATAERR, EX_NOINPUT } from '../util/sysexits.js';
 
 type Kind = 'host' | 'ip' | 'port' | 'int' | 'bool' | 'list' | 'dir' | 'file';
 
@@ -239,11 +240,6 @@ export function importAppConfig(xml: string): { config: Record<string, unknown>;
 }
 
 export type Writer = (s: string) => void;
-
-/** sysexits(3) codes used by this command. */
-const EX_DATAERR = 65;
-const EX_NOINPUT = 66;
-const EX_CANTCREAT = 73;
 
 /** The CLI command: 0 ok (warnings on err), 65 bad XML, 66 unreadable input, 73 cannot write. */
 export async function importAppConfigCommand(file: string, outFile: string | undefined, out: Writer, err: Writer): Promise<number> {

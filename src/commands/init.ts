@@ -7,12 +7,11 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { leaves } from '../config/schema.js';
+import { EX_CANTCREAT } from '../util/sysexits.js';
 
 export const PROFILES = ['fake-mx', 'corpus', 'sink'] as const;
 export type InitProfile = (typeof PROFILES)[number];
 
-/** sysexits(3) EX_CANTCREAT: a file to write exists (or cannot be made). */
-export const EX_CANTCREAT = 73;
 
 const DOCS = new Map(leaves().map(([p, l]) => [p, l.doc]));
 

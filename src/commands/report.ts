@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { ipv6Bytes } from '../net/ip.js';
 import { escapeText, safeJson } from '../util/escape.js';
 import { plural } from '../util/plural.js';
+import { EX_NOINPUT, EX_USAGE } from '../util/sysexits.js';
 
 export interface ReportOptions {
   /** Corpus directory (storePath); default ./var/corpus like the schema. */
@@ -69,10 +70,6 @@ export interface CorpusReport {
   /** True when a bound was hit and the numbers concerned are lower bounds. */
   approximate: { sessions: boolean; tops: boolean };
 }
-
-/** sysexits(3). */
-const EX_USAGE = 64;
-const EX_NOINPUT = 66;
 
 /** A metadata record is ~2 KiB; anything past this is not one. */
 const MAX_META = 1024 * 1024;

@@ -12,9 +12,8 @@ import { RedisBackend } from '../state/redis.js';
 import { openStateStore, type StateStore } from '../state/store.js';
 import { clientNetwork, keys, kindOf, KINDS, type StateEntry } from '../state/types.js';
 import { escapeText } from '../util/escape.js';
+import { EX_UNAVAILABLE, EX_USAGE } from '../util/sysexits.js';
 
-export const EX_UNAVAILABLE = 69;
-const EX_USAGE = 64;
 
 export interface StateFilter {
   kind?: string;

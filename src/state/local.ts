@@ -10,7 +10,8 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { createRequire } from 'node:module';
+import type { Database, RootDatabase } from 'lmdb';
 import { MemoryBackend } from './memory.js';
 import { decodeEntry, encodeEntry, type Lease, type StateBackend, type StateEntry, type StateValue } from './types.js';
 
@@ -42,6 +43,8 @@ export class LocalBackend implements StateBackend {
     this.now = opts.now ?? Date.now;
     this.leases = new MemoryBackend(this.now);
     mkdirSync(opts.path, { recursive: true });
+    // Loaded here, not at import: only configs that keep state need the native module.
+    const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
     this.db = open<string, string>({ path: join(opts.path, 'state.mdb'), encoding: 'string', compression: false });
   }
 

@@ -10,7 +10,8 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createClient, type RedisClientType } from 'redis';
+import { createRequire } from 'node:module';
+import type { RedisClientType } from 'redis';
 import { decodeEntry, encodeEntry, type Lease, type StateBackend, type StateEntry, type StateValue } from './types.js';
 
 export interface RedisOptions {
@@ -69,6 +70,9 @@ export class RedisBackend implements StateBackend {
   constructor(opts: RedisOptions) {
     this.prefix = opts.prefix;
     const onStatus = opts.onStatus ?? (() => {});
+    // Loaded on first use: the client library takes ~0.2 s to load, which every daemon start
+    // and CLI call would pay though most never talk to Redis.
+    const { createClient } = createRequire(import.meta.url)('redis') as typeof import('redis');
     this.client = createClient({
       url: opts.url,
       ...(opts.password ? { password: opts.password } : {}),
