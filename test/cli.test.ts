@@ -1,23 +1,15 @@
 // The `fakemx` command as a user runs it (the built dist/cli.js): --version/--help,
-// check-config (exit 0 / 78 with one line naming key, file, reason), run with signals:
-// SIGHUP reloads (or keeps running on a bad file), SIGTERM drains with 421 and exits 0;
-// every usage error of every subcommand exits 64 (never 1, which dnsbl means as "listed").
+// check-config (exit 0 / 78 with one line naming key, file, reason), the package bin, and the
+// shipped profiles end to end. Usage errors: cli-usage.test.ts; signals: cli-signals.test.ts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RawClient, greeted } from './helpers/client.js';
-import { CLI, startListening, type Daemon } from './helpers/daemon.js';
+import { RawClient } from './helpers/client.js';
+import { runCli, startListening, type Daemon } from './helpers/daemon.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fakemx-cli-'));
-function run(args: string[], env: NodeJS.ProcessEnv = {}, entry = [CLI]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [...entry, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const run = runCli;
 
 let d: Daemon | undefined;
 afterEach(() => {
@@ -101,126 +93,6 @@ describe('fakemx CLI', () => {
     const r = await run(['config-doc']);
     expect(r.stdout).toMatch(/^\| key \| default \| env override \| meaning \|/);
     expect(r.stdout).toContain('`FAKEMX_MAX_SMTP_RCPT`');
-  });
-});
-
-describe('usage errors exit 64 (EX_USAGE), with the reason on stderr and nothing on stdout', () => {
-  const SUBCOMMANDS = ['run', 'check-config', 'dnsbl', 'import-appconfig', 'report', 'config-doc', 'state', 'init'];
-  const cases: [name: string, args: string[], reason: RegExp][] = [
-    ['no command', [], /Usage: fakemx/],
-    ['unknown command', ['nosuch'], /unknown command 'nosuch'/],
-    ['unknown program option', ['--bogus'], /unknown option '--bogus'/],
-    ['help for an unknown command', ['help', 'nosuch'], /Usage: fakemx/],
-    // The same mistake in every subcommand (the list is checked against --help below).
-    ...SUBCOMMANDS.map((c): [string, string[], RegExp] => [`${c}: unknown option`, [c, '--no-such-option', ...(c === 'dnsbl' ? ['192.0.2.1'] : c === 'import-appconfig' ? ['x.config'] : [])], /unknown option '--no-such-option'/]),
-    ['run: extra argument', ['run', 'extra'], /too many arguments for 'run'/],
-    ['check-config: --config without a file', ['check-config', '--config'], /argument missing/],
-    ['dnsbl: no address', ['dnsbl'], /missing required argument 'ip'/],
-    ['dnsbl: not an address', ['dnsbl', 'nope', '--rbl', 'bl.test'], /"nope" is not an IPv4 or IPv6 address/],
-    ['dnsbl: two addresses', ['dnsbl', '192.0.2.1', '192.0.2.2', '--rbl', 'bl.test'], /too many arguments/],
-    ['dnsbl: bad --rbl entry', ['dnsbl', '192.0.2.1', '--rbl', 'bl.test=127.0.0'], /--rbl .* is invalid.*four octets/],
-    ['dnsbl: bad --rwl entry', ['dnsbl', '192.0.2.1', '--rwl', 'wl.test*x'], /--rwl .* is invalid.*bad weight/],
-    ['dnsbl: no lists to ask', ['dnsbl', '192.0.2.1', '--config', 'config/fakemx.json'], /no DNS lists to ask/],
-    ['import-appconfig: no file', ['import-appconfig'], /missing required argument 'app.config'/],
-    ['report: bad --top', ['report', '--store', '.', '--top', 'x'], /--top must be/],
-    ['report: bad --since', ['report', '--store', '.', '--since', 'yesterday'], /--since "yesterday" is not a date/],
-    ['report: extra argument', ['report', 'extra'], /too many arguments for 'report'/],
-    ['config-doc: extra argument', ['config-doc', 'extra'], /too many arguments for 'config-doc'/],
-    ['init: unknown profile', ['init', '--profile', 'relay'], /argument 'relay' is invalid/],
-    ['check-config: unknown key', ['check-config', '--get', 'nope'], /unknown key "nope"/],
-    ['state: no such action', ['state', 'add', 'nope', '192.0.2.1'], /must be allow, deny or trap/],
-    ['state: not an address', ['state', 'list', '--ip', 'nope'], /"nope" is not an IP address or CIDR network/],
-    ['state: a network to trap', ['state', 'add', 'trap', '192.0.2.0/24'], /trap takes one address, not a network/],
-  ];
-  it.each(cases)('%s', async (_n, args, reason) => {
-    const r = await run(args);
-    expect(r.code).toBe(64);
-    expect(r.stderr).toMatch(reason);
-    expect(r.stdout).toBe('');
-  });
-
-  it('the table covers every subcommand --help lists', async () => {
-    const help = (await run(['--help'])).stdout;
-    const listed = [...help.split('Commands:')[1]!.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
-    expect(listed.sort()).toEqual([...SUBCOMMANDS].sort());
-  });
-});
-
-describe('fakemx run: signals', () => {
-  it('SIGTERM: stop accepting, 421 4.3.2 at the next command, exit 0', async () => {
-    d = await startListening({ bannerDelay: 0, shutdownGrace: 3000 });
-    const c = await greeted(d.port);
-    d.child.kill('SIGTERM');
-    await d.waitFor('SHUTDOWN');
-    const r = await c.cmd('NOOP');
-    expect(r.raw).toMatch(/^421 4\.3\.2 .* shutting down\r\n$/);
-    expect(await c.waitClose()).toBe(true);
-    expect(await d.exited()).toBe(0);
-    await d.waitFor('STOPPED', 100).catch(() => undefined);
-  });
-
-  it('SIGTERM: sessions that do not finish are closed after shutdownGrace', async () => {
-    d = await startListening({ bannerDelay: 0, shutdownGrace: 300 });
-    const c = await greeted(d.port);
-    const t0 = Date.now();
-    d.child.kill('SIGTERM');
-    expect(await d.exited()).toBe(0);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
-    expect(await c.waitClose()).toBe(true);
-  });
-
-  it('SIGTERM mid-DATA: the message is either stored and acknowledged or neither', async () => {
-    d = await startListening({ bannerDelay: 0, shutdownGrace: 2000 });
-    const c = await greeted(d.port);
-    await c.cmd('MAIL FROM:<a@example.org>');
-    await c.cmd('RCPT TO:<b@example.com>');
-    await c.cmd('DATA');
-    c.send('Subject: during shutdown\r\n\r\nbody\r\n');
-    d.child.kill('SIGTERM');
-    await d.waitFor('SHUTDOWN');
-    c.send('.\r\n');
-    const r = await c.reply();
-    expect(r.code).toBe(250);
-    const id = /queued as (\S+)/.exec(r.text)![1]!;
-    expect(await d.exited()).toBe(0);
-    const stored = d.lines.find((l) => l.tag === 'STORED');
-    expect(stored?.id).toBe(id);
-  });
-
-  it('SIGHUP: a valid new config applies to new sessions', async () => {
-    d = await startListening({ bannerDelay: 0, hostName: 'before.test' });
-    const a = await RawClient.connect(d.port);
-    expect((await a.reply()).text).toMatch(/^before\.test /);
-    a.close();
-    const cfg = JSON.parse(readFileSync(d.configPath, 'utf8')) as Record<string, unknown>;
-    d.writeConfig({ ...cfg, hostName: 'after.test', listenPort: d.port });
-    d.child.kill('SIGHUP');
-    await d.waitFor('CONFIG_RELOADED');
-    const b = await RawClient.connect(d.port);
-    expect((await b.reply()).text).toMatch(/^after\.test /);
-    b.close();
-  });
-
-  it('SIGHUP: an invalid config is logged with key and reason, and nothing changes', async () => {
-    d = await startListening({ bannerDelay: 0, hostName: 'stable.test' });
-    d.writeConfig({ hostName: 'x', bannerDelay: -1 });
-    d.child.kill('SIGHUP');
-    const l = await d.waitFor('CONFIG_RELOAD_FAILED');
-    expect(l).toMatchObject({ key: 'bannerDelay' });
-    expect(String(l.reason)).toMatch(/positive integer/);
-    const c = await RawClient.connect(d.port);
-    expect((await c.reply()).text).toMatch(/^stable\.test /);
-    c.close();
-  });
-
-  it('one OPEN and one CLOSE line per session, with client [ip]:port', async () => {
-    d = await startListening({ bannerDelay: 0 });
-    const c = await greeted(d.port, 'logged.test');
-    await c.cmd('QUIT');
-    const close = await d.waitFor('CLOSE');
-    expect(close).toMatchObject({ helo: 'logged.test', outcome: 'quit' });
-    expect(String(close.client)).toMatch(/^\[127\.0\.0\.1\]:\d+$/);
-    expect(d.lines.filter((l) => l.tag === 'OPEN')).toHaveLength(1);
   });
 });
 

@@ -2,7 +2,7 @@
 // config that loads, list files, nothing overwritten), `check-config --changed` and `--get`,
 // comments in config files, one "fakemx: error: " prefix for CLI errors, the READY line of
 // `fakemx run`, the man page and the LICENSE. The built CLI (dist/cli.js) is what runs.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,18 +14,12 @@ import { loadConfig } from '../src/config/load.js';
 import { startupLine, swaksCommand } from '../src/startup.js';
 import { plural } from '../src/util/plural.js';
 import { greeted } from './helpers/client.js';
-import { CLI, startListening, type Daemon } from './helpers/daemon.js';
+import { CLI, runCli, startListening, type Daemon } from './helpers/daemon.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fakemx-first-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const run = runCli;
 
 let d: Daemon | undefined;
 afterEach(() => {

@@ -2,12 +2,11 @@
 // and --json) over a corpus whose records carry hostile HELO names and senders, and
 // `fakemx dnsbl` against a DNS server answering hostile TXT records, both run as the built
 // CLI in a child process, the way an operator runs them.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI } from '../helpers/daemon.js';
+import { runCli } from '../helpers/daemon.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 
 /** Raw terminal controls; "\n" is allowed only as the line separator the command writes. */
@@ -23,13 +22,7 @@ const HOSTILE: [name: string, text: string, shown: string][] = [
   ['line injection', 'x\r\nscore 0: not listed', 'x\\r\\nscore 0: not listed'],
 ];
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const run = runCli;
 
 const root = mkdtempSync(join(tmpdir(), 'fakemx-escapes-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

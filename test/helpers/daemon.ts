@@ -2,7 +2,7 @@
 // thread pool and loads dist/cli.js, as npm, systemd and Docker run it) as a child process on a
 // temp config, reads its pino lines, and finds the port from the LISTENING line. Every wait is
 // bounded. CLI is dist/cli.js itself (the command tests run it directly and compare the bin).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,17 @@ import { join } from 'node:path';
 export const CLI = join(process.cwd(), 'dist', 'cli.js');
 /** package.json's bin. */
 export const BIN = join(process.cwd(), 'dist', 'fakemx.cjs');
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+/** Runs one `fakemx` command to its end (dist/cli.js, or `entry`), bounded at 60 s. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, entry = [CLI]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [...entry, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 export interface Daemon {
   child: ChildProcess;

@@ -1,0 +1,92 @@
+// `fakemx run` driven by signals as systemd and a shell send them: SIGHUP reloads (or keeps
+// running on a bad file), SIGTERM drains with 421 and exits 0, a message in flight is either
+// stored and acknowledged or neither; one OPEN and one CLOSE line per session.
+import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { RawClient, greeted } from './helpers/client.js';
+import { startListening, type Daemon } from './helpers/daemon.js';
+
+let d: Daemon | undefined;
+afterEach(() => {
+  d?.kill();
+  d = undefined;
+});
+
+describe('fakemx run: signals', () => {
+  it('SIGTERM: stop accepting, 421 4.3.2 at the next command, exit 0', async () => {
+    d = await startListening({ bannerDelay: 0, shutdownGrace: 3000 });
+    const c = await greeted(d.port);
+    d.child.kill('SIGTERM');
+    await d.waitFor('SHUTDOWN');
+    const r = await c.cmd('NOOP');
+    expect(r.raw).toMatch(/^421 4\.3\.2 .* shutting down\r\n$/);
+    expect(await c.waitClose()).toBe(true);
+    expect(await d.exited()).toBe(0);
+    await d.waitFor('STOPPED', 100).catch(() => undefined);
+  });
+
+  it('SIGTERM: sessions that do not finish are closed after shutdownGrace', async () => {
+    d = await startListening({ bannerDelay: 0, shutdownGrace: 300 });
+    const c = await greeted(d.port);
+    const t0 = Date.now();
+    d.child.kill('SIGTERM');
+    expect(await d.exited()).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(await c.waitClose()).toBe(true);
+  });
+
+  it('SIGTERM mid-DATA: the message is either stored and acknowledged or neither', async () => {
+    d = await startListening({ bannerDelay: 0, shutdownGrace: 2000 });
+    const c = await greeted(d.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.com>');
+    await c.cmd('DATA');
+    c.send('Subject: during shutdown\r\n\r\nbody\r\n');
+    d.child.kill('SIGTERM');
+    await d.waitFor('SHUTDOWN');
+    c.send('.\r\n');
+    const r = await c.reply();
+    expect(r.code).toBe(250);
+    const id = /queued as (\S+)/.exec(r.text)![1]!;
+    expect(await d.exited()).toBe(0);
+    const stored = d.lines.find((l) => l.tag === 'STORED');
+    expect(stored?.id).toBe(id);
+  });
+
+  it('SIGHUP: a valid new config applies to new sessions', async () => {
+    d = await startListening({ bannerDelay: 0, hostName: 'before.test' });
+    const a = await RawClient.connect(d.port);
+    expect((await a.reply()).text).toMatch(/^before\.test /);
+    a.close();
+    const cfg = JSON.parse(readFileSync(d.configPath, 'utf8')) as Record<string, unknown>;
+    d.writeConfig({ ...cfg, hostName: 'after.test', listenPort: d.port });
+    d.child.kill('SIGHUP');
+    await d.waitFor('CONFIG_RELOADED');
+    const b = await RawClient.connect(d.port);
+    expect((await b.reply()).text).toMatch(/^after\.test /);
+    b.close();
+  });
+
+  it('SIGHUP: an invalid config is logged with key and reason, and nothing changes', async () => {
+    d = await startListening({ bannerDelay: 0, hostName: 'stable.test' });
+    d.writeConfig({ hostName: 'x', bannerDelay: -1 });
+    d.child.kill('SIGHUP');
+    const l = await d.waitFor('CONFIG_RELOAD_FAILED');
+    expect(l).toMatchObject({ key: 'bannerDelay' });
+    expect(String(l.reason)).toMatch(/positive integer/);
+    const c = await RawClient.connect(d.port);
+    expect((await c.reply()).text).toMatch(/^stable\.test /);
+    c.close();
+  });
+
+  it('one OPEN and one CLOSE line per session, with client [ip]:port', async () => {
+    d = await startListening({ bannerDelay: 0 });
+    const c = await greeted(d.port, 'logged.test');
+    await c.cmd('QUIT');
+    const close = await d.waitFor('CLOSE');
+    expect(close).toMatchObject({ helo: 'logged.test', outcome: 'quit' });
+    expect(String(close.client)).toMatch(/^\[127\.0\.0\.1\]:\d+$/);
+    expect(d.lines.filter((l) => l.tag === 'OPEN')).toHaveLength(1);
+  });
+});
+

@@ -1,0 +1,48 @@
+// Every usage error of every `fakemx` subcommand exits 64 (EX_USAGE, never 1, which dnsbl
+// means as "listed"), with the reason on stderr and nothing on stdout. Its own file so that
+// vitest runs it beside the other CLI files instead of after them.
+import { describe, expect, it } from 'vitest';
+import { runCli as run } from './helpers/daemon.js';
+
+describe('usage errors exit 64 (EX_USAGE), with the reason on stderr and nothing on stdout', () => {
+  const SUBCOMMANDS = ['run', 'check-config', 'dnsbl', 'import-appconfig', 'report', 'config-doc', 'state', 'init'];
+  const cases: [name: string, args: string[], reason: RegExp][] = [
+    ['no command', [], /Usage: fakemx/],
+    ['unknown command', ['nosuch'], /unknown command 'nosuch'/],
+    ['unknown program option', ['--bogus'], /unknown option '--bogus'/],
+    ['help for an unknown command', ['help', 'nosuch'], /Usage: fakemx/],
+    // The same mistake in every subcommand (the list is checked against --help below).
+    ...SUBCOMMANDS.map((c): [string, string[], RegExp] => [`${c}: unknown option`, [c, '--no-such-option', ...(c === 'dnsbl' ? ['192.0.2.1'] : c === 'import-appconfig' ? ['x.config'] : [])], /unknown option '--no-such-option'/]),
+    ['run: extra argument', ['run', 'extra'], /too many arguments for 'run'/],
+    ['check-config: --config without a file', ['check-config', '--config'], /argument missing/],
+    ['dnsbl: no address', ['dnsbl'], /missing required argument 'ip'/],
+    ['dnsbl: not an address', ['dnsbl', 'nope', '--rbl', 'bl.test'], /"nope" is not an IPv4 or IPv6 address/],
+    ['dnsbl: two addresses', ['dnsbl', '192.0.2.1', '192.0.2.2', '--rbl', 'bl.test'], /too many arguments/],
+    ['dnsbl: bad --rbl entry', ['dnsbl', '192.0.2.1', '--rbl', 'bl.test=127.0.0'], /--rbl .* is invalid.*four octets/],
+    ['dnsbl: bad --rwl entry', ['dnsbl', '192.0.2.1', '--rwl', 'wl.test*x'], /--rwl .* is invalid.*bad weight/],
+    ['dnsbl: no lists to ask', ['dnsbl', '192.0.2.1', '--config', 'config/fakemx.json'], /no DNS lists to ask/],
+    ['import-appconfig: no file', ['import-appconfig'], /missing required argument 'app.config'/],
+    ['report: bad --top', ['report', '--store', '.', '--top', 'x'], /--top must be/],
+    ['report: bad --since', ['report', '--store', '.', '--since', 'yesterday'], /--since "yesterday" is not a date/],
+    ['report: extra argument', ['report', 'extra'], /too many arguments for 'report'/],
+    ['config-doc: extra argument', ['config-doc', 'extra'], /too many arguments for 'config-doc'/],
+    ['init: unknown profile', ['init', '--profile', 'relay'], /argument 'relay' is invalid/],
+    ['check-config: unknown key', ['check-config', '--get', 'nope'], /unknown key "nope"/],
+    ['state: no such action', ['state', 'add', 'nope', '192.0.2.1'], /must be allow, deny or trap/],
+    ['state: not an address', ['state', 'list', '--ip', 'nope'], /"nope" is not an IP address or CIDR network/],
+    ['state: a network to trap', ['state', 'add', 'trap', '192.0.2.0/24'], /trap takes one address, not a network/],
+  ];
+  it.each(cases)('%s', async (_n, args, reason) => {
+    const r = await run(args);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(reason);
+    expect(r.stdout).toBe('');
+  });
+
+  it('the table covers every subcommand --help lists', async () => {
+    const help = (await run(['--help'])).stdout;
+    const listed = [...help.split('Commands:')[1]!.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
+    expect(listed.sort()).toEqual([...SUBCOMMANDS].sort());
+  });
+});
+
