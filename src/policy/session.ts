@@ -7,6 +7,7 @@
 import type {
   Address, AuthAttempt, CloseInfo, EarlyTalkEvent, MessageSink, ReplyShape, SessionHooks, SessionInfo, TlsInfo,
 } from '../smtp/hooks.js';
+import { LATER, type GreetResume } from '../smtp/hooks.js';
 import { replies, type Reply } from '../smtp/reply.js';
 import { StoreFullError, type Corpus } from '../store/corpus.js';
 import type { DnsListResult, VerdictRecord } from '../store/metadata.js';
@@ -48,6 +49,8 @@ export class PolicySession implements SessionHooks, BannerWait {
   /** While in the banner delay: when it ends, and what ends it (BannerWait). */
   wakeAt = 0;
   private waker: (() => void) | undefined;
+  /** The engine waiting for the greeting (the promise-free path of connect()). */
+  private resume: GreetResume | undefined;
   private dns: DnsListResult | null = null;
   /** Tests the client cache says this client passed (skipped this time). */
   private cached: ReadonlySet<CacheTest> | null = null;
@@ -78,7 +81,9 @@ export class PolicySession implements SessionHooks, BannerWait {
     return this.list ?? NO_VERDICTS;
   }
 
-  connect(s: SessionInfo): Reply | undefined | Promise<Reply | undefined> {
+  connect(s: SessionInfo): Reply | undefined | Promise<Reply | undefined>;
+  connect(s: SessionInfo, resume: GreetResume | undefined): Reply | undefined | Promise<Reply | undefined> | typeof LATER;
+  connect(s: SessionInfo, resume?: GreetResume): Reply | undefined | Promise<Reply | undefined> | typeof LATER {
     const { cfg, svc } = this.policy;
     const ip = s.remoteAddress;
     const acc = svc.access?.(ip) ?? null;
@@ -99,11 +104,13 @@ export class PolicySession implements SessionHooks, BannerWait {
     }
     this.ipKey = key;
     if (st && this.usesClientState()) return this.lookupThenGreet(s, st);
-    return this.greet(s);
+    return this.greet(s, resume);
   }
 
   /** The DNS lists and the banner delay, minus what the client cache let this client skip. */
-  private greet(s: SessionInfo): Reply | undefined | Promise<Reply | undefined> {
+  private greet(s: SessionInfo): Reply | undefined | Promise<Reply | undefined>;
+  private greet(s: SessionInfo, resume: GreetResume | undefined): Reply | undefined | Promise<Reply | undefined> | typeof LATER;
+  private greet(s: SessionInfo, resume?: GreetResume): Reply | undefined | Promise<Reply | undefined> | typeof LATER {
     const { cfg, svc } = this.policy;
     const delay = this.cached?.has('greet') ? 0 : cfg.bannerDelay;
     const dns = this.cached?.has('dnsbl') ? null : svc.dns;
@@ -112,6 +119,12 @@ export class PolicySession implements SessionHooks, BannerWait {
     const remember = this.cacheOn() && delay > 0 && cfg.doEarlyTalk;
     if (!pending) {
       if (delay <= 0) return undefined;
+      if (resume) {
+        // The plain banner delay, the one a held bot sits in: wake() greets, no promise.
+        this.resume = resume;
+        this.policy.bannerQueue.add(this);
+        return LATER;
+      }
       return remember ? this.sleep().then(() => this.greetPassed(s)) : this.sleep();
     }
     const verdict = (delay > 0 ? this.sleep() : Promise.resolve(undefined)).then(() => this.dnsVerdict(pending));
@@ -282,6 +295,12 @@ export class PolicySession implements SessionHooks, BannerWait {
   }
 
   wake(): void {
+    const r = this.resume;
+    if (r) {
+      this.resume = undefined;
+      const { cfg } = this.policy;
+      return r.greetLater(this.cacheOn() && cfg.doEarlyTalk ? this.greetPassed(this.s) : undefined);
+    }
     const w = this.waker;
     this.waker = undefined;
     w?.();
@@ -382,8 +401,8 @@ export class PolicySession implements SessionHooks, BannerWait {
   }
 
   close(s: SessionInfo, info: CloseInfo): void {
-    if (this.waker) {
-      this.waker = undefined;
+    if (this.waker || this.resume) {
+      this.waker = this.resume = undefined;
       this.policy.bannerQueue.cancel(this);
     }
     this.closed = true;

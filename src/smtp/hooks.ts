@@ -129,10 +129,23 @@ export interface Backend {
   newSession(s: SessionInfo): SessionHooks;
 }
 
+/**
+ * What connect() may return instead of an answer when it was given `resume`: the hook will
+ * call resume.greetLater() exactly once (or never, if the session closes first). A fake MX
+ * holds thousands of sessions in the banner delay; this way a held session costs no promise,
+ * no reaction and no closures (~360 bytes each, measured with a heap snapshot).
+ */
+export const LATER: unique symbol = Symbol('fakemx.later');
+
+export interface GreetResume {
+  greetLater(reply: Reply | undefined): void;
+}
+
 export interface SessionHooks {
-  /** After accept, before the greeting. May take time (banner delay, DNS lists).
-   *  A returned reply ends the session (with a banner teaser: at the first command). */
-  connect?(s: SessionInfo): Maybe<Reply | undefined>;
+  /** After accept, before the greeting. May take time (banner delay, DNS lists): a promise,
+   *  or LATER and one call of resume.greetLater() (only when resume is given).
+   *  A reply ends the session (with a banner teaser: at the first command). */
+  connect?(s: SessionInfo, resume?: GreetResume): Maybe<Reply | undefined> | typeof LATER;
   /** Input came when the client had to wait: before the greeting, or before the reply to a
    *  command that ends an RFC 2920 group. Return a reply to end the session with it. */
   earlyTalk?(s: SessionInfo, ev: EarlyTalkEvent): Reply | undefined;

@@ -9,8 +9,9 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { DataReader } from './data-reader.js';
 import type {
-  Address, AuthAttempt, AuthMechanism, Backend, CloseInfo, EarlyTalkKind, MailParams, MessageSink, SessionCounts, SessionHooks, SessionInfo, TlsInfo,
+  Address, AuthAttempt, AuthMechanism, Backend, CloseInfo, EarlyTalkKind, GreetResume, MailParams, MessageSink, SessionCounts, SessionHooks, SessionInfo, TlsInfo,
 } from './hooks.js';
+import { LATER } from './hooks.js';
 import { LineBuffer, TOO_LONG } from './line-buffer.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
 import { closes, formatReply, replies, teaserLine, type Reply } from './reply.js';
@@ -222,7 +223,7 @@ function unwatch(s: Session, limit: number): void {
   byLimit.get(limit)?.delete(s);
 }
 
-export class Session implements SessionInfo {
+export class Session implements SessionInfo, GreetResume {
   readonly id: string;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -318,7 +319,8 @@ export class Session implements SessionInfo {
     if (this.st !== 'greeting') return;
     try {
       if (this.opts.bannerTeaser) this.sock.write(teaserLine(this.opts.hostName));
-      const r = this.hooks.connect?.(this);
+      const r = this.hooks.connect?.(this, this);
+      if (r === LATER) return; // the hook calls greetLater()
       if (r instanceof Promise) r.then((x) => this.greetLater(x), (e) => this.fail(e));
       else this.greet(r);
     } catch (e) {
@@ -326,8 +328,8 @@ export class Session implements SessionInfo {
     }
   }
 
-  /** The connect hook answered later (banner delay, DNS lists). */
-  private greetLater(x: Reply | undefined): void {
+  /** The connect hook answered later (banner delay, DNS lists): GreetResume. */
+  greetLater(x: Reply | undefined): void {
     try {
       this.greet(x);
     } catch (e) {
