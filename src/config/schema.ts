@@ -27,6 +27,8 @@ export interface StateConfig {
 export interface CacheConfig {
   enabled: boolean;
   passTtl: { greet: number; pipelining: number; dnsbl: number };
+  /** Floor of a DNS list pass's TTL (the DNS answer's TTL, clamped to [this, passTtl.dnsbl]). */
+  dnsblMinTtl: number;
   failTtl: number;
 }
 
@@ -315,8 +317,9 @@ export const schema: SchemaNode = {
     passTtl: {
       greet: { doc: 'Milliseconds a pass of the greeting test (banner delay without early talk) is remembered.', format: dur, default: 86_400_000, range: int(0, 31_536_000_000) },
       pipelining: { doc: 'Milliseconds a session without out-of-turn pipelining is remembered.', format: dur, default: 2_592_000_000, range: int(0, 31_536_000_000) },
-      dnsbl: { doc: 'Milliseconds a not-listed DNS list result is remembered (shared by a fleet with redis).', format: dur, default: 3_600_000, range: int(0, 31_536_000_000) },
+      dnsbl: { doc: 'Longest a not-listed DNS list result is remembered: the DNS answer\'s TTL (for NXDOMAIN the SOA negative TTL, RFC 2308 section 5; else the A records\' smallest TTL; the least over the lists asked), clamped to [cache.dnsblMinTtl, this]. Shared by a fleet with state.backend redis, even with cache.enabled false.', format: dur, default: 3_600_000, range: int(0, 31_536_000_000) },
     },
+    dnsblMinTtl: { doc: 'Shortest a not-listed DNS list result is remembered when the answer\'s TTL is shorter (a zone with TTL 0 would otherwise cost a lookup and a state write per connection); cache.passTtl.dnsbl wins if it is lower.', format: dur, default: 60_000, range: int(0, 86_400_000) },
     failTtl: { doc: 'Milliseconds a failed test (early talk, DNS listed) is remembered; 0 = never.', format: dur, default: 3_600_000, range: int(0, 31_536_000_000) },
   },
   greylist: {

@@ -15,7 +15,7 @@ import type { StateStore } from '../state/store.js';
 import { clientNetwork, keys, type CacheTest, type Lease, type StateEntry } from '../state/types.js';
 import { accessDenied } from './access.js';
 import { authDetails, authReply } from './auth.js';
-import { cachedFail, lookupClient, recordFail, recordPass, type ClientRecord } from './client-cache.js';
+import { cachedFail, dnsblPassTtl, lookupClient, recordFail, recordPass, type ClientRecord } from './client-cache.js';
 import { greylist, greylistedReply, greylistExempt, refreshAllowlisted, stateUnavailableReply } from './greylist.js';
 import { isTrapAddress, trapClient, trappedReply } from './greytrap.js';
 import { earlyTalkVerdict } from './early-talker.js';
@@ -124,10 +124,20 @@ export class PolicySession implements SessionHooks, BannerWait {
     return this.policy.cfg.cache.enabled && !!this.policy.svc.state;
   }
 
-  /** Whether connect must read the client's record (cache, or a trap to stutter). */
+  /**
+   * DNS list verdicts are remembered: by the client cache, or across a fleet (redis) even
+   * without it, since there a verdict is a fleet-wide DNS cache (issue 14: one lookup per
+   * client per TTL across the fleet) and means what the lookup would have meant.
+   */
+  private dnsblShared(): boolean {
+    const { svc } = this.policy;
+    return this.cacheOn() || (!!svc.fleetDnsbl && !!svc.state && !!svc.dns);
+  }
+
+  /** Whether connect must read the client's record (cache, shared DNS verdicts, or a trap to stutter). */
   private usesClientState(): boolean {
     const { cfg, svc } = this.policy;
-    return cfg.cache.enabled || cfg.greylist.enabled || !!svc.traps;
+    return cfg.cache.enabled || cfg.greylist.enabled || !!svc.traps || this.dnsblShared();
   }
 
   /** state.onError at connect: open goes on, tempfail is 421 4.3.0 and close. */
@@ -180,7 +190,12 @@ export class PolicySession implements SessionHooks, BannerWait {
       this.verdict(s, 'TRAP', { known: true, rcpt: rec.trapped.value.rcpt, until: new Date(rec.trapped.expiresAt).toISOString() });
     }
     this.white = rec.white;
-    if (!cfg.cache.enabled) return undefined;
+    if (!cfg.cache.enabled) {
+      // Without the client cache only a fleet's shared DNS list verdict counts (dnsblShared).
+      if (!this.dnsblShared()) return undefined;
+      const failed = rec.failed?.value.test === 'dnsbl' ? rec.failed : null;
+      rec = { ...rec, failed, passed: rec.passed.has('dnsbl') ? new Set(['dnsbl'] as const) : new Set() };
+    }
     if (rec.failed) {
       const v = cachedFail(rec.failed, s.remoteAddress, { earlyTalkAction: cfg.earlyTalkAction, dnsAction: svc.dns?.action ?? 'auto', storeData: cfg.storeData });
       this.verdict(s, 'CACHE_FAIL', { test: rec.failed.value.test, action: v.action, until: new Date(rec.failed.expiresAt).toISOString() });
@@ -202,16 +217,20 @@ export class PolicySession implements SessionHooks, BannerWait {
     return undefined;
   }
 
-  /** The DNS list result, remembered: not listed passes dnsbl, listed fails it (shared by a fleet). */
+  /**
+   * The DNS list result, remembered: not listed passes dnsbl for as long as the answers said
+   * (dnsblPassTtl), listed fails it for cache.failTtl; shared by a fleet. A result with a
+   * failed lookup is not remembered (the next connection asks again).
+   */
   private rememberDns(s: SessionInfo, r: DnsListResult | null): void {
     const { cfg, svc } = this.policy;
-    if (!r || !svc.state || !this.cacheOn()) return;
+    if (!r || !svc.state || !this.dnsblShared()) return;
     if (r.zones.some((z) => z.error)) return;
     if (r.listed && !r.allowed) {
       const zone = r.zones.find((z) => z.matched)?.zone ?? 'a DNS list';
       void recordFail(svc.state, cfg.cache, s.remoteAddress, 'dnsbl', { zone, score: r.score }).catch(() => undefined);
     } else {
-      void recordPass(svc.state, cfg.cache, s.remoteAddress, 'dnsbl').catch(() => undefined);
+      void recordPass(svc.state, cfg.cache, s.remoteAddress, 'dnsbl', dnsblPassTtl(cfg.cache, r.zones)).catch(() => undefined);
     }
   }
 
