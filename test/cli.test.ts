@@ -44,9 +44,12 @@ describe('fakemx CLI', () => {
     ['wrong type', { maxSessions: 'x' }, /bad\.json: maxSessions: must be a positive integer/],
     // A string is not a boolean in a file: "no" used to be read as true.
     ['string for a boolean', { doTempFail: 'no' }, /bad\.json: doTempFail: must be a boolean \(true or false\), got a string "no"/],
-    ['numeric string for a number', { bannerDelay: '1500' }, /bad\.json: bannerDelay: must be a positive integer \(a JSON number\), got a string "1500"/],
+    // A duration string needs a unit in a file ("1500 ms"); bare digits are as ambiguous as for any number.
+    ['numeric string for a duration', { bannerDelay: '1500' }, /bad\.json: bannerDelay: must be a duration, a positive integer \(a JSON number\) of milliseconds or a string with a unit such as "25 minutes", got a string "1500" \(no unit\)/],
+    ['duration with an unknown unit', { greylist: { passtime: '5 fortnights' } }, /bad\.json: greylist\.passtime: must be a duration, .*unknown unit "fortnights".*value was "5 fortnights"/],
+    ['negative duration in a profile', { listeners: [{ port: 2525, profile: { cache: { failTtl: '-3 minutes' } } }] }, /bad\.json: listeners\[0\]\.profile\.cache\.failTtl: must be a duration, .*negative/],
     ['string in a listener profile', { listeners: [{ port: 2525, profile: { storeData: 'no' } }] }, /bad\.json: listeners\[0\]\.profile\.storeData: must be a boolean/],
-    ['out of range', { bannerDelay: 999999999 }, /bad\.json: bannerDelay: must be between 0 and 300000/],
+    ['out of range', { bannerDelay: 999999999 }, /bad\.json: bannerDelay: must be between 0 and 300000 ms \(0 ms to 5 minutes\), got 999999999 ms/],
     ['missing list file', { localDomains: '/nonexistent/domains' }, /bad\.json: localDomains: list file \/nonexistent\/domains does not exist/],
   ])('check-config: %s -> exit 78 and one line', async (_n, body, msg) => {
     const f = join(dir, 'bad.json');
@@ -68,7 +71,7 @@ describe('fakemx CLI', () => {
   it('an env override with a bad value exits 78 naming the variable', async () => {
     const r = await run(['check-config', '--config', 'config/fakemx.json'], { FAKEMX_BANNER_DELAY: 'soon' });
     expect(r.code).toBe(78);
-    expect(r.stderr).toMatch(/environment FAKEMX_BANNER_DELAY: bannerDelay: must be an integer/);
+    expect(r.stderr).toMatch(/environment FAKEMX_BANNER_DELAY: bannerDelay: must be a duration, .*value was "soon"/);
   });
 
   it('the package bin (which sizes the thread pool first) is the same CLI, exit codes included', async () => {

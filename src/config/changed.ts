@@ -1,11 +1,15 @@
 // `fakemx check-config --changed` and `--get KEY`: the effective config compared with the
 // defaults, key by key (as `postconf -n` shows only what main.cf sets), and one value by its
-// dotted key. Secrets (schema `sensitive`) are masked in both.
+// dotted key. Secrets (schema `sensitive`) are masked in both. Durations are numbers (ms, or
+// the key's unit) in both; --changed adds the readable form as a trailing `# 25 minutes`.
 
 import { loadConfig, redacted } from './load.js';
+import { DURATION_UNITS, formatDuration, isDurationFormat } from './duration.js';
 import { leaves, type Config } from './schema.js';
 
 const LEAF_PATHS = leaves().map(([p]) => p);
+/** Duration keys and their unit in ms (most are ms; dns.minTtl/maxTtl seconds, healthCheckInterval minutes). */
+const DURATION_UNIT = new Map(leaves().flatMap(([p, l]) => (isDurationFormat(l.format) ? [[p, DURATION_UNITS[l.format]] as const] : [])));
 
 function get(obj: unknown, path: string): unknown {
   let cur: unknown = obj;
@@ -38,9 +42,19 @@ export function changedValues(config: Config, defaults: Config = defaultConfig()
   return out;
 }
 
-/** `key = value` lines (values as JSON), one per changed key. */
+/**
+ * `key = value` lines (values as JSON), one per changed key; a duration is followed by its
+ * readable form (`greylist.passtime = 600000  # 10 minutes`), so a reader need not count zeros.
+ * A script takes the JSON before `  #`.
+ */
 export function changedText(config: Config, defaults?: Config): string {
-  return changedValues(config, defaults).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n');
+  return changedValues(config, defaults)
+    .map(([k, v]) => {
+      const unit = DURATION_UNIT.get(k);
+      const note = unit !== undefined && typeof v === 'number' && v > 0 ? `  # ${formatDuration(v * unit)}` : '';
+      return `${k} = ${JSON.stringify(v)}${note}`;
+    })
+    .join('\n');
 }
 
 /** A value by dotted key (a leaf or a group such as `dns`), secrets masked; undefined for an unknown key. */

@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { parseServer } from '../dns/client.js';
 import { isLoopback, parseCidr } from '../net/ip.js';
 import { parseProvider } from '../dnsbl/provider.js';
+import { DURATION_HINT, DURATION_UNITS, durationFormat, formatDuration, isDurationFormat, parseDuration } from './duration.js';
 import { stripJsonComments } from './jsonc.js';
 import { ListError, ListSet } from './lists.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
@@ -45,6 +46,10 @@ export interface LoadOptions {
   /** Environment to read FAKEMX_* from; default process.env. */
   env?: NodeJS.ProcessEnv;
 }
+
+// convict 6 has no `duration` format of its own (it moved to convict-format-with-moment);
+// fakemx's has the same syntax but rejects unknown units (see duration.ts).
+for (const [name, unit] of Object.entries(DURATION_UNITS)) convict.addFormat(durationFormat(name, unit));
 
 const LEAVES = leaves();
 const LEAF_BY_PATH = new Map(LEAVES);
@@ -82,6 +87,11 @@ function typeProblem(leaf: SchemaLeaf, v: unknown): string | null {
   if (f === Boolean) return typeof v === 'boolean' ? null : `must be a boolean (true or false)${got}`;
   if (f === 'nat') return typeof v === 'number' ? null : `must be a positive integer (a JSON number)${got}`;
   if (f === 'int') return typeof v === 'number' ? null : `must be an integer (a JSON number)${got}`;
+  if (isDurationFormat(f)) {
+    // A string needs a unit: "1500" in a file is as ambiguous as it is for any number key.
+    if (typeof v === 'number' || (typeof v === 'string' && !/^\s*[+-]?\d+\s*$/.test(v))) return null;
+    return `must be a duration, ${DURATION_HINT.replace('milliseconds', f === 'duration' ? 'milliseconds' : f === 'duration-s' ? 'seconds' : 'minutes')}${got}${typeof v === 'string' ? ' (no unit)' : ''}`;
+  }
   if (f === 'port') return typeof v === 'number' ? null : `must be a port number (a JSON number)${got}`;
   if (f === String) return typeof v === 'string' ? null : `must be a string${got}`;
   if (Array.isArray(f)) return typeof v === 'string' ? null : `must be one of ${f.join(', ')}${got}`;
@@ -138,6 +148,9 @@ function envLayer(env: NodeJS.ProcessEnv): { layer: Record<string, unknown>; sou
     if (f === Boolean) {
       if (!/^(true|false|1|0)$/i.test(raw)) throw new ConfigError(path, where, `must be true or false, got "${raw}"`);
       value = /^(true|1)$/i.test(raw);
+    } else if (isDurationFormat(f)) {
+      // Bare digits or a string with a unit; convict's coerce converts, its validate names a bad one.
+      value = raw.trim();
     } else if (f === 'nat' || f === 'int' || f === 'port') {
       if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(path, where, `must be an integer, got "${raw}"`);
       value = Number(raw);
@@ -195,7 +208,10 @@ function checkLeaf(path: string, leaf: SchemaLeaf, value: unknown): string | nul
   if (leaf.format === Object && (value === null || typeof value !== 'object' || Array.isArray(value))) return 'must be an object';
   if (leaf.range && typeof value === 'number') {
     if (!Number.isInteger(value)) return `must be an integer, got ${value}`;
-    if (value < leaf.range.min || value > leaf.range.max) return `must be between ${leaf.range.min} and ${leaf.range.max}, got ${value}`;
+    if (value < leaf.range.min || value > leaf.range.max) {
+      if (leaf.format === 'duration') return `must be between ${leaf.range.min} and ${leaf.range.max} ms (${formatDuration(leaf.range.min)} to ${formatDuration(leaf.range.max)}), got ${value} ms (${formatDuration(value)})`;
+      return `must be between ${leaf.range.min} and ${leaf.range.max}, got ${value}`;
+    }
   }
   return null;
 }
@@ -278,7 +294,13 @@ function validateListeners(raw: unknown[], base: Config, where: string, lists: L
           throw new ConfigError(`${at}.proxyProtocol.trusted`, where, (e as Error).message);
         }
       }
-      const timeout = pp.timeout ?? 5000;
+      // A duration like every other: milliseconds, or a string with a unit ("5 seconds").
+      let timeout = pp.timeout ?? 5000;
+      if (typeof timeout === 'string') {
+        const d = /^\s*\d+\s*$/.test(timeout) ? { error: 'has no unit' } : parseDuration(timeout);
+        if ('error' in d) throw new ConfigError(`${at}.proxyProtocol.timeout`, where, `must be a duration, ${DURATION_HINT}; this string ${d.error}: value was ${JSON.stringify(timeout)}`);
+        timeout = d.ms;
+      }
       if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 100 || timeout > 120_000) throw new ConfigError(`${at}.proxyProtocol.timeout`, where, 'must be between 100 and 120000 ms');
       // The header would have to be read before the TLS handshake; not supported (yet).
       if (tls === 'implicit') throw new ConfigError(`${at}.proxyProtocol`, where, 'not supported on an implicit-TLS listener');
@@ -307,13 +329,15 @@ function validateProfile(raw: unknown, base: Config, at: string, where: string, 
     const p = convictProblem((e as Error).message);
     throw new ConfigError(`${at}.${p.key}`, where, p.reason);
   }
+  // A copy holding what convict made of each value: durations in milliseconds, as at the top level.
+  const out = structuredClone(prof) as Partial<PolicyConfig>;
   for (const [path, leaf] of LEAVES) {
-    const v = get(prof, path);
-    if (v === undefined) continue;
+    if (get(prof, path) === undefined) continue;
+    const v: unknown = c.get(path as never);
     const problem = checkLeaf(path, leaf, v);
     if (problem) throw new ConfigError(`${at}.${path}`, where, problem);
+    if (isDurationFormat(leaf.format)) setPath(out, path, v);
   }
-  const out = { ...prof } as Partial<PolicyConfig>;
   if (typeof out.hostName === 'string' && out.hostName === '') out.hostName = base.hostName;
   if (typeof out.storePath === 'string') out.storePath = out.storePath === '' ? base.storePath : resolve(out.storePath);
   for (const k of ['localDomains', 'localMailboxes', 'accessList'] as const) if (out[k]) out[k] = resolve(out[k]);

@@ -27,6 +27,8 @@ export interface StateConfig {
 export interface CacheConfig {
   enabled: boolean;
   passTtl: { greet: number; pipelining: number; dnsbl: number };
+  /** Floor of a DNS list pass's TTL (the DNS answer's TTL, clamped to [this, passTtl.dnsbl]). */
+  dnsblMinTtl: number;
   failTtl: number;
 }
 
@@ -192,6 +194,8 @@ export const PROFILE_KEYS: readonly (keyof PolicyConfig)[] = [
 ];
 
 const nat = 'nat';
+/** Milliseconds, or a string with a unit ("25 minutes"): see config/duration.ts. */
+const dur = 'duration';
 const int = (min: number, max: number) => ({ min, max });
 
 /** Raw schema. `range` is checked by the loader (convict formats can't carry bounds). */
@@ -210,7 +214,7 @@ export const schema: SchemaNode = {
   hostName: { doc: 'Host name used in the banner, EHLO reply and Received: header; "" = the system host name.', format: String, default: '' },
   listenAddress: { doc: 'Address to listen on when `listeners` is empty; "" = 127.0.0.1 (FakeSMTP falls back to loopback). "::" for all IPv6+IPv4.', format: String, default: '' },
   listenPort: { doc: 'Port to listen on when `listeners` is empty (0 = any free port).', format: 'port', default: 25 },
-  receiveTimeout: { doc: 'Milliseconds a whole command line may take to arrive, and the longest idle gap inside DATA; then 421 4.4.2 and close.', format: nat, default: 8000, range: int(100, 3_600_000) },
+  receiveTimeout: { doc: 'Milliseconds a whole command line may take to arrive, and the longest idle gap inside DATA; then 421 4.4.2 and close.', format: dur, default: 8000, range: int(100, 3_600_000) },
   maxSmtpErrors: { doc: 'Errors (4xx/5xx replies) allowed per session; one more gets 421 4.7.0 and close.', format: nat, default: 4, range: int(0, 10_000) },
   maxSmtpNoop: { doc: 'NOOP commands allowed per session; one more gets 421 4.7.0 and close.', format: nat, default: 7, range: int(0, 10_000) },
   maxSmtpVrfy: { doc: 'VRFY/EXPN commands allowed per session; one more gets 421 4.7.0 and close.', format: nat, default: 10, range: int(0, 10_000) },
@@ -229,8 +233,8 @@ export const schema: SchemaNode = {
   maxDataSize: { doc: 'Largest message in octets (advertised as SIZE); bigger ones get 552 5.3.4.', format: nat, default: 2_097_152, range: int(1024, 1_073_741_824) },
   logPath: { doc: 'Directory for rotating log files in addition to stdout; "" = stdout only.', format: String, default: '' },
   verboseLogging: { doc: 'Log every command and reply (never message content).', format: Boolean, default: false },
-  bannerDelay: { doc: 'Milliseconds between accept and the 220 greeting.', format: nat, default: 1000, range: int(0, 300_000) },
-  errorDelay: { doc: 'Tarpit: before each error reply wait errorDelay x errors-so-far milliseconds.', format: nat, default: 500, range: int(0, 60_000) },
+  bannerDelay: { doc: 'Milliseconds between accept and the 220 greeting.', format: dur, default: 1000, range: int(0, 300_000) },
+  errorDelay: { doc: 'Tarpit: before each error reply wait errorDelay x errors-so-far milliseconds.', format: dur, default: 500, range: int(0, 60_000) },
   doTempFail: { doc: 'MX sandwich: answer DATA (storeData false) or the final dot (storeData true) with 421 4.3.2 and close.', format: Boolean, default: false },
   doEarlyTalk: { doc: 'Detect early talkers: input before the greeting, or before a reply where RFC 2920 forbids it.', format: Boolean, default: true },
   rwlProviders: { doc: 'DNS allow lists asked before rblProviders; a listed client skips the block-list verdict. Entries `zone[=filter][*weight]`.', format: Array, default: [] },
@@ -240,11 +244,11 @@ export const schema: SchemaNode = {
 
   // ---- fakemx additions ----------------------------------------------------------
   logLevel: { doc: 'Minimum log level: fatal, error, warn, info, debug, trace.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' },
-  shutdownGrace: { doc: 'On SIGTERM/SIGINT, milliseconds open sessions may take to finish before they are closed.', format: nat, default: 10_000, range: int(0, 600_000) },
+  shutdownGrace: { doc: 'On SIGTERM/SIGINT, milliseconds open sessions may take to finish before they are closed.', format: dur, default: 10_000, range: int(0, 600_000) },
   maxRcptOvershoot: { doc: 'RCPTs refused with 452 (over maxSmtpRcpt) a session may send; one more gets 421 4.7.0 and close (Postfix: smtpd_recipient_overshoot_limit). Wide enough for a real MTA\'s pipelined batch.', format: nat, default: 2000, range: int(0, 1_000_000) },
   maxJunkCommands: { doc: 'RSET, NOOP, HELP, VRFY, EXPN and repeated HELO/EHLO allowed per session; one more gets 421 4.7.0 and close (Postfix: smtpd_junk_command_limit).', format: nat, default: 100, range: int(1, 1_000_000) },
-  maxSessionTime: { doc: 'Milliseconds a whole session may last, whatever it does; then 421 4.4.2 and close (a message being stored is answered first). 0 = no limit.', format: nat, default: 3_600_000, range: int(0, 604_800_000) },
-  dataTimeout: { doc: 'Milliseconds a whole DATA phase (354 to the final dot) may take; then 421 4.4.2 (receiveTimeout bounds only the idle gaps). 0 = no limit.', format: nat, default: 600_000, range: int(0, 86_400_000) },
+  maxSessionTime: { doc: 'Milliseconds a whole session may last, whatever it does; then 421 4.4.2 and close (a message being stored is answered first). 0 = no limit.', format: dur, default: 3_600_000, range: int(0, 604_800_000) },
+  dataTimeout: { doc: 'Milliseconds a whole DATA phase (354 to the final dot) may take; then 421 4.4.2 (receiveTimeout bounds only the idle gaps). 0 = no limit.', format: dur, default: 600_000, range: int(0, 86_400_000) },
   maxLineLength: { doc: 'Longest command line in octets incl. CRLF (RFC 5321 4.5.3.1.4: 512); longer gets 500 5.5.2.', format: nat, default: 512, range: int(512, 65_536) },
   maxPendingInput: { doc: 'Octets of unanswered (pipelined or early) input buffered per session before the reader pauses.', format: nat, default: 65_536, range: int(1024, 16_777_216) },
   earlyTalkAction: { doc: 'What to do with an early talker: drop (554 and close), enforce (reject every RCPT), ignore (log only).', format: ['drop', 'enforce', 'ignore'], default: 'drop' },
@@ -255,7 +259,7 @@ export const schema: SchemaNode = {
   accessList: { doc: 'Path of a file of `permit CIDR` / `reject CIDR` lines, first match wins; permit skips every anti-spam check, reject gets 554 5.7.1.', format: String, default: '' },
   tarpit: {
     stutter: { doc: 'Write replies to tarpitted clients one byte per stutterInterval (spamd).', format: Boolean, default: false },
-    stutterInterval: { doc: 'Milliseconds between stuttered bytes.', format: nat, default: 1000, range: int(1, 60_000) },
+    stutterInterval: { doc: 'Milliseconds between stuttered bytes.', format: dur, default: 1000, range: int(1, 60_000) },
     highWater: { doc: 'Percent of maxSessions above which tarpitting (delays and stutter) is switched off.', format: nat, default: 90, range: int(1, 100) },
   },
   listeners: { doc: 'Listeners [{address, port, tls: none|starttls|implicit, proxyProtocol?: {trusted, timeout}, profile?, name?}]; empty = one from listenAddress/listenPort.', format: Array, default: [] },
@@ -265,17 +269,17 @@ export const schema: SchemaNode = {
     ca: { doc: 'Optional PEM CA bundle file.', format: String, default: '' },
     minVersion: { doc: 'Lowest TLS version accepted.', format: ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'], default: 'TLSv1.2' },
     ciphers: { doc: 'OpenSSL cipher list; "" = Node defaults.', format: String, default: '' },
-    handshakeTimeout: { doc: 'Milliseconds the TLS handshake may take.', format: nat, default: 10_000, range: int(100, 600_000) },
+    handshakeTimeout: { doc: 'Milliseconds the TLS handshake may take.', format: dur, default: 10_000, range: int(100, 600_000) },
   },
   dns: {
     servers: { doc: 'DNS servers "ip" or "ip:port" ([v6]:port); empty = nameservers of /etc/resolv.conf.', format: Array, default: [] },
-    timeout: { doc: 'Milliseconds per DNS try; also the longest the greeting waits for lists beyond bannerDelay.', format: nat, default: 2000, range: int(10, 60_000) },
+    timeout: { doc: 'Milliseconds per DNS try; also the longest the greeting waits for lists beyond bannerDelay.', format: dur, default: 2000, range: int(10, 60_000) },
     retries: { doc: 'Extra tries per query, each on the next server.', format: nat, default: 1, range: int(0, 10) },
-    minTtl: { doc: 'Lower clamp of cached answers, seconds.', format: nat, default: 60, range: int(0, 86_400) },
-    maxTtl: { doc: 'Upper clamp of cached answers, seconds.', format: nat, default: 3600, range: int(0, 604_800) },
+    minTtl: { doc: 'Lower clamp of cached answers, seconds.', format: 'duration-s', default: 60, range: int(0, 86_400) },
+    maxTtl: { doc: 'Upper clamp of cached answers, seconds.', format: 'duration-s', default: 3600, range: int(0, 604_800) },
     cacheSize: { doc: 'Most (zone, client) entries cached.', format: nat, default: 100_000, range: int(0, 10_000_000) },
     threshold: { doc: 'Score at which a client counts as listed.', format: 'int', default: 1, range: int(-1000, 1000) },
-    healthCheckInterval: { doc: 'Minutes between RFC 5782 zone health checks (127.0.0.2 listed, 127.0.0.1 not); 0 = off.', format: nat, default: 60, range: int(0, 10_080) },
+    healthCheckInterval: { doc: 'Minutes between RFC 5782 zone health checks (127.0.0.2 listed, 127.0.0.1 not); 0 = off.', format: 'duration-min', default: 60, range: int(0, 10_080) },
     skipPrivate: { doc: 'Do not look up private, loopback, link-local, CGNAT and ULA clients.', format: Boolean, default: true },
     action: { doc: 'Listed client: auto (FakeSMTP: 421 and close when storeData is false, else collect), drop, enforce (550 each RCPT), ignore.', format: ['auto', 'drop', 'enforce', 'ignore'], default: 'auto' },
   },
@@ -289,7 +293,7 @@ export const schema: SchemaNode = {
   webhook: {
     url: { doc: 'URL to POST each stored message\'s metadata to; "" = off.', format: String, default: '' },
     headers: { doc: 'Extra HTTP headers for the webhook (e.g. Authorization).', format: Object, default: {}, sensitive: true },
-    timeout: { doc: 'Milliseconds per webhook request.', format: nat, default: 5000, range: int(100, 120_000) },
+    timeout: { doc: 'Milliseconds per webhook request.', format: dur, default: 5000, range: int(100, 120_000) },
     maxRetries: { doc: 'Retries per message, with exponential backoff.', format: nat, default: 5, range: int(0, 100) },
     queueSize: { doc: 'Most messages waiting in memory for the webhook; more are dropped and counted.', format: nat, default: 1000, range: int(1, 1_000_000) },
     includeRawMax: { doc: 'Include the raw message (base64) when it is at most this many octets; 0 = never.', format: nat, default: 0, range: int(0, 104_857_600) },
@@ -297,13 +301,13 @@ export const schema: SchemaNode = {
   state: {
     backend: { doc: 'Where cross-connection state (client cache, greylisting, greytraps) lives: local (LMDB under state.path, one host) or redis (state.redis.url, shared by a fleet; also makes maxSessionsPerIp fleet-wide).', format: ['local', 'redis'], default: 'local' },
     path: { doc: 'Directory of the local state store (file state.mdb); "" = ./var/state. Opened only when something uses state.', format: String, default: '' },
-    timeout: { doc: 'Milliseconds a state call may take before the session goes on without it (state.onError).', format: nat, default: 50, range: int(1, 10_000) },
+    timeout: { doc: 'Milliseconds a state call may take before the session goes on without it (state.onError).', format: dur, default: 50, range: int(1, 10_000) },
     onError: { doc: 'When the state store fails or misses state.timeout: open (skip the check) or tempfail (451 4.3.0 at RCPT/DATA, 421 4.3.0 at connect).', format: ['open', 'tempfail'], default: 'open' },
-    leaseTtl: { doc: 'With redis: milliseconds a per-IP session lease lasts unless its node renews it (every third of it); a dead node\'s sessions stop counting after this.', format: nat, default: 60_000, range: int(1000, 3_600_000) },
+    leaseTtl: { doc: 'With redis: milliseconds a per-IP session lease lasts unless its node renews it (every third of it); a dead node\'s sessions stop counting after this.', format: dur, default: 60_000, range: int(1000, 3_600_000) },
     redis: {
       url: { doc: 'Redis/Valkey URL: redis://[user:password@]host:port[/db], rediss:// for TLS.', format: String, default: 'redis://127.0.0.1:6379', sensitive: true },
       prefix: { doc: 'Prefix of every key fakemx writes (several deployments may share one Redis).', format: String, default: 'fakemx:' },
-      connectTimeout: { doc: 'Milliseconds a connection attempt may take; reconnects back off from 50 ms to 2 s.', format: nat, default: 2000, range: int(10, 60_000) },
+      connectTimeout: { doc: 'Milliseconds a connection attempt may take; reconnects back off from 50 ms to 2 s.', format: dur, default: 2000, range: int(10, 60_000) },
       tlsCa: { doc: 'PEM CA bundle file for rediss:// (a private CA); "" = the system CAs.', format: String, default: '' },
       password: { doc: 'AUTH password when it is not in the URL.', format: String, default: '', sensitive: true },
     },
@@ -311,23 +315,24 @@ export const schema: SchemaNode = {
   cache: {
     enabled: { doc: 'Client cache (postscreen): remember clients that passed or failed the pre-greeting tests; a pass skips the test (greet: and the banner delay), a failure acts at connect (CACHE_PASS, CACHE_FAIL).', format: Boolean, default: false },
     passTtl: {
-      greet: { doc: 'Milliseconds a pass of the greeting test (banner delay without early talk) is remembered.', format: nat, default: 86_400_000, range: int(0, 31_536_000_000) },
-      pipelining: { doc: 'Milliseconds a session without out-of-turn pipelining is remembered.', format: nat, default: 2_592_000_000, range: int(0, 31_536_000_000) },
-      dnsbl: { doc: 'Milliseconds a not-listed DNS list result is remembered (shared by a fleet with redis).', format: nat, default: 3_600_000, range: int(0, 31_536_000_000) },
+      greet: { doc: 'Milliseconds a pass of the greeting test (banner delay without early talk) is remembered.', format: dur, default: 86_400_000, range: int(0, 31_536_000_000) },
+      pipelining: { doc: 'Milliseconds a session without out-of-turn pipelining is remembered.', format: dur, default: 2_592_000_000, range: int(0, 31_536_000_000) },
+      dnsbl: { doc: 'Longest a not-listed DNS list result is remembered: the DNS answer\'s TTL (for NXDOMAIN the SOA negative TTL, RFC 2308 section 5; else the A records\' smallest TTL; the least over the lists asked), clamped to [cache.dnsblMinTtl, this]. Shared by a fleet with state.backend redis, even with cache.enabled false.', format: dur, default: 3_600_000, range: int(0, 31_536_000_000) },
     },
-    failTtl: { doc: 'Milliseconds a failed test (early talk, DNS listed) is remembered; 0 = never.', format: nat, default: 3_600_000, range: int(0, 31_536_000_000) },
+    dnsblMinTtl: { doc: 'Shortest a not-listed DNS list result is remembered when the answer\'s TTL is shorter (a zone with TTL 0 would otherwise cost a lookup and a state write per connection); cache.passTtl.dnsbl wins if it is lower.', format: dur, default: 60_000, range: int(0, 86_400_000) },
+    failTtl: { doc: 'Milliseconds a failed test (early talk, DNS listed) is remembered; 0 = never.', format: dur, default: 3_600_000, range: int(0, 31_536_000_000) },
   },
   greylist: {
     enabled: { doc: 'Greylist (spamd): the first attempt of a (client network, sender, recipient) triplet gets 451 4.7.1; a retry after passtime passes and allowlists the network.', format: Boolean, default: false },
     at: { doc: 'Where greylisting answers: rcpt (each RCPT) or data (DATA, spamd\'s place, for all recipients).', format: ['rcpt', 'data'], default: 'rcpt' },
-    passtime: { doc: 'Milliseconds before a retry passes (spamd: 25 min).', format: nat, default: 1_500_000, range: int(0, 86_400_000) },
-    greyExpiry: { doc: 'Milliseconds a first attempt waits for its retry (spamd: 4 h).', format: nat, default: 14_400_000, range: int(1, 604_800_000) },
-    whiteExpiry: { doc: 'Milliseconds a network that retried stays allowlisted, refreshed by each delivery (spamd: 36 days).', format: nat, default: 3_110_400_000, range: int(1, 31_536_000_000) },
+    passtime: { doc: 'Milliseconds before a retry passes (spamd: 25 min).', format: dur, default: 1_500_000, range: int(0, 86_400_000) },
+    greyExpiry: { doc: 'Milliseconds a first attempt waits for its retry (spamd: 4 h).', format: dur, default: 14_400_000, range: int(1, 604_800_000) },
+    whiteExpiry: { doc: 'Milliseconds a network that retried stays allowlisted, refreshed by each delivery (spamd: 36 days).', format: dur, default: 3_110_400_000, range: int(1, 31_536_000_000) },
     ipv4Prefix: { doc: 'Prefix length grouping IPv4 clients into one network for greylisting.', format: nat, default: 24, range: int(8, 32) },
     ipv6Prefix: { doc: 'Prefix length grouping IPv6 clients into one network for greylisting.', format: nat, default: 64, range: int(16, 128) },
     allowList: { doc: 'File of senders/recipients never greylisted: `user@domain`, `@domain` or `domain`, optionally `from:`/`to:` first; "" = none. DNSWL-listed and access-list permitted clients are exempt too.', format: String, default: '' },
     trapAddresses: { doc: 'File of greytrap recipients (one local@domain a line); a client writing to one is trapped for trapExpiry (TRAP): tarpitted and tempfailed, never allowlisted. "" = none.', format: String, default: '' },
-    trapExpiry: { doc: 'Milliseconds a trapped client stays trapped (spamd: 24 h).', format: nat, default: 86_400_000, range: int(1, 31_536_000_000) },
+    trapExpiry: { doc: 'Milliseconds a trapped client stays trapped (spamd: 24 h).', format: dur, default: 86_400_000, range: int(1, 31_536_000_000) },
   },
   chunking: { doc: 'Advertise CHUNKING and take BDAT (RFC 3030); the LAST chunk is stored like DATA, with "transfer": "BDAT" and the chunk count in the record.', format: Boolean, default: true },
   binaryMime: { doc: 'Advertise BINARYMIME too (RFC 3030 section 3; BODY=BINARYMIME then needs BDAT). Needs chunking.', format: Boolean, default: false },

@@ -80,7 +80,7 @@ export class DnsblCheck implements DnsCheck {
       const l = o.lookup;
       const base = { zone: p.zone, answers: [...l.answers], weight: p.weight, ms: o.ms };
       if (l.error) return { ...base, matched: false, error: l.error };
-      return { ...base, matched: l.answers.some((a) => matchFilter(p.filter, a)) };
+      return { ...base, matched: l.answers.some((a) => matchFilter(p.filter, a)), ...(o.ttl !== null ? { ttl: o.ttl } : {}) };
     };
     const wl = rwl.map(result);
     const bl = rbl.map(result);

@@ -23,6 +23,13 @@ export interface LookupOutcome {
   lookup: ZoneLookup;
   source: CacheSource;
   ms: number;
+  /**
+   * Seconds this answer is still good for, or null for errors: the answer's own TTL when it was
+   * asked now (RFC 2308 §5's negative TTL for NXDOMAIN/NODATA, the smallest A record TTL for a
+   * listing); from this engine's cache, the less of that and what is left of the cached copy.
+   * The client cache remembers a DNS list pass this long (cache.passTtl.dnsbl at most).
+   */
+  ttl: number | null;
 }
 
 export interface DnsblEngineOptions {
@@ -128,15 +135,20 @@ export class DnsblEngine {
   async lookupA(zone: string, rev: string): Promise<LookupOutcome> {
     const t0 = this.now();
     let out: LookupOutcome;
+    const key = `${zone} ${rev}`;
     try {
-      const r = await this.cache.lookup(`${zone} ${rev}`, async () => {
+      const r = await this.cache.lookup(key, async () => {
         const l = toLookup(await this.resolver.query(`${rev}.${zone}`, 'A'));
         if (l.error === 'bad_answer') this.noteBadAnswer(zone, l.answers);
         return { value: l, ttl: l.error && l.error !== 'bad_answer' ? null : l.ttl };
       });
-      out = { lookup: r.value, source: r.source, ms: this.now() - t0 };
+      const l = r.value;
+      let ttl = l.error || l.ttl === null ? null : l.ttl;
+      // A cached copy has aged (and was kept at least dns.minTtl): never more than is left of it.
+      if (ttl !== null && r.source === 'cache') ttl = Math.min(ttl, this.cache.ttlOf(key) ?? 0);
+      out = { lookup: l, source: r.source, ms: this.now() - t0, ttl };
     } catch (e) {
-      out = { lookup: { rcode: '', answers: [], ttl: null, error: errorOf(e) }, source: 'query', ms: this.now() - t0 };
+      out = { lookup: { rcode: '', answers: [], ttl: null, error: errorOf(e) }, source: 'query', ms: this.now() - t0, ttl: null };
     }
     try {
       this.onQuery?.({

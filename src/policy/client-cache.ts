@@ -3,19 +3,22 @@
 // talking out of turn; dnsbl: not listed) is remembered per test for cache.passTtl.<test> and
 // skips that test (and, for greet, the banner delay) on its next connection. A client that
 // failed one is remembered for cache.failTtl and answered at connect as the failed test's
-// action says (drop: 421 and close; enforce: 550 each RCPT; ignore: logged). Pure logic over
-// the state store; the verdicts CACHE_PASS and CACHE_FAIL are the caller's to emit.
+// action says (drop: 421 and close; enforce: 550 each RCPT; ignore: logged). A dnsbl pass lasts
+// as long as the DNS answers said (dnsblPassTtl). Pure logic over the state store; the verdicts
+// CACHE_PASS and CACHE_FAIL are the caller's to emit.
 
 import type { EarlyTalkAction } from '../config/schema.js';
 import { dnsblDropReply, dnsblRcptReply, effectiveAction } from '../dnsbl/verdict.js';
 import type { DnsAction } from '../config/schema.js';
 import type { Reply } from '../smtp/reply.js';
+import type { DnsZoneResult } from '../store/metadata.js';
 import type { StateStore } from '../state/store.js';
 import { CACHE_TESTS, keys, type CacheTest, type StateEntry } from '../state/types.js';
 
 export interface CacheConfig {
   enabled: boolean;
   passTtl: Record<CacheTest, number>;
+  dnsblMinTtl: number;
   failTtl: number;
 }
 
@@ -42,6 +45,20 @@ export async function lookupClient(store: StateStore, ip: string, whiteKey?: str
     if (pass[i]) passed.add(t);
   });
   return { passed, failed: failed ?? null, trapped: trapped ?? null, white: whiteKey ? (white ?? null) : null };
+}
+
+/**
+ * How long a DNS list pass is remembered, in ms: the smallest TTL the lookups returned (per
+ * zone the answer's: RFC 2308 §5 min(SOA TTL, SOA MINIMUM) for NXDOMAIN/NODATA, the smallest
+ * A record TTL for a listing that did not count, e.g. below dns.threshold or filtered out),
+ * so the pass never outlives what a list said, clamped to [dnsblMinTtl, passTtl.dnsbl] with
+ * the ceiling winning if they cross. Without any TTL (no list asked) passTtl.dnsbl.
+ */
+export function dnsblPassTtl(cfg: CacheConfig, zones: readonly DnsZoneResult[]): number {
+  let secs = Infinity;
+  for (const z of zones) if (typeof z.ttl === 'number') secs = Math.min(secs, z.ttl);
+  if (secs === Infinity) return cfg.passTtl.dnsbl;
+  return Math.min(cfg.passTtl.dnsbl, Math.max(cfg.dnsblMinTtl, secs * 1000));
 }
 
 /** The client passed `test`: remembered for passTtl[test] (ttl overrides it, e.g. a DNS answer's). */

@@ -36,6 +36,8 @@ export interface PolicyServices {
   stateOnError?: 'open' | 'tempfail';
   /** maxSessionsPerIp is counted by state leases (the redis backend: across the fleet). */
   fleetLeases?: boolean;
+  /** DNS list verdicts are shared through the state store even without cache.enabled (the redis backend). */
+  fleetDnsbl?: boolean;
   /** greylist.allowList, read. */
   greylistAllow?: GreylistAllow | null;
   /** greylist.trapAddresses, read (lower-case). */

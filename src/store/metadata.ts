@@ -23,6 +23,8 @@ export interface DnsZoneResult {
   txt?: string[];
   error?: string;
   ms?: number;
+  /** Seconds the answer was good for (RFC 2308 §5 negative TTL when not listed); absent on errors and in older records. */
+  ttl?: number;
 }
 
 export interface DnsListResult {

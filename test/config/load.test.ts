@@ -99,7 +99,7 @@ const bad: Bad[] = [
   { name: 'string "no" for storeData', body: { storeData: 'no' }, key: 'storeData', reason: /must be a boolean/ },
   { name: 'string "off" for a boolean', body: { doEarlyTalk: 'off' }, key: 'doEarlyTalk', reason: /must be a boolean .*got a string "off"/ },
   { name: 'string "true" for a boolean', body: { verboseLogging: 'true' }, key: 'verboseLogging', reason: /must be a boolean/ },
-  { name: 'numeric string for a number', body: { bannerDelay: '1500' }, key: 'bannerDelay', reason: /must be a positive integer \(a JSON number\), got a string "1500"/ },
+  { name: 'numeric string for a number', body: { bannerDelay: '1500' }, key: 'bannerDelay', reason: /must be a duration, a positive integer \(a JSON number\) of milliseconds or a string with a unit .*got a string "1500" \(no unit\)/ },
   { name: 'numeric string for a port', body: { listenPort: '2525' }, key: 'listenPort', reason: /port number .*got a string/ },
   { name: 'numeric string for an int', body: { dns: { threshold: '2' } }, key: 'dns.threshold', reason: /integer .*got a string/ },
   { name: 'boolean for a number', body: { maxMessages: true }, key: 'maxMessages', reason: /got a boolean true/ },

@@ -158,7 +158,7 @@ describe('greylist allowList file', () => {
 });
 
 describe('client cache (postscreen temporary allow/deny list)', () => {
-  const cc: CacheConfig = { enabled: true, passTtl: { greet: DAY, pipelining: 30 * DAY, dnsbl: HOUR }, failTtl: HOUR };
+  const cc: CacheConfig = { enabled: true, passTtl: { greet: DAY, pipelining: 30 * DAY, dnsbl: HOUR }, dnsblMinTtl: MIN, failTtl: HOUR };
 
   it('each test has its own pass TTL', async () => {
     const { store, advance } = setup();

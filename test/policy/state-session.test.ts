@@ -1,7 +1,8 @@
 // The policy session with a state store, without sockets: greylisting at RCPT and at DATA,
 // greytraps, the client cache (pass skips the banner delay, fail acts at connect), leases
 // shared by two nodes, and state.onError when the store fails or is slow. Stores over memory on
-// a test clock; two StateStores over one backend stand for two nodes sharing Redis.
+// a test clock; two StateStores over one backend stand for two nodes sharing Redis. The DNS
+// list pass's TTL comes from real answers of the in-process DNS server (RFC 2308 SOA minimum).
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { PolicyConfig } from '../../src/config/schema.js';
@@ -15,6 +16,7 @@ import type { Reply } from '../../src/smtp/reply.js';
 import { MemoryBackend } from '../../src/state/memory.js';
 import { StateStore } from '../../src/state/store.js';
 import { keys } from '../../src/state/types.js';
+import { setup as dnsSetup, srv, useDnsServer } from '../helpers/dnsbl.js';
 
 const MIN = 60_000;
 const base = loadConfig({ env: {}, overrides: { hostName: 'mx.test' } }).config;
@@ -24,7 +26,7 @@ const policy = (o: Over = {}): PolicyConfig => ({
   ...base, bannerDelay: 0, ...o,
   tarpit: { ...base.tarpit, ...(o.tarpit ?? {}) },
   greylist: { ...base.greylist, ...(o.greylist ?? {}) },
-  cache: { ...base.cache, ...(o.cache ?? {}), passTtl: { ...base.cache.passTtl } },
+  cache: { ...base.cache, ...(o.cache ?? {}), passTtl: { ...base.cache.passTtl, ...(o.cache?.passTtl ?? {}) } },
 });
 
 const addr = (a: string): Address => ({ address: a, local: a.split('@')[0]!, domain: a.split('@')[1] ?? '', utf8: false });
@@ -317,8 +319,8 @@ class BrokenBackend extends MemoryBackend {
   }
 }
 
-function broken(mode: 'fail' | 'hang', onError: 'open' | 'tempfail', over: Partial<PolicyServices> = {}) {
-  const state = new StateStore(new BrokenBackend(mode), { timeout: 30 });
+function broken(mode: 'fail' | 'hang', onError: 'open' | 'tempfail', over: Partial<PolicyServices> = {}, timeout = 30) {
+  const state = new StateStore(new BrokenBackend(mode), { timeout });
   const { svc, tags } = node(new MemoryBackend(), { t: Date.now() }, { state, stateOnError: onError, ...over });
   return { svc, tags, state };
 }
@@ -345,14 +347,118 @@ describe('state.onError', () => {
   });
 
   it('a hanging store costs a session at most the deadline, per call', async () => {
-    const b = broken('hang', 'open', { fleetLeases: true });
+    // A 200 ms deadline, so one deadline and two apart stay clear of timer lateness under load.
+    const b = broken('hang', 'open', { fleetLeases: true }, 200);
     const pol = new Policy(policy({ greylist: { enabled: true }, cache: { enabled: true } }), b.svc);
     const s = session();
     const t0 = Date.now();
     expect(await pol.newSession(s).connect(s)).toBeUndefined();
     const dt = Date.now() - t0;
-    // Lease, then the client record: two calls of 30 ms at most.
-    expect(dt).toBeGreaterThanOrEqual(55);
-    expect(dt).toBeLessThan(150);
+    // The lease and the client record are asked together: one deadline, not one after the other.
+    expect(dt).toBeGreaterThanOrEqual(195);
+    expect(dt).toBeLessThan(390);
+  });
+});
+
+describe('a DNS list pass lasts as long as the DNS answer said (issue 14)', () => {
+  useDnsServer();
+  const SEC = 1000;
+
+  /** One node with the cache (or only a fleet's sharing) over real DNS lookups on the test clock. */
+  function dnsNode(o: { rbl: string[]; threshold?: number; cache?: Over['cache']; fleetDnsbl?: boolean }, shared?: { clock: { t: number }; backend: MemoryBackend }) {
+    const { clock, backend } = shared ?? setup();
+    const d = dnsSetup({ rbl: o.rbl, dns: { threshold: o.threshold ?? 1, action: 'drop' }, clock });
+    const n = node(backend, clock, { dns: d.check, fleetDnsbl: o.fleetDnsbl ?? false });
+    const pol = new Policy(policy({ cache: o.cache ?? { enabled: true } }), n.svc);
+    const connect = async (ip: string) => {
+      const s = session(ip);
+      const r = await pol.newSession(s).connect(s);
+      return r;
+    };
+    /** The dnsbl pass entry's TTL in ms once written (writes are not awaited by the session), or null. */
+    const passTtl = async (ip: string): Promise<number | null> => {
+      for (let i = 0; i < 50; i++) {
+        const e = await n.state.get(keys.pass('dnsbl', ip));
+        if (e) return e.expiresAt - clock.t;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      return null;
+    };
+    return { ...n, clock, backend, pol, connect, passTtl, engine: d.engine };
+  }
+
+  it('NXDOMAIN: min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5); the client skips the lookup until then, and is asked again after', async () => {
+    srv.zone('bl.test', { rcode: 'NXDOMAIN', soa: { ttl: 300, minimum: 90 } });
+    const a = dnsNode({ rbl: ['bl.test'] });
+    expect(await a.connect('192.0.2.7')).toBeUndefined();
+    expect(await a.passTtl('192.0.2.7')).toBe(90 * SEC);
+    a.clock.t += 89 * SEC;
+    await a.connect('192.0.2.7');
+    expect(a.verdicts.at(-1)).toEqual(['CACHE_PASS', { tests: ['dnsbl'] }]);
+    expect(srv.count('7.2.0.192.bl.test', 'A')).toBe(1);
+    a.clock.t += 2 * SEC;
+    const before = a.verdicts.length;
+    await a.connect('192.0.2.7');
+    expect(a.tags().slice(before)).not.toContain('CACHE_PASS');
+    expect(srv.count('7.2.0.192.bl.test', 'A')).toBe(2);
+  });
+
+  it('listed below dns.threshold: the A record TTL, the least over the lists asked', async () => {
+    srv.zone('bl.test', { a: ['127.0.0.2'], ttl: 120 });
+    srv.zone('b2.test', { rcode: 'NXDOMAIN', soa: { ttl: 600, minimum: 600 } });
+    const a = dnsNode({ rbl: ['bl.test', 'b2.test'], threshold: 2 });
+    expect(await a.connect('192.0.2.8')).toBeUndefined();
+    expect(await a.passTtl('192.0.2.8')).toBe(120 * SEC);
+  });
+
+  it.each([
+    ['a TTL under the floor is raised to cache.dnsblMinTtl', { ttl: 300, minimum: 5 }, {}, 60 * SEC],
+    ['a TTL over cache.passTtl.dnsbl is cut to it', { ttl: 86_400, minimum: 86_400 }, { passTtl: { ...base.cache.passTtl, dnsbl: 600 * SEC } }, 600 * SEC],
+    ['the floor is a config key', { ttl: 300, minimum: 5 }, { dnsblMinTtl: 10 * SEC }, 10 * SEC],
+    ['the ceiling wins where they cross', { ttl: 300, minimum: 5 }, { dnsblMinTtl: 600 * SEC, passTtl: { ...base.cache.passTtl, dnsbl: 30 * SEC } }, 30 * SEC],
+  ])('%s', async (_n, soa, cache, want) => {
+    srv.zone('bl.test', { rcode: 'NXDOMAIN', soa });
+    const a = dnsNode({ rbl: ['bl.test'], cache: { enabled: true, ...cache } });
+    await a.connect('192.0.2.9');
+    expect(await a.passTtl('192.0.2.9')).toBe(want);
+  });
+
+  it('an answer from the local DNS cache counts only what is left of it', async () => {
+    srv.zone('bl.test', { rcode: 'NXDOMAIN', soa: { ttl: 300, minimum: 90 } });
+    const a = dnsNode({ rbl: ['bl.test'] });
+    await a.connect('192.0.2.10');
+    expect(await a.passTtl('192.0.2.10')).toBe(90 * SEC);
+    await a.state.del(keys.pass('dnsbl', '192.0.2.10'));
+    a.clock.t += 30 * SEC;
+    await a.connect('192.0.2.10');
+    expect(srv.count('10.2.0.192.bl.test', 'A')).toBe(1);
+    expect(await a.passTtl('192.0.2.10')).toBe(60 * SEC);
+  });
+
+  it('with redis (fleetDnsbl) a verdict is shared without cache.enabled: one lookup per client per TTL across two nodes', async () => {
+    srv.zone('bl.test', { rcode: 'NXDOMAIN', soa: { ttl: 300, minimum: 90 } });
+    const a = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleetDnsbl: true });
+    const b = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleetDnsbl: true }, a);
+    await a.connect('192.0.2.11');
+    expect(await a.passTtl('192.0.2.11')).toBe(90 * SEC);
+    await b.connect('192.0.2.11');
+    expect(b.verdicts).toEqual([['CACHE_PASS', { tests: ['dnsbl'] }]]);
+    expect(srv.count('11.2.0.192.bl.test', 'A')).toBe(1);
+    // Nothing else of the client cache is remembered without cache.enabled.
+    expect(await a.state.get(keys.pass('greet', '192.0.2.11'))).toBeNull();
+    // A listed client is known to the other node too, and answered as dns.action says.
+    srv.zone('bl.test', { a: ['127.0.0.2'], ttl: 300 });
+    expect(await a.connect('203.0.113.12')).toMatchObject({ code: 421 });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await b.connect('203.0.113.12')).toMatchObject({ code: 421, text: expect.stringContaining('bl.test') as unknown });
+    expect(srv.count('12.113.0.203.bl.test', 'A')).toBe(1);
+  });
+
+  it('with the local backend and cache.enabled false nothing is remembered', async () => {
+    srv.zone('bl.test', { rcode: 'NXDOMAIN', soa: { ttl: 300, minimum: 90 } });
+    const a = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleetDnsbl: false });
+    await a.connect('192.0.2.13');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await a.state.get(keys.pass('dnsbl', '192.0.2.13'))).toBeNull();
   });
 });
