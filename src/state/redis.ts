@@ -129,7 +129,10 @@ export class RedisBackend implements StateBackend {
 
   async getMany(keys: readonly string[]): Promise<(StateEntry | null)[]> {
     if (keys.length === 0) return [];
-    const raw = await this.client.sendCommand<(string | null)[]>(['MGET', ...keys.map((k) => this.k(k))]);
+    // One GET per key, sent in the same turn (the client writes them as one pipeline, so still
+    // one round trip), not MGET: every command touches one key, so keys may sit on any shard
+    // behind a cluster-aware proxy (docs/deploy.md).
+    const raw = await Promise.all(keys.map((k) => this.client.sendCommand<string | null>(['GET', this.k(k)])));
     const now = Date.now();
     return keys.map((k, i) => decodeEntry(k, raw[i], now));
   }
