@@ -2,6 +2,7 @@
 // Starts each server, runs the scenarios of issue 8 with the runs of each server interleaved,
 // prints one table (medians, min-max, fakemx/peer ratios) and writes it to bench/RESULTS.md.
 // Options: --quick (2-minute smoke run) --held N --messages M --reps R --store-reps R
+//          --fakemx-node-options "FLAGS" (node/V8 flags for the fakemx process only)
 //          --scenarios sink,store,held,dnsbl --no-write --cpu-prof (profile fakemx) --keep
 
 import { spawn, execFileSync } from 'node:child_process';
@@ -44,6 +45,8 @@ const O = {
   servers: opt('servers', 'fakemx,smtp-sink,haraka,smtp-server').split(','),
   write: !flag('no-write'),
   cpuProf: flag('cpu-prof'),
+  // Node/V8 flags for the fakemx process only, e.g. "--max-semi-space-size=4" (to compare heap settings).
+  fakemxNode: opt('fakemx-node-options', '').split(' ').filter(Boolean),
   keep: flag('keep'),
   floor: !flag('no-floor'),
 };
@@ -166,7 +169,7 @@ async function startServer(kind, mode, dns) {
     };
     const file = join(OUT, `${tag}.json`);
     writeFileSync(file, `${JSON.stringify(cfg, null, 2)}\n`);
-    const nodeArgs = O.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(OUT, 'prof')] : [];
+    const nodeArgs = [...O.fakemxNode, ...(O.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(OUT, 'prof')] : [])];
     proc = spawnServer(tag, process.execPath, [...nodeArgs, 'dist/cli.js', 'run', '--config', file]);
     note = mode === 'store' ? 'fsync .eml + .json, shared dir fsync' : '';
   } else if (kind === 'smtp-sink') {
@@ -472,6 +475,9 @@ function verdicts() {
       const f = med('fakemx');
       const label = `-s ${parseInt(key, 10)}${key.endsWith('d') ? ' -d' : ''}`;
       if (mode === 'sink' && by['smtp-sink']) check(`sink ${label}: fakemx ≥ 0.8× smtp-sink (${ratio(f, med('smtp-sink'))})`, f >= 0.8 * med('smtp-sink'));
+      // Issue 13: ≥ 0.85× the bare Node floor per new connection, ≥ 0.9× with reused connections.
+      const floorNeed = key.endsWith('d') ? 0.9 : 0.85;
+      if (mode === 'sink' && by['node-net']) check(`sink ${label}: fakemx ≥ ${floorNeed}× the bare Node floor (${ratio(f, med('node-net'))})`, f >= floorNeed * med('node-net'));
       const need = mode === 'sink' ? 2 : 1.5;
       for (const k of ['haraka', 'smtp-server']) {
         if (by[k]) check(`${mode} ${label}: fakemx ≥ ${need}× ${NAMES[k]} (${ratio(f, med(k))})`, f >= need * med(k));
@@ -481,7 +487,8 @@ function verdicts() {
   const h = results.held.fakemx;
   if (h) {
     const floor = results.held['node-net'];
-    check(`held: ≤ 3 KiB per held session (${h.kibPerSession.toFixed(2)}${floor ? `; a bare Node socket costs ${floor.kibPerSession.toFixed(2)} here` : ''})`, h.kibPerSession <= 3);
+    // Issue 13 set 4.0 KiB (the round-1 target of 3 KiB was below a bare Node socket's 3.4).
+    check(`held: ≤ 4.0 KiB per held session (${h.kibPerSession.toFixed(2)}${floor ? `; a bare Node socket costs ${floor.kibPerSession.toFixed(2)} here` : ''})`, h.kibPerSession <= 4);
     check(`held: fresh-client EHLO p99 ≤ 5 ms (${h.ehlo.p99.toFixed(2)})`, h.ehlo.p99 <= 5);
   }
   const d = results.dnsbl;
