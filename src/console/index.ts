@@ -7,7 +7,9 @@ import type { Config } from '../config/schema.js';
 import type { MessageEvent, ServerEvents } from '../events.js';
 import type { StorePrunedEvent } from '../store/stores.js';
 import type { EventEmitter } from 'node:events';
+import type { ZoneHealth } from '../dnsbl/engine.js';
 import type { Logger } from '../log/logger.js';
+import type { StateStore } from '../state/store.js';
 import { CorpusIndex } from './corpus-index.js';
 import { LiveState } from './live.js';
 import { ConsoleApp, type ConsoleSettings } from './routes.js';
@@ -27,8 +29,19 @@ export function consoleRoots(config: Config): string[] {
   return storePathsInUse(effectiveListeners(config));
 }
 
-export function startConsole(server: Pick<EventEmitter<ServerEvents>, 'on' | 'off'>, config: Config, logger: Logger, assetDir?: string): ConsoleRuntime {
+/** What the console reads from the server beside its events (all optional: tests give what they test). */
+export interface ConsoleSources {
+  /** The state store in use, or null (the State page). */
+  state?: () => StateStore | null;
+  /** The DNS list engine's zone health (the Caught page). */
+  dnsHealth?: () => readonly ZoneHealth[];
+  /** Asset directory override (tests). */
+  assetDir?: string;
+}
+
+export function startConsole(server: Pick<EventEmitter<ServerEvents>, 'on' | 'off'>, config: Config, logger: Logger, sources: ConsoleSources = {}): ConsoleRuntime {
   let settings: ConsoleSettings = { token: config.http.token, consoleWrite: config.http.consoleWrite };
+  let current = config;
   const live = new LiveState(Date.now, config.ipv6Prefix);
   const index = new CorpusIndex();
   const detach = live.attach(server);
@@ -51,13 +64,23 @@ export function startConsole(server: Pick<EventEmitter<ServerEvents>, 'on' | 'of
     });
   };
   scan(consoleRoots(config));
-  const app = new ConsoleApp({ live, index, settings: () => settings, logger, ...(assetDir ? { assetDir } : {}) });
+  const app = new ConsoleApp({
+    live,
+    index,
+    settings: () => settings,
+    logger,
+    config: () => current,
+    ...(sources.state ? { state: sources.state } : {}),
+    ...(sources.dnsHealth ? { dnsHealth: sources.dnsHealth } : {}),
+    ...(sources.assetDir ? { assetDir: sources.assetDir } : {}),
+  });
   return {
     app,
     index,
     live,
     reload(next: Config) {
       settings = { token: next.http.token, consoleWrite: next.http.consoleWrite };
+      current = next;
       scan(consoleRoots(next));
     },
     stop() {

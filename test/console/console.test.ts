@@ -4,7 +4,6 @@
 // test/interop/console.test.ts.
 import { EventEmitter } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -19,6 +18,7 @@ import { startAdmin, type AdminServer } from '../../src/http/admin.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { SessionInfo } from '../../src/smtp/hooks.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
+import { rawRequest } from '../helpers/http.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fakemx-console-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -109,7 +109,13 @@ describe('LiveState', () => {
     live.onVerdict({ tag: 'DNSBL', session: null, client: '[192.0.2.1]:1', details: { zones: ['bl.example'] } });
     const z = live.caught().zones;
     expect(z[0]).toMatchObject({ zone: 'bl.example', queries: 3, cacheHits: 1, hits: 1, hitRate: 0.25, health: 'ok' });
-    expect(z[1]).toMatchObject({ zone: 'dead.example', errors: { timeout: 1 }, health: 'failing' });
+    expect(z[1]).toMatchObject({ zone: 'dead.example', errors: { timeout: 1 }, health: 'failing', check: null });
+    // The engine's own health joins each zone; a zone in use that nobody asked yet is listed too.
+    const check = { zone: 'bl.example', state: 'failing' as const, checkedAt: 1, reason: '127.0.0.2 is not listed', skipped: true, badAnswers: 2 };
+    const idle = { zone: 'idle.example', state: 'unchecked' as const, checkedAt: null, reason: null, skipped: false, badAnswers: 0 };
+    const joined = live.caught(20, [check, idle]).zones;
+    expect(joined.find((x) => x.zone === 'bl.example')).toMatchObject({ health: 'ok', check });
+    expect(joined.find((x) => x.zone === 'idle.example')).toMatchObject({ queries: 0, health: 'unused', check: idle });
   });
 
   it('networks as text; top tables stay bounded', () => {
@@ -215,16 +221,7 @@ describe('HTTP', () => {
   }
 
   /** A raw request (fetch cannot set Host). */
-  function get(url: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-    return new Promise((resolve, reject) => {
-      const r = request(url, { method, headers }, (res) => {
-        let b = '';
-        res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b }));
-      });
-      r.on('error', reject);
-      r.end(body);
-    });
-  }
+  const get = rawRequest;
 
   it('pages and API: strict headers, pages fill from the API, raw downloads are attachments, read-only', async () => {
     const root = join(tmp, 'http1');
