@@ -120,6 +120,8 @@ export async function startObservability(server: FakemxServer, config: Config, l
       await w?.stop(WEBHOOK_STOP_GRACE_MS);
       await admin?.close();
       admin = null;
+      // The corpus index snapshot, so the next start reads only what changes from now on.
+      await consoleRt?.flush();
       consoleRt?.stop();
       consoleRt = null;
       detach();

@@ -1,6 +1,8 @@
 // The console's runtime beside a running server: the live state and the corpus index are fed
 // by the server's events from the moment the console is on; the index scans the store paths
-// in use once, and again for paths a reload adds. observability.ts owns its lifetime.
+// in use once in the background (from their snapshots), and again for paths a reload adds, and
+// writes their snapshots after a scan, every SNAPSHOT_EVERY_MS while messages arrive, and at
+// flush() (stop). observability.ts owns its lifetime.
 
 import { effectiveListeners, storePathsInUse } from '../config/effective.js';
 import type { Config } from '../config/schema.js';
@@ -21,8 +23,13 @@ export interface ConsoleRuntime {
   readonly index: CorpusIndex;
   readonly live: LiveState;
   reload(config: Config): void;
+  /** Writes the corpus index snapshots that changed (the daemon's stop awaits it). */
+  flush(): Promise<void>;
   stop(): void;
 }
+
+/** How often changed corpus index snapshots are written while the daemon runs. */
+export const SNAPSHOT_EVERY_MS = 5 * 60_000;
 
 /** Store paths whose messages the console lists (listeners that store). */
 export function consoleRoots(config: Config): string[] {
@@ -57,12 +64,31 @@ export function startConsole(server: Pick<EventEmitter<ServerEvents>, 'on' | 'of
     index.removeDay(ev.store, ev.day);
   };
   server.on('storePruned', onPruned);
+  const save = async (roots: string[]) => {
+    for (const r of roots) {
+      const t0 = Date.now();
+      try {
+        if (await index.saveSnapshot(r)) logger.debug({ tag: 'CONSOLE_SNAPSHOT', store: r, ms: Date.now() - t0 }, 'console: corpus index snapshot written');
+      } catch (e) {
+        logger.warn({ tag: 'CONSOLE_ERROR', store: r, err: e instanceof Error ? e.message : String(e) }, 'console: corpus index snapshot not written; the next start reads the store again');
+      }
+    }
+  };
   const scan = (roots: string[]) => {
     const t0 = Date.now();
-    void index.setRoots(roots).then(() => {
-      logger.info({ tag: 'CONSOLE_INDEXED', messages: index.size, ms: Date.now() - t0 }, `console: corpus index holds ${index.size} ${index.size === 1 ? 'message' : 'messages'}`);
+    const before = { read: index.recordsRead, snap: index.fromSnapshot };
+    void index.setRoots(roots).then(async () => {
+      const read = index.recordsRead - before.read;
+      const fromSnapshot = index.fromSnapshot - before.snap;
+      logger.info(
+        { tag: 'CONSOLE_INDEXED', messages: index.size, ms: Date.now() - t0, read, fromSnapshot },
+        `console: corpus index holds ${index.size} ${index.size === 1 ? 'message' : 'messages'} (${fromSnapshot} from snapshots, ${read} records read)`,
+      );
+      await save(index.changedRoots);
     });
   };
+  const timer = setInterval(() => void save(index.changedRoots), SNAPSHOT_EVERY_MS);
+  timer.unref();
   scan(consoleRoots(config));
   const app = new ConsoleApp({
     live,
@@ -83,7 +109,11 @@ export function startConsole(server: Pick<EventEmitter<ServerEvents>, 'on' | 'of
       current = next;
       scan(consoleRoots(next));
     },
+    flush() {
+      return save(index.changedRoots);
+    },
     stop() {
+      clearInterval(timer);
       detach();
       server.off('message', onMessage);
       server.off('storePruned', onPruned);

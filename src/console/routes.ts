@@ -399,7 +399,7 @@ export class ConsoleApp {
       const r = await listState(store, { kind: q.get('kind'), q: q.get('q'), cursor: q.get('cursor'), limit: limit ? Number(limit) : null });
       this.json(req, res, r.status, { ...r.body, write: consoleWrite });
     } else if (p === '/api/corpus/facets') {
-      this.json(req, res, 200, { days: this.opts.index.days(), verdicts: this.opts.index.tags(), indexing: this.opts.index.indexing, indexed: this.opts.index.size });
+      this.json(req, res, 200, { days: this.opts.index.days(), verdicts: this.opts.index.tags(), indexing: this.opts.index.indexing, indexed: this.opts.index.size, progress: this.opts.index.scanProgress });
     } else if (p === '/api/corpus/message' || p === '/api/corpus/raw') {
       const id = q.get('id') ?? '';
       const e = ID.test(id) ? this.opts.index.get(id) : undefined;

@@ -3,13 +3,13 @@
 // Host check, read-only API, raw download headers, page weight). The browser cases are in
 // test/interop/console.test.ts.
 import { EventEmitter } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { CorpusIndex, subjectOf } from '../../src/console/corpus-index.js';
+import { CorpusIndex, SNAPSHOT, subjectOf } from '../../src/console/corpus-index.js';
 import { startConsole, type ConsoleRuntime } from '../../src/console/index.js';
 import { BUCKET_MS, LiveState, networkOf, TopCounter } from '../../src/console/live.js';
 import { cookieValue, CSP, hostAllowed } from '../../src/console/routes.js';
@@ -170,6 +170,50 @@ describe('CorpusIndex', () => {
     expect(idx.size).toBe(0);
   });
 
+  it('a snapshot makes the next start read only the days changed since; a torn or foreign one is ignored', async () => {
+    const root = join(tmp, 'snap');
+    store(root, meta('s1', '2026-03-01T10:00:00.000Z'), 'one');
+    store(root, meta('s2', '2026-03-02T10:00:00.000Z'), 'two');
+    store(root, meta('s3', '2026-03-03T10:00:00.000Z'), 'three');
+    store(root, meta('s4', '2026-03-03T11:00:00.000Z'), 'four');
+    // The day directories were last changed an hour ago.
+    const old = new Date(Date.now() - 3_600_000);
+    for (const d of ['2026-03-01', '2026-03-02', '2026-03-03']) utimesSync(join(root, d), old, old);
+    const a = new CorpusIndex();
+    await a.setRoots([root]);
+    expect(a.recordsRead).toBe(4);
+    expect(a.changedRoots).toEqual([root]);
+    expect(await a.saveSnapshot(root)).toBe(true);
+    expect(a.changedRoots).toEqual([]);
+    expect(readdirSync(root).filter((n) => n.startsWith('.console-index'))).toEqual([SNAPSHOT]);
+
+    // While stopped: a message arrives on day 2, one of day 3 is deleted, a new day begins.
+    store(root, meta('s5', '2026-03-02T12:00:00.000Z'), 'five');
+    rmSync(join(root, '2026-03-03', 's4.json'));
+    store(root, meta('s6', '2026-03-04T09:00:00.000Z'), 'six');
+    const b = new CorpusIndex();
+    await b.setRoots([root]);
+    // Read: s5 and s6 only; day 1 (untouched) and the rest of days 2 and 3 came from the snapshot.
+    expect(b.recordsRead).toBe(2);
+    expect(b.fromSnapshot).toBe(3);
+    expect(b.daysListed).toBe(3);
+    expect(b.query({}).items.map((i) => [i.id, i.subject])).toEqual([['s6', 'six'], ['s3', 'three'], ['s5', 'five'], ['s2', 'two'], ['s1', 'one']]);
+    expect(b.query({ subject: 'ONE' }).items.map((i) => i.id)).toEqual(['s1']);
+    expect(b.get('s1')?.path).toBe(join(root, '2026-03-01', 's1.eml'));
+
+    // A torn snapshot (cut short) and one of another store path are not used.
+    const full = readFileSync(join(root, SNAPSHOT), 'utf8');
+    writeFileSync(join(root, SNAPSHOT), full.slice(0, full.lastIndexOf('\n', full.length - 2) + 1));
+    const c = new CorpusIndex();
+    await c.setRoots([root]);
+    expect(c.recordsRead).toBe(5);
+    writeFileSync(join(root, SNAPSHOT), full.replace(JSON.stringify(root), JSON.stringify('/elsewhere')));
+    const d = new CorpusIndex();
+    await d.setRoots([root]);
+    expect(d.recordsRead).toBe(5);
+    expect(d.size).toBe(5);
+  });
+
   it('subjectOf: unfolded, decoded, controls out, only from the header block', () => {
     expect(subjectOf('A: b\r\nSubject: one\r\n two\r\n\r\nSubject: body')).toBe('one two');
     expect(subjectOf('Subject: =?ISO-8859-1?Q?caf=E9?=\r\n\r\n')).toBe('café');
@@ -227,6 +271,9 @@ describe('HTTP', () => {
     const root = join(tmp, 'http1');
     store(root, meta('h1', '2026-02-01T00:00:00.000Z'), '<b>bold</b>');
     const { base } = await start({}, root);
+    // The corpus index snapshot is written at flush (the daemon's stop), for the next start.
+    await rt!.flush();
+    expect(readdirSync(root)).toContain(SNAPSHOT);
     for (const p of ['/console/', '/console/caught', '/console/corpus', '/console/message?id=h1', '/api/live', '/api/caught', '/api/corpus', '/api/corpus/raw?id=h1']) {
       const r = await get(base + p);
       expect(r.status, p).toBe(200);

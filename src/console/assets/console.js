@@ -222,7 +222,7 @@
       const d = await getJson('/api/corpus?' + q.toString());
       $('summary').textContent =
         (d.total === 0 ? 'No message matches.' : 'Messages ' + (offset + 1) + '–' + (offset + d.items.length) + ' of ' + fmt.n(d.total) + ', newest first.') +
-        (d.indexing ? ' Indexing the store: ' + fmt.n(d.indexed) + ' so far.' : '');
+        (d.indexing ? ' Indexing the store: ' + fmt.n(d.indexed) + ' so far' + (d.progress && d.progress.days ? ' (' + d.progress.done + ' of ' + d.progress.days + ' days)' : '') + '; newest days first.' : '');
       fill(
         $('messages').tBodies[0],
         d.items.length === 0
