@@ -8,7 +8,7 @@
 // and, with http.consoleWrite, deletes it. Screenshots go to test/interop/artifacts/ (gitignored).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -332,6 +332,31 @@ describe('console in chromium', () => {
     } finally {
       g.kill();
       rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stop writes the corpus index snapshot; the next start reads no record it holds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fakemx-snap-'));
+    const cfg = { listenAddress: '127.0.0.1', listenPort: 0, bannerDelay: 0, errorDelay: 0, storePath: join(dir, 'corpus'), http: { port: await freePort(), console: true } };
+    try {
+      const first = await startDaemon(cfg);
+      first.port = (await first.waitFor('LISTENING')).port as number;
+      const r = await smtp(first.port, ['EHLO snap.test', 'MAIL FROM:<a@snap.example>', 'RCPT TO:<b@example.com>', 'DATA', 'Subject: snapshot me', '', 'body', '.', 'QUIT']);
+      expect(r.replies.some((x) => x.startsWith('250 2.0.0'))).toBe(true);
+      first.child.kill('SIGTERM');
+      expect(await first.exited(30000)).toBe(0);
+      expect(readdirSync(join(dir, 'corpus'))).toContain('.console-index.jsonl');
+      const second = await startDaemon(cfg);
+      try {
+        const indexed = await second.waitFor('CONSOLE_INDEXED', 15000);
+        expect(indexed).toMatchObject({ messages: 1, fromSnapshot: 1, read: 0 });
+        const list = (await (await fetch(`http://127.0.0.1:${cfg.http.port}/api/corpus?subject=snapshot`)).json()) as { total: number };
+        expect(list.total).toBe(1);
+      } finally {
+        second.kill();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
