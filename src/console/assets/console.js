@@ -189,7 +189,7 @@
   function zoneCheck(c) {
     if (!c) return el('td', { className: 'health-unused', text: 'not a zone in use' });
     const cls = c.state === 'ok' ? 'ok' : c.state === 'failing' ? 'failing' : 'unused';
-    const words = c.state === 'unchecked' ? 'not checked (dns.healthCheckInterval 0)' : c.state === 'unknown' ? 'no answer' : c.state;
+    const words = c.state === 'unchecked' ? 'not checked (dns.healthCheckInterval 0)' : c.state === 'unknown' ? 'unknown:' : c.state;
     const extra = [c.reason, c.skipped ? 'skipped by lookups' : null, c.badAnswers ? c.badAnswers + ' bad answers' : null].filter(Boolean).join('; ');
     return el('td', { className: 'health-' + cls }, words, extra ? el('span', { className: 'note', text: ' ' + extra }) : null);
   }
