@@ -3,6 +3,7 @@
 // killed, paused (slow) and restarted: every call answers within the deadline, one log line
 // per outage transition, reconnect with backoff, health degraded then ok.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listState } from '../../src/console/state-view.js';
 import { RedisBackend } from '../../src/state/redis.js';
 import { StateStore, openStateStore } from '../../src/state/store.js';
 import { StateError } from '../../src/state/types.js';
@@ -94,6 +95,11 @@ describe('redis backend', () => {
     const needle = await s.scanPage('trap:', null, { limit: 50, budget: 5000, keep: (e) => JSON.stringify(e.value).includes('needle') });
     expect(needle.entries.map((e) => e.key)).toEqual(['trap:10.9.9.9']);
     await expect(s.scanPage('', 'not-a-cursor', { limit: 1, budget: 1 })).rejects.toThrow(/bad scan cursor/);
+    // The console's API over it: an address search, and a bad cursor is a 400, not a 503.
+    const byIp = await listState(s, { q: '10.0.3.7' });
+    expect(byIp.status).toBe(200);
+    expect((byIp.body.items as { key: string }[]).map((i) => i.key)).toEqual(['pass:greet:10.0.3.7']);
+    expect((await listState(s, { cursor: 'x' })).status).toBe(400);
     await other.close();
     await s.close();
   });
