@@ -357,7 +357,10 @@ export class CorpusIndex {
     }
     for (const r of added) {
       this.scans++;
-      const scan = this.scan(r).finally(() => this.scans--);
+      const scan = this.scan(r).finally(() => {
+        // The progress counts the scans running together; the next scan starts from zero.
+        if (--this.scans === 0) this.progress = { days: 0, done: 0 };
+      });
       this.scanning = Promise.all([this.scanning, scan]).then(() => undefined);
     }
     return this.scanning;
