@@ -33,7 +33,8 @@ export async function startObservability(server: FakemxServer, config: Config, l
 
   let admin: AdminServer | null = null;
   let http: HttpConfig = { ...config.http };
-  let consoleRt: ConsoleRuntime | null = config.http.console ? startConsole(server, config, logger) : null;
+  const sources = { state: () => server.state, dnsHealth: () => server.dnsHealth() };
+  let consoleRt: ConsoleRuntime | null = config.http.console ? startConsole(server, config, logger, sources) : null;
   const openAdmin = (h: HttpConfig) =>
     startAdmin({
       address: h.address,
@@ -72,7 +73,7 @@ export async function startObservability(server: FakemxServer, config: Config, l
     async reload(next: Config): Promise<void> {
       const h = next.http;
       if (h.console && consoleRt) consoleRt.reload(next);
-      else if (h.console) consoleRt = startConsole(server, next, logger);
+      else if (h.console) consoleRt = startConsole(server, next, logger, sources);
       else {
         consoleRt?.stop();
         consoleRt = null;
@@ -119,6 +120,8 @@ export async function startObservability(server: FakemxServer, config: Config, l
       await w?.stop(WEBHOOK_STOP_GRACE_MS);
       await admin?.close();
       admin = null;
+      // The corpus index snapshot, so the next start reads only what changes from now on.
+      await consoleRt?.flush();
       consoleRt?.stop();
       consoleRt = null;
       detach();

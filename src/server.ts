@@ -17,6 +17,7 @@ import { prefixKey } from './net/ip.js';
 import { Observer } from './observer.js';
 import { matchAccess } from './policy/access.js';
 import { installSalt } from './policy/auth.js';
+import type { ZoneHealth } from './dnsbl/engine.js';
 import { createDnsCheck, type DnsRuntime } from './dnsbl/runtime.js';
 import { Policy } from './policy/index.js';
 import { PerIpLimiter } from './policy/limits.js';
@@ -136,6 +137,11 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   /** /healthz: the state store's health, or null when none is open. */
   stateHealth(): { ok: boolean; note?: string } | null {
     return this.runtime.state?.health() ?? null;
+  }
+
+  /** The DNS list zones' health as the engine's own tests found it (the console's Caught page); [] without DNS lists. */
+  dnsHealth(): ZoneHealth[] {
+    return this.runtime.dns?.health() ?? [];
   }
 
   private buildRuntime(loaded: LoadedConfig): Runtime {

@@ -7,63 +7,15 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { cidrContains, normalizeIp, parseCidr } from '../net/ip.js';
+import { addEntry, cidrOf, entryView, keyFor, matches, subjectOf, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import { RedisBackend } from '../state/redis.js';
 import { openStateStore, type StateStore } from '../state/store.js';
-import { clientNetwork, keys, kindOf, KINDS, type StateEntry } from '../state/types.js';
+import { kindOf, KINDS, type StateEntry } from '../state/types.js';
 import { escapeText } from '../util/escape.js';
 import { EX_UNAVAILABLE, EX_USAGE } from '../util/sysexits.js';
 
-
-export interface StateFilter {
-  kind?: string;
-  ip?: string;
-  net?: string;
-  grep?: string;
-}
-
-/** The client address or network an entry is about (`grey:<net>|...`, `pass:<test>:<ip>`, ...). */
-export function subjectOf(key: string): string {
-  const kind = kindOf(key);
-  const rest = key.slice(key.indexOf(':') + 1);
-  if (kind === 'grey') return rest.slice(0, rest.indexOf('|'));
-  if (kind === 'pass') return rest.slice(rest.indexOf(':') + 1);
-  return rest;
-}
-
-function cidrOf(text: string) {
-  try {
-    return parseCidr(text);
-  } catch {
-    return null;
-  }
-}
-
-/** Whether an entry passes the filter; --ip matches the address and the networks holding it. */
-export function matches(e: StateEntry, f: StateFilter): boolean {
-  if (f.kind && kindOf(e.key) !== f.kind) return false;
-  const subject = subjectOf(e.key);
-  if (f.ip) {
-    const ip = normalizeIp(f.ip);
-    if (subject !== ip) {
-      const c = subject.includes('/') ? cidrOf(subject) : null;
-      if (!c || !cidrContains(c, ip)) return false;
-    }
-  }
-  if (f.net) {
-    const n = cidrOf(f.net);
-    if (!n) return false;
-    const sc = cidrOf(subject);
-    if (!sc || sc.family !== n.family || sc.bits < n.bits) return false;
-    const addr = subject.includes('/') ? subject.slice(0, subject.indexOf('/')) : subject;
-    if (!cidrContains(n, addr)) return false;
-  }
-  if (f.grep) {
-    const g = f.grep.toLowerCase();
-    if (!e.key.toLowerCase().includes(g) && !JSON.stringify(e.value).toLowerCase().includes(g)) return false;
-  }
-  return true;
-}
+// The shared pieces (src/state/entries.ts), where the CLI's callers and tests have always found them.
+export { addEntry, entryView, keyFor, matches, subjectOf, targetOf, type AddWhat, type StateFilter };
 
 function duration(ms: number): string {
   if (ms <= 0) return '0s';
@@ -76,7 +28,7 @@ function duration(ms: number): string {
 }
 
 export function jsonLine(e: StateEntry, now: number): string {
-  return JSON.stringify({ key: e.key, kind: kindOf(e.key), subject: subjectOf(e.key), expiresAt: new Date(e.expiresAt).toISOString(), ttlMs: e.expiresAt - now, value: e.value });
+  return JSON.stringify(entryView(e, now));
 }
 
 export function textLine(e: StateEntry, now: number): string {
@@ -143,32 +95,9 @@ export async function countsCommand(store: StateStore, f: StateFilter, json: boo
   return 0;
 }
 
-export type AddWhat = 'allow' | 'deny' | 'trap';
-
-/** The key an allow/deny/trap entry for `target` has (allow: the client network, or the CIDR given). */
-export function keyFor(what: AddWhat, target: string, config: Config): string {
-  if (what === 'allow') {
-    if (target.includes('/')) {
-      const c = parseCidr(target);
-      const addr = target.slice(0, target.indexOf('/'));
-      return keys.white(clientNetwork(addr, c.family === 4 ? c.bits : config.greylist.ipv4Prefix, c.family === 6 ? c.bits : config.greylist.ipv6Prefix));
-    }
-    return keys.white(clientNetwork(target, config.greylist.ipv4Prefix, config.greylist.ipv6Prefix));
-  }
-  return what === 'deny' ? keys.fail(target) : keys.trap(target);
-}
-
 export async function addCommand(store: StateStore, what: AddWhat, target: string, ttl: number | undefined, config: Config, out: Out): Promise<number> {
-  const key = keyFor(what, target, config);
-  const now = Date.now();
-  const subject = subjectOf(key);
-  const value =
-    what === 'allow' ? { net: subject, first: now, last: now, n: 0, via: 'manual' }
-    : what === 'deny' ? { test: 'manual', at: now }
-    : { ip: subject, rcpt: '(manual)', at: now, hits: 0 };
-  const ms = ttl ?? (what === 'allow' ? config.greylist.whiteExpiry : what === 'deny' ? config.cache.failTtl : config.greylist.trapExpiry);
-  await store.set(key, value, ms);
-  out(`added ${key} for ${duration(ms)}`);
+  const { key, ttlMs } = await addEntry(store, what, target, ttl, config);
+  out(`added ${key} for ${duration(ttlMs)}`);
   return 0;
 }
 
@@ -189,9 +118,8 @@ export interface CliHelpers {
 }
 
 function target(value: string): string {
-  const v = value.trim();
-  const addr = v.includes('/') ? v.slice(0, v.indexOf('/')) : v;
-  if (cidrOf(v) === null || cidrOf(addr) === null) throw new InvalidArgumentError(`"${escapeText(value)}" is not an IP address or CIDR network.`);
+  const v = targetOf(value);
+  if (v === null) throw new InvalidArgumentError(`"${escapeText(value)}" is not an IP address or CIDR network.`);
   return v;
 }
 

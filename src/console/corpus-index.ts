@@ -1,12 +1,16 @@
 // The console's index of the corpus: one small entry per stored message (envelope, client,
-// HELO, verdict tags, subject), in memory, newest last. Built once by reading every
-// <day>/<id>.json and the head of its message file (the Subject line) under each store path, then kept
-// current from the server's 'message' events; a list request filters this array and never
-// walks a directory. A day the store prunes (store.onFull) leaves the index with its
-// 'storePruned' event; a message deleted from disk behind our back is dropped from the index
-// when a view or download finds it gone.
+// HELO, verdict tags, subject), in memory, newest last. Built in the background, a day at a
+// time (the list answers meanwhile with what it has and `indexing: true`), from a snapshot
+// file in each store path (SNAPSHOT, written atomically after a build, every few minutes while
+// messages arrive, and at stop) plus only what changed since: a day directory modified after the
+// snapshot is listed and its new records read, any other day is taken as the snapshot has it.
+// Without a snapshot every <day>/<id>.json and the head of its message file (the Subject line)
+// is read once. Then kept current from the server's 'message' events; a list request filters
+// this array and never walks a directory. A day the store prunes (store.onFull) leaves the
+// index with its 'storePruned' event; a message deleted from disk behind our back is dropped
+// from the index when a view or download finds it gone.
 
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeWords } from 'postal-mime';
 import type { MessageEvent } from '../events.js';
@@ -20,6 +24,15 @@ const HEAD_BYTES = 32 * 1024;
 const SCAN_CONCURRENCY = 32;
 /** Characters of a subject kept in the index. */
 const SUBJECT_MAX = 300;
+/** The snapshot's name in a store path (a dot file: the store, report and pruning look only at day directories). */
+export const SNAPSHOT = '.console-index.jsonl';
+const SNAPSHOT_VERSION = 1;
+/**
+ * A day directory modified less than this long before a snapshot began is listed again at the
+ * next start: a message renamed into it just before may have reached the index (its 'message'
+ * event comes after the store's group commit) only after the snapshot was taken.
+ */
+const SNAPSHOT_SLACK_MS = 60_000;
 
 export interface IndexEntry {
   id: string;
@@ -69,6 +82,8 @@ export interface CorpusPage {
   items: ListItem[];
   indexing: boolean;
   indexed: number;
+  /** While indexing: day directories taken in so far, of how many. */
+  progress: { days: number; done: number };
 }
 
 export interface ListItem {
@@ -177,6 +192,53 @@ async function pool<T>(items: readonly T[], n: number, fn: (t: T) => Promise<voi
 
 const lc = (s: string | undefined) => (s ? s.toLowerCase() : '');
 
+/** One entry in the snapshot: the fields, positionally (the lower-cased copies are made again on load). */
+type Packed = [id: string, at: number, file: string, listener: string, ip: string, port: number, helo: string, from: string, rcpt: string[], tags: string[], subject: string, size: number, tempfailed: 0 | 1];
+
+function pack(e: IndexEntry): Packed {
+  return [e.id, e.at, e.path.slice(e.root.length + 1), e.listener, e.ip, e.port, e.helo, e.from, e.rcpt, e.tags, e.subject, e.size, e.tempfailed ? 1 : 0];
+}
+
+function unpack(p: Packed, root: string, day: string): IndexEntry | null {
+  const [id, at, file, listener, ip, port, helo, from, rcpt, tags, subject, size, tempfailed] = p;
+  if (typeof id !== 'string' || typeof file !== 'string' || file.split(/[\\/]/).includes('..') || !Array.isArray(rcpt) || !Array.isArray(tags)) return null;
+  return {
+    id, day: intern(day), at: Number(at) || 0, root: intern(root), path: join(root, file), json: join(root, day, `${id}.json`),
+    listener: intern(String(listener)), ip: String(ip), port: Number(port) || 0, helo: String(helo), from: String(from),
+    rcpt: rcpt.map(String), tags: tags.map((t) => intern(String(t))), subject: String(subject), size: Number(size) || 0, tempfailed: tempfailed === 1,
+    lc: { helo: String(helo).toLowerCase(), from: String(from).toLowerCase(), rcpt: rcpt.join('\n').toLowerCase(), subject: String(subject).toLowerCase(), ip: String(ip).toLowerCase() },
+    ip4: ipv4Number(String(ip)),
+  };
+}
+
+/** What a snapshot holds for one store path: its entries by day, and when it was begun. */
+async function readSnapshot(root: string): Promise<{ startedAt: number; days: Map<string, Packed[]> } | null> {
+  let text: string;
+  try {
+    text = await readFile(join(root, SNAPSHOT), 'utf8');
+  } catch {
+    return null;
+  }
+  const lines = text.split('\n');
+  try {
+    const head = JSON.parse(lines[0] ?? '') as { v?: unknown; root?: unknown; startedAt?: unknown; days?: unknown };
+    // Another version, another path (a copied store), or a torn file (the day count is checked at the end).
+    if (head.v !== SNAPSHOT_VERSION || head.root !== root || typeof head.startedAt !== 'number' || typeof head.days !== 'number') return null;
+    const days = new Map<string, Packed[]>();
+    for (let i = 1; i < lines.length; i++) {
+      if (lines[i] === '') continue;
+      const d = JSON.parse(lines[i]!) as { day?: unknown; e?: unknown };
+      if (typeof d.day !== 'string' || !DAY_DIR.test(d.day) || !Array.isArray(d.e)) return null;
+      days.set(d.day, d.e as Packed[]);
+      // One day parsed per turn: a large snapshot does not hold the event loop in one piece.
+      if (i % 4 === 0) await new Promise((r) => setImmediate(r));
+    }
+    return days.size === head.days ? { startedAt: head.startedAt, days } : null;
+  } catch {
+    return null;
+  }
+}
+
 export class CorpusIndex {
   /** Ascending by `at`. */
   private entries: IndexEntry[] = [];
@@ -184,6 +246,18 @@ export class CorpusIndex {
   private roots: string[] = [];
   private scans = 0;
   private scanning: Promise<void> = Promise.resolve();
+  /** Records (.json) read from disk since start; the rest came from snapshots (tests and the CONSOLE_INDEXED line). */
+  recordsRead = 0;
+  /** Entries taken from snapshots since start. */
+  fromSnapshot = 0;
+  /** Day directories listed since start (a day the snapshot has, untouched since, is not). */
+  daysListed = 0;
+  /** Changes (adds, removals) since the last snapshot of each store path. */
+  private readonly dirty = new Map<string, number>();
+  /** Day directories of scans in progress, and how many are done (the list's progress). */
+  private progress = { days: 0, done: 0 };
+  /** Snapshot writes in progress per store path (one at a time each). */
+  private readonly saving = new Map<string, Promise<boolean>>();
 
   get size(): number {
     return this.entries.length;
@@ -192,6 +266,79 @@ export class CorpusIndex {
   get indexing(): boolean {
     return this.scans > 0;
   }
+
+  /** Day directories taken in by the scans in progress, out of how many (both 0 when none runs). */
+  get scanProgress(): { days: number; done: number } {
+    return this.scans > 0 ? { ...this.progress } : { days: 0, done: 0 };
+  }
+
+  private touch(root: string): void {
+    this.dirty.set(root, (this.dirty.get(root) ?? 0) + 1);
+  }
+
+  /** Store paths with changes since their last snapshot. */
+  get changedRoots(): string[] {
+    return this.roots.filter((r) => (this.dirty.get(r) ?? 0) > 0);
+  }
+
+  /**
+   * Writes the snapshot of one store path: a temporary file, fsync, rename over the old one,
+   * fsync of the directory, so a crash leaves the old snapshot or the new one, never a torn
+   * one. Skipped while that path is still being scanned (it would miss what is not read yet)
+   * and when the store path does not exist (nothing stored yet). True when written.
+   */
+  saveSnapshot(root: string): Promise<boolean> {
+    const running = this.saving.get(root);
+    if (running) return running;
+    const p = this.writeSnapshot(root).finally(() => this.saving.delete(root));
+    this.saving.set(root, p);
+    return p;
+  }
+
+  private async writeSnapshot(root: string): Promise<boolean> {
+    if (!this.roots.includes(root) || this.scanningRoots.has(root)) return false;
+    const startedAt = Date.now();
+    const changes = this.dirty.get(root) ?? 0;
+    const byDay = new Map<string, Packed[]>();
+    for (const e of this.entries) {
+      if (e.root !== root) continue;
+      let d = byDay.get(e.day);
+      if (!d) byDay.set(e.day, (d = []));
+      d.push(pack(e));
+    }
+    const final = join(root, SNAPSHOT);
+    const tmp = `${final}.tmp-${process.pid}`;
+    let fh;
+    try {
+      fh = await open(tmp, 'w', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+    try {
+      await fh.write(JSON.stringify({ v: SNAPSHOT_VERSION, root, startedAt, days: byDay.size }) + '\n');
+      // A day a write: each stringify is small, and the event loop runs between them.
+      for (const [day, e] of byDay) await fh.write(JSON.stringify({ day, e }) + '\n');
+      await fh.sync();
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+    await fh.close();
+    await rename(tmp, final);
+    const dir = await open(root, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    // Changes made while writing stay counted for the next snapshot.
+    this.dirty.set(root, Math.max(0, (this.dirty.get(root) ?? 0) - changes));
+    return true;
+  }
+
+  private readonly scanningRoots = new Set<string>();
 
   /** Waits for every scan started so far. */
   ready(): Promise<void> {
@@ -210,47 +357,108 @@ export class CorpusIndex {
     }
     for (const r of added) {
       this.scans++;
-      const scan = this.scan(r).finally(() => this.scans--);
+      const scan = this.scan(r).finally(() => {
+        // The progress counts the scans running together; the next scan starts from zero.
+        if (--this.scans === 0) this.progress = { days: 0, done: 0 };
+      });
       this.scanning = Promise.all([this.scanning, scan]).then(() => undefined);
     }
     return this.scanning;
   }
 
   private async scan(root: string): Promise<void> {
+    this.scanningRoots.add(root);
+    try {
+      await this.scanRoot(root);
+    } finally {
+      this.scanningRoots.delete(root);
+    }
+  }
+
+  private async scanRoot(root: string): Promise<void> {
     let days: string[];
     try {
-      days = (await readdir(root)).filter((d) => DAY_DIR.test(d));
+      days = (await readdir(root)).filter((d) => DAY_DIR.test(d)).sort();
     } catch {
       return; // not made yet: the store makes it with the first message
     }
-    const found: IndexEntry[] = [];
-    for (const day of days) {
-      let names: string[];
+    const snap = await readSnapshot(root);
+    this.progress.days += days.length;
+    // Newest day first: the list shows the newest messages, so those are indexed first.
+    for (const day of days.reverse()) {
+      if (!this.roots.includes(root)) return; // dropped while scanning
+      const dir = join(root, day);
+      const known = snap?.days.get(day);
+      let found: IndexEntry[] = [];
+      let mtime = Infinity;
       try {
-        names = (await readdir(join(root, day))).filter(isRecordFile);
+        mtime = (await stat(dir)).mtimeMs;
       } catch {
-        continue;
+        // gone meanwhile: nothing to index
       }
-      await pool(names, SCAN_CONCURRENCY, async (name) => {
-        const json = join(root, day, name);
-        try {
-          const m = JSON.parse(await readFile(json, 'utf8')) as MessageMetadata;
-          // `file` is relative to the store path: <day>/<id>.eml, or a file in the day's Maildir.
-          if (typeof m.file !== 'string' || m.file.split(/[\\/]/).includes('..')) return;
-          const e = entryOf(m, root, join(root, m.file), json);
-          setSubject(e, await readHead(e.path));
-          found.push(e);
-        } catch {
-          // half-deleted or unreadable: not part of the corpus we can show
+      if (known && snap && mtime <= snap.startedAt - SNAPSHOT_SLACK_MS) {
+        // Untouched since the snapshot: no file of that day is read.
+        for (const p of known) {
+          const e = unpack(p, root, day);
+          if (e) found.push(e);
         }
-      });
+        this.fromSnapshot += found.length;
+      } else {
+        found = await this.scanDay(root, day, known);
+      }
+      this.merge(found);
+      this.progress.done++;
     }
-    if (!this.roots.includes(root)) return; // dropped while scanning
+    // A fresh snapshot after every scan: the next start reads nothing the scan has read.
+    this.touch(root);
+  }
+
+  /** The records of one day directory; those the snapshot already has (`known`) are not read again. */
+  private async scanDay(root: string, day: string, known: Packed[] | undefined): Promise<IndexEntry[]> {
+    let names: string[];
+    try {
+      this.daysListed++;
+      names = (await readdir(join(root, day))).filter(isRecordFile);
+    } catch {
+      return [];
+    }
+    const found: IndexEntry[] = [];
+    const have = new Map<string, Packed>();
+    for (const p of known ?? []) if (typeof p[0] === 'string') have.set(`${p[0]}.json`, p);
+    const toRead: string[] = [];
+    for (const name of names) {
+      const p = have.get(name);
+      const e = p ? unpack(p, root, day) : null;
+      if (e) found.push(e);
+      else toRead.push(name);
+    }
+    this.fromSnapshot += found.length;
+    await pool(toRead, SCAN_CONCURRENCY, async (name) => {
+      const json = join(root, day, name);
+      try {
+        const m = JSON.parse(await readFile(json, 'utf8')) as MessageMetadata;
+        this.recordsRead++;
+        // `file` is relative to the store path: <day>/<id>.eml, or a file in the day's Maildir.
+        if (typeof m.file !== 'string' || m.file.split(/[\\/]/).includes('..')) return;
+        const e = entryOf(m, root, join(root, m.file), json);
+        setSubject(e, await readHead(e.path));
+        found.push(e);
+      } catch {
+        // half-deleted or unreadable: not part of the corpus we can show
+      }
+    });
+    return found;
+  }
+
+  /** A day's entries into the index (those that arrived by event meanwhile are there already). */
+  private merge(found: IndexEntry[]): void {
+    if (found.length === 0) return;
     for (const e of found) {
-      if (this.byId.has(e.id)) continue; // arrived by event during the scan
+      if (this.byId.has(e.id)) continue;
       this.byId.set(e.id, e);
       this.entries.push(e);
     }
+    // Sorted runs: the engine's merge sort makes this about linear.
     this.entries.sort((a, b) => a.at - b.at);
   }
 
@@ -262,6 +470,7 @@ export class CorpusIndex {
     const e = entryOf(ev.metadata, root, ev.path, join(root, day, `${ev.metadata.id}.json`));
     if (this.byId.has(e.id)) return;
     this.byId.set(e.id, e);
+    this.touch(root);
     // Usually the newest: append; otherwise insert in order.
     let i = this.entries.length;
     while (i > 0 && this.entries[i - 1]!.at > e.at) i--;
@@ -278,6 +487,7 @@ export class CorpusIndex {
 
   /** Forget a day of one store (store.onFull prune deleted its directory). */
   removeDay(root: string, day: string): number {
+    this.touch(root);
     const before = this.entries.length;
     this.entries = this.entries.filter((e) => e.root !== root || e.day !== day);
     for (const [id, e] of this.byId) if (e.root === root && e.day === day) this.byId.delete(id);
@@ -288,6 +498,7 @@ export class CorpusIndex {
   remove(id: string): void {
     const e = this.byId.get(id);
     if (!e) return;
+    this.touch(e.root);
     this.byId.delete(id);
     const i = this.entries.lastIndexOf(e);
     if (i >= 0) this.entries.splice(i, 1);
@@ -332,7 +543,7 @@ export class CorpusIndex {
       if (total >= offset && items.length < limit) items.push(listItem(e));
       total++;
     }
-    return { total, offset, limit, items, indexing: this.indexing, indexed: this.entries.length };
+    return { total, offset, limit, items, indexing: this.indexing, indexed: this.entries.length, progress: this.scanProgress };
   }
 
   /** Days present, newest first, with their message counts. */

@@ -5,6 +5,7 @@
 // and never throws into the emitter (a session is the caller). Nothing here reads the disk.
 
 import type { EventEmitter } from 'node:events';
+import type { ZoneHealth } from '../dnsbl/engine.js';
 import type { ServerEvents } from '../events.js';
 import { ipBytes } from '../net/ip.js';
 import type { SessionInfo } from '../smtp/hooks.js';
@@ -115,7 +116,8 @@ export interface CaughtSnapshot {
   networks: ReturnType<TopCounter['top']>;
   helos: ReturnType<TopCounter['top']>;
   senderDomains: ReturnType<TopCounter['top']>;
-  zones: (ZoneStats & { hitRate: number; errorRate: number; health: 'ok' | 'failing' | 'unused' })[];
+  /** health: from the lookups' error rate (past 50% failing); check: the engine's own RFC 5782 test, null where it has none. */
+  zones: (ZoneStats & { hitRate: number; errorRate: number; health: 'ok' | 'failing' | 'unused'; check: ZoneHealth | null })[];
   tarpit: { verdicts: number; totalMs: number; clients: ReturnType<TopCounter['top']> };
   /** The AUTH honeypot (auth.enabled): attempts, user names tried (by mechanism), clients. */
   auth: { attempts: number; users: ReturnType<TopCounter['top']>; clients: ReturnType<TopCounter['top']> };
@@ -377,8 +379,16 @@ export class LiveState {
     };
   }
 
-  caught(top = 20): CaughtSnapshot {
-    const zones = [...this.zones.values()].map((z): CaughtSnapshot['zones'][number] => {
+  /**
+   * `engineHealth`: the DNS list engine's own health table (its RFC 5782 tests), joined to each
+   * zone as `check`; a zone in use that no lookup has asked yet is listed too. `health` stays
+   * what the lookups' error rate says.
+   */
+  caught(top = 20, engineHealth: readonly ZoneHealth[] = []): CaughtSnapshot {
+    const checks = new Map(engineHealth.map((h) => [h.zone, h]));
+    const stats = [...this.zones.values()];
+    for (const h of engineHealth) if (!this.zones.has(h.zone)) stats.push({ zone: h.zone, queries: 0, cacheHits: 0, errors: {}, hits: 0, totalMs: 0 });
+    const zones = stats.map((z): CaughtSnapshot['zones'][number] => {
       const lookups = z.queries + z.cacheHits;
       const errs = Object.values(z.errors).reduce((a, b) => a + b, 0);
       const errorRate = z.queries > 0 ? errs / z.queries : 0;
@@ -388,6 +398,7 @@ export class LiveState {
         hitRate: lookups > 0 ? z.hits / lookups : 0,
         errorRate,
         health: lookups === 0 ? 'unused' : errorRate > 0.5 ? 'failing' : 'ok',
+        check: checks.get(z.zone) ?? null,
       };
     });
     zones.sort((a, b) => b.hits - a.hits || (a.zone < b.zone ? -1 : 1));

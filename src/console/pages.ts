@@ -3,13 +3,14 @@
 // textContent only, so nothing a client sent can become markup. No inline script or style
 // (the Content-Security-Policy forbids both).
 
-export type PageName = 'live' | 'caught' | 'corpus' | 'message';
+export type PageName = 'live' | 'caught' | 'corpus' | 'message' | 'state';
 
-const TITLES: Record<PageName, string> = { live: 'Live', caught: 'Caught', corpus: 'Corpus', message: 'Message' };
+const TITLES: Record<PageName, string> = { live: 'Live', caught: 'Caught', corpus: 'Corpus', message: 'Message', state: 'State' };
 const NAV: [PageName, string][] = [
   ['live', '/console/'],
   ['caught', '/console/caught'],
   ['corpus', '/console/corpus'],
+  ['state', '/console/state'],
 ];
 
 function shell(title: string, body: string, scripts: string[], styles: string[]): string {
@@ -64,7 +65,8 @@ const CAUGHT_MAIN = `
 </section>
 <section>
   <h2>DNS lists</h2>
-  <table id="zones"><thead><tr><th>zone</th><th>health</th><th>lookups</th><th>cache hits</th><th>listed hits</th><th>hit rate</th><th>errors</th><th>mean query</th></tr></thead><tbody></tbody></table>
+  <p class="note">Check: the engine's own RFC 5782 test of the zone (127.0.0.2 listed, 127.0.0.1 not), every dns.healthCheckInterval minutes; a failing zone is skipped until it passes. Error rate: from the lookups since start (failing past 50%).</p>
+  <table id="zones"><thead><tr><th>zone</th><th>check</th><th>last checked</th><th>error rate</th><th>lookups</th><th>cache hits</th><th>listed hits</th><th>hit rate</th><th>errors</th><th>mean query</th></tr></thead><tbody></tbody></table>
 </section>`;
 
 const CORPUS_MAIN = `
@@ -82,6 +84,37 @@ const CORPUS_MAIN = `
 <table id="messages"><thead><tr><th>received (UTC)</th><th>client</th><th>HELO</th><th>sender</th><th>recipients</th><th>subject</th><th>size</th><th>verdicts</th></tr></thead><tbody></tbody></table>
 <nav class="pager"><a id="prev" href="#" hidden>← newer</a> <a id="next" href="#" hidden>older →</a></nav>`;
 
+const STATE_MAIN = `
+<form id="filter" method="get" action="/console/state" class="filter">
+  <label>kind <select name="kind" id="fKind">
+    <option value="">any</option>
+    <option value="grey">greylist (triplets waiting)</option>
+    <option value="white">allowlist (networks)</option>
+    <option value="pass">client cache: passed a test</option>
+    <option value="fail">client cache: failed (deny)</option>
+    <option value="trap">traps</option>
+  </select></label>
+  <label>search <input name="q" placeholder="IP, CIDR, sender, recipient, text" size="30"></label>
+  <button type="submit">Search</button> <a href="/console/state">clear</a>
+</form>
+<p class="note" id="summary"></p>
+<table id="entries"><thead><tr><th>kind</th><th>about</th><th>key</th><th>expires (UTC)</th><th>left</th><th>value</th><th id="actionsHead">actions</th></tr></thead><tbody></tbody></table>
+<nav class="pager"><a id="first" href="#" hidden>← first page</a> <a id="next" href="#" hidden>more →</a></nav>
+<section id="writeBox" hidden>
+  <h2>Add an entry</h2>
+  <form id="addForm" class="filter">
+    <label>action <select name="action">
+      <option value="allow">allow: skip greylisting (network)</option>
+      <option value="deny">deny: drop at connect (address)</option>
+      <option value="trap">trap (address)</option>
+    </select></label>
+    <label>address <input name="target" placeholder="IP, or CIDR to allow" size="24" required></label>
+    <button type="submit">Add</button>
+  </form>
+  <p class="note" id="writeResult"></p>
+</section>
+<p class="note" id="readOnly" hidden>Read-only: with http.consoleWrite true this page can allow, deny and delete entries.</p>`;
+
 const MESSAGE_MAIN = `
 <p><a href="/console/corpus">← corpus</a> · <a id="raw" href="#" download>download raw .eml</a></p>
 <p class="warn">Hostile content: shown as text only. Links are not links, images are not loaded, HTML is shown as source.</p>
@@ -96,7 +129,7 @@ const MESSAGE_MAIN = `
 <section><details id="htmlBox"><summary>HTML part, as source <span id="htmlNote" class="note"></span></summary><pre id="html" class="body"></pre></details></section>
 <p id="parseError" class="warn" hidden></p>`;
 
-const MAINS: Record<PageName, string> = { live: LIVE_MAIN, caught: CAUGHT_MAIN, corpus: CORPUS_MAIN, message: MESSAGE_MAIN };
+const MAINS: Record<PageName, string> = { live: LIVE_MAIN, caught: CAUGHT_MAIN, corpus: CORPUS_MAIN, message: MESSAGE_MAIN, state: STATE_MAIN };
 
 export function page(name: PageName): string {
   const active = name === 'message' ? 'corpus' : name;

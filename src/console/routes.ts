@@ -5,6 +5,7 @@
 // Access: with http.token set, every request needs `Authorization: Bearer <token>` or the
 // HttpOnly, SameSite=Strict cookie the login form sets; without one (loopback only, which the
 // config loader enforces) the Host header must name a loopback or IP host (DNS rebinding).
+// Writes (the State page, only with http.consoleWrite) also pass a cross-site check (writeRefusal).
 
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
@@ -14,12 +15,17 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import type { Config } from '../config/schema.js';
+import type { ZoneHealth } from '../dnsbl/engine.js';
 import type { Logger } from '../log/logger.js';
+import type { StateStore } from '../state/store.js';
+import { escapeText } from '../util/escape.js';
 import { DAY_DIR } from '../store/layout.js';
 import type { CorpusIndex, CorpusQuery } from './corpus-index.js';
 import type { LiveState } from './live.js';
 import { messageView } from './message.js';
 import { loginPage, page, type PageName } from './pages.js';
+import { addState, deleteState, listState, parseWrite } from './state-view.js';
 
 export const CSP = [
   "default-src 'self'",
@@ -49,8 +55,10 @@ export const COOKIE = 'fakemx_console';
 const LIVE_CACHE_MS = 1_000;
 /** The Caught tables are recomputed at most this often. */
 const CAUGHT_CACHE_MS = 5_000;
-/** The login form's body, at most. */
+/** The login form's body, and a state write's, at most. */
 const LOGIN_BODY_MAX = 4096;
+/** The header every write must carry (see writeRefusal). */
+export const WRITE_HEADER = 'x-fakemx-console';
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface ConsoleSettings {
@@ -63,6 +71,12 @@ export interface ConsoleOptions {
   index: CorpusIndex;
   settings: () => ConsoleSettings;
   logger: Logger;
+  /** The server's state store (null when no check uses one); the State page reads and edits it. */
+  state?: () => StateStore | null;
+  /** The config in force (the TTLs and prefixes of an allow/deny/trap entry). */
+  config?: () => Config;
+  /** The DNS list engine's own zone health (the Caught page). */
+  dnsHealth?: () => readonly ZoneHealth[];
   /** Asset directory override (tests); default dist/console/assets or src/console/assets beside this module. */
   assetDir?: string;
 }
@@ -126,6 +140,32 @@ export function hostAllowed(host: string | undefined): boolean {
   return isIP(n) !== 0 || n === 'localhost' || n.endsWith('.localhost');
 }
 
+/**
+ * Why a write must be refused as possibly forged by another site, or null. Writes need the
+ * header X-Fakemx-Console: 1: an HTML form cannot send a custom header, and a cross-origin
+ * fetch() that sets one is preflighted, which this server never approves (no CORS headers), so
+ * only the console's own script (or an API client that chose to) can send it. That is needed
+ * even with the SameSite=Strict cookie: without http.token (loopback) there is no credential
+ * at all for a page on another site to lack, and "same-site" still includes other ports of the
+ * same host. A browser's Origin and Sec-Fetch-Site, when sent, must say same origin as well.
+ */
+export function writeRefusal(req: IncomingMessage): string | null {
+  if (req.headers[WRITE_HEADER] !== '1') return 'writes need the header X-Fakemx-Console: 1';
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${escapeText(String(site)).slice(0, 40)})`;
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    let host: string | null = null;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      // "null" or garbage: refused below
+    }
+    if (host === null || host !== req.headers.host) return 'cross-origin request refused (Origin does not match Host)';
+  }
+  return null;
+}
+
 type Json = Record<string, unknown> | unknown[];
 
 export class ConsoleApp {
@@ -136,7 +176,7 @@ export class ConsoleApp {
 
   constructor(private readonly opts: ConsoleOptions) {
     this.assets = loadAssets(opts.assetDir);
-    for (const p of ['live', 'caught', 'corpus', 'message'] as const) this.pages.set(p, cached(Buffer.from(page(p)), 'text/html; charset=utf-8'));
+    for (const p of ['live', 'caught', 'corpus', 'message', 'state'] as const) this.pages.set(p, cached(Buffer.from(page(p)), 'text/html; charset=utf-8'));
   }
 
   /** Paths the console answers; everything else stays with the admin server. */
@@ -191,10 +231,30 @@ export class ConsoleApp {
     }
     const read = method === 'GET' || method === 'HEAD';
     if (!read) {
-      // No page here writes: the state page (with http.consoleWrite) will.
+      // Only the State page writes, and only with http.consoleWrite.
+      if (path.startsWith('/api/') && !consoleWrite) {
+        req.resume();
+        this.json(req, res, 403, { error: 'read-only console (http.consoleWrite is false)' }, { connection: 'close' });
+        return;
+      }
+      if (path === '/api/state' && (method === 'POST' || method === 'DELETE')) {
+        if (!this.authorized(req, token)) {
+          req.resume();
+          this.json(req, res, 401, { error: 'token required (Authorization: Bearer <http.token>)' }, { 'www-authenticate': 'Bearer realm="fakemx"', connection: 'close' });
+          return;
+        }
+        const refused = writeRefusal(req);
+        if (refused) {
+          req.resume();
+          this.opts.logger.warn({ tag: 'CONSOLE_CSRF', client: req.socket.remoteAddress, method, path }, `console: write refused: ${refused}`);
+          this.json(req, res, 403, { error: refused }, { connection: 'close' });
+          return;
+        }
+        await this.writeState(req, res, url, method);
+        return;
+      }
       req.resume();
-      if (path.startsWith('/api/') && !consoleWrite) this.json(req, res, 403, { error: 'read-only console (http.consoleWrite is false)' }, { connection: 'close' });
-      else this.send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD', connection: 'close' });
+      this.send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: path === '/api/state' ? 'GET, HEAD, POST, DELETE' : 'GET, HEAD', connection: 'close' });
       return;
     }
     req.resume();
@@ -221,12 +281,50 @@ export class ConsoleApp {
       this.send(req, res, 303, 'text/plain; charset=utf-8', 'see /console/\n', { location: '/console/' });
       return;
     }
-    const pageName = ({ '/console/': 'live', '/console/caught': 'caught', '/console/corpus': 'corpus', '/console/message': 'message' } as Record<string, PageName | undefined>)[path];
+    const pageName = ({ '/console/': 'live', '/console/caught': 'caught', '/console/corpus': 'corpus', '/console/message': 'message', '/console/state': 'state' } as Record<string, PageName | undefined>)[path];
     if (pageName) {
       this.asset(req, res, this.pages.get(pageName)!, 'no-cache');
       return;
     }
-    await this.api(req, res, url);
+    await this.api(req, res, url, consoleWrite);
+  }
+
+  /** POST (allow/deny/trap) or DELETE (?key=) on /api/state; authorized and same-origin by now. */
+  private async writeState(req: IncomingMessage, res: ServerResponse, url: URL, method: string): Promise<void> {
+    const store = this.opts.state?.() ?? null;
+    const config = this.opts.config?.();
+    if (!store || !config) {
+      req.resume();
+      return this.json(req, res, 409, { error: 'no state store in use (no listener caches clients, greylists or has greytraps)' });
+    }
+    const client = req.socket.remoteAddress ?? '';
+    let answer;
+    let action: string;
+    let key: string | undefined;
+    if (method === 'DELETE') {
+      req.resume();
+      action = 'delete';
+      key = url.searchParams.get('key') ?? '';
+      answer = await deleteState(store, key);
+      if (answer.status === 400) key = undefined;
+    } else {
+      const body = await readBody(req, LOGIN_BODY_MAX);
+      if (body === null) return this.json(req, res, 413, { error: 'too large' }, { connection: 'close' });
+      const w = parseWrite(body);
+      if ('status' in w) return this.json(req, res, w.status, w.body);
+      action = w.action;
+      answer = await addState(store, config, w);
+      key = answer.key;
+    }
+    if (key !== undefined && answer.status !== 400) {
+      // One line per write that reached the store: who (the HTTP client's address) did what to which key.
+      const ok = answer.status === 200;
+      this.opts.logger.info(
+        { tag: 'CONSOLE_STATE', action, key, ok, status: answer.status, client, ...(typeof answer.body.ttlMs === 'number' ? { ttlMs: answer.body.ttlMs } : {}) },
+        `console: ${action} ${escapeText(key)} from ${client}${ok ? '' : ` failed (${answer.status})`}`,
+      );
+    }
+    this.json(req, res, answer.status, answer.body);
   }
 
   private async login(req: IncomingMessage, res: ServerResponse, token: string): Promise<void> {
@@ -259,7 +357,7 @@ export class ConsoleApp {
     });
   }
 
-  private async api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  private async api(req: IncomingMessage, res: ServerResponse, url: URL, consoleWrite: boolean): Promise<void> {
     const p = url.pathname;
     const q = url.searchParams;
     if (p === '/api/live') {
@@ -271,7 +369,8 @@ export class ConsoleApp {
     } else if (p === '/api/caught') {
       const now = Date.now();
       if (!this.caughtCache || now - this.caughtCache.at >= CAUGHT_CACHE_MS) {
-        this.caughtCache = { at: now, asset: cached(Buffer.from(JSON.stringify(this.opts.live.caught())), 'application/json; charset=utf-8') };
+        const caught = this.opts.live.caught(20, this.opts.dnsHealth?.() ?? []);
+        this.caughtCache = { at: now, asset: cached(Buffer.from(JSON.stringify(caught)), 'application/json; charset=utf-8') };
       }
       this.asset(req, res, this.caughtCache.asset, 'no-store');
     } else if (p === '/api/corpus') {
@@ -292,8 +391,15 @@ export class ConsoleApp {
       } catch (e) {
         this.json(req, res, 400, { error: e instanceof Error ? e.message : String(e) });
       }
+    } else if (p === '/api/state') {
+      const store = this.opts.state?.() ?? null;
+      if (!store) return this.json(req, res, 200, { backend: null, items: [], cursor: null, examined: 0, write: consoleWrite, note: 'no state store in use: no listener caches clients, greylists or has greytraps' });
+      const limit = q.get('limit');
+      if (limit && !/^\d{1,4}$/.test(limit)) return this.json(req, res, 400, { error: 'limit must be a whole number' });
+      const r = await listState(store, { kind: q.get('kind'), q: q.get('q'), cursor: q.get('cursor'), limit: limit ? Number(limit) : null });
+      this.json(req, res, r.status, { ...r.body, write: consoleWrite });
     } else if (p === '/api/corpus/facets') {
-      this.json(req, res, 200, { days: this.opts.index.days(), verdicts: this.opts.index.tags(), indexing: this.opts.index.indexing, indexed: this.opts.index.size });
+      this.json(req, res, 200, { days: this.opts.index.days(), verdicts: this.opts.index.tags(), indexing: this.opts.index.indexing, indexed: this.opts.index.size, progress: this.opts.index.scanProgress });
     } else if (p === '/api/corpus/message' || p === '/api/corpus/raw') {
       const id = q.get('id') ?? '';
       const e = ID.test(id) ? this.opts.index.get(id) : undefined;

@@ -43,6 +43,21 @@ export interface DnsblEngineOptions {
   now?: () => number;
 }
 
+/** A zone's health as the engine itself knows it (the console's Caught page shows it). */
+export interface ZoneHealth {
+  zone: string;
+  /** The last RFC 5782 §5 test: passed, failed, no answer, or never run (healthCheckInterval 0). */
+  state: 'ok' | 'failing' | 'unknown' | 'unchecked';
+  /** When that test ran (ms since the epoch), or null. */
+  checkedAt: number | null;
+  /** Why it failed or got no answer, or null. */
+  reason: string | null;
+  /** Lookups skip the zone (it failed and has not passed since; an unanswered test keeps the state). */
+  skipped: boolean;
+  /** Answers outside 127/8 (a refused or rate-limited query) since start. */
+  badAnswers: number;
+}
+
 const HEALTH_LISTED = '2.0.0.127';
 const HEALTH_UNLISTED = '1.0.0.127';
 const MAX_TXT = 8;
@@ -113,6 +128,10 @@ export class DnsblEngine {
   private readonly now: () => number;
   private readonly lastWarn = new Map<string, number>();
   private healthTimer: NodeJS.Timeout | null = null;
+  /** The last health test per zone. */
+  private readonly lastCheck: Map<string, { state: 'ok' | 'failing' | 'unknown'; at: number; reason: string | null }>;
+  /** The zones the policies use (set by startHealthChecks). */
+  private zones: string[] = [];
   private stopped = false;
 
   constructor(o: DnsblEngineOptions) {
@@ -125,6 +144,23 @@ export class DnsblEngine {
     this.cache = new DnsCache<ZoneLookup>(copts, o.prev?.cache);
     this.txtCache = new DnsCache<string[]>(copts, o.prev?.txtCache);
     this.unhealthy = new Set(o.prev?.unhealthy ?? []);
+    this.lastCheck = new Map(o.prev?.lastCheck ?? []);
+  }
+
+  /** Every zone in use, and any other the health table knows, with its last test. */
+  health(): ZoneHealth[] {
+    const names = [...new Set([...this.zones, ...this.lastCheck.keys()])].sort();
+    return names.map((zone) => {
+      const c = this.lastCheck.get(zone);
+      return {
+        zone,
+        state: c?.state ?? 'unchecked',
+        checkedAt: c?.at ?? null,
+        reason: c?.reason ?? null,
+        skipped: this.unhealthy.has(zone),
+        badAnswers: this.badAnswers.get(zone) ?? 0,
+      };
+    });
   }
 
   healthy(zone: string): boolean {
@@ -200,12 +236,14 @@ export class DnsblEngine {
       ]);
     } catch (e) {
       this.logger.warn({ tag: 'DNSBL_HEALTH', zone, error: errorOf(e) }, `${zone}: health check got no answer`);
+      this.lastCheck.set(zone, { state: 'unknown', at: this.now(), reason: `no answer (${errorOf(e)})` });
       return 'unknown';
     }
     const soft = [two, one].find((l) => l.error && l.error !== 'bad_answer');
     if (soft) {
       // SERVFAIL/REFUSED is the resolver's trouble as much as the zone's: do not flip state.
       this.logger.warn({ tag: 'DNSBL_HEALTH', zone, error: soft.error }, `${zone}: health check failed to resolve`);
+      this.lastCheck.set(zone, { state: 'unknown', at: this.now(), reason: `failed to resolve (${soft.error})` });
       return 'unknown';
     }
     let reason = '';
@@ -215,8 +253,10 @@ export class DnsblEngine {
     if (reason) {
       if (!this.unhealthy.has(zone)) this.logger.warn({ tag: 'DNSBL_HEALTH', zone, reason }, `${zone} fails the RFC 5782 test (${reason}); skipped until it passes`);
       this.unhealthy.add(zone);
+      this.lastCheck.set(zone, { state: 'failing', at: this.now(), reason });
       return 'fail';
     }
+    this.lastCheck.set(zone, { state: 'ok', at: this.now(), reason: null });
     if (this.unhealthy.delete(zone)) this.logger.info({ tag: 'DNSBL_HEALTH', zone }, `${zone} passes the RFC 5782 test again`);
     return 'ok';
   }
@@ -231,6 +271,7 @@ export class DnsblEngine {
    * in use until a round says otherwise.
    */
   async startHealthChecks(zones: readonly string[]): Promise<void> {
+    this.zones = [...new Set(zones)];
     if (this.stopped || this.dns.healthCheckInterval <= 0 || zones.length === 0) return;
     const first = this.checkZones(zones).catch(() => undefined);
     if (!this.healthTimer) {

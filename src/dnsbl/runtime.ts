@@ -6,13 +6,15 @@ import type { Config, PolicyConfig } from '../config/schema.js';
 import type { DnsQueryEvent } from '../events.js';
 import type { Logger } from '../log/logger.js';
 import { DnsblCheck, type DnsCheck } from './check.js';
-import { DnsblEngine } from './engine.js';
+import { DnsblEngine, type ZoneHealth } from './engine.js';
 import { parseProviders } from './provider.js';
 
 export interface DnsRuntime {
   forPolicy(p: PolicyConfig): DnsCheck | null;
   start(): Promise<void>;
   stop(): void;
+  /** Each zone's health as the engine's own RFC 5782 tests found it. */
+  health(): ZoneHealth[];
 }
 
 function providerLists(p: Pick<PolicyConfig, 'rwlProviders' | 'rblProviders'>): { rwl: string[]; rbl: string[] } {
@@ -53,6 +55,10 @@ class Runtime implements DnsRuntime {
 
   stop(): void {
     this.engine.stop();
+  }
+
+  health(): ZoneHealth[] {
+    return this.engine.health();
   }
 }
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { MemoryBackend } from './memory.js';
-import { decodeEntry, encodeEntry, type Lease, type StateBackend, type StateEntry, type StateValue } from './types.js';
+import { decodeEntry, encodeEntry, type Lease, type ScanPage, type ScanPageOptions, type StateBackend, type StateEntry, type StateValue } from './types.js';
 
 export interface LocalOptions {
   /** Directory; the database is <path>/state.mdb. */
@@ -143,6 +143,57 @@ export class LocalBackend implements StateBackend {
     for (const [k, p] of this.pending) if (!seen.has(k) && k.startsWith(prefix) && p.entry && p.entry.expiresAt > now) extra.push(p.entry);
     if (this.mem) for (const e of this.mem.entries()) if (!seen.has(e.key) && e.key.startsWith(prefix) && e.expiresAt > now) extra.push(e);
     yield* extra;
+  }
+
+  /**
+   * LMDB keeps keys in order, so the cursor is the last key examined and the next step starts
+   * right after it. Each step reads at most `budget` keys from the memory map in this turn.
+   * Entries the file does not hold yet (not committed, or kept in memory since the disk
+   * failed) are merged in key order, so one that commits between two steps is still seen once.
+   */
+  async scanPage(prefix: string, cursor: string | null, o: ScanPageOptions): Promise<ScanPage> {
+    const now = this.now();
+    const after = cursor ?? '';
+    const extra = new Map<string, StateEntry>();
+    for (const [k, p] of this.pending) if (p.entry && k.startsWith(prefix) && k > after) extra.set(k, p.entry);
+    if (this.mem) for (const e of this.mem.entries()) if (e.key.startsWith(prefix) && e.key > after) extra.set(e.key, e);
+    const side = [...extra.keys()].filter((k) => this.db.get(k) === undefined).sort();
+    const file = this.db.getRange({ start: cursor ?? prefix })[Symbol.iterator]();
+    const nextFileKey = (): string | null => {
+      for (let r = file.next(); !r.done; r = file.next()) {
+        const k = r.value.key;
+        if (!k.startsWith(prefix)) return null;
+        if (k !== cursor) return k;
+      }
+      return null;
+    };
+    const entries: StateEntry[] = [];
+    let examined = 0;
+    let last = cursor;
+    let f: string | null;
+    let i = 0;
+    // Close LMDB's read cursor however the loop ends (an early return leaves the range unfinished).
+    try {
+      f = nextFileKey();
+      while (f !== null || i < side.length) {
+        if (examined >= o.budget || entries.length >= o.limit) return { entries, cursor: last ?? prefix, examined };
+        let key: string;
+        if (f !== null && (i >= side.length || f < side[i]!)) {
+          key = f;
+          f = nextFileKey();
+        } else {
+          key = side[i++]!;
+        }
+        examined++;
+        last = key;
+        // The overlay first, then the file (read() knows the order); a side key that committed meanwhile reads from the file.
+        const e = this.read(key, now);
+        if (e && (!o.keep || o.keep(e))) entries.push(e);
+      }
+    } finally {
+      file.return?.();
+    }
+    return { entries, cursor: null, examined };
   }
 
   acquire(lease: Lease, max: number, expiresAt: number, now: number): Promise<boolean> {

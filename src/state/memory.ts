@@ -1,7 +1,7 @@
 // The memory backend: a Map with per-entry expiry on an injectable clock. The unit tests' store,
 // the local backend's fallback when its disk fails, and the lease table of a single node.
 
-import type { Lease, StateBackend, StateEntry, StateValue } from './types.js';
+import type { Lease, ScanPage, ScanPageOptions, StateBackend, StateEntry, StateValue } from './types.js';
 
 export class MemoryBackend implements StateBackend {
   readonly kind: 'memory' | 'local' = 'memory';
@@ -64,6 +64,20 @@ export class MemoryBackend implements StateBackend {
 
   async *scan(prefix: string): AsyncIterable<StateEntry> {
     for (const e of [...this.map.values()]) if (e.key.startsWith(prefix) && this.peek(e.key)) yield e;
+  }
+
+  /** Keys in order from the cursor (the last key examined): sorting each call is fine for tests and a fallback. */
+  async scanPage(prefix: string, cursor: string | null, o: ScanPageOptions): Promise<ScanPage> {
+    const ks = [...this.map.keys()].filter((k) => k.startsWith(prefix) && (cursor === null || k > cursor)).sort();
+    const entries: StateEntry[] = [];
+    let examined = 0;
+    for (const k of ks) {
+      if (examined >= o.budget || entries.length >= o.limit) return { entries, cursor: ks[examined - 1] ?? cursor, examined };
+      examined++;
+      const e = this.peek(k);
+      if (e && (!o.keep || o.keep(e))) entries.push(e);
+    }
+    return { entries, cursor: null, examined };
   }
 
   private live(key: string, now: number): Map<string, number> {

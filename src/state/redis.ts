@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { RedisClientType } from 'redis';
-import { decodeEntry, encodeEntry, type Lease, type StateBackend, type StateEntry, type StateValue } from './types.js';
+import { decodeEntry, encodeEntry, type Lease, type ScanPage, type ScanPageOptions, type StateBackend, type StateEntry, type StateValue } from './types.js';
 
 export interface RedisOptions {
   url: string;
@@ -153,21 +153,50 @@ export class RedisBackend implements StateBackend {
     return (await this.client.sendCommand<number>(['DEL', this.k(key)])) > 0;
   }
 
-  async *scan(prefix: string): AsyncIterable<StateEntry> {
-    let cursor = '0';
-    const match = `${globEscape(this.prefix + prefix)}*`;
-    do {
-      const [next, found] = await this.client.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', match, 'COUNT', '1000']);
-      cursor = next;
-      const ks = found.filter((k) => !k.startsWith(`${this.prefix}lease:`));
-      if (ks.length === 0) continue;
+  /** One SCAN step and the MGET of what it found (leases left out): the live entries, the next cursor ('0': the end). */
+  private async scanBatch(cursor: string, match: string, count: number): Promise<{ next: string; found: number; entries: StateEntry[] }> {
+    const [next, found] = await this.client.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', match, 'COUNT', String(count)]);
+    const ks = found.filter((k) => !k.startsWith(`${this.prefix}lease:`));
+    const entries: StateEntry[] = [];
+    if (ks.length > 0) {
       const raw = await this.client.sendCommand<(string | null)[]>(['MGET', ...ks]);
       const now = Date.now();
       for (let i = 0; i < ks.length; i++) {
         const e = decodeEntry(ks[i]!.slice(this.prefix.length), raw[i], now);
-        if (e) yield e;
+        if (e) entries.push(e);
       }
+    }
+    return { next, found: found.length, entries };
+  }
+
+  async *scan(prefix: string): AsyncIterable<StateEntry> {
+    let cursor = '0';
+    const match = `${globEscape(this.prefix + prefix)}*`;
+    do {
+      const b = await this.scanBatch(cursor, match, 1000);
+      cursor = b.next;
+      yield* b.entries;
     } while (cursor !== '0');
+  }
+
+  /**
+   * SCAN's own cursor: one SCAN (COUNT up to the budget left) and one MGET per step, stopping
+   * at a batch boundary, so a page may hold the rest of its last batch beyond `limit` (never
+   * cut: SCAN cannot resume inside a batch). Redis answers SCAN in bounded time itself.
+   */
+  async scanPage(prefix: string, cursor: string | null, o: ScanPageOptions): Promise<ScanPage> {
+    if (cursor !== null && !/^\d{1,20}$/.test(cursor)) throw new Error('bad scan cursor');
+    let next = cursor ?? '0';
+    const match = `${globEscape(this.prefix + prefix)}*`;
+    const entries: StateEntry[] = [];
+    let examined = 0;
+    do {
+      const b = await this.scanBatch(next, match, Math.max(10, Math.min(1000, o.budget - examined)));
+      next = b.next;
+      examined += b.found;
+      for (const e of b.entries) if (!o.keep || o.keep(e)) entries.push(e);
+    } while (next !== '0' && examined < o.budget && entries.length < o.limit);
+    return { entries, cursor: next === '0' ? null : next, examined };
   }
 
   async acquire(lease: Lease, max: number, expiresAt: number, now: number): Promise<boolean> {

@@ -16,7 +16,7 @@ import type { Logger } from '../log/logger.js';
 import { LocalBackend } from './local.js';
 import { MemoryBackend } from './memory.js';
 import { RedisBackend } from './redis.js';
-import { StateError, type Lease, type StateBackend, type StateEntry, type StateValue } from './types.js';
+import { StateError, type Lease, type ScanPage, type ScanPageOptions, type StateBackend, type StateEntry, type StateValue } from './types.js';
 
 export interface StateRedisConfig {
   url: string;
@@ -191,6 +191,11 @@ export class StateStore {
   /** Every live entry under a key prefix; no deadline (the CLI and exports). */
   scan(prefix: string): AsyncIterable<StateEntry> {
     return this.backend.scan(prefix);
+  }
+
+  /** One bounded, resumable step of a scan (the console's State page), under the deadline. */
+  scanPage(prefix: string, cursor: string | null, opts: ScanPageOptions): Promise<ScanPage> {
+    return this.call('scan', () => this.backend.scanPage(prefix, cursor, opts));
   }
 
   clock(): number {

@@ -96,6 +96,22 @@ export interface Lease {
   id: string;
 }
 
+export interface ScanPageOptions {
+  /** Entries to return at most (the Redis backend may return the rest of one SCAN batch beyond it). */
+  limit: number;
+  /** Keys to examine at most in this call. */
+  budget: number;
+  keep?: (e: StateEntry) => boolean;
+}
+
+export interface ScanPage {
+  entries: StateEntry[];
+  /** Opaque; pass it back to go on. Null when the scan has reached the end. */
+  cursor: string | null;
+  /** Keys examined in this call (expired and filtered-out ones included). */
+  examined: number;
+}
+
 /** One backend. Every method may reject; the StateStore in store.ts adds deadlines and accounting. */
 export interface StateBackend {
   readonly kind: 'memory' | 'local' | 'redis';
@@ -107,6 +123,13 @@ export interface StateBackend {
   del(key: string): Promise<boolean>;
   /** Every live entry whose key starts with `prefix` (not leases). */
   scan(prefix: string): AsyncIterable<StateEntry>;
+  /**
+   * One bounded step of a resumable scan (the console's pages): examines about `budget` keys
+   * under `prefix` from `cursor` (null: the start) and returns the live ones `keep` accepts,
+   * stopping early once `limit` are kept, with the cursor to go on from (null: the end). Never
+   * a whole-store walk in one call, so a large store cannot hold the event loop.
+   */
+  scanPage(prefix: string, cursor: string | null, opts: ScanPageOptions): Promise<ScanPage>;
   /** A lease on `key` for `id` unless `max` live leases exist; the lease lasts until expiresAt. */
   acquire(lease: Lease, max: number, expiresAt: number, now: number): Promise<boolean>;
   /** Extends the given leases (a node renews all of its leases in one call). */

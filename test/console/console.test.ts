@@ -3,14 +3,13 @@
 // Host check, read-only API, raw download headers, page weight). The browser cases are in
 // test/interop/console.test.ts.
 import { EventEmitter } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { CorpusIndex, subjectOf } from '../../src/console/corpus-index.js';
+import { CorpusIndex, SNAPSHOT, subjectOf } from '../../src/console/corpus-index.js';
 import { startConsole, type ConsoleRuntime } from '../../src/console/index.js';
 import { BUCKET_MS, LiveState, networkOf, TopCounter } from '../../src/console/live.js';
 import { cookieValue, CSP, hostAllowed } from '../../src/console/routes.js';
@@ -19,6 +18,7 @@ import { startAdmin, type AdminServer } from '../../src/http/admin.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { SessionInfo } from '../../src/smtp/hooks.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
+import { rawRequest } from '../helpers/http.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fakemx-console-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -109,7 +109,13 @@ describe('LiveState', () => {
     live.onVerdict({ tag: 'DNSBL', session: null, client: '[192.0.2.1]:1', details: { zones: ['bl.example'] } });
     const z = live.caught().zones;
     expect(z[0]).toMatchObject({ zone: 'bl.example', queries: 3, cacheHits: 1, hits: 1, hitRate: 0.25, health: 'ok' });
-    expect(z[1]).toMatchObject({ zone: 'dead.example', errors: { timeout: 1 }, health: 'failing' });
+    expect(z[1]).toMatchObject({ zone: 'dead.example', errors: { timeout: 1 }, health: 'failing', check: null });
+    // The engine's own health joins each zone; a zone in use that nobody asked yet is listed too.
+    const check = { zone: 'bl.example', state: 'failing' as const, checkedAt: 1, reason: '127.0.0.2 is not listed', skipped: true, badAnswers: 2 };
+    const idle = { zone: 'idle.example', state: 'unchecked' as const, checkedAt: null, reason: null, skipped: false, badAnswers: 0 };
+    const joined = live.caught(20, [check, idle]).zones;
+    expect(joined.find((x) => x.zone === 'bl.example')).toMatchObject({ health: 'ok', check });
+    expect(joined.find((x) => x.zone === 'idle.example')).toMatchObject({ queries: 0, health: 'unused', check: idle });
   });
 
   it('networks as text; top tables stay bounded', () => {
@@ -164,6 +170,50 @@ describe('CorpusIndex', () => {
     expect(idx.size).toBe(0);
   });
 
+  it('a snapshot makes the next start read only the days changed since; a torn or foreign one is ignored', async () => {
+    const root = join(tmp, 'snap');
+    store(root, meta('s1', '2026-03-01T10:00:00.000Z'), 'one');
+    store(root, meta('s2', '2026-03-02T10:00:00.000Z'), 'two');
+    store(root, meta('s3', '2026-03-03T10:00:00.000Z'), 'three');
+    store(root, meta('s4', '2026-03-03T11:00:00.000Z'), 'four');
+    // The day directories were last changed an hour ago.
+    const old = new Date(Date.now() - 3_600_000);
+    for (const d of ['2026-03-01', '2026-03-02', '2026-03-03']) utimesSync(join(root, d), old, old);
+    const a = new CorpusIndex();
+    await a.setRoots([root]);
+    expect(a.recordsRead).toBe(4);
+    expect(a.changedRoots).toEqual([root]);
+    expect(await a.saveSnapshot(root)).toBe(true);
+    expect(a.changedRoots).toEqual([]);
+    expect(readdirSync(root).filter((n) => n.startsWith('.console-index'))).toEqual([SNAPSHOT]);
+
+    // While stopped: a message arrives on day 2, one of day 3 is deleted, a new day begins.
+    store(root, meta('s5', '2026-03-02T12:00:00.000Z'), 'five');
+    rmSync(join(root, '2026-03-03', 's4.json'));
+    store(root, meta('s6', '2026-03-04T09:00:00.000Z'), 'six');
+    const b = new CorpusIndex();
+    await b.setRoots([root]);
+    // Read: s5 and s6 only; day 1 (untouched) and the rest of days 2 and 3 came from the snapshot.
+    expect(b.recordsRead).toBe(2);
+    expect(b.fromSnapshot).toBe(3);
+    expect(b.daysListed).toBe(3);
+    expect(b.query({}).items.map((i) => [i.id, i.subject])).toEqual([['s6', 'six'], ['s3', 'three'], ['s5', 'five'], ['s2', 'two'], ['s1', 'one']]);
+    expect(b.query({ subject: 'ONE' }).items.map((i) => i.id)).toEqual(['s1']);
+    expect(b.get('s1')?.path).toBe(join(root, '2026-03-01', 's1.eml'));
+
+    // A torn snapshot (cut short) and one of another store path are not used.
+    const full = readFileSync(join(root, SNAPSHOT), 'utf8');
+    writeFileSync(join(root, SNAPSHOT), full.slice(0, full.lastIndexOf('\n', full.length - 2) + 1));
+    const c = new CorpusIndex();
+    await c.setRoots([root]);
+    expect(c.recordsRead).toBe(5);
+    writeFileSync(join(root, SNAPSHOT), full.replace(JSON.stringify(root), JSON.stringify('/elsewhere')));
+    const d = new CorpusIndex();
+    await d.setRoots([root]);
+    expect(d.recordsRead).toBe(5);
+    expect(d.size).toBe(5);
+  });
+
   it('subjectOf: unfolded, decoded, controls out, only from the header block', () => {
     expect(subjectOf('A: b\r\nSubject: one\r\n two\r\n\r\nSubject: body')).toBe('one two');
     expect(subjectOf('Subject: =?ISO-8859-1?Q?caf=E9?=\r\n\r\n')).toBe('café');
@@ -215,21 +265,15 @@ describe('HTTP', () => {
   }
 
   /** A raw request (fetch cannot set Host). */
-  function get(url: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-    return new Promise((resolve, reject) => {
-      const r = request(url, { method, headers }, (res) => {
-        let b = '';
-        res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b }));
-      });
-      r.on('error', reject);
-      r.end(body);
-    });
-  }
+  const get = rawRequest;
 
   it('pages and API: strict headers, pages fill from the API, raw downloads are attachments, read-only', async () => {
     const root = join(tmp, 'http1');
     store(root, meta('h1', '2026-02-01T00:00:00.000Z'), '<b>bold</b>');
     const { base } = await start({}, root);
+    // The corpus index snapshot is written at flush (the daemon's stop), for the next start.
+    await rt!.flush();
+    expect(readdirSync(root)).toContain(SNAPSHOT);
     for (const p of ['/console/', '/console/caught', '/console/corpus', '/console/message?id=h1', '/api/live', '/api/caught', '/api/corpus', '/api/corpus/raw?id=h1']) {
       const r = await get(base + p);
       expect(r.status, p).toBe(200);

@@ -2,6 +2,8 @@
 // fails the 127.0.0.2 / 127.0.0.1 test is skipped until it passes; errors change nothing.
 
 import { describe, expect, it } from 'vitest';
+import { DnsblEngine } from '../../src/dnsbl/engine.js';
+import { silentLogger } from '../../src/log/logger.js';
 import type { TestDnsServer } from '../helpers/dns-server.js';
 import { setup, srv, useDnsServer } from '../helpers/dnsbl.js';
 
@@ -23,7 +25,13 @@ describe('zone health (RFC 5782 §5)', () => {
       srv.set('16.2.0.192.bl.test', { a: ['127.0.0.2'] }, 'A');
       // A short timeout only where nothing answers; an answer may be slow on a busy machine.
       const { engine, check, lines } = setup({ rbl: ['bl.test'], dns: { timeout: c.two.drop ? 60 : 5000 } });
+      expect(engine.health()).toEqual([]);
       expect(await engine.checkZone('bl.test')).toBe(c.result);
+      // The engine's own record of it (the console's Caught page shows it).
+      expect(engine.health()).toEqual([
+        expect.objectContaining({ zone: 'bl.test', state: c.result === 'fail' ? 'failing' : c.result, skipped: c.skipped, checkedAt: expect.any(Number) as unknown }),
+      ]);
+      if (c.result !== 'ok') expect(engine.health()[0]!.reason).toEqual(expect.any(String));
       const r = await check.check('192.0.2.16', { deadline: Date.now() + 1000 });
       expect(r.zones.length).toBe(c.skipped ? 0 : 1);
       if (c.result !== 'ok') expect(lines.some((l) => l.tag === 'DNSBL_HEALTH' && l.level === 40)).toBe(true);
@@ -38,6 +46,19 @@ describe('zone health (RFC 5782 §5)', () => {
     srv.set('2.0.0.127.bl.test', { a: ['127.0.0.2'] }, 'A');
     await engine.checkZones(['bl.test']);
     expect(engine.healthy('bl.test')).toBe(true);
+    expect(engine.health()[0]).toMatchObject({ state: 'ok', reason: null, skipped: false });
     expect(lines.some((l) => l.tag === 'DNSBL_HEALTH' && l.level === 30)).toBe(true);
+  });
+
+  it('health(): every zone in use, "unchecked" with healthCheckInterval 0; a reload keeps the record', async () => {
+    srv.set('2.0.0.127.bl.test', { rcode: 'NXDOMAIN' }, 'A');
+    const { engine } = setup({ rbl: ['bl.test'], dns: { healthCheckInterval: 0 } });
+    await engine.startHealthChecks(['bl.test', 'other.test']);
+    expect(engine.health().map((h) => [h.zone, h.state, h.checkedAt])).toEqual([['bl.test', 'unchecked', null], ['other.test', 'unchecked', null]]);
+    await engine.checkZone('bl.test');
+    expect(engine.health()[0]).toMatchObject({ zone: 'bl.test', state: 'failing', reason: '127.0.0.2 is not listed', skipped: true });
+    const next = new DnsblEngine({ dns: engine.dns, logger: silentLogger(), prev: engine });
+    expect(next.health()[0]).toMatchObject({ zone: 'bl.test', state: 'failing', skipped: true });
+    next.stop();
   });
 });

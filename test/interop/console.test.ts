@@ -4,10 +4,11 @@
 // test sent; a hostile message (<script>, javascript: URLs, <img onerror>, a remote image in
 // subject, HELO, body and attachment name) is shown inert: no script runs, no dialog opens,
 // no request leaves the daemon's origin (request interception records any that tries); the
-// token is required off loopback. Screenshots go to test/interop/artifacts/ (gitignored).
+// token is required off loopback; the State page shows the triplet an SMTP session greylisted
+// and, with http.consoleWrite, deletes it. Screenshots go to test/interop/artifacts/ (gitignored).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -283,6 +284,80 @@ describe('console in chromium', () => {
     expect(raw.headers.get('x-content-type-options')).toBe('nosniff');
     expect(raw.headers.get('content-security-policy')).toContain("default-src 'self'");
     expect(await raw.text()).toContain('track.gif');
+  });
+
+  it('the State page lists the triplet an SMTP session greylisted; with consoleWrite its delete button removes it', async () => {
+    const httpPort = await freePort();
+    const stateDir = mkdtempSync(join(tmpdir(), 'fakemx-state-'));
+    const g = await startDaemon({
+      listenAddress: '127.0.0.1', listenPort: 0, bannerDelay: 0, errorDelay: 0,
+      greylist: { enabled: true }, state: { path: stateDir },
+      http: { port: httpPort, console: true, consoleWrite: true },
+    });
+    try {
+      g.port = (await g.waitFor('LISTENING')).port as number;
+      await g.waitFor('ADMIN_LISTENING');
+      const base = `http://127.0.0.1:${httpPort}`;
+      // A quoted local part carries markup: the page must show it as text.
+      const sender = `"<img src=x onerror=window.__pwned=21>"@grey-${Date.now()}.example`;
+      const r = await smtp(g.port, ['EHLO grey.test', `MAIL FROM:<${sender}>`, 'RCPT TO:<user@example.com>', 'QUIT']);
+      expect(r.replies[3]).toMatch(/^451 4\.7\.1/);
+      const w = await watchedPage(browser, base);
+      await w.page.goto(`${base}/console/state?kind=grey`, { waitUntil: 'load' });
+      await w.page.waitForFunction(`document.querySelectorAll('#entries tbody tr[data-key]').length === 1`, { timeout: 10000 });
+      const row = await text(w.page, '#entries tbody');
+      expect(row).toContain(sender.toLowerCase());
+      expect(row).toContain('127.0.0.0/24');
+      expect(await w.page.evaluate(`document.querySelectorAll('main img').length`)).toBe(0);
+      expect(await w.page.evaluate('window.__pwned ?? null')).toBeNull();
+      await shot(w.page, 'state');
+      // The row's delete button: the page's fetch() with the write header, then a reload.
+      await Promise.all([
+        w.page.waitForNavigation({ waitUntil: 'load' }),
+        w.page.evaluate(`[...document.querySelectorAll('#entries tbody tr[data-key] button')].find((b) => b.textContent === 'delete').click()`),
+      ]);
+      await w.page.waitForFunction(`document.querySelector('#summary').textContent.includes('No entry')`, { timeout: 10000 });
+      const left = (await (await fetch(`${base}/api/state?kind=grey`)).json()) as { items: unknown[] };
+      expect(left.items).toEqual([]);
+      const logged = await g.waitFor('CONSOLE_STATE');
+      expect(logged).toMatchObject({ action: 'delete', ok: true, client: '127.0.0.1' });
+      expect(String(logged.key)).toContain('grey:127.0.0.0/24|');
+      // The same write from another origin, as a forged page would send it, is refused.
+      const forged = await fetch(`${base}/api/state`, { method: 'POST', headers: { origin: 'http://evil.example', 'x-fakemx-console': '1', 'content-type': 'application/json' }, body: '{"action":"allow","target":"127.0.0.1"}' });
+      expect(forged.status).toBe(403);
+      expect(w.errors).toEqual([]);
+      expect(w.outside).toEqual([]);
+      expect(w.dialogs).toEqual([]);
+      await w.page.close();
+    } finally {
+      g.kill();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stop writes the corpus index snapshot; the next start reads no record it holds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fakemx-snap-'));
+    const cfg = { listenAddress: '127.0.0.1', listenPort: 0, bannerDelay: 0, errorDelay: 0, storePath: join(dir, 'corpus'), http: { port: await freePort(), console: true } };
+    try {
+      const first = await startDaemon(cfg);
+      first.port = (await first.waitFor('LISTENING')).port as number;
+      const r = await smtp(first.port, ['EHLO snap.test', 'MAIL FROM:<a@snap.example>', 'RCPT TO:<b@example.com>', 'DATA', 'Subject: snapshot me', '', 'body', '.', 'QUIT']);
+      expect(r.replies.some((x) => x.startsWith('250 2.0.0'))).toBe(true);
+      first.child.kill('SIGTERM');
+      expect(await first.exited(30000)).toBe(0);
+      expect(readdirSync(join(dir, 'corpus'))).toContain('.console-index.jsonl');
+      const second = await startDaemon(cfg);
+      try {
+        const indexed = await second.waitFor('CONSOLE_INDEXED', 15000);
+        expect(indexed).toMatchObject({ messages: 1, fromSnapshot: 1, read: 0 });
+        const list = (await (await fetch(`http://127.0.0.1:${cfg.http.port}/api/corpus?subject=snapshot`)).json()) as { total: number };
+        expect(list.total).toBe(1);
+      } finally {
+        second.kill();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('off loopback the token is required: without one start-up exits 78 naming http.token; with one, login or Bearer', async () => {

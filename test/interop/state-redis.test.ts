@@ -3,6 +3,7 @@
 // killed, paused (slow) and restarted: every call answers within the deadline, one log line
 // per outage transition, reconnect with backoff, health degraded then ok.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listState } from '../../src/console/state-view.js';
 import { RedisBackend } from '../../src/state/redis.js';
 import { StateStore, openStateStore } from '../../src/state/store.js';
 import { StateError } from '../../src/state/types.js';
@@ -63,6 +64,43 @@ describe('redis backend', () => {
     expect(await s.get('trap:192.0.2.1')).toBeNull();
     expect(await s.del('white:192.0.2.0/24')).toBe(true);
     expect(await s.get('white:192.0.2.0/24')).toBeNull();
+    await s.close();
+  });
+
+  it('scanPage (the console State page): the SCAN cursor to the end, no repeats, leases and other prefixes left out, bounded steps', async () => {
+    const s = openStateStore(cfg({ timeout: 5000 }));
+    await connected(s);
+    const made: string[] = [];
+    for (let i = 0; i < 2500; i++) made.push(`pass:greet:10.0.${i >> 8}.${i & 255}`);
+    for (let i = 0; i < made.length; i += 250) await Promise.all(made.slice(i, i + 250).map((k) => s.set(k, { at: 1 }, 60_000)));
+    await s.set('trap:10.9.9.9', { rcpt: 'needle@trap.example' }, 60_000);
+    expect(await s.acquireLease('lease:10.0.0.1', 's1', 5)).not.toBeNull();
+    // Another deployment's keys under another prefix are not ours.
+    const other = openStateStore(cfg());
+    await connected(other);
+    await other.set('pass:greet:10.7.7.7', { at: 1 }, 60_000);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let steps = 0;
+    do {
+      const p = await s.scanPage('', cursor, { limit: 200, budget: 500 });
+      // Stops at a batch boundary: never more than the budget looked at, the batch's rest beyond `limit` at most.
+      expect(p.examined).toBeLessThanOrEqual(500 + 1000);
+      seen.push(...p.entries.map((e) => e.key));
+      cursor = p.cursor;
+    } while (cursor !== null && ++steps < 200);
+    expect(steps).toBeGreaterThanOrEqual(2);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.sort()).toEqual([...made, 'trap:10.9.9.9'].sort());
+    const needle = await s.scanPage('trap:', null, { limit: 50, budget: 5000, keep: (e) => JSON.stringify(e.value).includes('needle') });
+    expect(needle.entries.map((e) => e.key)).toEqual(['trap:10.9.9.9']);
+    await expect(s.scanPage('', 'not-a-cursor', { limit: 1, budget: 1 })).rejects.toThrow(/bad scan cursor/);
+    // The console's API over it: an address search, and a bad cursor is a 400, not a 503.
+    const byIp = await listState(s, { q: '10.0.3.7' });
+    expect(byIp.status).toBe(200);
+    expect((byIp.body.items as { key: string }[]).map((i) => i.key)).toEqual(['pass:greet:10.0.3.7']);
+    expect((await listState(s, { cursor: 'x' })).status).toBe(400);
+    await other.close();
     await s.close();
   });
 

@@ -167,10 +167,12 @@
       fill($('authClients').tBodies[0], rows(d.auth.clients, 3, (r) => el('tr', {}, el('td', { className: 'mono', text: r.key }), el('td', { text: fmt.n(r.count) }), el('td', { text: tagCounts(r.tags) }))));
       fill(
         $('zones').tBodies[0],
-        rows(d.zones, 8, (z) =>
+        rows(d.zones, 10, (z) =>
           el('tr', {},
             el('td', { className: 'mono', text: z.zone }),
-            el('td', { className: 'health-' + z.health, text: z.health }),
+            zoneCheck(z.check),
+            el('td', { className: 'nowrap', text: z.check && z.check.checkedAt ? fmt.time(new Date(z.check.checkedAt).toISOString()) : '' }),
+            el('td', { className: 'health-' + z.health, text: z.health === 'unused' ? 'unused' : z.health + ' (' + fmt.pct(z.errorRate) + ')' }),
             el('td', { text: fmt.n(z.queries + z.cacheHits) }),
             el('td', { text: fmt.n(z.cacheHits) }),
             el('td', { text: fmt.n(z.hits) }),
@@ -181,6 +183,15 @@
         ),
       );
     });
+  }
+
+  /** The engine's own test of a zone: state, why, and whether lookups skip it. */
+  function zoneCheck(c) {
+    if (!c) return el('td', { className: 'health-unused', text: 'not a zone in use' });
+    const cls = c.state === 'ok' ? 'ok' : c.state === 'failing' ? 'failing' : 'unused';
+    const words = c.state === 'unchecked' ? 'not checked (dns.healthCheckInterval 0)' : c.state === 'unknown' ? 'unknown:' : c.state;
+    const extra = [c.reason, c.skipped ? 'skipped by lookups' : null, c.badAnswers ? c.badAnswers + ' bad answers' : null].filter(Boolean).join('; ');
+    return el('td', { className: 'health-' + cls }, words, extra ? el('span', { className: 'note', text: ' ' + extra }) : null);
   }
 
   // ---- Corpus ----------------------------------------------------------------------------
@@ -211,7 +222,7 @@
       const d = await getJson('/api/corpus?' + q.toString());
       $('summary').textContent =
         (d.total === 0 ? 'No message matches.' : 'Messages ' + (offset + 1) + '–' + (offset + d.items.length) + ' of ' + fmt.n(d.total) + ', newest first.') +
-        (d.indexing ? ' Indexing the store: ' + fmt.n(d.indexed) + ' so far.' : '');
+        (d.indexing ? ' Indexing the store: ' + fmt.n(d.indexed) + ' so far' + (d.progress && d.progress.days ? ' (' + d.progress.done + ' of ' + d.progress.days + ' days)' : '') + '; newest days first.' : '');
       fill(
         $('messages').tBodies[0],
         d.items.length === 0
@@ -296,6 +307,110 @@
     status('loaded', false);
   }
 
-  const pages = { live, caught, corpus, message };
+  // ---- State ------------------------------------------------------------------------------
+  const KIND_NAMES = { grey: 'greylist', white: 'allowlist', pass: 'cache: passed', fail: 'cache: failed', trap: 'trap' };
+
+  /** A write: JSON, with the header the server requires of every write (it stops cross-site forms). */
+  async function sendJson(method, url, body) {
+    const r = await fetch(url, {
+      method,
+      credentials: 'same-origin',
+      headers: { accept: 'application/json', 'content-type': 'application/json', 'x-fakemx-console': '1' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const out = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(out && out.error ? out.error : 'HTTP ' + r.status);
+    return out;
+  }
+
+  function stateValue(kind, v) {
+    if (kind === 'grey' && typeof v.first === 'number') return 'first try ' + fmt.time(new Date(v.first).toISOString());
+    if (kind === 'white') return (typeof v.n === 'number' ? v.n + ' deliveries' : '') + (v.via ? ', via ' + v.via : '');
+    if (kind === 'trap') return (v.rcpt ? 'wrote to ' + v.rcpt : '') + (typeof v.hits === 'number' ? ', ' + v.hits + ' hits' : '');
+    return JSON.stringify(v);
+  }
+
+  async function state() {
+    const params = new URLSearchParams(location.search);
+    const form = $('filter');
+    for (const k of ['kind', 'q']) if (params.get(k)) form.elements[k].value = params.get(k);
+    const q = new URLSearchParams();
+    for (const k of ['kind', 'q', 'cursor']) if (params.get(k)) q.set(k, params.get(k));
+    let d;
+    try {
+      d = await getJson('/api/state?' + q.toString());
+    } catch (e) {
+      status(String(e.message || e), true);
+      return;
+    }
+    const write = d.write === true && d.backend !== null;
+    $('writeBox').hidden = !write;
+    $('readOnly').hidden = write || d.backend === null;
+    $('actionsHead').hidden = !write;
+    const reload = () => location.reload();
+    const act = (label, fn) => {
+      const b = el('button', { type: 'button', text: label });
+      b.addEventListener('click', async () => {
+        b.disabled = true;
+        try {
+          await fn();
+          reload();
+        } catch (e) {
+          status(String(e.message || e), true);
+          b.disabled = false;
+        }
+      });
+      return b;
+    };
+    $('summary').textContent =
+      (d.backend === null ? d.note : 'Backend ' + d.backend + '. ' + (d.items.length === 0 ? 'No entry here.' : d.items.length + (d.items.length === 1 ? ' entry' : ' entries') + ' on this page.') + (d.cursor ? ' ' + fmt.n(d.examined) + ' keys looked at; more follow.' : '')) +
+      (d.backend !== null && d.note ? ' ' + d.note : '');
+    fill(
+      $('entries').tBodies[0],
+      d.items.length === 0
+        ? [emptyRow(write ? 7 : 6, 'nothing here')]
+        : d.items.map((e) =>
+            el('tr', { 'data-key': e.key },
+              el('td', { text: KIND_NAMES[e.kind] || e.kind }),
+              el('td', { className: 'mono', text: e.subject }),
+              el('td', { className: 'mono key', text: e.key }),
+              el('td', { className: 'nowrap', text: fmt.time(e.expiresAt) }),
+              el('td', { className: 'nowrap', text: fmt.dur(Math.max(0, e.ttlMs)) }),
+              el('td', { className: 'mono', text: stateValue(e.kind, e.value || {}) }),
+              write
+                ? el('td', { className: 'nowrap' },
+                    e.kind === 'grey' ? act('allow network', () => sendJson('POST', '/api/state', { action: 'allow', target: e.subject })) : null,
+                    e.kind === 'pass' ? act('deny', () => sendJson('POST', '/api/state', { action: 'deny', target: e.subject })) : null,
+                    act('delete', () => sendJson('DELETE', '/api/state?key=' + encodeURIComponent(e.key))),
+                  )
+                : null,
+            ),
+          ),
+    );
+    if (params.get('cursor')) {
+      const p = new URLSearchParams(q);
+      p.delete('cursor');
+      Object.assign($('first'), { hidden: false, href: '/console/state?' + p.toString() });
+    }
+    if (d.cursor) {
+      const p = new URLSearchParams(q);
+      p.set('cursor', d.cursor);
+      Object.assign($('next'), { hidden: false, href: '/console/state?' + p.toString() });
+    }
+    $('addForm').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const f = ev.target;
+      try {
+        const r = await sendJson('POST', '/api/state', { action: f.elements.action.value, target: f.elements.target.value });
+        $('writeResult').textContent = 'added ' + r.key + ' for ' + fmt.dur(r.ttlMs);
+        setTimeout(reload, 300);
+      } catch (e) {
+        $('writeResult').textContent = String(e.message || e);
+      }
+    });
+    status('loaded ' + new Date().toLocaleTimeString('en-GB'), false);
+  }
+
+  const pages = { live, caught, corpus, message, state };
   if (pages[page]) pages[page]();
 })();

@@ -1,0 +1,121 @@
+// The console's State page behind /api/state: bounded, resumable pages of the state store's
+// entries (greylist triplets, allowlisted networks, client cache pass/fail, traps), searched
+// with the `fakemx state` CLI's own filter, and the allow/deny/trap/delete writes the CLI makes.
+
+import { addEntry, entryView, matches, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import type { Config } from '../config/schema.js';
+import type { StateStore } from '../state/store.js';
+import { kindOf, type Kind } from '../state/types.js';
+
+/** The kinds the page shows (leases are per-session bookkeeping, not something to edit). */
+export const STATE_KINDS: readonly Kind[] = ['grey', 'white', 'pass', 'fail', 'trap'];
+export const STATE_PAGE = 50;
+export const STATE_PAGE_MAX = 200;
+/**
+ * Keys one request examines at most: a search that matches little in a large store answers
+ * with what it found and a cursor after this many, instead of walking the whole store while
+ * the daemon's sessions wait (LMDB reads happen in the calling turn).
+ */
+export const SCAN_BUDGET = 5_000;
+/** The longest TTL a console write may set: 400 days. */
+const MAX_TTL_MS = 400 * 86_400_000;
+/** A cursor or key from a request, at most (keys hold two e-mail addresses at most). */
+const MAX_PARAM = 2048;
+
+export interface StateQuery {
+  kind?: string | null;
+  q?: string | null;
+  cursor?: string | null;
+  limit?: number | null;
+}
+
+export type StateAnswer = { status: number; body: Record<string, unknown> };
+
+const bad = (error: string): StateAnswer => ({ status: 400, body: { error } });
+
+/**
+ * The search box: an IP address finds the entries about it (and the networks holding it), a
+ * CIDR network the entries inside it, anything else is a case-insensitive substring of the key
+ * or value (a sender, a recipient, a test name).
+ */
+export function filterOf(kind: string | undefined, q: string): StateFilter {
+  const f: StateFilter = kind ? { kind } : {};
+  if (!q) return f;
+  const t = targetOf(q);
+  if (t === null) return { ...f, grep: q };
+  return t.includes('/') ? { ...f, net: t } : { ...f, ip: t };
+}
+
+/** One page: `GET /api/state?kind=&q=&cursor=&limit=`. */
+export async function listState(store: StateStore, query: StateQuery): Promise<StateAnswer> {
+  const kind = query.kind?.trim() || undefined;
+  if (kind !== undefined && !(STATE_KINDS as readonly string[]).includes(kind)) return bad(`kind must be one of ${STATE_KINDS.join(', ')}`);
+  const q = (query.q ?? '').trim().slice(0, 256);
+  const cursor = query.cursor || null;
+  if (cursor !== null && cursor.length > MAX_PARAM) return bad('cursor too long');
+  const limit = Math.max(1, Math.min(STATE_PAGE_MAX, query.limit ?? STATE_PAGE));
+  const f = filterOf(kind, q);
+  const keep = (e: { key: string }) => {
+    const k = kindOf(e.key);
+    return k !== null && k !== 'lease';
+  };
+  let page;
+  try {
+    page = await store.scanPage(kind ? `${kind}:` : '', cursor, { limit, budget: SCAN_BUDGET, keep: (e) => keep(e) && matches(e, f) });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    return msg.includes('bad scan cursor') ? bad('bad cursor') : { status: 503, body: { error: msg } };
+  }
+  const now = store.clock();
+  return {
+    status: 200,
+    body: {
+      backend: store.kind,
+      items: page.entries.map((e) => entryView(e, now)),
+      cursor: page.cursor,
+      examined: page.examined,
+      now,
+      ...(store.health().ok ? {} : { note: store.health().note }),
+    },
+  };
+}
+
+/** What a write asks for, validated; or the 400 to answer. */
+export function parseWrite(body: string): { action: AddWhat; target: string; ttlMs?: number } | StateAnswer {
+  let o: unknown;
+  try {
+    o = JSON.parse(body);
+  } catch {
+    return bad('body must be JSON: {"action": "allow"|"deny"|"trap", "target": "<ip or cidr>", "ttlMs"?: n}');
+  }
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) return bad('body must be a JSON object');
+  const { action, target, ttlMs } = o as Record<string, unknown>;
+  if (action !== 'allow' && action !== 'deny' && action !== 'trap') return bad('action must be allow, deny or trap');
+  const t = typeof target === 'string' ? targetOf(target) : null;
+  if (t === null) return bad('target must be an IP address or (allow) a CIDR network');
+  // As `fakemx state add`: deny and trap are about one client address.
+  if (action !== 'allow' && t.includes('/')) return bad(`${action} takes one address, not a network`);
+  if (ttlMs !== undefined && (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1000 || ttlMs > MAX_TTL_MS)) return bad('ttlMs must be a whole number of milliseconds from 1000 to 400 days');
+  return { action, target: t, ...(ttlMs !== undefined ? { ttlMs } : {}) };
+}
+
+export async function addState(store: StateStore, config: Config, w: { action: AddWhat; target: string; ttlMs?: number }): Promise<StateAnswer & { key?: string }> {
+  try {
+    const { key, ttlMs } = await addEntry(store, w.action, w.target, w.ttlMs, config, 'console');
+    return { status: 200, body: { key, ttlMs }, key };
+  } catch (e) {
+    return { status: 503, body: { error: e instanceof Error ? e.message : String(e) } };
+  }
+}
+
+/** `DELETE /api/state?key=`: any entry the page lists, by its key. */
+export async function deleteState(store: StateStore, key: string): Promise<StateAnswer> {
+  const k = kindOf(key);
+  if (key.length > MAX_PARAM || k === null || k === 'lease') return bad('key must be an entry key as the list shows it');
+  try {
+    const had = await store.del(key);
+    return had ? { status: 200, body: { deleted: key } } : { status: 404, body: { error: 'no such entry' } };
+  } catch (e) {
+    return { status: 503, body: { error: e instanceof Error ? e.message : String(e) } };
+  }
+}

@@ -1,0 +1,101 @@
+// The state store's entries as an operator sees and edits them, shared by `fakemx state` (the
+// CLI) and the console's State page: what an entry is about, the search filter, the JSON view,
+// and the allow/deny/trap entries an operator adds.
+
+import type { Config } from '../config/schema.js';
+import { cidrContains, normalizeIp, parseCidr } from '../net/ip.js';
+import type { StateStore } from './store.js';
+import { clientNetwork, keys, kindOf, type StateEntry } from './types.js';
+
+export interface StateFilter {
+  kind?: string;
+  ip?: string;
+  net?: string;
+  grep?: string;
+}
+
+/** The client address or network an entry is about (`grey:<net>|...`, `pass:<test>:<ip>`, ...). */
+export function subjectOf(key: string): string {
+  const kind = kindOf(key);
+  const rest = key.slice(key.indexOf(':') + 1);
+  if (kind === 'grey') return rest.slice(0, rest.indexOf('|'));
+  if (kind === 'pass') return rest.slice(rest.indexOf(':') + 1);
+  return rest;
+}
+
+export function cidrOf(text: string) {
+  try {
+    return parseCidr(text);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether an entry passes the filter; --ip matches the address and the networks holding it. */
+export function matches(e: StateEntry, f: StateFilter): boolean {
+  if (f.kind && kindOf(e.key) !== f.kind) return false;
+  const subject = subjectOf(e.key);
+  if (f.ip) {
+    const ip = normalizeIp(f.ip);
+    if (subject !== ip) {
+      const c = subject.includes('/') ? cidrOf(subject) : null;
+      if (!c || !cidrContains(c, ip)) return false;
+    }
+  }
+  if (f.net) {
+    const n = cidrOf(f.net);
+    if (!n) return false;
+    const sc = cidrOf(subject);
+    if (!sc || sc.family !== n.family || sc.bits < n.bits) return false;
+    const addr = subject.includes('/') ? subject.slice(0, subject.indexOf('/')) : subject;
+    if (!cidrContains(n, addr)) return false;
+  }
+  if (f.grep) {
+    const g = f.grep.toLowerCase();
+    if (!e.key.toLowerCase().includes(g) && !JSON.stringify(e.value).toLowerCase().includes(g)) return false;
+  }
+  return true;
+}
+
+/** An entry as export and the console's API show it. */
+export function entryView(e: StateEntry, now: number): { key: string; kind: string | null; subject: string; expiresAt: string; ttlMs: number; value: StateEntry['value'] } {
+  return { key: e.key, kind: kindOf(e.key), subject: subjectOf(e.key), expiresAt: new Date(e.expiresAt).toISOString(), ttlMs: e.expiresAt - now, value: e.value };
+}
+
+export type AddWhat = 'allow' | 'deny' | 'trap';
+
+/** The key an allow/deny/trap entry for `target` has (allow: the client network, or the CIDR given). */
+export function keyFor(what: AddWhat, target: string, config: Config): string {
+  if (what === 'allow') {
+    if (target.includes('/')) {
+      const c = parseCidr(target);
+      const addr = target.slice(0, target.indexOf('/'));
+      return keys.white(clientNetwork(addr, c.family === 4 ? c.bits : config.greylist.ipv4Prefix, c.family === 6 ? c.bits : config.greylist.ipv6Prefix));
+    }
+    return keys.white(clientNetwork(target, config.greylist.ipv4Prefix, config.greylist.ipv6Prefix));
+  }
+  return what === 'deny' ? keys.fail(target) : keys.trap(target);
+}
+
+/** Writes an allow/deny/trap entry as an operator made it (`via`: who, for the record); the CLI and the console. */
+export async function addEntry(store: StateStore, what: AddWhat, target: string, ttl: number | undefined, config: Config, via = 'manual'): Promise<{ key: string; ttlMs: number }> {
+  const key = keyFor(what, target, config);
+  const now = Date.now();
+  const subject = subjectOf(key);
+  const value =
+    what === 'allow' ? { net: subject, first: now, last: now, n: 0, via }
+    // test 'manual' is what makes a cached failure drop at connect (policy/client-cache.ts), whoever wrote it.
+    : what === 'deny' ? { test: 'manual', at: now, ...(via === 'manual' ? {} : { via }) }
+    : { ip: subject, rcpt: `(${via})`, at: now, hits: 0 };
+  const ms = ttl ?? (what === 'allow' ? config.greylist.whiteExpiry : what === 'deny' ? config.cache.failTtl : config.greylist.trapExpiry);
+  await store.set(key, value, ms);
+  return { key, ttlMs: ms };
+}
+
+/** An IP address or CIDR network as `add`/`del` take it, trimmed; null when it is neither. */
+export function targetOf(value: string): string | null {
+  const v = value.trim();
+  const addr = v.includes('/') ? v.slice(0, v.indexOf('/')) : v;
+  return cidrOf(v) === null || cidrOf(addr) === null ? null : v;
+}
+
