@@ -92,7 +92,7 @@ export interface EarlyTalkEvent {
   kind: EarlyTalkKind;
   /** Milliseconds since the connection opened. */
   afterMs: number;
-  /** Up to 100 of the bytes that came early. */
+  /** Up to 100 of the bytes that came early (after AUTH: each line masked to "*", they are credentials). */
   sample: Buffer;
   /** For 'pipelining': the command whose reply the client did not wait for. */
   after?: string;

@@ -182,12 +182,15 @@ export function parseMailParams(params: string, opts: { binaryMime?: boolean } =
         break;
       case 'BODY':
         // RFC 6152 §2: BODY=7BIT / BODY=8BITMIME; RFC 3030 §3: BODY=BINARYMIME only where
-        // BINARYMIME is advertised.
+        // BINARYMIME is advertised. Not advertised, it is a parameter value the server cannot
+        // implement: 555 (RFC 5321 §4.1.1.11), not a syntax error.
         if (v === true) return fail('syntax', 'BODY needs a value');
         {
           const b = v.toUpperCase();
-          if (b === 'BINARYMIME' && opts.binaryMime) out.body = b;
-          else if (b !== '7BIT' && b !== '8BITMIME') return fail('syntax', 'BODY must be 7BIT or 8BITMIME');
+          if (b === 'BINARYMIME') {
+            if (!opts.binaryMime) return fail('param', 'BODY=BINARYMIME');
+            out.body = b;
+          } else if (b !== '7BIT' && b !== '8BITMIME') return fail('syntax', 'BODY must be 7BIT or 8BITMIME');
           else out.body = b;
         }
         break;

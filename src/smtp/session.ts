@@ -117,6 +117,15 @@ type Handler = (s: Session, args: string, eightBit: boolean) => Reply | Promise<
 
 // RFC 2920 §3.1: these end a pipelined group; the client must wait for their reply.
 const GROUP_END = new Set(['EHLO', 'HELO', 'DATA', 'VRFY', 'EXPN', 'NOOP', 'QUIT', 'TURN']);
+/**
+ * RFC 4954 §4 (under RFC 2920 §3.1's rule that an extension's commands end a group unless it
+ * says otherwise): AUTH is the last command of a pipelined group, and nothing may follow it
+ * before its final reply; so is each response line of its exchange, sent only after a 334.
+ * The one exception: an initial response for a mechanism that completes in one round trip
+ * with the client sending first, i.e. PLAIN (EXTERNAL is not offered). A LOGIN initial
+ * response still awaits "Password:".
+ */
+const AUTH_ONE_TRIP = /^PLAIN +\S/i;
 const HTTP_VERB = /^(GET|POST|HEAD|CONNECT|PUT|OPTIONS|DELETE) /;
 const EIGHT_BIT = /[\x80-\xff]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -498,7 +507,11 @@ export class Session implements SessionInfo, GreetResume {
   private early(kind: EarlyTalkKind, chunk: Buffer, after?: string): void {
     if (this.earlyReported & EARLY_BIT[kind] || !this.hooks.earlyTalk) return;
     this.earlyReported |= EARLY_BIT[kind];
-    const ev = { kind, afterMs: Date.now() - this.openedAt, sample: Buffer.from(chunk.subarray(0, 100)), ...(after ? { after } : {}) };
+    // Input behind AUTH is read as the exchange's responses, i.e. credentials: like the
+    // command log, the verdict's sample keeps only the shape (one "*" per line), never them.
+    const head = chunk.subarray(0, 100);
+    const sample = after === 'AUTH' ? Buffer.from(head.toString('latin1').replace(/[^\r\n]+/g, '*'), 'latin1') : Buffer.from(head);
+    const ev = { kind, afterMs: Date.now() - this.openedAt, sample, ...(after ? { after } : {}) };
     const r = this.hooks.earlyTalk(this, ev);
     if (!r) return;
     this.closeReason = 'early_talk';
@@ -724,7 +737,10 @@ export class Session implements SessionInfo, GreetResume {
     const pipelining = this.esmtp && this.opts.advertisePipelining;
     // RFC 3030 §2: a chunk's octets follow BDAT in the same write; they are not early talk.
     // The wait rule applies once the chunk is read (chunkWaitRule).
-    this.mustWait = verb === 'BDAT' && this.opts.chunking ? null : !pipelining || GROUP_END.has(verb) ? verb : null;
+    this.mustWait =
+      verb === 'BDAT' && this.opts.chunking ? null
+      : !pipelining || GROUP_END.has(verb) || (verb === 'AUTH' && (handler === authContinue || !AUTH_ONE_TRIP.test(args.trim()))) ? verb
+      : null;
     if (this.mustWait !== null && this.lines.bytes > 0) {
       this.early('pipelining', this.lines.peek(100), verb);
       if (this.st !== 'busy' || this.ended()) return;

@@ -1,26 +1,29 @@
 // The corpus: per message the message file (trace headers + the body exactly as received
 // after unstuffing; <id>.eml, or a Maildir file in new/ with store.format maildir) and its
 // <id>.json record (MessageMetadata), under <storePath>/<YYYY-MM-DD>/ (names: layout.ts).
-// Durable before acknowledged: the message is written under a temporary name and fsynced, its
-// record appended to the day's journal (group commit), both renamed into place (message
-// first), then the directory is fsynced (group commit). Any failure removes every trace.
+// Durable before acknowledged: the message is written under a temporary name and fdatasynced
+// while its record is appended to the day's journal (group commit, journal.ts); then it is
+// renamed into place beside its record file, and the directory is fsynced (once per group).
+// Any failure removes every trace.
 // A day directory (or the root) deleted or moved while running is recreated on the next
 // message: ENOENT at open or rename means "make the directories again and retry once".
 
 import type { SessionInfo } from '../smtp/hooks.js';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import fs, { constants } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { newId } from '../util/id.js';
-import { Journal, journalLines, writeAll } from './journal.js';
-import { DAY_DIR, dayOf, idOfMaildirName, JOURNAL, MAILDIR_SUBDIRS, maildirName, TEMP_PREFIX, type StoreFormat } from './layout.js';
+import { DayCommit, journalLines, writevAll, type CommitResult } from './journal.js';
+import { DAY_DIR, dayOf, idOfMaildirName, isRecordFile, JOURNAL, MAILDIR_SUBDIRS, maildirName, TEMP_PREFIX, type StoreFormat } from './layout.js';
 import { addArrivals, arrivalOf, buildMetadata, traceInfo, type Arrival, type MessageMetadata, type PolicyFacts } from './metadata.js';
 
 export type { StoreFormat } from './layout.js';
 
 const FLUSH_AT = 64 * 1024;
+/** A message temporary: a new name only (O_EXCL), read-write (see openTemp). */
+const OPEN_NEW = constants.O_CREAT | constants.O_EXCL | constants.O_RDWR;
 /** Day directories scanned for stale temporaries at start-up. */
 const SWEEP_DAYS = 3;
 /** Queued-but-unwritten bytes above which the writer asks the session to stop reading. */
@@ -191,7 +194,7 @@ interface DupQueue {
 export class Corpus {
   private readonly days = new Map<string, Promise<void>>();
   private readonly dirSyncs = new Map<string, GroupSync>();
-  private readonly journals = new Map<string, Journal>();
+  private readonly journals = new Map<string, DayCommit>();
   private readonly inflight = new Map<string, number>();
   private readonly index = new Map<string, IndexEntry>();
   private readonly dupQueues = new Map<string, DupQueue>();
@@ -276,9 +279,16 @@ export class Corpus {
     const present = await this.messagesIn(dir, names);
     const have = new Set(names);
     for (const n of names) {
+      // A record written while its message was being renamed, killed before that rename
+      // finished: the message was never acknowledged (journal.ts places both at once).
+      if (isRecordFile(n) && !present.has(n.slice(0, -'.json'.length))) {
+        await unlink(join(dir, n)).then(() => (changed = true), () => undefined);
+        continue;
+      }
       if (!n.startsWith(TEMP_PREFIX)) continue;
-      // Killed between the two renames: the message is in place and its metadata is complete
-      // under the temporary name (checked against the journal below); finish the job.
+      // A store written before records lost their temporaries (Round 4), killed between the two
+      // renames: the message is in place and its record complete under the temporary name
+      // (checked against the journal below); finish the job.
       const id = n.endsWith('.json') ? n.slice(TEMP_PREFIX.length, -'.json'.length) : '';
       if (id && present.has(id) && !have.has(`${id}.json`)) {
         await rename(join(dir, n), join(dir, `${id}.json`)).then(() => (changed = true), () => undefined);
@@ -359,12 +369,12 @@ export class Corpus {
     return p;
   }
 
-  /** The day's journal (its group-commit queue; the newest few days are kept). */
-  journalFor(day: string): Journal {
+  /** The day's group commit and journal (journal.ts; the newest few days are kept). */
+  journalFor(day: string): DayCommit {
     let j = this.journals.get(day);
     if (!j) {
       if (this.journals.size >= 4) this.journals.delete([...this.journals.keys()].sort()[0]!);
-      this.journals.set(day, (j = new Journal(join(this.root, day, JOURNAL))));
+      this.journals.set(day, (j = new DayCommit(join(this.root, day, JOURNAL), (d) => this.dirSync(d))));
     }
     return j;
   }
@@ -481,7 +491,8 @@ function fullMessage(id: string, reason: string): SessionMessage {
 }
 
 export class MessageWriter {
-  private fh: Promise<FileHandle>;
+  /** The temporary's descriptor (raw: no FileHandle per message on the hot path). */
+  private fd: Promise<number>;
   private queue: Buffer[] = [];
   private queued = 0;
   private chain: Promise<void> = Promise.resolve();
@@ -494,11 +505,11 @@ export class MessageWriter {
   /** The message file while it is written, and where it goes once durable. */
   readonly tmpMsg: string;
   readonly msg: string;
-  readonly tmpJson: string;
+  /** Its record (written beside it at the commit; no temporary: see journal.ts). */
   readonly json: string;
   /** The message file relative to the store root (the record's `file`). */
   readonly file: string;
-  /** Directories whose entries change at the renames (fsynced, group commit). */
+  /** Directories whose entries change when it is placed (fsynced once per group commit). */
   private readonly syncDirs: string[];
   readonly format: StoreFormat;
   bodyBytes = 0;
@@ -515,13 +526,13 @@ export class MessageWriter {
   ) {
     this.format = settings.format;
     this.dir = join(corpus.root, day);
-    this.tmpJson = join(this.dir, `${TEMP_PREFIX}${id}.json`);
     this.json = join(this.dir, `${id}.json`);
     if (this.format === 'maildir') {
       const name = maildirName(startedAt, id, seq, process.pid, host);
       this.tmpMsg = join(this.dir, 'tmp', name);
       this.msg = join(this.dir, 'new', name);
       this.file = `${day}/new/${name}`;
+      // new/ for the message, the day directory for its record and the journal.
       this.syncDirs = [join(this.dir, 'new'), this.dir];
     } else {
       this.tmpMsg = join(this.dir, `${TEMP_PREFIX}${id}.eml`);
@@ -531,8 +542,9 @@ export class MessageWriter {
     }
     this.hash = settings.dedupe ? createHash('sha256') : null;
     corpus.enter(day);
-    this.fh = this.openTemp();
-    this.fh.catch((e) => (this.failed ??= new StoreError('open', e)));
+    this.fd = this.openTemp();
+    this.fd.catch((e) => (this.failed ??= new StoreError('open', e)));
+    // The header goes out with the first body bytes: a small message is one writev.
     this.queue.push(header);
     this.queued = header.length;
   }
@@ -542,19 +554,20 @@ export class MessageWriter {
   }
 
   /**
-   * Open the message temporary (read-write: a message whose directory vanishes later is copied
-   * back out of it). The day directory is known to exist once per day; if it is gone (ENOENT:
-   * deleted or moved away), it is made again and the open retried once.
+   * Open the message temporary: O_CREAT|O_EXCL (a fresh name, never another's file), read-write
+   * (a message whose directory vanishes later is copied back out of it). The day directory is
+   * known to exist once per day; if it is gone (ENOENT: deleted or moved away), it is made
+   * again and the open retried once.
    */
-  private async openTemp(): Promise<FileHandle> {
+  private async openTemp(): Promise<number> {
     const known = this.ensureDay();
     await known;
     try {
-      return await open(this.tmpMsg, 'wx+', 0o640);
+      return await openFd(this.tmpMsg);
     } catch (e) {
       if (!isEnoent(e)) throw e;
       await this.ensureDay(known);
-      return await open(this.tmpMsg, 'wx+', 0o640);
+      return await openFd(this.tmpMsg);
     }
   }
 
@@ -581,8 +594,8 @@ export class MessageWriter {
     this.chain = this.chain.then(async () => {
       if (this.failed) return;
       try {
-        const fh = await this.fh;
-        await writeAll(fh, bufs, n);
+        const fd = await this.fd;
+        await new Promise<void>((res, rej) => writevAll(fd, bufs, (e) => (e ? rej(e) : res())));
       } catch (e) {
         this.failed ??= new StoreError('write', e);
       } finally {
@@ -601,21 +614,21 @@ export class MessageWriter {
    * Finish durably; `meta` is completed with id, file and sizes. Throws StoreError, or
    * StoreFullError when the disk cap was reached while the message came in.
    *
-   * The cost per message is one fsync, of the message itself; the rest is shared by the
-   * messages committing at the same time: the record goes to the day's journal (group
-   * commit: one write and one fdatasync per batch) and to <id>.json (written, not fsynced:
-   * the journal is its durable copy), then both renames and one directory fsync per batch.
+   * The cost per message is one fsync, of the message itself (fdatasync of the temporary,
+   * started at once); meanwhile its record joins the day's group commit (journal.ts): one
+   * journal write and sync for every message committing together, then the rename and the
+   * record file, then one directory fsync for the group, then the answer.
    */
   async commit(meta: Omit<MessageMetadata, 'id' | 'file' | 'sizes'>): Promise<StoredMessage> {
     this.done = true;
     this.flush();
     await this.chain;
-    let fh: FileHandle | undefined;
-    const placed = { msg: false };
+    let fd: number | undefined;
+    let placed = false;
     let claimed: { hash: string; settle: (ok: boolean) => void } | null = null;
     try {
       if (this.failed) throw this.failed;
-      fh = await this.fh;
+      fd = await this.fd;
       const full = this.corpus.space?.fullReason() ?? null;
       if (full !== null) throw new StoreFullError(this.id, full);
       const hash = this.hash?.digest('hex');
@@ -631,9 +644,8 @@ export class MessageWriter {
           if (first.pending && !(await first.pending)) continue;
           const dup = await this.duplicate(first, meta).catch(() => null);
           if (dup) {
-            const closing = fh;
-            fh = undefined;
-            await closing.close().catch(() => undefined);
+            closeFd(fd);
+            fd = undefined;
             await this.cleanup(false);
             return dup;
           }
@@ -649,28 +661,18 @@ export class MessageWriter {
         ...(hash !== undefined ? { bodySha256: hash } : {}),
       };
       const json = JSON.stringify(metadata) + '\n';
-      const [e1, e2, e3] = await Promise.all([
-        fh.datasync().then(ok, (e: unknown) => new StoreError('fsync', e)),
-        this.corpus.journalFor(this.day).append(json).then(ok, (e: unknown) => new StoreError('journal', e)),
-        writeText(this.tmpJson, json).then(ok, (e: unknown) => new StoreError('metadata', e)),
-      ]);
-      if (e1) throw e1;
-      // ENOENT here and at the renames below: the directory (or our temporary) went away
-      // since the open. The data is still in hand: the open message file and the record text.
-      const other = [e2, e3].find((e) => e && !isEnoent(e.cause));
-      if (other) throw other;
-      const gone = e2 ?? e3;
-      try {
-        if (gone) throw gone.cause;
-        await this.place(placed);
-      } catch (e) {
-        if (!isEnoent(e)) throw new StoreError('rename', e);
-        await this.rewrite(fh, json, placed);
+      const r = await this.groupCommit(fd, json);
+      placed = r.placed;
+      if (r.err) {
+        // ENOENT at the journal or the rename: the directory (or our temporary) went away
+        // since the open. The data is still in hand: the open descriptor and the record text.
+        if (r.step === 'fsync' || !isEnoent(r.err)) throw new StoreError(r.step, r.err);
+        await this.rewrite(fd, json);
+        placed = true;
       }
-      const closing = fh;
-      fh = undefined;
       // Data and names are durable already; a failing close cannot lose anything.
-      await closing.close().catch(() => undefined);
+      closeFd(fd);
+      fd = undefined;
       if (claimed) this.corpus.settled(claimed.hash, this.id, true);
       claimed?.settle(true);
       this.corpus.space?.added(this.day, metadata.sizes.file + 2 * Buffer.byteLength(json));
@@ -678,12 +680,20 @@ export class MessageWriter {
     } catch (e) {
       if (claimed) this.corpus.settled(claimed.hash, this.id, false);
       claimed?.settle(false);
-      if (fh) await fh.close().catch(() => undefined);
-      await this.cleanup(placed.msg);
+      if (fd !== undefined) closeFd(fd);
+      await this.cleanup(placed);
       throw e instanceof StoreError || e instanceof StoreFullError ? e : new StoreError('store', e);
     } finally {
       this.leave();
     }
+  }
+
+  /** The message's own fdatasync, and its record in the day's group commit at the same time. */
+  private groupCommit(fd: number, json: string): Promise<CommitResult> {
+    return new Promise((resolve) => {
+      const synced = this.corpus.journalFor(this.day).commit(json, { from: this.tmpMsg, to: this.msg, json: this.json, dirs: this.syncDirs }, resolve);
+      fs.fdatasync(fd, synced);
+    });
   }
 
   /**
@@ -700,36 +710,29 @@ export class MessageWriter {
     return { id: first.id, path: first.path, metadata, duplicateOf: first.id, arrivalId: this.id };
   }
 
-  /** Rename the message and its record into place, then fsync the directories they are in. */
-  private async place(placed: { msg: boolean }): Promise<void> {
-    await rename(this.tmpMsg, this.msg);
-    placed.msg = true;
-    await rename(this.tmpJson, this.json);
-    await Promise.all(this.syncDirs.map((d) => this.corpus.dirSync(d)));
-  }
-
   /**
    * The one retry after ENOENT: make the day directory again, write the message anew (copied
-   * from the still-open descriptor, which outlives its name), fsync it, journal the record
-   * again (the old journal may have gone with the directory), place. Same guarantees as the
-   * first attempt; a second failure is final.
+   * from the still-open descriptor, which outlives its name), then the same group commit
+   * (its own fdatasync, the record journaled again: the old journal may have gone with the
+   * directory, rename, directory fsync). Same guarantees as the first attempt; a second
+   * failure is final.
    */
-  private async rewrite(src: FileHandle, json: string, placed: { msg: boolean }): Promise<void> {
-    await this.cleanup(placed.msg);
-    placed.msg = false;
+  private async rewrite(src: number, json: string): Promise<void> {
+    await this.cleanup(false);
+    let out: number | undefined;
     try {
       await this.ensureDay(this.ensureDay());
-      const out = await open(this.tmpMsg, 'wx', 0o640);
-      try {
-        await copyAll(src, out, this.header.length + this.bodyBytes);
-        await out.datasync();
-      } finally {
-        await out.close();
+      out = await openFd(this.tmpMsg);
+      await copyAll(src, out, this.header.length + this.bodyBytes);
+      const r = await this.groupCommit(out, json);
+      if (r.err) {
+        if (r.placed) await this.cleanup(true);
+        throw new StoreError('rewrite', r.err);
       }
-      await Promise.all([this.corpus.journalFor(this.day).append(json), writeText(this.tmpJson, json)]);
-      await this.place(placed);
     } catch (e) {
       throw e instanceof StoreError ? e : new StoreError('rewrite', e);
+    } finally {
+      if (out !== undefined) closeFd(out);
     }
   }
 
@@ -741,46 +744,43 @@ export class MessageWriter {
     if (this.done) return;
     this.done = true;
     this.queue = [];
-    const removed = this.fh.then(
+    const removed = this.fd.then(
       () => this.cleanup(false),
       () => undefined,
     );
     this.chain
-      .then(() => this.fh)
-      .then((fh) => fh.close())
+      .then(() => this.fd)
+      .then((fd) => closeFd(fd))
       .catch(() => undefined)
       .then(() => removed)
       .catch(() => undefined)
       .finally(() => this.leave());
   }
 
-  private async cleanup(renamed: boolean): Promise<void> {
-    const paths = renamed ? [this.msg, this.tmpJson, this.json] : [this.tmpMsg, this.tmpJson];
+  /** Remove what this message left: the temporary, or the placed file; and its record file. */
+  private async cleanup(placed: boolean): Promise<void> {
+    const paths = [placed ? this.msg : this.tmpMsg, this.json];
     await Promise.all(paths.map((p) => unlink(p).catch(() => undefined)));
   }
 }
 
-const ok = (): undefined => undefined;
+function openFd(path: string): Promise<number> {
+  return new Promise((res, rej) => fs.open(path, OPEN_NEW, 0o640, (e, fd) => (e ? rej(e) : res(fd))));
+}
 
-/** Copy `size` bytes from the start of `src` (opened for reading) to `dst`, by position: no shared offset. */
-async function copyAll(src: FileHandle, dst: FileHandle, size: number): Promise<void> {
+function closeFd(fd: number): void {
+  fs.close(fd, () => undefined);
+}
+
+/** Copy `size` bytes from the start of `src` (open for reading) to `dst`, by position: no shared offset. */
+async function copyAll(src: number, dst: number, size: number): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(FLUSH_AT, Math.max(1, size)));
   let pos = 0;
   while (pos < size) {
-    const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, size - pos), pos);
-    if (bytesRead <= 0) throw new Error(`copy: file ended at ${pos} of ${size} bytes`);
-    await writeAll(dst, [buf.subarray(0, bytesRead)], bytesRead);
-    pos += bytesRead;
-  }
-}
-
-/** A new file with this text, not fsynced (its durable copy is elsewhere). */
-async function writeText(path: string, text: string): Promise<void> {
-  const fh = await open(path, 'wx', 0o640);
-  try {
-    await fh.writeFile(text);
-  } finally {
-    await fh.close().catch(() => undefined);
+    const n = await new Promise<number>((res, rej) => fs.read(src, buf, 0, Math.min(buf.length, size - pos), pos, (e, got) => (e ? rej(e) : res(got))));
+    if (n <= 0) throw new Error(`copy: file ended at ${pos} of ${size} bytes`);
+    await new Promise<void>((res, rej) => writevAll(dst, [buf.subarray(0, n)], (e) => (e ? rej(e) : res())));
+    pos += n;
   }
 }
 

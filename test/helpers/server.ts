@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type FakemxServer } from '../../src/server.js';
+import { idOfMaildirName } from '../../src/store/layout.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
 
 export interface TestServer {
@@ -11,7 +12,7 @@ export interface TestServer {
   port: number;
   store: string;
   close(): Promise<void>;
-  /** Stored messages: [.eml text, metadata] in id order. */
+  /** Stored messages (.eml files, or Maildir files in new/): [file bytes, metadata, path]. */
   messages(): { eml: Buffer; meta: MessageMetadata; path: string }[];
   /** Every file under the store, including temporaries (for leak checks). */
   files(): string[];
@@ -45,12 +46,19 @@ export async function startServer(overrides: Record<string, unknown> = {}): Prom
     store: corpus,
     files,
     messages() {
-      return files()
+      const eml = files()
         .filter((f) => f.endsWith('.eml') && !f.includes('.tmp-'))
         .map((f) => {
           const path = join(corpus, f);
           return { eml: readFileSync(path), meta: JSON.parse(readFileSync(path.replace(/\.eml$/, '.json'), 'utf8')) as MessageMetadata, path };
         });
+      // store.format maildir: <day>/new/<unique name>, its record <day>/<id>.json.
+      const maildir = files()
+        .filter((f) => f.endsWith('/new'))
+        .flatMap((f) => readdirSync(join(corpus, f)).map((n) => ({ path: join(corpus, f, n), id: idOfMaildirName(n) })))
+        .filter((m) => m.id !== null)
+        .map(({ path, id }) => ({ eml: readFileSync(path), meta: JSON.parse(readFileSync(join(path, '..', '..', `${id}.json`), 'utf8')) as MessageMetadata, path }));
+      return [...eml, ...maildir];
     },
     async close() {
       await server.close(500);

@@ -10,6 +10,7 @@ import { greeted, type RawClient } from '../helpers/client.js';
 import { startListening, type Daemon } from '../helpers/daemon.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
 import { idOfMaildirName } from '../../src/store/layout.js';
+import { journalLines } from '../../src/store/journal.js';
 
 const CYCLES = Number(process.env.FAKEMX_CRASH_CYCLES ?? 20);
 const SEED = Number(process.env.FAKEMX_CRASH_SEED ?? Date.now() % 1_000_000);
@@ -131,9 +132,9 @@ describe.each(['eml', 'maildir'] as const)(`SIGKILL under load, ${CYCLES} times 
     const sent = new Map<string, Sent>();
     const seenOrphans = new Set<string>();
     let prevTmp: string[] = [];
-    /** Whole .eml files whose .json was still a temporary at the last kill. */
+    /** Whole .eml files without their record file at the last kill. */
     let prevOrphans: string[] = [];
-    const stats = { acked: 0, onDiskUnacked: 0, emlWithoutJson: 0, staleTmp: 0, startMs: [] as number[], killAtMs: [] as number[] };
+    const stats = { acked: 0, onDiskUnacked: 0, emlWithoutJson: 0, jsonWithoutEml: 0, staleTmp: 0, startMs: [] as number[], killAtMs: [] as number[] };
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const t0 = Date.now();
       d = await startListening({
@@ -145,8 +146,11 @@ describe.each(['eml', 'maildir'] as const)(`SIGKILL under load, ${CYCLES} times 
       const afterStart = scan();
       const stillThere = afterStart.tmp.filter((t) => prevTmp.includes(t));
       expect(stillThere, 'stale temporaries survived the restart').toEqual([]);
-      // ...and finished the messages killed between their two renames: metadata in place.
+      // ...wrote the record file of each message killed before it (from the day's journal)...
       for (const id of prevOrphans) expect(afterStart.json.has(id), `orphan ${id} lost its metadata at restart`).toBe(true);
+      // ...and removed each record file whose message was killed before its rename (never acked).
+      const strays = [...afterStart.json.keys()].filter((id) => !afterStart.eml.has(id));
+      expect(strays, 'record files without a message survived the restart').toEqual([]);
       let stopped = false;
       const loops = Array.from({ length: CLIENTS }, (_, k) => client(d!.port, cycle, k, sent, () => stopped));
       // A random moment: early (mid-handshake), mid-stream or after many messages.
@@ -182,19 +186,25 @@ describe.each(['eml', 'maildir'] as const)(`SIGKILL under load, ${CYCLES} times 
         expect(m, `${id}.eml names no message we sent`).toBeDefined();
         expect(body.equals(m!.stored), `${id}.eml (${token}) is not complete`).toBe(true);
         // Stored, but the 250 was lost with the process: allowed (the client will retry). Its
-        // .json may be missing: killed between the two renames (reported).
+        // record file may be missing: killed between its rename and the record's write.
         if (!m!.id && !m!.onDisk) stats.onDiskUnacked++;
         m!.onDisk = true;
       }
-      // Killed between the two renames: a whole .eml whose metadata is still .tmp-<id>.json
-      // (fsynced before the .eml rename). Never acked; the start-up sweep then deletes that
-      // .tmp-, leaving the .eml without metadata for good (reported; minimal case below).
+      // A whole message without its record file (killed while both were being placed, so
+      // never acked): its record must be in the day's journal, made durable before the rename;
+      // the restart writes the file from it (checked at the next start).
+      const journaled = new Set<string>();
+      for (const day of existsSync(store) ? readdirSync(store) : []) {
+        const j = join(store, day, '.journal');
+        if (existsSync(j)) for (const r of journalLines(readFileSync(j, 'utf8'))) if (typeof r.id === 'string') journaled.add(r.id);
+      }
       const orphans = [...s.eml.keys()].filter((id) => !s.json.has(id));
       for (const id of orphans) if (!seenOrphans.has(id)) {
         seenOrphans.add(id);
-        expect(s.tmp.some((t) => t.endsWith(`.tmp-${id}.json`)), `orphan ${id} has no .tmp json`).toBe(true);
+        expect(journaled.has(id), `orphan ${id} is not in its day's journal`).toBe(true);
       }
       stats.emlWithoutJson = orphans.length;
+      stats.jsonWithoutEml += [...s.json.keys()].filter((id) => !s.eml.has(id)).length;
       prevOrphans = orphans;
       stats.staleTmp += s.tmp.length;
       prevTmp = s.tmp;

@@ -1,7 +1,7 @@
 // Disk full: the store on a filesystem that fills. As root, a real 1 MB tmpfs; always (and as
-// the only path without mount privilege) an injected one: node:fs/promises is wrapped so that
-// file handles opened under the store share a byte budget and fail like a full disk does
-// (a short write, then ENOSPC). Either way: 451 4.3.0, no partial file, the server keeps
+// the only path without mount privilege) an injected one: node:fs/promises and node:fs are
+// wrapped so that file handles and descriptors opened under the store share a byte budget and
+// fail like a full disk does (a short write, then ENOSPC). Either way: 451 4.3.0, no partial file, the server keeps
 // serving, and once space returns messages are stored again.
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -79,6 +79,51 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     return String(args[0]).startsWith(inject.root) ? wrap(fh) : fh;
   };
   return { ...real, open, default: { ...real, open } };
+});
+
+// The store's hot path writes through node:fs callbacks on raw descriptors (journal.ts,
+// corpus.ts): descriptors opened under the store share the same budget, with the same short
+// write and ENOSPC.
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  const mine = new Set<number>();
+  type Cb<T> = (err: NodeJS.ErrnoException | null, v: T) => void;
+  const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+  const open = (path: string, flags: string | number, mode: number, cb: Cb<number>) =>
+    real.open(path, flags, mode, (err, fd) => {
+      if (!err && String(path).startsWith(inject.root)) mine.add(fd);
+      cb(err, fd);
+    });
+  const close = (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    mine.delete(fd);
+    real.close(fd, cb);
+  };
+  const writev = (fd: number, bufs: NodeJS.ArrayBufferView[], ...rest: unknown[]) => {
+    const cb = rest.pop() as Cb<number>;
+    const pos = rest[0] as number | null | undefined;
+    if (!mine.has(fd)) return real.writev(fd, bufs, pos ?? null, cb);
+    const want = bufs.reduce((a, b) => a + b.byteLength, 0);
+    let n: number;
+    if (inject.shortOnce) {
+      inject.shortOnce = false;
+      n = Math.floor(want / 2);
+    } else {
+      if (inject.budget <= 0 && want > 0) return process.nextTick(() => cb(enospc(), 0));
+      n = Math.min(want, inject.budget);
+      inject.budget -= n;
+    }
+    const out: Buffer[] = [];
+    let left = n;
+    for (const b of bufs) {
+      if (left <= 0) break;
+      const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+      out.push(buf.subarray(0, left));
+      left -= Math.min(left, buf.length);
+    }
+    real.writev(fd, out, pos ?? null, cb);
+  };
+  const fake = { ...real, open, close, writev };
+  return { ...fake, default: fake };
 });
 
 // ---- helpers -------------------------------------------------------------------------------

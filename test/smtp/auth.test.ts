@@ -37,6 +37,8 @@ interface Case {
   closes?: boolean;
   /** The AUTH verdicts' details, in order (atMs and attempt left out). */
   attempts?: Record<string, unknown>[];
+  /** The session's PIPELINING verdict (details it must have); none unless given. */
+  early?: Record<string, unknown>;
 }
 
 const cases: Case[] = [
@@ -64,10 +66,85 @@ const cases: Case[] = [
     steps: [{ send: `auth login ${b64('root')}`, expect: '334 /^UGFzc3dvcmQ6$/' }, { send: b64('toor'), expect: '535 5.7.8' }],
     attempts: [{ mechanism: 'LOGIN', user: 'root', tls: false, initialResponse: true, password: sha('toor'), passwordFormat: 'sha256' }],
   },
+  // ---- pipelining inside an AUTH exchange (RFC 4954 §4, RFC 2920 §3.1) ----
+  // AUTH ends a pipelined group, and each response is sent only after its 334: input behind
+  // them before the reply is early talk (earlyTalkAction drop by default: 554 and close, the
+  // lines are never decoded). The verdict's sample shows one "*" a line, never the credentials.
   {
-    name: 'a pipelined LOGIN exchange in one write',
+    name: 'a whole LOGIN exchange in one write is early talk (PIPELINING after AUTH)',
+    steps: [{ raw: `AUTH LOGIN\r\n${b64('a')}\r\n${b64('b')}\r\nNOOP\r\n`, expect: '554 5.5.1 /protocol error/' }],
+    closes: true,
+    attempts: [],
+    early: { after: 'AUTH', sample: '*\\r\\n*\\r\\n*\\r\\n', action: 'drop' },
+  },
+  {
+    name: 'PLAIN credentials sent with AUTH PLAIN, before the empty 334, are early talk',
+    steps: [{ raw: `AUTH PLAIN\r\n${b64('\0admin\0hunter2')}\r\n`, expect: '554 5.5.1' }],
+    closes: true,
+    attempts: [],
+    early: { after: 'AUTH', sample: '*\\r\\n' },
+  },
+  {
+    name: 'LOGIN with an initial response is not one round trip: the password behind it is early talk',
+    steps: [{ raw: `AUTH LOGIN ${b64('root')}\r\n${b64('toor')}\r\n`, expect: '554 5.5.1' }],
+    closes: true,
+    attempts: [],
+    early: { after: 'AUTH' },
+  },
+  {
+    name: 'user name and password in one write, before the Password: challenge, are early talk',
+    steps: [{ send: 'AUTH LOGIN', expect: '334 /^VXNlcm5hbWU6$/' }, { raw: `${b64('u')}\r\n${b64('p')}\r\n`, expect: '554 5.5.1' }],
+    closes: true,
+    attempts: [],
+    early: { after: 'AUTH', sample: '*\\r\\n' },
+  },
+  {
+    name: 'a command behind the last response, before the 535, is early talk',
+    steps: [{ send: 'AUTH LOGIN', expect: '334' }, { send: b64('u'), expect: '334' }, { raw: `${b64('p')}\r\nMAIL FROM:<a@example.org>\r\n`, expect: '554 5.5.1' }],
+    closes: true,
+    attempts: [],
+    early: { after: 'AUTH', sample: '*\\r\\n' },
+  },
+  {
+    name: 'an exchange line reading "PLAIN x" is a response, not AUTH PLAIN with an initial response: input behind it is early talk',
+    steps: [{ send: 'AUTH LOGIN', expect: '334' }, { raw: 'PLAIN eA==\r\nNOOP\r\n', expect: '554 5.5.1' }],
+    closes: true,
+    attempts: [],
+    early: { after: 'AUTH', sample: '*\\r\\n' },
+  },
+  {
+    name: 'CRAM-MD5: a response sent with the command, before the challenge, is early talk',
+    config: { auth: { ...AUTH, cramMd5: true } },
+    steps: [{ raw: `AUTH CRAM-MD5\r\n${b64('tim 0123')}\r\n`, expect: '554 5.5.1' }],
+    closes: true,
+    attempts: [],
+    early: { after: 'AUTH' },
+  },
+  {
+    name: 'AUTH PLAIN with an initial response may be followed in the same write (the §4 exception)',
+    steps: [{ raw: `AUTH PLAIN ${b64('\0u\0p')}\r\nNOOP\r\n`, expect: ['535 5.7.8', '250'] }],
+    attempts: [{ mechanism: 'PLAIN', user: 'u', tls: false, initialResponse: true, password: sha('p'), passwordFormat: 'sha256' }],
+  },
+  {
+    name: 'earlyTalkAction ignore: flagged, and the lines are read as the exchange, not as commands',
+    config: { auth: AUTH, earlyTalkAction: 'ignore' },
     steps: [{ raw: `AUTH LOGIN\r\n${b64('a')}\r\n${b64('b')}\r\nNOOP\r\n`, expect: ['334', '334', '535 5.7.8', '250'] }],
     attempts: [{ mechanism: 'LOGIN', user: 'a', tls: false, initialResponse: false, password: sha('b'), passwordFormat: 'sha256' }],
+    early: { after: 'AUTH', sample: '*\\r\\n*\\r\\n*\\r\\n', action: 'ignore' },
+  },
+  {
+    name: 'earlyTalkAction ignore: a MAIL line behind AUTH PLAIN is its (malformed) response, never a command',
+    config: { auth: AUTH, earlyTalkAction: 'ignore' },
+    steps: [{ raw: 'AUTH PLAIN\r\nMAIL FROM:<a@example.org>\r\n', expect: ['334', '501 5.5.2'] }, { send: 'RCPT TO:<b@example.com>', expect: '503 5.5.1' }],
+    attempts: [],
+    early: { after: 'AUTH', sample: '*\\r\\n' },
+  },
+  {
+    name: 'earlyTalkAction enforce: the exchange goes on, then every RCPT is refused',
+    config: { auth: AUTH, earlyTalkAction: 'enforce' },
+    steps: [{ raw: `AUTH PLAIN\r\n${b64('\0u\0p')}\r\n`, expect: ['334', '535 5.7.8'] }, { send: 'MAIL FROM:<a@example.org>', expect: '250' }, { send: 'RCPT TO:<b@example.com>', expect: '550 5.5.1 /protocol error/' }],
+    attempts: [{ mechanism: 'PLAIN', user: 'u', tls: false, initialResponse: false, password: sha('p'), passwordFormat: 'sha256' }],
+    early: { after: 'AUTH', action: 'enforce' },
   },
   {
     name: 'CRAM-MD5: challenge, user and digest recorded, never a password',
@@ -170,6 +247,13 @@ describe('AUTH honeypot (RFC 4954)', () => {
         expect(cl.pending).toBe('');
       } finally {
         cl.close();
+      }
+      const early = verdicts.filter((v) => mine(v) && v.tag === 'PIPELINING').map((v) => v.details);
+      if (c.early) {
+        expect(early).toHaveLength(1);
+        expect(early[0]).toMatchObject(c.early);
+      } else {
+        expect(early, 'no PIPELINING verdict').toEqual([]);
       }
       if (c.attempts) {
         const got = verdicts.filter((v) => mine(v) && v.tag === 'AUTH').map((v) => v.details);

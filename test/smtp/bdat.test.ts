@@ -31,7 +31,7 @@ interface Case {
   /** Bodies of the messages stored, in order, exactly. */
   stored?: (string | Buffer)[];
   /** Their records' transfer and chunks (undefined = no chunks field). */
-  records?: { transfer: 'DATA' | 'BDAT'; chunks?: number; tempfailed?: boolean }[];
+  records?: { transfer: 'DATA' | 'BDAT'; chunks?: number; tempfailed?: boolean; body?: string | null }[];
 }
 
 const env: Step[] = [
@@ -140,15 +140,60 @@ const cases: Case[] = [
     stored: ['hi\r\n'],
     records: [{ transfer: 'DATA' }],
   },
+  // ---- BINARYMIME (RFC 3030 §3): off by default, only beside CHUNKING, needs BDAT ----
   {
-    name: 'BODY=BINARYMIME is 501 when not advertised',
-    steps: [{ send: 'MAIL FROM:<a@example.org> BODY=BINARYMIME', expect: '501 5.5.4' }],
+    name: 'BODY=BINARYMIME is 555 5.5.4 when not advertised (RFC 5321 §4.1.1.11); the session goes on',
+    steps: [{ send: 'MAIL FROM:<a@example.org> BODY=BINARYMIME', expect: '555 5.5.4 /BODY=BINARYMIME/' }, ...env, { raw: 'BDAT 2 LAST\r\nok', expect: QUEUED }],
+    stored: ['ok'],
+    records: [{ transfer: 'BDAT', chunks: 1, body: null }],
   },
   {
-    name: 'BODY=BINARYMIME: DATA is 503, BDAT stores',
+    name: 'binaryMime without chunking: neither is advertised, BODY=BINARYMIME is 555',
+    config: { binaryMime: true, chunking: false },
+    steps: [{ send: 'EHLO again.test', expect: '250 /^(?![\\s\\S]*(CHUNKING|BINARYMIME))/' }, { send: 'MAIL FROM:<a@example.org> BODY=BINARYMIME', expect: '555 5.5.4' }],
+  },
+  {
+    name: 'BODY=BINARYMIME: DATA is 503 5.5.1, the transaction stays, BDAT stores it byte-exact',
     config: { binaryMime: true },
     steps: [{ send: 'MAIL FROM:<a@example.org> BODY=BINARYMIME', expect: '250 2.1.0' }, { send: 'RCPT TO:<b@example.com>', expect: '250' }, { send: 'DATA', expect: '503 5.5.1 /BINARYMIME/' }, { raw: Buffer.concat([Buffer.from('BDAT 256 LAST\r\n'), bin]), expect: QUEUED }],
     stored: [bin],
+    records: [{ transfer: 'BDAT', chunks: 1, body: 'BINARYMIME' }],
+  },
+  {
+    name: 'BODY=BINARYMIME: NULs, bare CR, bare LF and a lone dot line across chunks are stored as sent',
+    config: { binaryMime: true },
+    steps: [
+      { send: 'MAIL FROM:<a@example.org> BODY=BINARYMIME SIZE=40', expect: '250 2.1.0' },
+      { send: 'RCPT TO:<b@example.com>', expect: '250' },
+      { raw: 'BDAT 9\r\n\0a\rb\nc\r\n.', expect: '250 2.0.0 /Ok: 9 octets$/' },
+      { raw: 'BDAT 7 LAST\r\n\r\n\0\0\r\r\n', split: 3, expect: QUEUED },
+    ],
+    stored: ['\0a\rb\nc\r\n.\r\n\0\0\r\r\n'],
+    records: [{ transfer: 'BDAT', chunks: 2, body: 'BINARYMIME' }],
+  },
+  {
+    name: 'BODY=BINARYMIME, MAIL/RCPT/DATA pipelined: DATA is 503, then BDAT in the same transaction',
+    config: { binaryMime: true },
+    steps: [
+      { raw: 'MAIL FROM:<a@example.org> BODY=binarymime\r\nRCPT TO:<b@example.com>\r\nDATA\r\n', expect: ['250 2.1.0', '250 2.1.5', '503 5.5.1'] },
+      { raw: 'BDAT 3 LAST\r\n\0\n\r', expect: QUEUED },
+    ],
+    stored: ['\0\n\r'],
+    records: [{ transfer: 'BDAT', chunks: 1, body: 'BINARYMIME' }],
+  },
+  {
+    name: 'BODY=BINARYMIME in the Maildir format: stored byte-exact, body type recorded',
+    config: { binaryMime: true, store: { format: 'maildir' } },
+    steps: [{ send: 'MAIL FROM:<a@example.org> BODY=BINARYMIME', expect: '250 2.1.0' }, { send: 'RCPT TO:<b@example.com>', expect: '250' }, { raw: Buffer.concat([Buffer.from('BDAT 256 LAST\r\n'), bin]), expect: QUEUED }],
+    stored: [bin],
+    records: [{ transfer: 'BDAT', chunks: 1, body: 'BINARYMIME' }],
+  },
+  {
+    name: 'BODY=8BITMIME with BINARYMIME offered: DATA works, recorded as 8BITMIME',
+    config: { binaryMime: true },
+    steps: [{ send: 'MAIL FROM:<a@example.org> BODY=8BITMIME', expect: '250 2.1.0' }, { send: 'RCPT TO:<b@example.com>', expect: '250' }, { send: 'DATA', expect: '354' }, { raw: 'hi\r\n.\r\n', expect: QUEUED }],
+    stored: ['hi\r\n'],
+    records: [{ transfer: 'DATA', body: '8BITMIME' }],
   },
   {
     name: 'without PIPELINING the chunk after BDAT is not early talk',
@@ -261,7 +306,14 @@ describe('CHUNKING / BDAT (RFC 3030)', () => {
         expect(b.equals(typeof want === 'string' ? Buffer.from(want, 'latin1') : want), 'byte-exact').toBe(true);
       }
       if (c.records) {
-        expect(added.map((m) => ({ transfer: m.meta.transfer, chunks: m.meta.chunks, ...(m.meta.tempfailed ? { tempfailed: true } : {}) }))).toEqual(c.records);
+        const want = c.records;
+        expect(added.map((m, i) => ({
+          transfer: m.meta.transfer,
+          chunks: m.meta.chunks,
+          ...(m.meta.tempfailed ? { tempfailed: true } : {}),
+          // The body type (RFC 3030 §3 BINARYMIME, RFC 6152) only where the case names one.
+          ...(want[i] && 'body' in want[i] ? { body: m.meta.envelope.body } : {}),
+        }))).toEqual(want);
       }
     });
   }

@@ -91,7 +91,8 @@ const params: { name: string; p: string; ok: boolean; code?: string; size?: numb
   // RFC 3030 §3: BODY=BINARYMIME only where BINARYMIME is advertised.
   { name: 'BODY=BINARYMIME with BINARYMIME', p: 'BODY=BINARYMIME', ok: true, body: 'BINARYMIME', binaryMime: true },
   { name: 'BODY=binarymime with BINARYMIME', p: 'BODY=binarymime', ok: true, body: 'BINARYMIME', binaryMime: true },
-  { name: 'BODY=BINARYMIME without BINARYMIME', p: 'BODY=BINARYMIME', ok: false, code: 'syntax' },
+  { name: 'BODY=BINARYMIME without BINARYMIME', p: 'BODY=BINARYMIME', ok: false, code: 'param' },
+  { name: 'BODY=binarymime without BINARYMIME', p: 'BODY=binarymime', ok: false, code: 'param' },
   { name: 'BODY=8BITMIME with BINARYMIME', p: 'BODY=8BITMIME', ok: true, body: '8BITMIME', binaryMime: true },
   { name: 'BODY=9BIT with BINARYMIME', p: 'BODY=9BIT', ok: false, code: 'syntax', binaryMime: true },
   { name: 'none', p: '', ok: true },

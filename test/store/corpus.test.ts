@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Corpus, headerValue, rfc5322Date, traceHeaders, type TraceInfo } from '../../src/store/corpus.js';
+import { Corpus, headerValue, rfc5322Date, StoreError, traceHeaders, type TraceInfo } from '../../src/store/corpus.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
 
 const trace: TraceInfo = {
@@ -185,48 +185,121 @@ describe('GroupSync (directory fsync group commit)', () => {
 });
 
 describe('store throughput: one fsync of the message per message, the rest group-committed', () => {
-  it('40 concurrent messages: 40 message fdatasyncs, a few journal syncs, a few directory syncs, no fsync', async () => {
-    const { open } = await import('node:fs/promises');
+  // The file operations themselves, counted on node:fs (the store calls them there, raw
+  // descriptors and callbacks): per message one open of its temporary, one writev (header and
+  // body), one fdatasync, one rename, and its record file written once (open, writev); per
+  // group one journal open, writev and fdatasync. No fsync of a file, no record temporary.
+  it.each(['eml', 'maildir'] as const)('%s: 40 concurrent messages cost 40 fdatasyncs and 40 renames, plus a few journal and directory syncs', async (format) => {
+    const { default: fs } = await import('node:fs');
     const { vi } = await import('vitest');
     const root = tmp();
     const dirSyncs: string[] = [];
     // A directory fsync takes a while, as on a disk: requests meanwhile share the next one.
-    const c = new Corpus(root, { syncDir: (d) => new Promise((r) => setTimeout(() => r(void dirSyncs.push(d)), 5)) });
+    const c = new Corpus(root, { format, syncDir: (d) => new Promise((r) => setTimeout(() => r(void dirSyncs.push(d)), 5)) });
     await c.init();
     // Warm the day directory so its creation is not counted.
     await c.begin(trace, new Date('2026-11-22T10:00:00Z')).commit(meta);
     dirSyncs.length = 0;
-    const probe = await open(join(root, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; sync: () => Promise<void> };
-    await probe.close();
-    const datasync = vi.spyOn(proto, 'datasync');
-    const sync = vi.spyOn(proto, 'sync');
+    const j0 = c.journalFor('2026-11-22').syncs;
+    const names = ['open', 'writev', 'write', 'fdatasync', 'fsync', 'rename'] as const;
+    const spies = Object.fromEntries(names.map((n) => [n, vi.spyOn(fs, n)])) as unknown as Record<(typeof names)[number], { mock: { calls: unknown[][] }; mockRestore(): void }>;
     try {
       const ws = Array.from({ length: 40 }, () => c.begin(trace, new Date('2026-11-22T10:00:01Z')));
       for (const w of ws) void w.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
       const stored = await Promise.all(ws.map((w) => w.commit(meta)));
-      const journalSyncs = c.journalFor('2026-11-22').syncs - 1;
+      const journalSyncs = c.journalFor('2026-11-22').syncs - j0;
       expect(stored).toHaveLength(40);
-      expect(sync).not.toHaveBeenCalled();
-      expect(datasync.mock.calls.length).toBe(40 + journalSyncs);
       expect(journalSyncs).toBeGreaterThanOrEqual(1);
       expect(journalSyncs).toBeLessThanOrEqual(4);
-      expect(dirSyncs.length).toBeLessThanOrEqual(4);
+      expect(spies.fsync.mock.calls).toHaveLength(0);
+      expect(spies.fdatasync.mock.calls).toHaveLength(40 + journalSyncs);
+      expect(spies.rename.mock.calls).toHaveLength(40);
+      // Temporaries, record files, one journal open per group.
+      expect(spies.open.mock.calls).toHaveLength(80 + journalSyncs);
+      expect(spies.writev.mock.calls).toHaveLength(80 + journalSyncs);
+      expect(spies.write.mock.calls).toHaveLength(0);
+      // One directory sync per group (eml: the day; maildir: new/ and the day).
+      expect(dirSyncs.length).toBeLessThanOrEqual(4 * (format === 'maildir' ? 2 : 1));
       // Every record is in the journal, once, and is the text of its <id>.json.
       const journal = readFileSync(join(root, '2026-11-22', '.journal'), 'utf8');
       for (const s of stored) {
         const text = readFileSync(join(root, '2026-11-22', `${s.id}.json`), 'utf8');
         expect(journal.split('\n').filter((l) => l + '\n' === text)).toHaveLength(1);
+        expect(readFileSync(s.path).length).toBe(s.metadata.sizes.file);
       }
     } finally {
-      datasync.mockRestore();
-      sync.mockRestore();
+      for (const sp of Object.values(spies)) sp.mockRestore();
     }
   });
 });
 
+describe('group commit: a failure at any step acknowledges nothing and leaves no file in place', () => {
+  // Each step of journal.ts fails once, for one message of three committing together; the
+  // failing one throws StoreError naming the step, nothing of it is in place (no message file,
+  // no record file, no temporary), the others are stored whole.
+  const eio = (syscall: string) => Object.assign(new Error(`EIO: i/o error, ${syscall}`), { code: 'EIO', syscall });
+  const cases: { step: string; fn: 'fdatasync' | 'rename' | 'open'; match: (args: unknown[]) => boolean; all?: boolean }[] = [
+    { step: 'fsync', fn: 'fdatasync', match: () => true },
+    { step: 'rename', fn: 'rename', match: (a) => String(a[0]).includes('.tmp-') || String(a[0]).includes('/tmp/') },
+    { step: 'metadata', fn: 'open', match: (a) => String(a[0]).endsWith('.json') },
+    // The journal fails for the whole group that was writing it: every message of that group.
+    { step: 'journal', fn: 'open', match: (a) => String(a[0]).endsWith('.journal'), all: true },
+  ];
+  for (const format of ['eml', 'maildir'] as const) {
+    for (const c of cases) {
+      it(`${format}: ${c.fn} fails (${c.step})`, async () => {
+        const { default: fs } = await import('node:fs');
+        const { vi } = await import('vitest');
+        const root = tmp();
+        const corpus = new Corpus(root, { format });
+        await corpus.init();
+        await corpus.begin(trace, new Date('2026-11-22T10:00:00Z')).commit(meta);
+        const real = fs[c.fn] as (...a: unknown[]) => void;
+        let failed = false;
+        const spy = vi.spyOn(fs, c.fn).mockImplementation((...a: unknown[]) => {
+          if (!failed && c.match(a)) {
+            failed = true;
+            const cb = a[a.length - 1] as (e: Error) => void;
+            return process.nextTick(() => cb(eio(c.fn)));
+          }
+          return real(...a);
+        });
+        try {
+          const ws = Array.from({ length: 3 }, (_, i) => {
+            const w = corpus.begin(trace, new Date('2026-11-22T10:00:01Z'));
+            void w.write(Buffer.from(`Subject: ${i}\r\n\r\nbody\r\n`));
+            return w;
+          });
+          const rs = await Promise.allSettled(ws.map((w) => w.commit(meta)));
+          const bad = rs.filter((r) => r.status === 'rejected');
+          expect(failed).toBe(true);
+          if (c.all) expect(bad.length).toBeGreaterThanOrEqual(1);
+          else expect(bad).toHaveLength(1);
+          for (const b of bad) {
+            const e = b.reason as StoreError;
+            expect(e).toBeInstanceOf(StoreError);
+            expect([e.step, e.message]).toEqual([c.step, `${c.step}: EIO: i/o error, ${c.fn}`]);
+          }
+          const day = join(root, '2026-11-22');
+          const names = [...readdirSync(day), ...(format === 'maildir' ? readdirSync(join(day, 'new')).map((n) => `new/${n}`) : [])];
+          for (const [i, r] of rs.entries()) {
+            const id = ws[i]!.id;
+            const mine = names.filter((n) => n.includes(id));
+            if (r.status === 'fulfilled') expect(mine.sort()).toEqual([`${id}.json`, format === 'eml' ? `${id}.eml` : mine.find((n) => n.startsWith('new/'))!].sort());
+            else expect(mine, `${id} left files`).toEqual([]);
+          }
+          if (format === 'maildir') expect(readdirSync(join(day, 'tmp'))).toEqual([]);
+          expect(names.filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+        } finally {
+          spy.mockRestore();
+        }
+      });
+    }
+  }
+});
+
 describe('recovery from the journal (records are not fsynced on their own)', () => {
-  it.each(['eml', 'maildir'] as const)('%s: a record lost or cut short is written again at start, byte-identical; tmp/ and .tmp- swept', async (format) => {
+  it.each(['eml', 'maildir'] as const)('%s: a record lost or cut short is written again at start, byte-identical; a record without its message removed; tmp/ and .tmp- swept', async (format) => {
     const root = tmp();
     const at = new Date('2026-11-22T10:00:00Z');
     const c = new Corpus(root, { format });
@@ -244,11 +317,14 @@ describe('recovery from the journal (records are not fsynced on their own)', () 
     rmSync(join(day, `${stored[1]!.id}.json`));
     writeFileSync(join(day, '.tmp-0half0000000000.eml'), 'half');
     if (format === 'maildir') writeFileSync(join(day, 'tmp', '1.M1P1Q1R0half0000000001.h'), 'half');
+    // A record file whose message was killed before its rename (journal.ts writes both at once).
+    writeFileSync(join(day, '0stray0000000000.json'), '{"id":"0stray0000000000"}\n');
     // A torn last journal line (killed mid-append) is skipped.
     writeFileSync(join(day, '.journal'), readFileSync(join(day, '.journal'), 'utf8') + '{"id":"0torn');
     const again = new Corpus(root, { format });
     expect(await again.init()).toBe(format === 'maildir' ? 2 : 1);
     stored.forEach((s, i) => expect(readFileSync(join(day, `${s.id}.json`), 'utf8')).toBe(texts[i]));
+    expect(readdirSync(day).filter((f) => f.endsWith('.json')).sort()).toEqual(stored.map((s) => `${s.id}.json`).sort());
     if (format === 'maildir') expect(readdirSync(join(day, 'tmp'))).toEqual([]);
     expect(readdirSync(day).filter((f) => f.startsWith('.tmp-'))).toEqual([]);
   });
