@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { runCli as run } from './helpers/daemon.js';
 
-describe('usage errors exit 64 (EX_USAGE), with the reason on stderr and nothing on stdout', () => {
+// Every case is one child process of its own: concurrent, so the spawns overlap.
+describe.concurrent('usage errors exit 64 (EX_USAGE), with the reason on stderr and nothing on stdout', () => {
   const SUBCOMMANDS = ['run', 'check-config', 'dnsbl', 'import-appconfig', 'report', 'config-doc', 'state', 'init'];
   const cases: [name: string, args: string[], reason: RegExp][] = [
     ['no command', [], /Usage: fakemx/],

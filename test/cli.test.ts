@@ -17,7 +17,9 @@ afterEach(() => {
   d = undefined;
 });
 
-describe('fakemx CLI', () => {
+// Each test runs its own child processes and files: concurrent (vitest's maxConcurrency, 5),
+// so the spawns overlap instead of queueing one after another.
+describe.concurrent('fakemx CLI', () => {
   it('--version prints the package version', async () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
     const r = await run(['--version']);
@@ -52,7 +54,7 @@ describe('fakemx CLI', () => {
     ['out of range', { bannerDelay: 999999999 }, /bad\.json: bannerDelay: must be between 0 and 300000 ms \(0 ms to 5 minutes\), got 999999999 ms/],
     ['missing list file', { localDomains: '/nonexistent/domains' }, /bad\.json: localDomains: list file \/nonexistent\/domains does not exist/],
   ])('check-config: %s -> exit 78 and one line', async (_n, body, msg) => {
-    const f = join(dir, 'bad.json');
+    const f = join(mkdtempSync(join(dir, 'case-')), 'bad.json');
     writeFileSync(f, JSON.stringify(body));
     const r = await run(['check-config', '--config', f]);
     expect(r.code).toBe(78);
