@@ -189,4 +189,13 @@ describe('package', () => {
     expect(pkg.license).toBe('MIT');
     expect(readFileSync('LICENSE', 'utf8')).toMatch(/^MIT License\n/);
   });
+
+  it('the daemon runs with the same V8 heap flags wherever it is shipped (systemd, Docker, npm start; the bench reads the unit)', () => {
+    const unit = /^Environment=NODE_OPTIONS=(.+)$/m.exec(readFileSync('systemd/fakemx.service', 'utf8'))?.[1];
+    expect(unit).toMatch(/^--max-semi-space-size=\d+$/);
+    expect(readFileSync('systemd/fakemx-activated.service', 'utf8')).toContain(`Environment=NODE_OPTIONS=${unit}\n`);
+    expect(readFileSync('Dockerfile', 'utf8')).toContain(`ENV NODE_OPTIONS=${unit}\n`);
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } };
+    expect(pkg.scripts.start).toContain(`node ${unit} dist/fakemx.cjs run`);
+  });
 });
