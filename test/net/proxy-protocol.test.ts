@@ -251,9 +251,15 @@ describe('readProxyHeader on a socket', () => {
       (e: Error) => ({ ok: false as const, e }),
     );
     try {
+      // Each chunk arrives as its own read: the next is written only once the server side has
+      // read the ones before (a fixed 5 ms gap let two writes merge on a busy machine).
+      let sent = 0;
+      let settled = false;
+      void outcome.then(() => (settled = true));
       for (const c of chunks) {
         client.write(c);
-        await new Promise((r) => setTimeout(r, 5)); // let each chunk arrive as its own read
+        sent += c.length;
+        for (let i = 0; i < 2000 && sock.bytesRead < sent && !settled; i++) await new Promise((r) => setTimeout(r, 1));
       }
       const r = await outcome;
       if (error) {
