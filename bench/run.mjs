@@ -560,6 +560,8 @@ function report(startedAt, wallMs) {
   const parts = [
     '# fakemx benchmark results',
     '',
+    '(The generated report of the last full run follows; the dated "Round" sections after it are hand-written and kept when the bench rewrites this file.)',
+    '',
     `Run ${startedAt.toISOString()} (${(wallMs / 60000).toFixed(1)} min) with \`node bench/run.mjs ${argv.join(' ')}\`${O.quick ? ' — **quick smoke run, small counts**' : ''}.`,
     '',
     '## Machine',
