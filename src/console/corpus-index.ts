@@ -256,6 +256,9 @@ export class CorpusIndex {
   private readonly dirty = new Map<string, number>();
   /** Day directories of scans in progress, and how many are done (the list's progress). */
   private progress = { days: 0, done: 0 };
+  /** Subjects of just-added messages still being read: a snapshot waits for them (a stop
+   *  right after a message would otherwise save it without its subject, for good). */
+  private readonly heads = new Set<Promise<void>>();
   /** Snapshot writes in progress per store path (one at a time each). */
   private readonly saving = new Map<string, Promise<boolean>>();
 
@@ -297,6 +300,7 @@ export class CorpusIndex {
 
   private async writeSnapshot(root: string): Promise<boolean> {
     if (!this.roots.includes(root) || this.scanningRoots.has(root)) return false;
+    if (this.heads.size > 0) await Promise.all([...this.heads]);
     const startedAt = Date.now();
     const changes = this.dirty.get(root) ?? 0;
     const byDay = new Map<string, Packed[]>();
@@ -475,10 +479,12 @@ export class CorpusIndex {
     let i = this.entries.length;
     while (i > 0 && this.entries[i - 1]!.at > e.at) i--;
     this.entries.splice(i, 0, e);
-    readHead(ev.path).then(
+    const head: Promise<void> = readHead(ev.path).then(
       (h) => setSubject(e, h),
       () => undefined,
     );
+    this.heads.add(head);
+    void head.finally(() => this.heads.delete(head));
   }
 
   get(id: string): IndexEntry | undefined {

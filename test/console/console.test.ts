@@ -170,6 +170,20 @@ describe('CorpusIndex', () => {
     expect(idx.size).toBe(0);
   });
 
+  it('a snapshot taken right after a message arrived keeps its subject (the stop does not outrun the read of its head)', async () => {
+    const root = join(tmp, 'snap-live');
+    const a = new CorpusIndex();
+    await a.setRoots([root]);
+    const m = meta('l1', '2026-04-01T10:00:00.000Z');
+    store(root, m, 'just arrived');
+    a.add({ session: session('sl'), metadata: m, path: join(root, m.file) });
+    expect(await a.saveSnapshot(root)).toBe(true);
+    const b = new CorpusIndex();
+    await b.setRoots([root]);
+    expect(b.fromSnapshot).toBe(1);
+    expect(b.query({ subject: 'arrived' }).items.map((i) => [i.id, i.subject])).toEqual([['l1', 'just arrived']]);
+  });
+
   it('a snapshot makes the next start read only the days changed since; a torn or foreign one is ignored', async () => {
     const root = join(tmp, 'snap');
     store(root, meta('s1', '2026-03-01T10:00:00.000Z'), 'one');
