@@ -54,7 +54,13 @@ const RELEASE = `redis.call('ZREM', KEYS[1], ARGV[1])
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
 return 1`;
 
-const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+/** SHA1 of a script's source, computed once per script (EVALSHA runs twice per connection). */
+const shas = new Map<string, string>();
+const sha1 = (s: string): string => {
+  let h = shas.get(s);
+  if (h === undefined) shas.set(s, (h = createHash('sha1').update(s).digest('hex')));
+  return h;
+};
 
 /** Glob-escape for SCAN MATCH. */
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
@@ -77,6 +83,12 @@ export class RedisBackend implements StateBackend {
       url: opts.url,
       ...(opts.password ? { password: opts.password } : {}),
       disableOfflineQueue: true,
+      // No per-command timeout in the client: StateStore already races every call against
+      // state.timeout, and the client's own (5 s by default) builds an AbortSignal.timeout per
+      // command, the costliest part of a Redis-backed connection in the CPU profile (a timer,
+      // an event target and a listener for each of ~8 commands). A Redis that accepts and never
+      // answers is bounded by commandsQueueMaxLength below, then fails fast.
+      commandOptions: { timeout: 0 },
       commandsQueueMaxLength: 100_000,
       socket: {
         connectTimeout: opts.connectTimeout,
