@@ -3,6 +3,7 @@
 // temp config, reads its pino lines, and finds the port from the LISTENING line. Every wait is
 // bounded. CLI is dist/cli.js itself (the command tests run it directly and compare the bin).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,8 @@ export interface Daemon {
   dir: string;
   configPath: string;
   port: number;
+  /** The admin HTTP port in use (startListening may have moved it off a taken one). */
+  httpPort?: number;
   lines: Record<string, unknown>[];
   stderr: string;
   /** Resolve when a log line with this tag (and matching fields) appears. */
@@ -112,11 +115,40 @@ export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: No
   return d;
 }
 
+/** A port that was free a moment ago (another process may take it before it is used). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 export async function startListening(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv; configFile?: string } = {}): Promise<Daemon> {
-  const d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, ...cfg }, opts);
-  // A cold start on a loaded machine (module loading, a pino-roll worker thread) can take
-  // seconds; the wait is bounded, not a timing assertion.
-  const l = await d.waitFor('LISTENING', 15_000);
-  d.port = l.port as number;
-  return d;
+  let config = cfg;
+  for (let attempt = 1; ; attempt++) {
+    const d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, ...config }, opts);
+    // A cold start on a loaded machine (module loading, a pino-roll worker thread) can take
+    // seconds; the wait is bounded, not a timing assertion.
+    const l = await d.waitFor('LISTENING', 15_000);
+    d.port = l.port as number;
+    // The admin HTTP listener opens after the SMTP one: with a port from freePort(), another
+    // daemon's listener (port 0) can take it in between, and the start fails after LISTENING
+    // (seen once in a clean-clone .ci/run as ECONNREFUSED). READY says both are open.
+    const http = config.http as { port?: number } | undefined;
+    const level = typeof config.logLevel === 'string' ? config.logLevel : 'info';
+    if (http?.port) d.httpPort = http.port;
+    if (!http?.port || !['trace', 'debug', 'info'].includes(level)) return d;
+    try {
+      await d.waitFor('READY', 15_000);
+      return d;
+    } catch (e) {
+      const taken = d.lines.some((x) => x.tag === 'START_FAILED' && String(x.err).includes('EADDRINUSE'));
+      if (!taken || attempt >= 3) throw e;
+      config = { ...config, http: { ...http, port: await freePort() } };
+    }
+  }
 }

@@ -41,7 +41,7 @@ async function node(cfg: Record<string, unknown>, prefix: string): Promise<Daemo
     ...cfg,
   });
   daemons.push(d);
-  return Object.assign(d, { http });
+  return Object.assign(d, { http: d.httpPort ?? http });
 }
 
 async function send(port: number, rcpt: string, body = 'hello'): Promise<{ rcpt: number; end?: number; ms: number }> {
