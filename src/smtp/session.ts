@@ -731,16 +731,21 @@ export class Session implements SessionInfo, GreetResume {
     this.command(verb, handler, args, eightBit);
   }
 
+  /** Whether the client must wait for this command's reply before sending more (RFC 2920 §3.1). */
+  private mustWaitFor(verb: string, handler: Handler | null, args: string): boolean {
+    // RFC 3030 §2: a chunk's octets follow BDAT in the same write; they are not early talk.
+    // The wait rule applies once the chunk is read (chunkWaitRule).
+    if (verb === 'BDAT' && this.opts.chunking) return false;
+    // Without PIPELINING offered and taken (EHLO), every command ends its own group.
+    if (!this.esmtp || !this.opts.advertisePipelining || GROUP_END.has(verb)) return true;
+    // AUTH and each line of its exchange end a group, but PLAIN with an initial response.
+    return verb === 'AUTH' && (handler === authContinue || !AUTH_ONE_TRIP.test(args.trim()));
+  }
+
   /** Run one command's handler (null: unknown command) and send its reply; RFC 2920 wait rules apply meanwhile. */
   private command(verb: string, handler: Handler | null, args: string, eightBit: boolean): void {
     this.to('busy');
-    const pipelining = this.esmtp && this.opts.advertisePipelining;
-    // RFC 3030 §2: a chunk's octets follow BDAT in the same write; they are not early talk.
-    // The wait rule applies once the chunk is read (chunkWaitRule).
-    this.mustWait =
-      verb === 'BDAT' && this.opts.chunking ? null
-      : !pipelining || GROUP_END.has(verb) || (verb === 'AUTH' && (handler === authContinue || !AUTH_ONE_TRIP.test(args.trim()))) ? verb
-      : null;
+    this.mustWait = this.mustWaitFor(verb, handler, args) ? verb : null;
     if (this.mustWait !== null && this.lines.bytes > 0) {
       this.early('pipelining', this.lines.peek(100), verb);
       if (this.st !== 'busy' || this.ended()) return;
