@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { decodeWords } from 'postal-mime';
 import type { MessageEvent } from '../events.js';
 import { cidrContains, ipv4Bytes, parseCidr, type Cidr } from '../net/ip.js';
+import { fsyncDir } from '../store/corpus.js';
 import { DAY_DIR, isRecordFile } from '../store/layout.js';
 import type { MessageMetadata } from '../store/metadata.js';
 
@@ -331,12 +332,7 @@ export class CorpusIndex {
     }
     await fh.close();
     await rename(tmp, final);
-    const dir = await open(root, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await fsyncDir(root);
     // Changes made while writing stay counted for the next snapshot.
     this.dirty.set(root, Math.max(0, (this.dirty.get(root) ?? 0) - changes));
     return true;

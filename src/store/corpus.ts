@@ -100,7 +100,8 @@ export interface StoredMessage {
   arrivalId?: string;
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** fsync of a directory, so a rename or a new name in it is durable (the console's snapshot uses it too). */
+export async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await fh.sync();
