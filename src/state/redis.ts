@@ -139,12 +139,18 @@ export class RedisBackend implements StateBackend {
     }
   }
 
+  /**
+   * One GET per (prefixed) key, sent in the same turn: the client writes them as one pipeline,
+   * so still one round trip, and not MGET: every command touches one key, so keys may sit on
+   * any shard behind a cluster-aware proxy (docs/deploy.md).
+   */
+  private getRaw(fullKeys: readonly string[]): Promise<(string | null)[]> {
+    return Promise.all(fullKeys.map((k) => this.client.sendCommand<string | null>(['GET', k])));
+  }
+
   async getMany(keys: readonly string[]): Promise<(StateEntry | null)[]> {
     if (keys.length === 0) return [];
-    // One GET per key, sent in the same turn (the client writes them as one pipeline, so still
-    // one round trip), not MGET: every command touches one key, so keys may sit on any shard
-    // behind a cluster-aware proxy (docs/deploy.md).
-    const raw = await Promise.all(keys.map((k) => this.client.sendCommand<string | null>(['GET', this.k(k)])));
+    const raw = await this.getRaw(keys.map((k) => this.k(k)));
     const now = Date.now();
     return keys.map((k, i) => decodeEntry(k, raw[i], now));
   }
@@ -165,13 +171,13 @@ export class RedisBackend implements StateBackend {
     return (await this.client.sendCommand<number>(['DEL', this.k(key)])) > 0;
   }
 
-  /** One SCAN step and the MGET of what it found (leases left out): the live entries, the next cursor ('0': the end). */
+  /** One SCAN step and the GETs of what it found (leases left out): the live entries, the next cursor ('0': the end). */
   private async scanBatch(cursor: string, match: string, count: number): Promise<{ next: string; found: number; entries: StateEntry[] }> {
     const [next, found] = await this.client.sendCommand<[string, string[]]>(['SCAN', cursor, 'MATCH', match, 'COUNT', String(count)]);
     const ks = found.filter((k) => !k.startsWith(`${this.prefix}lease:`));
     const entries: StateEntry[] = [];
     if (ks.length > 0) {
-      const raw = await this.client.sendCommand<(string | null)[]>(['MGET', ...ks]);
+      const raw = await this.getRaw(ks);
       const now = Date.now();
       for (let i = 0; i < ks.length; i++) {
         const e = decodeEntry(ks[i]!.slice(this.prefix.length), raw[i], now);
@@ -192,7 +198,7 @@ export class RedisBackend implements StateBackend {
   }
 
   /**
-   * SCAN's own cursor: one SCAN (COUNT up to the budget left) and one MGET per step, stopping
+   * SCAN's own cursor: one SCAN (COUNT up to the budget left) and its GETs per step, stopping
    * at a batch boundary, so a page may hold the rest of its last batch beyond `limit` (never
    * cut: SCAN cannot resume inside a batch). Redis answers SCAN in bounded time itself.
    */
@@ -203,9 +209,12 @@ export class RedisBackend implements StateBackend {
     const entries: StateEntry[] = [];
     let examined = 0;
     do {
-      const b = await this.scanBatch(next, match, Math.max(10, Math.min(1000, o.budget - examined)));
+      const count = Math.max(10, Math.min(1000, o.budget - examined));
+      const b = await this.scanBatch(next, match, count);
       next = b.next;
-      examined += b.found;
+      // COUNT is how much of the keyspace SCAN walked; a rare prefix matches almost nothing,
+      // and counting only the matches would let one page walk the whole keyspace.
+      examined += Math.max(b.found, count);
       for (const e of b.entries) if (!o.keep || o.keep(e)) entries.push(e);
     } while (next !== '0' && examined < o.budget && entries.length < o.limit);
     return { entries, cursor: next === '0' ? null : next, examined };

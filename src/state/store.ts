@@ -46,6 +46,9 @@ export interface StateStoreOptions {
   sweepInterval?: number;
 }
 
+/** Longest a console State page may wait for its scan step, ms (at least state.timeout). */
+const SCAN_PAGE_DEADLINE = 2000;
+
 /** Failed calls in a row that make an outage when the connection itself looks fine. */
 export const FAILS_FOR_OUTAGE = 3;
 
@@ -193,9 +196,20 @@ export class StateStore {
     return this.backend.scan(prefix);
   }
 
-  /** One bounded, resumable step of a scan (the console's State page), under the deadline. */
+  /**
+   * One bounded, resumable step of a scan (the console's State page). Like scan(), outside
+   * the sessions' accounting: a slow page or a bad cursor from a console user is not a state
+   * error and must not mark the store down (/healthz). It has a deadline of its own, as the
+   * CLI has: several SCAN steps may take longer than a session's state.timeout.
+   */
   scanPage(prefix: string, cursor: string | null, opts: ScanPageOptions): Promise<ScanPage> {
-    return this.call('scan', () => this.backend.scanPage(prefix, cursor, opts));
+    if (this.closed) return Promise.reject(new StateError('state scan: store closed', 'closed'));
+    const ms = Math.max(this.timeout, SCAN_PAGE_DEADLINE);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StateError(`state scan: no answer within ${ms} ms`, 'timeout')), ms);
+    });
+    return Promise.race([this.backend.scanPage(prefix, cursor, opts), late]).finally(() => clearTimeout(timer));
   }
 
   clock(): number {

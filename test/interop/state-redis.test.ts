@@ -94,12 +94,22 @@ describe('redis backend', () => {
     expect(seen.sort()).toEqual([...made, 'trap:10.9.9.9'].sort());
     const needle = await s.scanPage('trap:', null, { limit: 50, budget: 5000, keep: (e) => JSON.stringify(e.value).includes('needle') });
     expect(needle.entries.map((e) => e.key)).toEqual(['trap:10.9.9.9']);
+    // A prefix that matches almost nothing still stops at the budget: SCAN's COUNT is what it
+    // walked, so one page never walks the whole keyspace looking for matches.
+    const rare = await s.scanPage('fail:', null, { limit: 50, budget: 500 });
+    expect(rare.entries).toEqual([]);
+    expect(rare.cursor).not.toBeNull();
+    expect(rare.examined).toBeLessThanOrEqual(500 + 1000);
     await expect(s.scanPage('', 'not-a-cursor', { limit: 1, budget: 1 })).rejects.toThrow(/bad scan cursor/);
     // The console's API over it: an address search, and a bad cursor is a 400, not a 503.
     const byIp = await listState(s, { q: '10.0.3.7' });
     expect(byIp.status).toBe(200);
     expect((byIp.body.items as { key: string }[]).map((i) => i.key)).toEqual(['pass:greet:10.0.3.7']);
     expect((await listState(s, { cursor: 'x' })).status).toBe(400);
+    // A console user's bad cursors are not state errors: the store is not marked down.
+    for (let i = 0; i < 3; i++) expect((await listState(s, { cursor: 'y' })).status).toBe(400);
+    expect(s.health()).toEqual({ ok: true });
+    expect(s.errors).toBe(0);
     await other.close();
     await s.close();
   });
