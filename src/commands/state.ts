@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { addEntry, cidrOf, entryView, keyFor, matches, subjectOf, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, cidrOf, compileFilter, entryView, keyFor, matches, subjectOf, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import { RedisBackend } from '../state/redis.js';
 import { openStateStore, type StateStore } from '../state/store.js';
 import { kindOf, KINDS, type StateEntry } from '../state/types.js';
@@ -61,8 +61,9 @@ export function redactUrl(url: string): string {
 export async function listCommand(store: StateStore, f: StateFilter, json: boolean, out: Out): Promise<number> {
   const now = Date.now();
   let n = 0;
+  const match = compileFilter(f);
   for await (const e of store.scan(f.kind ? `${f.kind}:` : '')) {
-    if (!matches(e, f)) continue;
+    if (!match(e)) continue;
     n++;
     out(json ? jsonLine(e, now) : textLine(e, now));
   }
@@ -73,8 +74,9 @@ export async function countsCommand(store: StateStore, f: StateFilter, json: boo
   const now = Date.now();
   const counts = new Map<string, { n: number; minTtl: number; maxTtl: number; bytes: number }>();
   for (const k of KINDS) if (k !== 'lease') counts.set(k, { n: 0, minTtl: Infinity, maxTtl: 0, bytes: 0 });
+  const match = compileFilter(f);
   for await (const e of store.scan(f.kind ? `${f.kind}:` : '')) {
-    if (!matches(e, f)) continue;
+    if (!match(e)) continue;
     const c = counts.get(kindOf(e.key) ?? 'other') ?? { n: 0, minTtl: Infinity, maxTtl: 0, bytes: 0 };
     counts.set(kindOf(e.key) ?? 'other', c);
     const ttl = e.expiresAt - now;

@@ -2,7 +2,7 @@
 // entries (greylist triplets, allowlisted networks, client cache pass/fail, traps), searched
 // with the `fakemx state` CLI's own filter, and the allow/deny/trap/delete writes the CLI makes.
 
-import { addEntry, entryView, matches, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, compileFilter, entryView, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import type { Config } from '../config/schema.js';
 import type { StateStore } from '../state/store.js';
 import { kindOf, type Kind } from '../state/types.js';
@@ -54,14 +54,14 @@ export async function listState(store: StateStore, query: StateQuery): Promise<S
   const cursor = query.cursor || null;
   if (cursor !== null && cursor.length > MAX_PARAM) return bad('cursor too long');
   const limit = Math.max(1, Math.min(STATE_PAGE_MAX, query.limit ?? STATE_PAGE));
-  const f = filterOf(kind, q);
+  const match = compileFilter(filterOf(kind, q));
   const keep = (e: { key: string }) => {
     const k = kindOf(e.key);
     return k !== null && k !== 'lease';
   };
   let page;
   try {
-    page = await store.scanPage(kind ? `${kind}:` : '', cursor, { limit, budget: SCAN_BUDGET, keep: (e) => keep(e) && matches(e, f) });
+    page = await store.scanPage(kind ? `${kind}:` : '', cursor, { limit, budget: SCAN_BUDGET, keep: (e) => keep(e) && match(e) });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     return msg.includes('bad scan cursor') ? bad('bad cursor') : { status: 503, body: { error: msg } };
