@@ -383,6 +383,8 @@ export class CorpusIndex {
       return; // not made yet: the store makes it with the first message
     }
     const snap = await readSnapshot(root);
+    // Whether the snapshot no longer says what the store holds (then a fresh one is due).
+    let stale = snap === null || [...snap.days.keys()].some((d) => !days.includes(d));
     this.progress.days += days.length;
     // Newest day first: the list shows the newest messages, so those are indexed first.
     for (const day of days.reverse()) {
@@ -405,12 +407,14 @@ export class CorpusIndex {
         this.fromSnapshot += found.length;
       } else {
         found = await this.scanDay(root, day, known);
+        stale = true;
       }
       this.merge(found);
       this.progress.done++;
     }
-    // A fresh snapshot after every scan: the next start reads nothing the scan has read.
-    this.touch(root);
+    // A fresh snapshot after a scan that read anything: the next start reads nothing this one
+    // read. One taken wholly from the snapshot leaves it as it is (no rewrite at every start).
+    if (stale) this.touch(root);
   }
 
   /** The records of one day directory; those the snapshot already has (`known`) are not read again. */

@@ -67,6 +67,7 @@ export async function listState(store: StateStore, query: StateQuery): Promise<S
     return msg.includes('bad scan cursor') ? bad('bad cursor') : { status: 503, body: { error: msg } };
   }
   const now = store.clock();
+  const health = store.health();
   return {
     status: 200,
     body: {
@@ -75,7 +76,7 @@ export async function listState(store: StateStore, query: StateQuery): Promise<S
       cursor: page.cursor,
       examined: page.examined,
       now,
-      ...(store.health().ok ? {} : { note: store.health().note }),
+      ...(health.ok ? {} : { note: health.note }),
     },
   };
 }

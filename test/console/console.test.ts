@@ -200,6 +200,11 @@ describe('CorpusIndex', () => {
     expect(await a.saveSnapshot(root)).toBe(true);
     expect(a.changedRoots).toEqual([]);
     expect(readdirSync(root).filter((n) => n.startsWith('.console-index'))).toEqual([SNAPSHOT]);
+    // A start taken wholly from the snapshot leaves it as it is: nothing to write again.
+    const same = new CorpusIndex();
+    await same.setRoots([root]);
+    expect([same.recordsRead, same.fromSnapshot]).toEqual([0, 4]);
+    expect(same.changedRoots).toEqual([]);
 
     // While stopped: a message arrives on day 2, one of day 3 is deleted, a new day begins.
     store(root, meta('s5', '2026-03-02T12:00:00.000Z'), 'five');
