@@ -179,7 +179,7 @@ export class DnsblEngine {
         return { value: l, ttl: l.error && l.error !== 'bad_answer' ? null : l.ttl };
       });
       const l = r.value;
-      let ttl = l.error || l.ttl === null ? null : l.ttl;
+      let ttl = l.error ? null : l.ttl;
       // A cached copy has aged (and was kept at least dns.minTtl): never more than is left of it.
       if (ttl !== null && r.source === 'cache') ttl = Math.min(ttl, this.cache.ttlOf(key) ?? 0);
       out = { lookup: l, source: r.source, ms: this.now() - t0, ttl };

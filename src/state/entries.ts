@@ -101,7 +101,7 @@ export async function addEntry(store: StateStore, what: AddWhat, target: string,
 /** An IP address or CIDR network as `add`/`del` take it, trimmed; null when it is neither. */
 export function targetOf(value: string): string | null {
   const v = value.trim();
-  const addr = v.includes('/') ? v.slice(0, v.indexOf('/')) : v;
-  return cidrOf(v) === null || cidrOf(addr) === null ? null : v;
+  // parseCidr checks the address part too, so one parse says it all.
+  return cidrOf(v) === null ? null : v;
 }
 
