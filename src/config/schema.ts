@@ -171,6 +171,7 @@ export interface Config extends PolicyConfig {
   maxSessions: number;
   logPath: string;
   logLevel: string;
+  logFlushInterval: number;
   shutdownGrace: number;
   listeners: ListenerConfig[];
   tls: TlsConfig;
@@ -244,6 +245,7 @@ export const schema: SchemaNode = {
 
   // ---- fakemx additions ----------------------------------------------------------
   logLevel: { doc: 'Minimum log level: fatal, error, warn, info, debug, trace.', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' },
+  logFlushInterval: { doc: 'Milliseconds a connection\'s info lines on stdout may wait to be written together with others (or until 8 KiB wait); warnings and daemon lines are written at once, and everything at stop. Read at start. 0 = each line at once.', format: dur, default: 50, range: int(0, 10_000) },
   shutdownGrace: { doc: 'On SIGTERM/SIGINT, milliseconds open sessions may take to finish before they are closed.', format: dur, default: 10_000, range: int(0, 600_000) },
   maxRcptOvershoot: { doc: 'RCPTs refused with 452 (over maxSmtpRcpt) a session may send; one more gets 421 4.7.0 and close (Postfix: smtpd_recipient_overshoot_limit). Wide enough for a real MTA\'s pipelined batch.', format: nat, default: 2000, range: int(0, 1_000_000) },
   maxJunkCommands: { doc: 'RSET, NOOP, HELP, VRFY, EXPN and repeated HELO/EHLO allowed per session; one more gets 421 4.7.0 and close (Postfix: smtpd_junk_command_limit).', format: nat, default: 100, range: int(1, 1_000_000) },

@@ -77,7 +77,7 @@ describe('duration keys in the config', () => {
     expect(durations.sort()).toEqual([
       'bannerDelay', 'cache.dnsblMinTtl', 'cache.failTtl', 'cache.passTtl.dnsbl', 'cache.passTtl.greet', 'cache.passTtl.pipelining',
       'dataTimeout', 'dns.healthCheckInterval', 'dns.maxTtl', 'dns.minTtl', 'dns.timeout', 'errorDelay',
-      'greylist.greyExpiry', 'greylist.passtime', 'greylist.trapExpiry', 'greylist.whiteExpiry', 'maxSessionTime', 'receiveTimeout',
+      'greylist.greyExpiry', 'greylist.passtime', 'greylist.trapExpiry', 'greylist.whiteExpiry', 'logFlushInterval', 'maxSessionTime', 'receiveTimeout',
       'shutdownGrace', 'state.leaseTtl', 'state.redis.connectTimeout', 'state.timeout', 'tarpit.stutterInterval', 'tls.handshakeTimeout',
       'webhook.timeout',
     ]);

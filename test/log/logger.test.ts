@@ -41,4 +41,21 @@ describe('log files', () => {
     expect(lines.find((l) => l.tag === 'CMD' && String(l.line).startsWith('NOOP evil'))?.line).toBe('NOOP evil?X-Injected: 1');
     expect(d.lines.map((l) => l.tag)).toEqual(expect.arrayContaining(['LISTENING', 'CLOSE']));
   });
+
+  it('logFlushInterval: a connection\'s lines wait for the batch; daemon lines and the stop do not', async () => {
+    d = await startListening({ bannerDelay: 0, logFlushInterval: 10_000 });
+    // LISTENING came at once (startListening waited for it): a daemon line is never held back.
+    const c = await RawClient.connect(d.port);
+    await c.reply();
+    await c.cmd('QUIT');
+    expect(await c.waitClose()).toBe(true);
+    // The session is over, but its CLOSE line waits in the batch (10 s or 8 KiB).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(d.lines.map((l) => l.tag)).not.toContain('CLOSE');
+    d.child.kill('SIGTERM');
+    expect(await d.exited()).toBe(0);
+    const tags = d.lines.map((l) => l.tag);
+    expect(tags).toContain('CLOSE');
+    expect(tags.indexOf('CLOSE')).toBeLessThan(tags.indexOf('STOPPED'));
+  });
 });
