@@ -147,34 +147,47 @@ function ipv4Number(ip: string): number {
   return b ? ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 : -1;
 }
 
+/** An entry's own fields; the rest (interned copies, `lc`, `ip4`) is derived by `entry`. */
+type EntryFields = Omit<IndexEntry, 'lc' | 'ip4'>;
+
+/**
+ * The one place an IndexEntry is made, from a record or from the snapshot alike: the copies
+ * the filters compare against must be derived the same way whichever way a message came in.
+ */
+function entry(f: EntryFields): IndexEntry {
+  return {
+    ...f,
+    day: intern(f.day),
+    root: intern(f.root),
+    listener: intern(f.listener),
+    tags: f.tags.map(intern),
+    lc: { helo: f.helo.toLowerCase(), from: f.from.toLowerCase(), rcpt: f.rcpt.join('\n').toLowerCase(), subject: f.subject.toLowerCase(), ip: f.ip.toLowerCase() },
+    ip4: ipv4Number(f.ip),
+  };
+}
+
 function entryOf(m: MessageMetadata, root: string, path: string, json: string): IndexEntry {
   const tags: string[] = [];
-  for (const v of m.verdicts ?? []) if (typeof v?.tag === 'string' && !tags.includes(v.tag)) tags.push(intern(v.tag));
+  for (const v of m.verdicts ?? []) if (typeof v?.tag === 'string' && !tags.includes(v.tag)) tags.push(v.tag);
   const at = Date.parse(m.receivedAt);
-  const ip = String(m.client?.ip ?? '');
-  const helo = String(m.client?.helo ?? '');
-  const from = String(m.envelope?.mailFrom ?? '');
-  const rcpt = Array.isArray(m.envelope?.rcptTo) ? m.envelope.rcptTo.map(String) : [];
-  return {
+  return entry({
     id: String(m.id),
-    day: intern(String(m.receivedAt).slice(0, 10)),
+    day: String(m.receivedAt).slice(0, 10),
     at: Number.isFinite(at) ? at : 0,
-    root: intern(root),
+    root,
     path,
     json,
-    listener: intern(String(m.listener ?? '')),
-    ip,
+    listener: String(m.listener ?? ''),
+    ip: String(m.client?.ip ?? ''),
     port: Number(m.client?.port ?? 0),
-    helo,
-    from,
-    rcpt,
+    helo: String(m.client?.helo ?? ''),
+    from: String(m.envelope?.mailFrom ?? ''),
+    rcpt: Array.isArray(m.envelope?.rcptTo) ? m.envelope.rcptTo.map(String) : [],
     tags,
     subject: '',
     size: Number(m.sizes?.file ?? 0),
     tempfailed: m.tempfailed === true,
-    lc: { helo: helo.toLowerCase(), from: from.toLowerCase(), rcpt: rcpt.join('\n').toLowerCase(), subject: '', ip: ip.toLowerCase() },
-    ip4: ipv4Number(ip),
-  };
+  });
 }
 
 function setSubject(e: IndexEntry, head: string): void {
@@ -203,13 +216,11 @@ function pack(e: IndexEntry): Packed {
 function unpack(p: Packed, root: string, day: string): IndexEntry | null {
   const [id, at, file, listener, ip, port, helo, from, rcpt, tags, subject, size, tempfailed] = p;
   if (typeof id !== 'string' || typeof file !== 'string' || file.split(/[\\/]/).includes('..') || !Array.isArray(rcpt) || !Array.isArray(tags)) return null;
-  return {
-    id, day: intern(day), at: Number(at) || 0, root: intern(root), path: join(root, file), json: join(root, day, `${id}.json`),
-    listener: intern(String(listener)), ip: String(ip), port: Number(port) || 0, helo: String(helo), from: String(from),
-    rcpt: rcpt.map(String), tags: tags.map((t) => intern(String(t))), subject: String(subject), size: Number(size) || 0, tempfailed: tempfailed === 1,
-    lc: { helo: String(helo).toLowerCase(), from: String(from).toLowerCase(), rcpt: rcpt.join('\n').toLowerCase(), subject: String(subject).toLowerCase(), ip: String(ip).toLowerCase() },
-    ip4: ipv4Number(String(ip)),
-  };
+  return entry({
+    id, day, at: Number(at) || 0, root, path: join(root, file), json: join(root, day, `${id}.json`),
+    listener: String(listener), ip: String(ip), port: Number(port) || 0, helo: String(helo), from: String(from),
+    rcpt: rcpt.map(String), tags: tags.map(String), subject: String(subject), size: Number(size) || 0, tempfailed: tempfailed === 1,
+  });
 }
 
 /** What a snapshot holds for one store path: its entries by day, and when it was begun. */
