@@ -223,30 +223,85 @@ function unpack(p: Packed, root: string, day: string): IndexEntry | null {
   });
 }
 
-/** What a snapshot holds for one store path: its entries by day, and when it was begun. */
-async function readSnapshot(root: string): Promise<{ startedAt: number; days: Map<string, Packed[]> } | null> {
-  let text: string;
+/**
+ * Octets one snapshot line may have. A line is a whole day's entries (some 300 octets each), so
+ * this holds a day of a few hundred thousand messages while staying far below V8's longest
+ * string (2^29 characters); a longer line is skipped, never held whole.
+ */
+export const SNAPSHOT_LINE_MAX = 128 * 1024 * 1024;
+/** Octets read from the snapshot at a time. */
+const SNAPSHOT_CHUNK = 1024 * 1024;
+
+/**
+ * The lines of a file, one at a time, so reading holds one line and one chunk, not the file;
+ * a line longer than `max` octets comes as null and its octets are dropped as they are read.
+ * Splitting the octets on "\n" before decoding is safe: 0x0A is never part of a longer UTF-8
+ * sequence.
+ */
+async function* fileLines(file: string, max: number): AsyncGenerator<string | null> {
+  const fh = await open(file, 'r');
   try {
-    text = await readFile(join(root, SNAPSHOT), 'utf8');
-  } catch {
-    return null;
+    let parts: Buffer[] = [];
+    let len = 0;
+    let tooLong = false;
+    for (;;) {
+      // A new buffer per read: the pieces of a line kept from it are views, not copies.
+      const buf = Buffer.allocUnsafe(SNAPSHOT_CHUNK);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      let from = 0;
+      while (from < chunk.length) {
+        const nl = chunk.indexOf(10, from);
+        const piece = chunk.subarray(from, nl === -1 ? chunk.length : nl);
+        if (!tooLong && len + piece.length > max) [parts, len, tooLong] = [[], 0, true];
+        if (!tooLong) {
+          parts.push(piece);
+          len += piece.length;
+        }
+        if (nl === -1) break;
+        yield tooLong ? null : Buffer.concat(parts, len).toString('utf8');
+        [parts, len, tooLong, from] = [[], 0, false, nl + 1];
+      }
+    }
+    if (tooLong) yield null;
+    else if (len > 0) yield Buffer.concat(parts, len).toString('utf8');
+  } finally {
+    await fh.close();
   }
-  const lines = text.split('\n');
+}
+
+type SnapshotHead = { v?: unknown; root?: unknown; startedAt?: unknown; days?: unknown };
+
+/**
+ * What a snapshot holds for one store path: its entries by day, and when it was begun. A line
+ * over `lineMax` octets is skipped: if it was a day, the day count at the end refuses the
+ * snapshot; if it was garbage, the days around it still count.
+ */
+async function readSnapshot(root: string, lineMax: number): Promise<{ startedAt: number; days: Map<string, Packed[]> } | null> {
   try {
-    const head = JSON.parse(lines[0] ?? '') as { v?: unknown; root?: unknown; startedAt?: unknown; days?: unknown };
-    // Another version, another path (a copied store), or a torn file (the day count is checked at the end).
-    if (head.v !== SNAPSHOT_VERSION || head.root !== root || typeof head.startedAt !== 'number' || typeof head.days !== 'number') return null;
+    let head: SnapshotHead | undefined;
     const days = new Map<string, Packed[]>();
-    for (let i = 1; i < lines.length; i++) {
-      if (lines[i] === '') continue;
-      const d = JSON.parse(lines[i]!) as { day?: unknown; e?: unknown };
+    let i = 0;
+    for await (const line of fileLines(join(root, SNAPSHOT), lineMax)) {
+      i++;
+      if (head === undefined) {
+        if (line === null) return null;
+        head = JSON.parse(line) as SnapshotHead;
+        // Another version, another path (a copied store), or a torn file (the day count is checked at the end).
+        if (head.v !== SNAPSHOT_VERSION || head.root !== root || typeof head.startedAt !== 'number' || typeof head.days !== 'number') return null;
+        continue;
+      }
+      if (line === null || line === '') continue;
+      const d = JSON.parse(line) as { day?: unknown; e?: unknown };
       if (typeof d.day !== 'string' || !DAY_DIR.test(d.day) || !Array.isArray(d.e)) return null;
       days.set(d.day, d.e as Packed[]);
       // One day parsed per turn: a large snapshot does not hold the event loop in one piece.
       if (i % 4 === 0) await new Promise((r) => setImmediate(r));
     }
-    return days.size === head.days ? { startedAt: head.startedAt, days } : null;
+    return head !== undefined && days.size === head.days ? { startedAt: head.startedAt as number, days } : null;
   } catch {
+    // No snapshot, an unreadable one, or a line that is not JSON: scan as without one.
     return null;
   }
 }
@@ -273,6 +328,12 @@ export class CorpusIndex {
   private readonly heads = new Set<Promise<void>>();
   /** Snapshot writes in progress per store path (one at a time each). */
   private readonly saving = new Map<string, Promise<boolean>>();
+  /** Longest snapshot line read (SNAPSHOT_LINE_MAX; smaller in tests, which cannot write 128 MiB lines cheaply). */
+  private readonly snapshotLineMax: number;
+
+  constructor(opts: { snapshotLineMax?: number } = {}) {
+    this.snapshotLineMax = opts.snapshotLineMax ?? SNAPSHOT_LINE_MAX;
+  }
 
   get size(): number {
     return this.entries.length;
@@ -393,7 +454,7 @@ export class CorpusIndex {
     } catch {
       return; // not made yet: the store makes it with the first message
     }
-    const snap = await readSnapshot(root);
+    const snap = await readSnapshot(root, this.snapshotLineMax);
     // Whether the snapshot no longer says what the store holds (then a fresh one is due).
     let stale = snap === null || [...snap.days.keys()].some((d) => !days.includes(d));
     this.progress.days += days.length;
