@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { parseServer } from '../dns/client.js';
 import { isLoopback, parseCidr } from '../net/ip.js';
 import { parseProvider } from '../dnsbl/provider.js';
-import { DURATION_HINT, DURATION_UNITS, durationFormat, formatDuration, isDurationFormat, parseDuration } from './duration.js';
+import { DURATION_HINT, DURATION_UNITS, durationFormat, formatDuration, isDurationFormat } from './duration.js';
 import { stripJsonComments } from './jsonc.js';
 import { ListError, ListSet } from './lists.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
@@ -49,7 +49,9 @@ export interface LoadOptions {
 
 // convict 6 has no `duration` format of its own (it moved to convict-format-with-moment);
 // fakemx's has the same syntax but rejects unknown units (see duration.ts).
-for (const [name, unit] of Object.entries(DURATION_UNITS)) convict.addFormat(durationFormat(name, unit));
+// Kept by name so a duration outside the schema (readDuration) goes through the same format.
+const DURATION_FORMATS = new Map<unknown, ReturnType<typeof durationFormat>>(Object.entries(DURATION_UNITS).map(([name, unit]) => [name, durationFormat(name, unit)]));
+for (const f of DURATION_FORMATS.values()) convict.addFormat(f);
 
 const LEAVES = leaves();
 const LEAF_BY_PATH = new Map(LEAVES);
@@ -216,6 +218,32 @@ function checkLeaf(path: string, leaf: SchemaLeaf, value: unknown): string | nul
   return null;
 }
 
+/**
+ * listeners[].proxyProtocol.timeout as if it were a schema leaf: `listeners` is one Array leaf
+ * to convict, so its inner keys never reach convict's formats or fakemx's ranges.
+ */
+const PROXY_TIMEOUT: SchemaLeaf = { doc: 'Milliseconds the PROXY header may take to arrive.', format: 'duration', default: 5000, range: { min: 100, max: 120_000 } };
+
+/**
+ * A duration outside the convict schema, read by the steps a schema key goes through (JSON
+ * type, the format's coerce and validate, the range) so its syntax and messages cannot drift
+ * from theirs. The value in the leaf's unit, or the reason, naming the value as convict does.
+ */
+function readDuration(leaf: SchemaLeaf, path: string, v: unknown): { value: number } | { problem: string } {
+  const typed = typeProblem(leaf, v);
+  if (typed) return { problem: typed };
+  const format = DURATION_FORMATS.get(leaf.format);
+  if (!format) throw new Error(`readDuration: ${path} has no duration format`);
+  const value = format.coerce(v);
+  try {
+    format.validate(value);
+  } catch (e) {
+    return { problem: `${(e as Error).message}: value was ${JSON.stringify(value)}` };
+  }
+  const problem = checkLeaf(path, leaf, value);
+  return problem ? { problem } : { value: value as number };
+}
+
 function sourceOf(path: string, sources: { env: Map<string, string>; overrides?: Record<string, unknown> }, file: string | null): string {
   if (sources.overrides && get(sources.overrides, path) !== undefined) return 'overrides';
   return sources.env.get(path) ?? file ?? 'defaults';
@@ -294,14 +322,9 @@ function validateListeners(raw: unknown[], base: Config, where: string, lists: L
           throw new ConfigError(`${at}.proxyProtocol.trusted`, where, (e as Error).message);
         }
       }
-      // A duration like every other: milliseconds, or a string with a unit ("5 seconds").
-      let timeout = pp.timeout ?? 5000;
-      if (typeof timeout === 'string') {
-        const d = /^\s*\d+\s*$/.test(timeout) ? { error: 'has no unit' } : parseDuration(timeout);
-        if ('error' in d) throw new ConfigError(`${at}.proxyProtocol.timeout`, where, `must be a duration, ${DURATION_HINT}; this string ${d.error}: value was ${JSON.stringify(timeout)}`);
-        timeout = d.ms;
-      }
-      if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 100 || timeout > 120_000) throw new ConfigError(`${at}.proxyProtocol.timeout`, where, 'must be between 100 and 120000 ms');
+      const t = readDuration(PROXY_TIMEOUT, `${at}.proxyProtocol.timeout`, pp.timeout ?? PROXY_TIMEOUT.default);
+      if ('problem' in t) throw new ConfigError(`${at}.proxyProtocol.timeout`, where, t.problem);
+      const timeout = t.value;
       // The header would have to be read before the TLS handshake; not supported (yet).
       if (tls === 'implicit') throw new ConfigError(`${at}.proxyProtocol`, where, 'not supported on an implicit-TLS listener');
       lc.proxyProtocol = { trusted: pp.trusted.map(String), timeout };

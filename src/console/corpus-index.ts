@@ -147,34 +147,47 @@ function ipv4Number(ip: string): number {
   return b ? ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 : -1;
 }
 
+/** An entry's own fields; the rest (interned copies, `lc`, `ip4`) is derived by `entry`. */
+type EntryFields = Omit<IndexEntry, 'lc' | 'ip4'>;
+
+/**
+ * The one place an IndexEntry is made, from a record or from the snapshot alike: the copies
+ * the filters compare against must be derived the same way whichever way a message came in.
+ */
+function entry(f: EntryFields): IndexEntry {
+  return {
+    ...f,
+    day: intern(f.day),
+    root: intern(f.root),
+    listener: intern(f.listener),
+    tags: f.tags.map(intern),
+    lc: { helo: f.helo.toLowerCase(), from: f.from.toLowerCase(), rcpt: f.rcpt.join('\n').toLowerCase(), subject: f.subject.toLowerCase(), ip: f.ip.toLowerCase() },
+    ip4: ipv4Number(f.ip),
+  };
+}
+
 function entryOf(m: MessageMetadata, root: string, path: string, json: string): IndexEntry {
   const tags: string[] = [];
-  for (const v of m.verdicts ?? []) if (typeof v?.tag === 'string' && !tags.includes(v.tag)) tags.push(intern(v.tag));
+  for (const v of m.verdicts ?? []) if (typeof v?.tag === 'string' && !tags.includes(v.tag)) tags.push(v.tag);
   const at = Date.parse(m.receivedAt);
-  const ip = String(m.client?.ip ?? '');
-  const helo = String(m.client?.helo ?? '');
-  const from = String(m.envelope?.mailFrom ?? '');
-  const rcpt = Array.isArray(m.envelope?.rcptTo) ? m.envelope.rcptTo.map(String) : [];
-  return {
+  return entry({
     id: String(m.id),
-    day: intern(String(m.receivedAt).slice(0, 10)),
+    day: String(m.receivedAt).slice(0, 10),
     at: Number.isFinite(at) ? at : 0,
-    root: intern(root),
+    root,
     path,
     json,
-    listener: intern(String(m.listener ?? '')),
-    ip,
+    listener: String(m.listener ?? ''),
+    ip: String(m.client?.ip ?? ''),
     port: Number(m.client?.port ?? 0),
-    helo,
-    from,
-    rcpt,
+    helo: String(m.client?.helo ?? ''),
+    from: String(m.envelope?.mailFrom ?? ''),
+    rcpt: Array.isArray(m.envelope?.rcptTo) ? m.envelope.rcptTo.map(String) : [],
     tags,
     subject: '',
     size: Number(m.sizes?.file ?? 0),
     tempfailed: m.tempfailed === true,
-    lc: { helo: helo.toLowerCase(), from: from.toLowerCase(), rcpt: rcpt.join('\n').toLowerCase(), subject: '', ip: ip.toLowerCase() },
-    ip4: ipv4Number(ip),
-  };
+  });
 }
 
 function setSubject(e: IndexEntry, head: string): void {
@@ -203,39 +216,92 @@ function pack(e: IndexEntry): Packed {
 function unpack(p: Packed, root: string, day: string): IndexEntry | null {
   const [id, at, file, listener, ip, port, helo, from, rcpt, tags, subject, size, tempfailed] = p;
   if (typeof id !== 'string' || typeof file !== 'string' || file.split(/[\\/]/).includes('..') || !Array.isArray(rcpt) || !Array.isArray(tags)) return null;
-  return {
-    id, day: intern(day), at: Number(at) || 0, root: intern(root), path: join(root, file), json: join(root, day, `${id}.json`),
-    listener: intern(String(listener)), ip: String(ip), port: Number(port) || 0, helo: String(helo), from: String(from),
-    rcpt: rcpt.map(String), tags: tags.map((t) => intern(String(t))), subject: String(subject), size: Number(size) || 0, tempfailed: tempfailed === 1,
-    lc: { helo: String(helo).toLowerCase(), from: String(from).toLowerCase(), rcpt: rcpt.join('\n').toLowerCase(), subject: String(subject).toLowerCase(), ip: String(ip).toLowerCase() },
-    ip4: ipv4Number(String(ip)),
-  };
+  return entry({
+    id, day, at: Number(at) || 0, root, path: join(root, file), json: join(root, day, `${id}.json`),
+    listener: String(listener), ip: String(ip), port: Number(port) || 0, helo: String(helo), from: String(from),
+    rcpt: rcpt.map(String), tags: tags.map(String), subject: String(subject), size: Number(size) || 0, tempfailed: tempfailed === 1,
+  });
 }
 
-/** What a snapshot holds for one store path: its entries by day, and when it was begun. */
-async function readSnapshot(root: string): Promise<{ startedAt: number; days: Map<string, Packed[]> } | null> {
-  let text: string;
+/**
+ * Octets one snapshot line may have. A line is a whole day's entries (some 300 octets each), so
+ * this holds a day of a few hundred thousand messages while staying far below V8's longest
+ * string (2^29 characters); a longer line is skipped, never held whole.
+ */
+export const SNAPSHOT_LINE_MAX = 128 * 1024 * 1024;
+/** Octets read from the snapshot at a time. */
+const SNAPSHOT_CHUNK = 1024 * 1024;
+
+/**
+ * The lines of a file, one at a time, so reading holds one line and one chunk, not the file;
+ * a line longer than `max` octets comes as null and its octets are dropped as they are read.
+ * Splitting the octets on "\n" before decoding is safe: 0x0A is never part of a longer UTF-8
+ * sequence.
+ */
+async function* fileLines(file: string, max: number): AsyncGenerator<string | null> {
+  const fh = await open(file, 'r');
   try {
-    text = await readFile(join(root, SNAPSHOT), 'utf8');
-  } catch {
-    return null;
+    let parts: Buffer[] = [];
+    let len = 0;
+    let tooLong = false;
+    for (;;) {
+      // A new buffer per read: the pieces of a line kept from it are views, not copies.
+      const buf = Buffer.allocUnsafe(SNAPSHOT_CHUNK);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      let from = 0;
+      while (from < chunk.length) {
+        const nl = chunk.indexOf(10, from);
+        const piece = chunk.subarray(from, nl === -1 ? chunk.length : nl);
+        if (!tooLong && len + piece.length > max) [parts, len, tooLong] = [[], 0, true];
+        if (!tooLong) {
+          parts.push(piece);
+          len += piece.length;
+        }
+        if (nl === -1) break;
+        yield tooLong ? null : Buffer.concat(parts, len).toString('utf8');
+        [parts, len, tooLong, from] = [[], 0, false, nl + 1];
+      }
+    }
+    if (tooLong) yield null;
+    else if (len > 0) yield Buffer.concat(parts, len).toString('utf8');
+  } finally {
+    await fh.close();
   }
-  const lines = text.split('\n');
+}
+
+type SnapshotHead = { v?: unknown; root?: unknown; startedAt?: unknown; days?: unknown };
+
+/**
+ * What a snapshot holds for one store path: its entries by day, and when it was begun. A line
+ * over `lineMax` octets is skipped: if it was a day, the day count at the end refuses the
+ * snapshot; if it was garbage, the days around it still count.
+ */
+async function readSnapshot(root: string, lineMax: number): Promise<{ startedAt: number; days: Map<string, Packed[]> } | null> {
   try {
-    const head = JSON.parse(lines[0] ?? '') as { v?: unknown; root?: unknown; startedAt?: unknown; days?: unknown };
-    // Another version, another path (a copied store), or a torn file (the day count is checked at the end).
-    if (head.v !== SNAPSHOT_VERSION || head.root !== root || typeof head.startedAt !== 'number' || typeof head.days !== 'number') return null;
+    let head: SnapshotHead | undefined;
     const days = new Map<string, Packed[]>();
-    for (let i = 1; i < lines.length; i++) {
-      if (lines[i] === '') continue;
-      const d = JSON.parse(lines[i]!) as { day?: unknown; e?: unknown };
+    let i = 0;
+    for await (const line of fileLines(join(root, SNAPSHOT), lineMax)) {
+      i++;
+      if (head === undefined) {
+        if (line === null) return null;
+        head = JSON.parse(line) as SnapshotHead;
+        // Another version, another path (a copied store), or a torn file (the day count is checked at the end).
+        if (head.v !== SNAPSHOT_VERSION || head.root !== root || typeof head.startedAt !== 'number' || typeof head.days !== 'number') return null;
+        continue;
+      }
+      if (line === null || line === '') continue;
+      const d = JSON.parse(line) as { day?: unknown; e?: unknown };
       if (typeof d.day !== 'string' || !DAY_DIR.test(d.day) || !Array.isArray(d.e)) return null;
       days.set(d.day, d.e as Packed[]);
       // One day parsed per turn: a large snapshot does not hold the event loop in one piece.
       if (i % 4 === 0) await new Promise((r) => setImmediate(r));
     }
-    return days.size === head.days ? { startedAt: head.startedAt, days } : null;
+    return head !== undefined && days.size === head.days ? { startedAt: head.startedAt as number, days } : null;
   } catch {
+    // No snapshot, an unreadable one, or a line that is not JSON: scan as without one.
     return null;
   }
 }
@@ -262,6 +328,12 @@ export class CorpusIndex {
   private readonly heads = new Set<Promise<void>>();
   /** Snapshot writes in progress per store path (one at a time each). */
   private readonly saving = new Map<string, Promise<boolean>>();
+  /** Longest snapshot line read (SNAPSHOT_LINE_MAX; smaller in tests, which cannot write 128 MiB lines cheaply). */
+  private readonly snapshotLineMax: number;
+
+  constructor(opts: { snapshotLineMax?: number } = {}) {
+    this.snapshotLineMax = opts.snapshotLineMax ?? SNAPSHOT_LINE_MAX;
+  }
 
   get size(): number {
     return this.entries.length;
@@ -382,7 +454,7 @@ export class CorpusIndex {
     } catch {
       return; // not made yet: the store makes it with the first message
     }
-    const snap = await readSnapshot(root);
+    const snap = await readSnapshot(root, this.snapshotLineMax);
     // Whether the snapshot no longer says what the store holds (then a fresh one is due).
     let stale = snap === null || [...snap.days.keys()].some((d) => !days.includes(d));
     this.progress.days += days.length;

@@ -160,6 +160,27 @@ describe('duration keys in the config', () => {
     expect([e.key, e.reason]).toEqual(['listeners[0].proxyProtocol.timeout', expect.stringMatching(/unknown unit/) as unknown]);
   });
 
+  it('proxyProtocol.timeout: default, and the same checks and messages as a schema duration', () => {
+    const pp = (timeout?: unknown) => ({ listeners: [{ port: 1, proxyProtocol: { trusted: ['127.0.0.1/32'], ...(timeout === undefined ? {} : { timeout }) } }] });
+    expect(load(pp()).config.listeners[0]!.proxyProtocol!.timeout).toBe(5000);
+    expect(load(pp(120_000)).config.listeners[0]!.proxyProtocol!.timeout).toBe(120_000);
+    const reason = (timeout: unknown) => {
+      const e = error(pp(timeout));
+      expect(e.key).toBe('listeners[0].proxyProtocol.timeout');
+      return e.reason;
+    };
+    // The messages receiveTimeout (same format, a range) gets for the same values.
+    const top = (receiveTimeout: unknown) => error({ receiveTimeout }).reason;
+    expect(reason('5000')).toBe(top('5000'));
+    expect(reason('5000')).toMatch(/no unit/);
+    expect(reason('3 fortnights')).toBe(top('3 fortnights'));
+    expect(reason('3 fortnights')).toMatch(/value was "3 fortnights"/);
+    expect(reason(true)).toMatch(/must be a duration.*got a boolean true/);
+    expect(reason(-5)).toMatch(/must be a duration.*value was -5/);
+    expect(reason(99)).toBe('must be between 100 and 120000 ms (100 ms to 2 minutes), got 99 ms (99 ms)');
+    expect(reason('3 minutes')).toBe('must be between 100 and 120000 ms (100 ms to 2 minutes), got 180000 ms (3 minutes)');
+  });
+
   it('--changed shows milliseconds with the readable form; --get the number', () => {
     const c = load({ greylist: { passtime: '10 minutes', whiteExpiry: '36 days' }, dns: { minTtl: '2 minutes' } }).config;
     expect(changedText(c)).toBe('dns.minTtl = 120  # 2 minutes\ngreylist.passtime = 600000  # 10 minutes');

@@ -233,6 +233,39 @@ describe('CorpusIndex', () => {
     expect(d.size).toBe(5);
   });
 
+  it('a snapshot line over the length limit is skipped, not held: garbage around the days leaves them counted; an over-long day refuses the snapshot', async () => {
+    const root = join(tmp, 'snap-long');
+    store(root, meta('g1', '2026-04-01T10:00:00.000Z'), 'first');
+    store(root, meta('g2', '2026-04-02T10:00:00.000Z'), 'second');
+    store(root, meta('g3', '2026-04-02T11:00:00.000Z'), 'third');
+    const old = new Date(Date.now() - 3_600_000);
+    for (const d of ['2026-04-01', '2026-04-02']) utimesSync(join(root, d), old, old);
+    const a = new CorpusIndex();
+    await a.setRoots([root]);
+    expect(await a.saveSnapshot(root)).toBe(true);
+    const [head, ...days] = readFileSync(join(root, SNAPSHOT), 'utf8').split('\n');
+    const MiB = 1024 * 1024;
+    // Garbage of 3 MiB less a little, so the day line after it straddles the 1 MiB read boundary
+    // at 3 MiB; and an over-long line with no newline at the very end.
+    const garbage = 'x'.repeat(3 * MiB - head!.length - 2 - 20);
+    writeFileSync(join(root, SNAPSHOT), [head, garbage, ...days.filter(Boolean), 'y'.repeat(200_000)].join('\n'));
+    const b = new CorpusIndex({ snapshotLineMax: 64 * 1024 });
+    await b.setRoots([root]);
+    expect([b.recordsRead, b.fromSnapshot]).toEqual([0, 3]);
+    expect(b.query({ subject: 'third' }).items.map((i) => i.id)).toEqual(['g3']);
+
+    // The same snapshot with a limit below its day lines: those are skipped, the day count
+    // no longer matches, and every record is read as without a snapshot.
+    const c = new CorpusIndex({ snapshotLineMax: Math.min(...days.filter(Boolean).map((l) => l.length)) - 1 });
+    await c.setRoots([root]);
+    expect([c.recordsRead, c.fromSnapshot]).toEqual([3, 0]);
+    // An over-long first line (no head to check) is no snapshot either.
+    writeFileSync(join(root, SNAPSHOT), [garbage, head, ...days].join('\n'));
+    const d = new CorpusIndex({ snapshotLineMax: 64 * 1024 });
+    await d.setRoots([root]);
+    expect([d.recordsRead, d.fromSnapshot]).toEqual([3, 0]);
+  });
+
   it('subjectOf: unfolded, decoded, controls out, only from the header block', () => {
     expect(subjectOf('A: b\r\nSubject: one\r\n two\r\n\r\nSubject: body')).toBe('one two');
     expect(subjectOf('Subject: =?ISO-8859-1?Q?caf=E9?=\r\n\r\n')).toBe('café');
