@@ -106,7 +106,13 @@ export function fsyncDir(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
     fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY, (err, fd) => {
       if (err) return reject(err);
-      fs.fsync(fd, (err2) => fs.close(fd, (err3) => (err2 ?? err3 ? reject(err2 ?? err3) : resolve())));
+      fs.fsync(fd, (err2) =>
+        fs.close(fd, (err3) => {
+          const e = err2 ?? err3;
+          if (e) reject(e);
+          else resolve();
+        }),
+      );
     });
   });
 }
