@@ -43,7 +43,10 @@ export interface Daemon {
 export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: NodeJS.ProcessEnv; args?: string[]; configFile?: string } = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'fakemx-daemon-'));
   const configPath = join(dir, 'fakemx.json');
-  const writeConfig = (c: Record<string, unknown>) => writeFileSync(configPath, JSON.stringify({ storePath: join(dir, 'corpus'), ...c }));
+  // Log lines at once (by default a session's lines wait up to 50 ms for a batch): tests read
+  // the log as the daemon's account of what happened, and an assertion that a line is absent
+  // must not pass because the line is still buffered. test/log/logger.test.ts covers batching.
+  const writeConfig = (c: Record<string, unknown>) => writeFileSync(configPath, JSON.stringify({ storePath: join(dir, 'corpus'), logFlushInterval: 0, ...c }));
   writeConfig(cfg);
   const child = spawn(process.execPath, [BIN, 'run', '--config', opts.configFile ?? configPath, ...(opts.args ?? [])], {
     env: { ...process.env, ...(opts.env ?? {}) },

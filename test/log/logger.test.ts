@@ -58,4 +58,17 @@ describe('log files', () => {
     expect(tags).toContain('CLOSE');
     expect(tags.indexOf('CLOSE')).toBeLessThan(tags.indexOf('STOPPED'));
   });
+
+  it('logFlushInterval 50 (the default): a session\'s lines come within the interval, with no stop needed', async () => {
+    d = await startListening({ bannerDelay: 0, logFlushInterval: 50 });
+    for (let i = 0; i < 3; i++) {
+      const c = await RawClient.connect(d.port);
+      await c.reply();
+      await c.cmd('QUIT');
+      expect(await c.waitClose()).toBe(true);
+      // Bounded wait for the timer's flush (the batch holds far less than 8 KiB).
+      await d.waitFor('CLOSE', 2000, (l) => d!.lines.filter((x) => x.tag === 'CLOSE').indexOf(l) === i);
+    }
+    expect(d.lines.filter((l) => l.tag === 'CLOSE')).toHaveLength(3);
+  });
 });
