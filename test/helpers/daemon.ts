@@ -135,8 +135,12 @@ export async function startListening(cfg: Record<string, unknown>, opts: { env?:
   for (let attempt = 1; ; attempt++) {
     const d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, ...config }, opts);
     // A cold start on a loaded machine (module loading, a pino-roll worker thread) can take
-    // seconds; the wait is bounded, not a timing assertion.
-    const l = await d.waitFor('LISTENING', 15_000);
+    // seconds; the wait is bounded, not a timing assertion. A daemon that never says LISTENING
+    // is killed here: the test never got it, so its cleanup cannot (it outlived the run before).
+    const l = await d.waitFor('LISTENING', 15_000).catch((e: unknown) => {
+      d.kill();
+      throw e;
+    });
     d.port = l.port as number;
     // The admin HTTP listener opens after the SMTP one: with a port from freePort(), another
     // daemon's listener (port 0) can take it in between, and the start fails after LISTENING
@@ -150,6 +154,7 @@ export async function startListening(cfg: Record<string, unknown>, opts: { env?:
       return d;
     } catch (e) {
       const taken = d.lines.some((x) => x.tag === 'START_FAILED' && String(x.err).includes('EADDRINUSE'));
+      d.kill();
       if (!taken || attempt >= 3) throw e;
       config = { ...config, http: { ...http, port: await freePort() } };
     }
