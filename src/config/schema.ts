@@ -226,7 +226,7 @@ export const schema: SchemaNode = {
   storePath: { doc: 'Directory for the corpus; "" = ./var/corpus. Created if missing.', format: String, default: '' },
   store: {
     format: { doc: 'Corpus layout per UTC day directory: eml (`<id>.eml`) or maildir (the day directory is a Maildir: written in `tmp/`, fsynced, renamed into `new/`). Either way an `<id>.json` record beside it.', format: ['eml', 'maildir'], default: 'eml' },
-    maxBytes: { doc: 'Cap on the corpus size in octets (messages, records, journals); past it store.onFull applies. 0 = no cap.', format: nat, default: 0, range: int(0, Number.MAX_SAFE_INTEGER) },
+    maxBytes: { doc: 'Cap on the corpus size in octets (messages, records, journals, and files at the store root such as the console index snapshot); past it store.onFull applies. 0 = no cap.', format: nat, default: 0, range: int(0, Number.MAX_SAFE_INTEGER) },
     minFreeBytes: { doc: 'Free octets to leave on the corpus filesystem; below it store.onFull applies. 0 = no check.', format: nat, default: 0, range: int(0, Number.MAX_SAFE_INTEGER) },
     onFull: { doc: 'When maxBytes or minFreeBytes is crossed: prune (delete whole oldest days, never today, down to 90% of maxBytes and 110% of minFreeBytes) or stop (store nothing, STORE_FULL verdict, same reply) until space returns.', format: ['prune', 'stop'], default: 'stop' },
     dedupe: { doc: 'Store each body (what follows the trace headers) once; later arrivals go into the first message\'s record (time, client, envelope) and `fakemx report` counts them.', format: Boolean, default: false },

@@ -1,5 +1,5 @@
 // The disk cap of one corpus: store.maxBytes (the corpus's own size: messages, records,
-// journals) and store.minFreeBytes (free space left on its filesystem). The state is decided
+// journals, and files at its root such as the console's index snapshot) and store.minFreeBytes (free space left on its filesystem). The state is decided
 // in the background, after each stored message and on a timer while full, and read
 // synchronously when a message begins and commits: a session never waits for it.
 //   prune: delete whole day directories, oldest first, never today's or one being written,
@@ -134,13 +134,17 @@ export class SpaceGuard implements SpacePolicy {
 
   private async scan(): Promise<void> {
     const t0 = Date.now();
-    const names = await readdir(this.corpus.root).catch(() => [] as string[]);
+    const entries = await readdir(this.corpus.root, { withFileTypes: true }).catch(() => []);
     this.days.clear();
     let used = 0;
-    for (const d of names.filter((n) => DAY_DIR.test(n))) {
-      const b = await treeBytes(join(this.corpus.root, d));
-      this.days.set(d, b);
-      used += b;
+    for (const e of entries) {
+      const p = join(this.corpus.root, e.name);
+      if (e.isDirectory() && DAY_DIR.test(e.name)) {
+        const b = await treeBytes(p);
+        this.days.set(e.name, b);
+        used += b;
+        // Files beside the days count too: the console's index snapshot grows with the corpus.
+      } else if (e.isFile()) used += await stat(p).then((st) => st.size, () => 0);
     }
     this.used = used;
     this.scannedAt = Date.now();
