@@ -7,7 +7,7 @@
 // as long as the DNS answers said (dnsblPassTtl). Pure logic over the state store; the verdicts
 // CACHE_PASS and CACHE_FAIL are the caller's to emit.
 
-import type { EarlyTalkAction } from '../config/schema.js';
+import type { CacheConfig, EarlyTalkAction } from '../config/schema.js';
 import { dnsblDropReply, dnsblRcptReply, effectiveAction } from '../dnsbl/verdict.js';
 import type { DnsAction } from '../config/schema.js';
 import type { Reply } from '../smtp/reply.js';
@@ -15,12 +15,8 @@ import type { DnsZoneResult } from '../store/metadata.js';
 import type { StateStore } from '../state/store.js';
 import { CACHE_TESTS, keys, type CacheTest, type StateEntry } from '../state/types.js';
 
-export interface CacheConfig {
-  enabled: boolean;
-  passTtl: Record<CacheTest, number>;
-  dnsblMinTtl: number;
-  failTtl: number;
-}
+/** The schema's cache keys (config/schema.ts), under the name this module has always used. */
+export type { CacheConfig };
 
 export interface ClientRecord {
   /** Tests this client passed recently. */
@@ -39,12 +35,15 @@ export interface ClientRecord {
  * need no further read.
  */
 export async function lookupClient(store: StateStore, ip: string, whiteKey?: string): Promise<ClientRecord> {
-  const [failed, trapped, white, ...pass] = await store.getMany([keys.fail(ip), keys.trap(ip), whiteKey ?? keys.white('-'), ...CACHE_TESTS.map((t) => keys.pass(t, ip))]);
+  // The allowlist key only when asked: on Redis every key is a command of its own.
+  const asked = [keys.fail(ip), keys.trap(ip), ...CACHE_TESTS.map((t) => keys.pass(t, ip))];
+  if (whiteKey !== undefined) asked.push(whiteKey);
+  const got = await store.getMany(asked);
   const passed = new Set<CacheTest>();
   CACHE_TESTS.forEach((t, i) => {
-    if (pass[i]) passed.add(t);
+    if (got[2 + i]) passed.add(t);
   });
-  return { passed, failed: failed ?? null, trapped: trapped ?? null, white: whiteKey ? (white ?? null) : null };
+  return { passed, failed: got[0] ?? null, trapped: got[1] ?? null, white: whiteKey !== undefined ? (got[2 + CACHE_TESTS.length] ?? null) : null };
 }
 
 /**
