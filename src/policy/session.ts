@@ -119,8 +119,9 @@ export class PolicySession implements SessionHooks, BannerWait {
     const remember = this.cacheOn() && delay > 0 && cfg.doEarlyTalk;
     if (!pending) {
       if (delay <= 0) return undefined;
-      if (resume) {
-        // The plain banner delay, the one a held bot sits in: wake() greets, no promise.
+      if (resume && !remember) {
+        // The plain banner delay, the one a held bot sits in: wake() greets, no promise. (Only
+        // reached without the client cache, so there is no pass to record when it ends.)
         this.resume = resume;
         this.policy.bannerQueue.add(this);
         return LATER;
@@ -326,8 +327,7 @@ export class PolicySession implements SessionHooks, BannerWait {
     const r = this.resume;
     if (r) {
       this.resume = undefined;
-      const { cfg } = this.policy;
-      return r.greetLater(this.cacheOn() && cfg.doEarlyTalk ? this.greetPassed(this.s) : undefined);
+      return r.greetLater(undefined);
     }
     const w = this.waker;
     this.waker = undefined;
