@@ -17,9 +17,8 @@ import { addStateCommand } from './commands/state.js';
 import { parseProvider } from './dnsbl/provider.js';
 import { queryName } from './dnsbl/query.js';
 import { escapeText } from './util/escape.js';
-import { EX_CONFIG, EX_USAGE } from './util/sysexits.js';
+import { EX_CONFIG, EX_SOFTWARE, EX_USAGE } from './util/sysexits.js';
 
-// EX_USAGE, not commander's own default of 1, which `dnsbl` uses for "listed".
 // The daemon and the heavier subcommands are imported when they run: every invocation (and
 // every test that spawns one) would otherwise pay for loading all of them (~0.4 s).
 
@@ -187,5 +186,5 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     return;
   }
   err(`fakemx: error: ${e instanceof Error ? e.message : String(e)}`);
-  process.exit(70);
+  process.exit(EX_SOFTWARE);
 });
