@@ -1,7 +1,7 @@
 // The console's index of the corpus: one small entry per stored message (envelope, client,
 // HELO, verdict tags, subject), in memory, newest last. Built in the background, a day at a
 // time (the list answers meanwhile with what it has and `indexing: true`), from a snapshot
-// file in each store path (SNAPSHOT, written atomically after a build, every few minutes while
+// file in each store path (INDEX_SNAPSHOT, written atomically after a build, every few minutes while
 // messages arrive, and at stop) plus only what changed since: a day directory modified after the
 // snapshot is listed and its new records read, any other day is taken as the snapshot has it.
 // Without a snapshot every <day>/<id>.json and the head of its message file (the Subject line)
@@ -16,7 +16,7 @@ import { decodeWords } from 'postal-mime';
 import type { MessageEvent } from '../events.js';
 import { cidrContains, ipv4Bytes, parseCidr, type Cidr } from '../net/ip.js';
 import { fsyncDir } from '../store/corpus.js';
-import { DAY_DIR, isRecordFile } from '../store/layout.js';
+import { DAY_DIR, INDEX_SNAPSHOT, INDEX_SNAPSHOT_TMP, isRecordFile } from '../store/layout.js';
 import type { MessageMetadata } from '../store/metadata.js';
 
 /** Octets of an .eml read to find its Subject (the trace headers come first). */
@@ -25,8 +25,6 @@ const HEAD_BYTES = 32 * 1024;
 const SCAN_CONCURRENCY = 32;
 /** Characters of a subject kept in the index. */
 const SUBJECT_MAX = 300;
-/** The snapshot's name in a store path (a dot file: the store, report and pruning look only at day directories). */
-export const SNAPSHOT = '.console-index.jsonl';
 const SNAPSHOT_VERSION = 1;
 /**
  * A day directory modified less than this long before a snapshot began is listed again at the
@@ -283,7 +281,7 @@ async function readSnapshot(root: string, lineMax: number): Promise<{ startedAt:
     let head: SnapshotHead | undefined;
     const days = new Map<string, Packed[]>();
     let i = 0;
-    for await (const line of fileLines(join(root, SNAPSHOT), lineMax)) {
+    for await (const line of fileLines(join(root, INDEX_SNAPSHOT), lineMax)) {
       i++;
       if (head === undefined) {
         if (line === null) return null;
@@ -383,8 +381,8 @@ export class CorpusIndex {
       if (!d) byDay.set(e.day, (d = []));
       d.push(pack(e));
     }
-    const final = join(root, SNAPSHOT);
-    const tmp = `${final}.tmp-${process.pid}`;
+    const final = join(root, INDEX_SNAPSHOT);
+    const tmp = join(root, INDEX_SNAPSHOT_TMP);
     let fh;
     try {
       fh = await open(tmp, 'w', 0o600);
@@ -481,6 +479,7 @@ export class CorpusIndex {
         found = await this.scanDay(root, day, known);
         stale = true;
       }
+      if (!this.roots.includes(root)) return; // dropped while this day was read
       this.merge(found);
       this.progress.done++;
     }

@@ -6,7 +6,7 @@
 //   maildir: <day>/new/<unique>, written as <day>/tmp/<unique> (each day directory is a
 //            Maildir: tmp/, new/, cur/), <unique> = <sec>.M<usec>P<pid>Q<seq>R<id>.<host>.
 // Temporaries are never read as part of the corpus. The store writes it; `fakemx report`
-// reads the records.
+// reads the records. Beside the days, the console keeps its corpus index snapshot.
 
 export type StoreFormat = 'eml' | 'maildir';
 
@@ -18,6 +18,14 @@ export const TEMP_PREFIX = '.tmp-';
 
 /** The per-day journal of metadata records (and duplicate arrivals), one JSON object a line. */
 export const JOURNAL = '.journal';
+
+/**
+ * The console's corpus index snapshot in a store path (a dot file: the store, report and
+ * pruning look only at day directories; the disk cap counts it), and its temporary: one fixed
+ * name, so a crash mid-write leaves at most one, overwritten by the next snapshot.
+ */
+export const INDEX_SNAPSHOT = '.console-index.jsonl';
+export const INDEX_SNAPSHOT_TMP = `${INDEX_SNAPSHOT}.tmp`;
 
 /** A Maildir's three subdirectories (maildir(5)). */
 export const MAILDIR_SUBDIRS = ['tmp', 'new', 'cur'] as const;
