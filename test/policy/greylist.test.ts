@@ -218,3 +218,21 @@ describe('client cache (postscreen temporary allow/deny list)', () => {
     expect((await lookupClient(store, T.ip)).failed).toBeNull();
   });
 });
+
+describe('lookupClient: one read of what is known', () => {
+  it.each([
+    ['greylisting off: no allowlist key is read', undefined, 5],
+    ['greylisting on: the network\'s allowlist key too', keys.white('192.0.2.0/24'), 6],
+  ] as const)('%s', async (_name, whiteKey, n) => {
+    const { store } = setup();
+    const asked: string[] = [];
+    const getMany = store.getMany.bind(store);
+    store.getMany = (ks) => (asked.push(...ks), getMany(ks));
+    await store.set(keys.white('192.0.2.0/24'), { net: '192.0.2.0/24' }, Date.UTC(2027, 0, 1));
+    const r = await lookupClient(store, T.ip, whiteKey);
+    expect(asked).toHaveLength(n);
+    expect(asked.some((k) => k.startsWith('white:'))).toBe(whiteKey !== undefined);
+    expect(r.white === null).toBe(whiteKey === undefined);
+  });
+});
+
