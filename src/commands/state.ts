@@ -7,10 +7,10 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { addEntry, cidrOf, compileFilter, entryView, keyFor, matches, subjectOf, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, addProblem, compileFilter, ENTRY_KINDS, entryView, keyFor, matches, subjectOf, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import { RedisBackend } from '../state/redis.js';
 import { openStateStore, type StateStore } from '../state/store.js';
-import { kindOf, KINDS, type StateEntry } from '../state/types.js';
+import { kindOf, type StateEntry } from '../state/types.js';
 import { escapeText } from '../util/escape.js';
 import { EX_UNAVAILABLE, EX_USAGE } from '../util/sysexits.js';
 
@@ -73,7 +73,7 @@ export async function listCommand(store: StateStore, f: StateFilter, json: boole
 export async function countsCommand(store: StateStore, f: StateFilter, json: boolean, out: Out): Promise<number> {
   const now = Date.now();
   const counts = new Map<string, { n: number; minTtl: number; maxTtl: number; bytes: number }>();
-  for (const k of KINDS) if (k !== 'lease') counts.set(k, { n: 0, minTtl: Infinity, maxTtl: 0, bytes: 0 });
+  for (const k of ENTRY_KINDS) counts.set(k, { n: 0, minTtl: Infinity, maxTtl: 0, bytes: 0 });
   const match = compileFilter(f);
   for await (const e of store.scan(f.kind ? `${f.kind}:` : '')) {
     if (!match(e)) continue;
@@ -154,7 +154,7 @@ type FilterOpts = { config?: string; kind?: string; ip?: string; net?: string; g
 const filterOf = (o: FilterOpts): StateFilter => ({ ...(o.kind ? { kind: o.kind } : {}), ...(o.ip ? { ip: o.ip } : {}), ...(o.net ? { net: o.net } : {}), ...(o.grep ? { grep: o.grep } : {}) });
 
 function kindArg(value: string): string {
-  if (!(KINDS as readonly string[]).includes(value) || value === 'lease') throw new InvalidArgumentError(`must be one of ${KINDS.filter((k) => k !== 'lease').join(', ')}.`);
+  if (!(ENTRY_KINDS as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${ENTRY_KINDS.join(', ')}.`);
   return value;
 }
 
@@ -187,8 +187,9 @@ export function addStateCommand(program: Command, h: CliHelpers): void {
     .addOption(h.configOption())
     .option('--ttl <ms>', 'lifetime in milliseconds (default: greylist.whiteExpiry, cache.failTtl, greylist.trapExpiry)', ms)
     .action(async (what: AddWhat, t: string, o: { config?: string; ttl?: number }) => {
-      if (what !== 'allow' && t.includes('/')) {
-        h.err(`fakemx: error: ${what} takes one address, not a network`);
+      const problem = addProblem(what, t);
+      if (problem) {
+        h.err(`fakemx: error: ${problem}`);
         process.exitCode = EX_USAGE;
         return;
       }
@@ -206,12 +207,14 @@ export function addStateCommand(program: Command, h: CliHelpers): void {
         process.exitCode = EX_USAGE;
         return;
       }
-      if (what !== 'key' && cidrOf(t) === null) {
+      // The same reading of an address or network as `add` (trimmed, checked once).
+      const at = what === 'key' ? t : targetOf(t);
+      if (at === null) {
         h.err(`fakemx: error: "${escapeText(t)}" is not an IP address or CIDR network`);
         process.exitCode = EX_USAGE;
         return;
       }
-      await withStore(h, o.config, (st, config) => delCommand(st, what === 'key' ? t : keyFor(what, t, config), h.out));
+      await withStore(h, o.config, (st, config) => delCommand(st, what === 'key' ? at : keyFor(what, at, config), h.out));
     });
   h.usage(state);
   for (const c of state.commands) h.usage(c);

@@ -2,13 +2,10 @@
 // entries (greylist triplets, allowlisted networks, client cache pass/fail, traps), searched
 // with the `fakemx state` CLI's own filter, and the allow/deny/trap/delete writes the CLI makes.
 
-import { addEntry, compileFilter, entryView, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, addProblem, compileFilter, ENTRY_KINDS, entryView, isEntryKey, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import type { Config } from '../config/schema.js';
 import type { StateStore } from '../state/store.js';
-import { kindOf, type Kind } from '../state/types.js';
 
-/** The kinds the page shows (leases are per-session bookkeeping, not something to edit). */
-export const STATE_KINDS: readonly Kind[] = ['grey', 'white', 'pass', 'fail', 'trap'];
 export const STATE_PAGE = 50;
 export const STATE_PAGE_MAX = 200;
 /**
@@ -49,19 +46,15 @@ export function filterOf(kind: string | undefined, q: string): StateFilter {
 /** One page: `GET /api/state?kind=&q=&cursor=&limit=`. */
 export async function listState(store: StateStore, query: StateQuery): Promise<StateAnswer> {
   const kind = query.kind?.trim() || undefined;
-  if (kind !== undefined && !(STATE_KINDS as readonly string[]).includes(kind)) return bad(`kind must be one of ${STATE_KINDS.join(', ')}`);
+  if (kind !== undefined && !(ENTRY_KINDS as readonly string[]).includes(kind)) return bad(`kind must be one of ${ENTRY_KINDS.join(', ')}`);
   const q = (query.q ?? '').trim().slice(0, 256);
   const cursor = query.cursor || null;
   if (cursor !== null && cursor.length > MAX_PARAM) return bad('cursor too long');
   const limit = Math.max(1, Math.min(STATE_PAGE_MAX, query.limit ?? STATE_PAGE));
   const match = compileFilter(filterOf(kind, q));
-  const keep = (e: { key: string }) => {
-    const k = kindOf(e.key);
-    return k !== null && k !== 'lease';
-  };
   let page;
   try {
-    page = await store.scanPage(kind ? `${kind}:` : '', cursor, { limit, budget: SCAN_BUDGET, keep: (e) => keep(e) && match(e) });
+    page = await store.scanPage(kind ? `${kind}:` : '', cursor, { limit, budget: SCAN_BUDGET, keep: (e) => isEntryKey(e.key) && match(e) });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     return msg.includes('bad scan cursor') ? bad('bad cursor') : { status: 503, body: { error: msg } };
@@ -94,8 +87,8 @@ export function parseWrite(body: string): { action: AddWhat; target: string; ttl
   if (action !== 'allow' && action !== 'deny' && action !== 'trap') return bad('action must be allow, deny or trap');
   const t = typeof target === 'string' ? targetOf(target) : null;
   if (t === null) return bad('target must be an IP address or (allow) a CIDR network');
-  // As `fakemx state add`: deny and trap are about one client address.
-  if (action !== 'allow' && t.includes('/')) return bad(`${action} takes one address, not a network`);
+  const problem = addProblem(action, t);
+  if (problem) return bad(problem);
   if (ttlMs !== undefined && (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1000 || ttlMs > MAX_TTL_MS)) return bad('ttlMs must be a whole number of milliseconds from 1000 to 400 days');
   return { action, target: t, ...(ttlMs !== undefined ? { ttlMs } : {}) };
 }
@@ -111,8 +104,7 @@ export async function addState(store: StateStore, config: Config, w: { action: A
 
 /** `DELETE /api/state?key=`: any entry the page lists, by its key. */
 export async function deleteState(store: StateStore, key: string): Promise<StateAnswer> {
-  const k = kindOf(key);
-  if (key.length > MAX_PARAM || k === null || k === 'lease') return bad('key must be an entry key as the list shows it');
+  if (key.length > MAX_PARAM || !isEntryKey(key)) return bad('key must be an entry key as the list shows it');
   try {
     const had = await store.del(key);
     return had ? { status: 200, body: { deleted: key } } : { status: 404, body: { error: 'no such entry' } };

@@ -5,7 +5,21 @@
 import type { Config } from '../config/schema.js';
 import { cidrContains, normalizeIp, parseCidr } from '../net/ip.js';
 import type { StateStore } from './store.js';
-import { clientNetwork, keys, kindOf, type StateEntry } from './types.js';
+import { clientNetwork, keys, KINDS, kindOf, type Kind, type StateEntry } from './types.js';
+
+/** The kinds an operator lists, searches and edits: all but leases (per-session bookkeeping). */
+export const ENTRY_KINDS: readonly Kind[] = KINDS.filter((k) => k !== 'lease');
+
+/** Whether a key is an entry an operator may see and delete (not a lease, not foreign). */
+export function isEntryKey(key: string): boolean {
+  const k = kindOf(key);
+  return k !== null && k !== 'lease';
+}
+
+/** Why `what` cannot be added for `target` (deny and trap are about one client address), or null. */
+export function addProblem(what: AddWhat, target: string): string | null {
+  return what !== 'allow' && target.includes('/') ? `${what} takes one address, not a network` : null;
+}
 
 export interface StateFilter {
   kind?: string;
