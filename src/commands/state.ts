@@ -7,15 +7,12 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { addEntry, addProblem, compileFilter, ENTRY_KINDS, entryView, keyFor, matches, subjectOf, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, addProblem, compileFilter, ENTRY_KINDS, entryView, keyFor, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import { RedisBackend } from '../state/redis.js';
 import { openStateStore, type StateStore } from '../state/store.js';
 import { kindOf, type StateEntry } from '../state/types.js';
 import { escapeText } from '../util/escape.js';
 import { EX_UNAVAILABLE, EX_USAGE } from '../util/sysexits.js';
-
-// The shared pieces (src/state/entries.ts), where the CLI's callers and tests have always found them.
-export { addEntry, entryView, keyFor, matches, subjectOf, targetOf, type AddWhat, type StateFilter };
 
 function duration(ms: number): string {
   if (ms <= 0) return '0s';

@@ -79,7 +79,7 @@ export function durationFormat(name: string, unitMs: number) {
 
 /** The formats the schema uses, by name, with their unit in milliseconds. */
 export const DURATION_UNITS = { duration: 1, 'duration-s': 1000, 'duration-min': 60_000 } as const;
-export type DurationFormat = keyof typeof DURATION_UNITS;
+type DurationFormat = keyof typeof DURATION_UNITS;
 
 export function isDurationFormat(f: unknown): f is DurationFormat {
   return typeof f === 'string' && Object.hasOwn(DURATION_UNITS, f);

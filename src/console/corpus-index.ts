@@ -226,7 +226,7 @@ function unpack(p: Packed, root: string, day: string): IndexEntry | null {
  * this holds a day of a few hundred thousand messages while staying far below V8's longest
  * string (2^29 characters); a longer line is skipped, never held whole.
  */
-export const SNAPSHOT_LINE_MAX = 128 * 1024 * 1024;
+const SNAPSHOT_LINE_MAX = 128 * 1024 * 1024;
 /** Octets read from the snapshot at a time. */
 const SNAPSHOT_CHUNK = 1024 * 1024;
 

@@ -29,7 +29,7 @@ export interface ConsoleRuntime {
 }
 
 /** How often changed corpus index snapshots are written while the daemon runs. */
-export const SNAPSHOT_EVERY_MS = 5 * 60_000;
+const SNAPSHOT_EVERY_MS = 5 * 60_000;
 
 /** Store paths whose messages the console lists (listeners that store). */
 export function consoleRoots(config: Config): string[] {

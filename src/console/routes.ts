@@ -58,7 +58,7 @@ const CAUGHT_CACHE_MS = 5_000;
 /** The login form's body, and a state write's, at most. */
 const LOGIN_BODY_MAX = 4096;
 /** The header every write must carry (see writeRefusal). */
-export const WRITE_HEADER = 'x-fakemx-console';
+const WRITE_HEADER = 'x-fakemx-console';
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface ConsoleSettings {
@@ -149,7 +149,7 @@ export function hostAllowed(host: string | undefined): boolean {
  * at all for a page on another site to lack, and "same-site" still includes other ports of the
  * same host. A browser's Origin and Sec-Fetch-Site, when sent, must say same origin as well.
  */
-export function writeRefusal(req: IncomingMessage): string | null {
+function writeRefusal(req: IncomingMessage): string | null {
   if (req.headers[WRITE_HEADER] !== '1') return 'writes need the header X-Fakemx-Console: 1';
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${escapeText(String(site)).slice(0, 40)})`;

@@ -6,8 +6,8 @@ import { addEntry, addProblem, compileFilter, ENTRY_KINDS, entryView, isEntryKey
 import type { Config } from '../config/schema.js';
 import type { StateStore } from '../state/store.js';
 
-export const STATE_PAGE = 50;
-export const STATE_PAGE_MAX = 200;
+const STATE_PAGE = 50;
+const STATE_PAGE_MAX = 200;
 /**
  * Keys one request examines at most: a search that matches little in a large store answers
  * with what it found and a cursor after this many, instead of walking the whole store while
@@ -35,7 +35,7 @@ const bad = (error: string): StateAnswer => ({ status: 400, body: { error } });
  * CIDR network the entries inside it, anything else is a case-insensitive substring of the key
  * or value (a sender, a recipient, a test name).
  */
-export function filterOf(kind: string | undefined, q: string): StateFilter {
+function filterOf(kind: string | undefined, q: string): StateFilter {
   const f: StateFilter = kind ? { kind } : {};
   if (!q) return f;
   const t = targetOf(q);

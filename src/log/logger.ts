@@ -18,9 +18,9 @@ export function rollFrequency(f: Config['logFiles']['frequency']): string | numb
 }
 
 /** Buffered lines are written once this many octets wait (below sonic-boom's 16 KiB maxWrite). */
-export const LOG_BATCH_BYTES = 8 * 1024;
+const LOG_BATCH_BYTES = 8 * 1024;
 /** While stdout does not drain (a stuck journald or pipe), lines past this many buffered octets are dropped, not held. */
-export const LOG_MAX_BUFFER_BYTES = 64 * 1024 * 1024;
+const LOG_MAX_BUFFER_BYTES = 64 * 1024 * 1024;
 
 /** A line about one connection (a session or a client): these may wait for the batch. */
 function connectionLine(arg: unknown): boolean {
