@@ -452,18 +452,24 @@ export class ConsoleApp {
   }
 }
 
-/** The request body as text, or null past `max` octets. */
+/**
+ * The request body as text, or null as soon as it passes `max` octets: the rest is not read
+ * (the callers answer 413 with Connection: close, which drops it), so an endless upload costs
+ * one chunk, not its whole length.
+ */
 function readBody(req: IncomingMessage, max: number): Promise<string | null> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let n = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       n += c.length;
-      if (n > max) over = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(over ? null : Buffer.concat(chunks).toString('utf8')));
+      if (n <= max) return void chunks.push(c);
+      req.off('data', onData);
+      req.pause();
+      resolve(null);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', () => resolve(null));
   });
 }

@@ -221,6 +221,34 @@ describe.each(Object.keys(backends))('State API over the %s backend', (name) => 
     expect(logged.every((l) => l.client === '127.0.0.1')).toBe(true);
   });
 
+  it('an endless upload to the write API is answered 413 at the limit, not after its end', async () => {
+    const { base } = await start({ consoleWrite: true });
+    const { request } = await import('node:http');
+    const CAP = 64 * 1024 * 1024;
+    const r = await new Promise<{ status: number; sent: number }>((resolve, reject) => {
+      let sent = 0;
+      let done = false;
+      const req = request(`${base}/api/state`, { method: 'POST', headers: W }, (res) => {
+        done = true;
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, sent });
+        req.destroy();
+      });
+      req.on('error', (e) => (done ? undefined : reject(e)));
+      const chunk = Buffer.alloc(64 * 1024, 0x78);
+      // Bounded: at most CAP octets, and never the request's end, so only an early answer ends it.
+      const pump = () => {
+        while (!done && sent < CAP) {
+          sent += chunk.length;
+          if (!req.write(chunk)) return void req.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    expect(r.status).toBe(413);
+    expect(r.sent).toBeLessThan(CAP);
+  });
+
   it('with http.token every read and write needs it (Bearer or the login cookie), as off loopback', async () => {
     const { base, store: s } = await start({ token: 'tok', consoleWrite: true });
     await seed(s);
