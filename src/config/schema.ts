@@ -347,8 +347,8 @@ export const schema: SchemaNode = {
     salt: { doc: 'Salt of the sha256 password record; "" = a random per-install salt kept in auth-salt under state.path (made on first use).', format: String, default: '', sensitive: true },
   },
   logFiles: {
-    frequency: { doc: 'Rotation of the files under logPath.', format: ['hourly', 'daily', 'monthly'], default: 'monthly' },
-    keep: { doc: 'Rotated log files kept (FakeSMTP keeps 12 monthly files).', format: nat, default: 12, range: int(1, 10_000) },
+    frequency: { doc: 'One log file per UTC hour, day or calendar month under logPath: fakemx.2026-12.log (monthly), fakemx.2026-12-03.log, fakemx.2026-12-03T02.log.', format: ['hourly', 'daily', 'monthly'], default: 'monthly' },
+    keep: { doc: 'Log files kept under logPath, the current one included; older ones are deleted at start and at each roll (FakeSMTP keeps 12 monthly files).', format: nat, default: 12, range: int(1, 10_000) },
   },
 };
 

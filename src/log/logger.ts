@@ -1,21 +1,18 @@
 // pino logger for the daemon: JSON lines to stdout (journald-friendly) and, with
-// logPath set, rotating files there too (pino-roll). Verdicts are logged with a stable
+// logPath set, one file per period there too (roll-file.ts). Verdicts are logged with a stable
 // upper-case `tag` and the client as `[ip]:port` (postscreen's style). A connection's lines
 // are written in batches (logFlushInterval): one thread-pool write per line cost a busy fake MX
 // ~40 µs of CPU per connection (bench/RESULTS.md, round 6).
 
-import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { RollOptions } from './roll-file.js';
+
+/** pino loads a transport in its worker thread by path. */
+const ROLL_FILE = fileURLToPath(new URL('./roll-file.js', import.meta.url));
 
 export type { Logger };
-
-const DAY_MS = 24 * 3600 * 1000;
-
-/** pino-roll knows hourly and daily; "monthly" is a 30-day period. */
-export function rollFrequency(f: Config['logFiles']['frequency']): string | number {
-  return f === 'monthly' ? 30 * DAY_MS : f;
-}
 
 /** Buffered lines are written once this many octets wait (below sonic-boom's 16 KiB maxWrite). */
 const LOG_BATCH_BYTES = 8 * 1024;
@@ -80,15 +77,9 @@ export function createLogger(c: Pick<Config, 'logLevel' | 'logPath' | 'logFiles'
     targets: [
       { target: 'pino/file', options: { destination: 1 }, level: c.logLevel },
       {
-        target: 'pino-roll',
+        target: ROLL_FILE,
         level: c.logLevel,
-        options: {
-          file: join(c.logPath, 'fakemx'),
-          extension: '.log',
-          frequency: rollFrequency(c.logFiles.frequency),
-          limit: { count: c.logFiles.keep },
-          mkdir: true,
-        },
+        options: { dir: c.logPath, base: 'fakemx', frequency: c.logFiles.frequency, keep: c.logFiles.keep } satisfies RollOptions,
       },
     ],
   });

@@ -134,7 +134,7 @@ export async function startListening(cfg: Record<string, unknown>, opts: { env?:
   let config = cfg;
   for (let attempt = 1; ; attempt++) {
     const d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, ...config }, opts);
-    // A cold start on a loaded machine (module loading, a pino-roll worker thread) can take
+    // A cold start on a loaded machine (module loading, a log-file worker thread) can take
     // seconds; the wait is bounded, not a timing assertion. A daemon that never says LISTENING
     // is killed here: the test never got it, so its cleanup cannot (it outlived the run before).
     const l = await d.waitFor('LISTENING', 15_000).catch((e: unknown) => {
