@@ -50,11 +50,7 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 return 1`;
 
-const RELEASE = `redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
-return 1`;
-
-/** SHA1 of a script's source, computed once per script (EVALSHA runs twice per connection). */
+/** SHA1 of a script's source, computed once per script (EVALSHA runs once per connection). */
 const shas = new Map<string, string>();
 const sha1 = (s: string): string => {
   let h = shas.get(s);
@@ -229,8 +225,9 @@ export class RedisBackend implements StateBackend {
     await Promise.all(leases.map((l) => this.script(RENEW, [this.k(l.key)], [l.id, String(Math.ceil(expiresAt))])));
   }
 
+  /** A plain ZREM, not a script: Redis deletes a sorted set when its last member goes. */
   async release(lease: Lease): Promise<void> {
-    await this.script(RELEASE, [this.k(lease.key)], [lease.id]);
+    await this.client.sendCommand(['ZREM', this.k(lease.key), lease.id]);
   }
 
   async leaseCount(key: string, now: number): Promise<number> {

@@ -2,6 +2,7 @@
 // semantics as the local one, two nodes sharing leases, and the failure semantics: Redis
 // killed, paused (slow) and restarted: every call answers within the deadline, one log line
 // per outage transition, reconnect with backoff, health degraded then ok.
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listState } from '../../src/console/state-view.js';
 import { RedisBackend } from '../../src/state/redis.js';
@@ -131,6 +132,25 @@ describe('redis backend', () => {
     expect(await until(async () => (await b.leaseCount('lease:192.0.2.5')) === 1, 2000)).toBe(true);
     expect(await b.acquireLease('lease:192.0.2.5', 's3', 2)).not.toBeNull();
     await b.close();
+  });
+
+  it('a released lease frees its slot at once, and the set goes with its last member', async () => {
+    const c = cfg();
+    const s = openStateStore(c);
+    await connected(s);
+    const exists = () => execFileSync('redis-cli', ['-p', String(redis.port), 'EXISTS', `${c.redis.prefix}lease:192.0.2.9`], { encoding: 'utf8' }).trim();
+    const l1 = await s.acquireLease('lease:192.0.2.9', 's1', 2);
+    const l2 = await s.acquireLease('lease:192.0.2.9', 's2', 2);
+    expect(await s.acquireLease('lease:192.0.2.9', 's3', 2)).toBeNull();
+    s.releaseLease(l1!);
+    expect(await until(async () => (await s.leaseCount('lease:192.0.2.9')) === 1, 2000)).toBe(true);
+    const l3 = await s.acquireLease('lease:192.0.2.9', 's3', 2);
+    expect(l3).not.toBeNull();
+    expect(exists()).toBe('1');
+    s.releaseLease(l2!);
+    s.releaseLease(l3!);
+    expect(await until(() => exists() === '0', 2000)).toBe(true);
+    await s.close();
   });
 
   it('Redis killed and restarted: calls fail fast, one line per transition, reconnect, healthy again', async () => {
