@@ -190,9 +190,9 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       observer: this.observer,
       state: rt.state,
       stateOnError: rt.loaded.config.state.onError,
-      fleetLeases: rt.state?.kind === 'redis',
-      // A fleet shares DNS list verdicts whether or not the client cache is on (issue 14, point 4).
-      fleetDnsbl: rt.state?.kind === 'redis',
+      // A fleet counts sessions per address together and shares DNS list verdicts whether or
+      // not the client cache is on (issue 14, point 4).
+      fleet: rt.state?.kind === 'redis',
       greylistAllow: p.greylist.allowList ? lists.greylistAllow(p.greylist.allowList) : null,
       traps: p.greylist.trapAddresses ? lists.mailboxes(p.greylist.trapAddresses) : null,
       ...(p.auth.enabled && p.auth.recordPasswords === 'sha256' ? { authSalt: installSalt(p.auth, rt.loaded.config.state.path) } : {}),

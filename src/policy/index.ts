@@ -34,10 +34,11 @@ export interface PolicyServices {
   state?: StateStore | null;
   /** state.onError: what a failed or late state call means. */
   stateOnError?: 'open' | 'tempfail';
-  /** maxSessionsPerIp is counted by state leases (the redis backend: across the fleet). */
-  fleetLeases?: boolean;
-  /** DNS list verdicts are shared through the state store even without cache.enabled (the redis backend). */
-  fleetDnsbl?: boolean;
+  /**
+   * The state store is a fleet's (the redis backend): maxSessionsPerIp is counted by its leases
+   * across every node, and DNS list verdicts are shared through it even without cache.enabled.
+   */
+  fleet?: boolean;
   /** greylist.allowList, read. */
   greylistAllow?: GreylistAllow | null;
   /** greylist.trapAddresses, read (lower-case). */

@@ -97,7 +97,7 @@ export class PolicySession implements SessionHooks, BannerWait {
     }
     const key = svc.ipKey(ip);
     const st = svc.state ?? null;
-    if (st && svc.fleetLeases) return this.leaseThenGreet(s, st, key);
+    if (st && svc.fleet) return this.leaseThenGreet(s, st, key);
     if (!svc.perIp.acquire(key, cfg.maxSessionsPerIp)) {
       this.verdict(s, 'LIMIT', { limit: 'sessions per address', max: cfg.maxSessionsPerIp });
       return perIpLimit();
@@ -145,7 +145,7 @@ export class PolicySession implements SessionHooks, BannerWait {
    */
   private dnsblShared(): boolean {
     const { svc } = this.policy;
-    return this.cacheOn() || (!!svc.fleetDnsbl && !!svc.state && !!svc.dns);
+    return this.cacheOn() || (!!svc.fleet && !!svc.state && !!svc.dns);
   }
 
   /** Whether connect must read the client's record (cache, shared DNS verdicts, or a trap to stutter). */

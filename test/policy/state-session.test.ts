@@ -55,7 +55,7 @@ function node(backend: MemoryBackend, clock: { t: number }, over: Partial<Policy
       },
       messageResult: () => undefined, stored: () => undefined, close: () => undefined, command: () => undefined, reply: () => undefined,
     } as unknown as Observer,
-    state, stateOnError: 'open', fleetLeases: false, greylistAllow: null, traps: null,
+    state, stateOnError: 'open', fleet: false, greylistAllow: null, traps: null,
     ...over,
   };
   return { svc, state, verdicts, tags: () => verdicts.map((v) => v[0]) };
@@ -291,8 +291,8 @@ describe('fleet leases', () => {
   it('maxSessionsPerIp holds across two nodes and frees at close', async () => {
     const { clock, backend } = setup();
     clock.t = Date.now();
-    const A = new Policy(policy({ maxSessionsPerIp: 2 }), node(backend, clock, { fleetLeases: true }).svc);
-    const B = new Policy(policy({ maxSessionsPerIp: 2 }), node(backend, clock, { fleetLeases: true }).svc);
+    const A = new Policy(policy({ maxSessionsPerIp: 2 }), node(backend, clock, { fleet: true }).svc);
+    const B = new Policy(policy({ maxSessionsPerIp: 2 }), node(backend, clock, { fleet: true }).svc);
     const [s1, s2, s3, s4] = [session(), session(), session(), session()];
     const h1 = A.newSession(s1);
     expect(await h1.connect(s1)).toBeUndefined();
@@ -348,7 +348,7 @@ describe('state.onError', () => {
 
   it('a hanging store costs a session at most the deadline, per call', async () => {
     // A 200 ms deadline, so one deadline and two apart stay clear of timer lateness under load.
-    const b = broken('hang', 'open', { fleetLeases: true }, 200);
+    const b = broken('hang', 'open', { fleet: true }, 200);
     const pol = new Policy(policy({ greylist: { enabled: true }, cache: { enabled: true } }), b.svc);
     const s = session();
     const t0 = Date.now();
@@ -365,10 +365,10 @@ describe('a DNS list pass lasts as long as the DNS answer said (issue 14)', () =
   const SEC = 1000;
 
   /** One node with the cache (or only a fleet's sharing) over real DNS lookups on the test clock. */
-  function dnsNode(o: { rbl: string[]; threshold?: number; cache?: Over['cache']; fleetDnsbl?: boolean }, shared?: { clock: { t: number }; backend: MemoryBackend }) {
+  function dnsNode(o: { rbl: string[]; threshold?: number; cache?: Over['cache']; fleet?: boolean }, shared?: { clock: { t: number }; backend: MemoryBackend }) {
     const { clock, backend } = shared ?? setup();
     const d = dnsSetup({ rbl: o.rbl, dns: { threshold: o.threshold ?? 1, action: 'drop' }, clock });
-    const n = node(backend, clock, { dns: d.check, fleetDnsbl: o.fleetDnsbl ?? false });
+    const n = node(backend, clock, { dns: d.check, fleet: o.fleet ?? false });
     const pol = new Policy(policy({ cache: o.cache ?? { enabled: true } }), n.svc);
     const connect = async (ip: string) => {
       const s = session(ip);
@@ -435,10 +435,10 @@ describe('a DNS list pass lasts as long as the DNS answer said (issue 14)', () =
     expect(await a.passTtl('192.0.2.10')).toBe(60 * SEC);
   });
 
-  it('with redis (fleetDnsbl) a verdict is shared without cache.enabled: one lookup per client per TTL across two nodes', async () => {
+  it('with redis (fleet) a verdict is shared without cache.enabled: one lookup per client per TTL across two nodes', async () => {
     srv.zone('bl.test', { rcode: 'NXDOMAIN', soa: { ttl: 300, minimum: 90 } });
-    const a = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleetDnsbl: true });
-    const b = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleetDnsbl: true }, a);
+    const a = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleet: true });
+    const b = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleet: true }, a);
     await a.connect('192.0.2.11');
     expect(await a.passTtl('192.0.2.11')).toBe(90 * SEC);
     await b.connect('192.0.2.11');
@@ -456,7 +456,7 @@ describe('a DNS list pass lasts as long as the DNS answer said (issue 14)', () =
 
   it('with the local backend and cache.enabled false nothing is remembered', async () => {
     srv.zone('bl.test', { rcode: 'NXDOMAIN', soa: { ttl: 300, minimum: 90 } });
-    const a = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleetDnsbl: false });
+    const a = dnsNode({ rbl: ['bl.test'], cache: { enabled: false }, fleet: false });
     await a.connect('192.0.2.13');
     await new Promise((r) => setTimeout(r, 10));
     expect(await a.state.get(keys.pass('dnsbl', '192.0.2.13'))).toBeNull();
