@@ -16,7 +16,7 @@ const UNITS: ReadonlyMap<string, number> = new Map([
 ]);
 
 /** What a duration key accepts, for error messages and the config reference. */
-export const DURATION_HINT = 'a positive integer (a JSON number) of milliseconds or a string with a unit such as "25 minutes"';
+const DURATION_HINT = 'a positive integer (a JSON number) of milliseconds or a string with a unit such as "25 minutes"';
 
 /**
  * Milliseconds of a duration string, or the reason it is not one. Bare digits are milliseconds
@@ -41,6 +41,16 @@ export function parseDuration(text: string): { ms: number } | { error: string } 
   return Number.isSafeInteger(ms) ? { ms } : { error: 'is too large' };
 }
 
+/** The name of a duration key's unit: "milliseconds", "seconds" or "minutes". */
+function durationUnitName(unitMs: number): string {
+  return unitMs === 1 ? 'milliseconds' : unitMs === 1000 ? 'seconds' : unitMs === 60_000 ? 'minutes' : `${unitMs} ms units`;
+}
+
+/** DURATION_HINT for a key kept in another unit. */
+export function durationHint(unitMs: number): string {
+  return DURATION_HINT.replace('milliseconds', durationUnitName(unitMs));
+}
+
 /**
  * A convict format for durations in `unitMs` units (1: milliseconds; 1000 and 60000 for the
  * few keys kept in seconds or minutes so existing configs keep their meaning). coerce turns a
@@ -48,7 +58,7 @@ export function parseDuration(text: string): { ms: number } | { error: string } 
  * since convict reports validate's errors with the key and coerce's without it.
  */
 export function durationFormat(name: string, unitMs: number) {
-  const unitName = unitMs === 1 ? 'milliseconds' : unitMs === 1000 ? 'seconds' : unitMs === 60_000 ? 'minutes' : `${unitMs} ms units`;
+  const unitName = durationUnitName(unitMs);
   const toUnit = (text: string): number | string => {
     const r = parseDuration(text);
     if ('error' in r) return r.error;
@@ -66,7 +76,7 @@ export function durationFormat(name: string, unitMs: number) {
     },
     validate: (x: unknown): void => {
       if (typeof x === 'number' && Number.isInteger(x) && x >= 0) return;
-      const hint = unitMs === 1 ? DURATION_HINT : DURATION_HINT.replace('milliseconds', unitName);
+      const hint = durationHint(unitMs);
       if (typeof x === 'string') {
         const n = toUnit(x);
         // convict appends `: value was "..."` (except for ""), so the value is not repeated here.

@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { parseServer } from '../dns/client.js';
 import { isLoopback, parseCidr } from '../net/ip.js';
 import { parseProvider } from '../dnsbl/provider.js';
-import { DURATION_HINT, DURATION_UNITS, durationFormat, formatDuration, isDurationFormat } from './duration.js';
+import { DURATION_UNITS, durationFormat, durationHint, formatDuration, isDurationFormat } from './duration.js';
 import { stripJsonComments } from './jsonc.js';
 import { ListError, ListSet } from './lists.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
@@ -92,7 +92,7 @@ function typeProblem(leaf: SchemaLeaf, v: unknown): string | null {
   if (isDurationFormat(f)) {
     // A string needs a unit: "1500" in a file is as ambiguous as it is for any number key.
     if (typeof v === 'number' || (typeof v === 'string' && !/^\s*[+-]?\d+\s*$/.test(v))) return null;
-    return `must be a duration, ${DURATION_HINT.replace('milliseconds', f === 'duration' ? 'milliseconds' : f === 'duration-s' ? 'seconds' : 'minutes')}${got}${typeof v === 'string' ? ' (no unit)' : ''}`;
+    return `must be a duration, ${durationHint(DURATION_UNITS[f])}${got}${typeof v === 'string' ? ' (no unit)' : ''}`;
   }
   if (f === 'port') return typeof v === 'number' ? null : `must be a port number (a JSON number)${got}`;
   if (f === String) return typeof v === 'string' ? null : `must be a string${got}`;
