@@ -157,7 +157,17 @@ export class LocalBackend implements StateBackend {
     const extra = new Map<string, StateEntry>();
     for (const [k, p] of this.pending) if (p.entry && k.startsWith(prefix) && k > after) extra.set(k, p.entry);
     if (this.mem) for (const e of this.mem.entries()) if (e.key.startsWith(prefix) && e.key > after) extra.set(e.key, e);
-    const side = [...extra.keys()].filter((k) => this.db.get(k) === undefined).sort();
+    // Only as many overlay keys are looked up in the file as the page takes: while the disk is
+    // down the overlay holds every write since, and a page is bounded by its budget.
+    const side = [...extra.keys()].sort();
+    let i = 0;
+    const nextSideKey = (): string | null => {
+      while (i < side.length) {
+        const k = side[i++]!;
+        if (this.db.get(k) === undefined) return k;
+      }
+      return null;
+    };
     const file = this.db.getRange({ start: cursor ?? prefix })[Symbol.iterator]();
     const nextFileKey = (): string | null => {
       for (let r = file.next(); !r.done; r = file.next()) {
@@ -171,18 +181,20 @@ export class LocalBackend implements StateBackend {
     let examined = 0;
     let last = cursor;
     let f: string | null;
-    let i = 0;
+    let sk: string | null;
     // Close LMDB's read cursor however the loop ends (an early return leaves the range unfinished).
     try {
       f = nextFileKey();
-      while (f !== null || i < side.length) {
+      sk = nextSideKey();
+      while (f !== null || sk !== null) {
         if (examined >= o.budget || entries.length >= o.limit) return { entries, cursor: last ?? prefix, examined };
         let key: string;
-        if (f !== null && (i >= side.length || f < side[i]!)) {
+        if (f !== null && (sk === null || f < sk)) {
           key = f;
           f = nextFileKey();
         } else {
-          key = side[i++]!;
+          key = sk!;
+          sk = nextSideKey();
         }
         examined++;
         last = key;
