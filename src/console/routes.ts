@@ -55,8 +55,11 @@ export const COOKIE = 'fakemx_console';
 const LIVE_CACHE_MS = 1_000;
 /** The Caught tables are recomputed at most this often. */
 const CAUGHT_CACHE_MS = 5_000;
-/** The login form's body, and a state write's, at most. */
-const LOGIN_BODY_MAX = 4096;
+/**
+ * The most of a request body the console reads: the login form (one token) and a State write
+ * (a one-entry JSON object) are both tiny, and readBody buffers what it reads.
+ */
+const REQUEST_BODY_MAX = 4096;
 /** The header every write must carry (see writeRefusal). */
 const WRITE_HEADER = 'x-fakemx-console';
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -208,6 +211,11 @@ export class ConsoleApp {
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
+  /** The API's 401 (pages redirect to the login form instead); the challenge names the scheme an API client must use. */
+  private unauthorized(req: IncomingMessage, res: ServerResponse, extra: Record<string, string> = {}): void {
+    this.json(req, res, 401, { error: 'token required (Authorization: Bearer <http.token>)' }, { 'www-authenticate': 'Bearer realm="fakemx"', ...extra });
+  }
+
   private authorized(req: IncomingMessage, token: string): boolean {
     if (!token) return true;
     const auth = req.headers.authorization;
@@ -240,7 +248,7 @@ export class ConsoleApp {
       if (path === '/api/state' && (method === 'POST' || method === 'DELETE')) {
         if (!this.authorized(req, token)) {
           req.resume();
-          this.json(req, res, 401, { error: 'token required (Authorization: Bearer <http.token>)' }, { 'www-authenticate': 'Bearer realm="fakemx"', connection: 'close' });
+          this.unauthorized(req, res, { connection: 'close' });
           return;
         }
         const refused = writeRefusal(req);
@@ -271,7 +279,7 @@ export class ConsoleApp {
     }
     if (!this.authorized(req, token)) {
       if (path.startsWith('/api/') || path === '/api') {
-        this.json(req, res, 401, { error: 'token required (Authorization: Bearer <http.token>)' }, { 'www-authenticate': 'Bearer realm="fakemx"' });
+        this.unauthorized(req, res);
       } else {
         this.send(req, res, 303, 'text/plain; charset=utf-8', 'login required\n', { location: '/console/login' });
       }
@@ -308,7 +316,7 @@ export class ConsoleApp {
       answer = await deleteState(store, key);
       if (answer.status === 400) key = undefined;
     } else {
-      const body = await readBody(req, LOGIN_BODY_MAX);
+      const body = await readBody(req, REQUEST_BODY_MAX);
       if (body === null) return this.json(req, res, 413, { error: 'too large' }, { connection: 'close' });
       const w = parseWrite(body);
       if ('status' in w) return this.json(req, res, w.status, w.body);
@@ -340,7 +348,7 @@ export class ConsoleApp {
       this.send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD, POST', connection: 'close' });
       return;
     }
-    const body = await readBody(req, LOGIN_BODY_MAX);
+    const body = await readBody(req, REQUEST_BODY_MAX);
     if (body === null) {
       this.send(req, res, 413, 'text/plain; charset=utf-8', 'too large\n', { connection: 'close' });
       return;

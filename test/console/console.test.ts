@@ -373,7 +373,10 @@ describe('HTTP', () => {
 
   it('with http.token: Bearer or the login cookie, nothing else; consoleWrite turns 403 into 405', async () => {
     const { base } = await start({ token: 'tok', consoleWrite: true }, join(tmp, 'http2'));
-    expect((await get(base + '/api/live')).status).toBe(401);
+    const denied = await get(base + '/api/live');
+    expect(denied.status).toBe(401);
+    expect(denied.headers['www-authenticate']).toBe('Bearer realm="fakemx"');
+    expect(JSON.parse(denied.body)).toEqual({ error: 'token required (Authorization: Bearer <http.token>)' });
     expect((await get(base + '/console/corpus')).headers.location).toBe('/console/login');
     expect((await get(base + '/api/live', { authorization: 'Bearer tok' })).status).toBe(200);
     expect((await get(base + '/api/live', { host: 'evil.example', authorization: 'Bearer tok' })).status).toBe(200);

@@ -253,7 +253,11 @@ describe.each(Object.keys(backends))('State API over the %s backend', (name) => 
     const { base, store: s } = await start({ token: 'tok', consoleWrite: true });
     await seed(s);
     expect((await call(`${base}/api/state`)).status).toBe(401);
-    expect((await call(`${base}/api/state`, 'POST', W, '{"action":"deny","target":"192.0.2.9"}')).status).toBe(401);
+    const denied = await call(`${base}/api/state`, 'POST', W, '{"action":"deny","target":"192.0.2.9"}');
+    expect(denied.status).toBe(401);
+    expect(denied.headers['www-authenticate']).toBe('Bearer realm="fakemx"');
+    expect(denied.headers.connection).toBe('close');
+    expect(JSON.parse(denied.body)).toEqual({ error: 'token required (Authorization: Bearer <http.token>)' });
     expect((await call(`${base}/api/state`, 'POST', { ...W, authorization: 'Bearer nope' }, '{"action":"deny","target":"192.0.2.9"}')).status).toBe(401);
     expect(await s.get('fail:192.0.2.9')).toBeNull();
     expect((await call(`${base}/api/state`, 'GET', { authorization: 'Bearer tok' })).status).toBe(200);

@@ -4,8 +4,9 @@
 // test sent; a hostile message (<script>, javascript: URLs, <img onerror>, a remote image in
 // subject, HELO, body and attachment name) is shown inert: no script runs, no dialog opens,
 // no request leaves the daemon's origin (request interception records any that tries); the
-// token is required off loopback; the State page shows the triplet an SMTP session greylisted
-// and, with http.consoleWrite, deletes it. Screenshots go to test/interop/artifacts/ (gitignored).
+// token is required off loopback, and a State write after the session ended leads to the login
+// form; the State page shows the triplet an SMTP session greylisted and, with
+// http.consoleWrite, deletes it. Screenshots go to test/interop/artifacts/ (gitignored).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -367,7 +368,12 @@ describe('console in chromium', () => {
     expect(bad.stderr).toContain('http.token');
 
     const secret = 's3cret-token-for-the-test';
-    const t = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, http: { address: '0.0.0.0', port: httpPort, console: true, token: secret } });
+    // Greylisting gives the State page a store, so its add form is shown.
+    const stateDir = mkdtempSync(join(tmpdir(), 'fakemx-state-'));
+    const t = await startDaemon({
+      listenAddress: '127.0.0.1', listenPort: 0, greylist: { enabled: true }, state: { path: stateDir },
+      http: { address: '0.0.0.0', port: httpPort, console: true, consoleWrite: true, token: secret },
+    });
     try {
       await t.waitFor('ADMIN_LISTENING');
       const base = `http://127.0.0.1:${httpPort}`;
@@ -391,12 +397,23 @@ describe('console in chromium', () => {
       expect(c?.httpOnly).toBe(true);
       expect(c?.sameSite).toBe('Strict');
       expect(c?.value).not.toContain(secret);
-      // The expected 401 of the wrong login is the only console error.
+
+      // The session ends (the cookie is gone) while the State page is open: its next write
+      // gets a 401 and the page goes to the login form instead of only showing an error.
+      await w.page.goto(`${base}/console/state`, { waitUntil: 'load' });
+      await w.page.waitForFunction(`!document.querySelector('#writeBox').hidden`, { timeout: 10000 });
+      await w.page.deleteCookie({ name: 'fakemx_console' });
+      await w.page.type('#addForm input[name=target]', '192.0.2.77');
+      await Promise.all([w.page.waitForNavigation({ waitUntil: 'load', timeout: 10000 }), w.page.click('#addForm button[type=submit]')]);
+      expect(new URL(w.page.url()).pathname).toBe('/console/login');
+      expect(((await (await fetch(`${base}/api/state`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { items: unknown[] }).items).toEqual([]);
+      // The expected 401s (the wrong login, the write after the session ended) are the only console errors.
       expect(w.errors.filter((e) => !e.includes('401'))).toEqual([]);
       expect(w.outside).toEqual([]);
       await w.page.close();
     } finally {
       t.kill();
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 });

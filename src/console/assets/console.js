@@ -29,12 +29,16 @@
     s.classList.toggle('bad', !!bad);
   }
 
+  /** A 401 means the session cookie expired or the token changed: only a new login helps. */
+  function loginOn401(r) {
+    if (r.status !== 401) return;
+    location.href = '/console/login';
+    throw new Error('login required');
+  }
+
   async function getJson(url) {
     const r = await fetch(url, { credentials: 'same-origin', headers: { accept: 'application/json' } });
-    if (r.status === 401) {
-      location.href = '/console/login';
-      throw new Error('login required');
-    }
+    loginOn401(r);
     const body = await r.json();
     if (!r.ok) throw new Error(body && body.error ? body.error : 'HTTP ' + r.status);
     return body;
@@ -318,6 +322,7 @@
       headers: { accept: 'application/json', 'content-type': 'application/json', 'x-fakemx-console': '1' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+    loginOn401(r);
     const out = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(out && out.error ? out.error : 'HTTP ' + r.status);
     return out;
