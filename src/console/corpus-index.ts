@@ -18,6 +18,7 @@ import { cidrContains, ipv4Bytes, parseCidr, type Cidr } from '../net/ip.js';
 import { fsyncDir } from '../store/corpus.js';
 import { DAY_DIR, INDEX_SNAPSHOT, INDEX_SNAPSHOT_TMP, isRecordFile } from '../store/layout.js';
 import type { MessageMetadata } from '../store/metadata.js';
+import { TimeOrder } from './time-order.js';
 
 /** Octets of an .eml read to find its Subject (the trace headers come first). */
 const HEAD_BYTES = 32 * 1024;
@@ -25,7 +26,11 @@ const HEAD_BYTES = 32 * 1024;
 const SCAN_CONCURRENCY = 32;
 /** Characters of a subject kept in the index. */
 const SUBJECT_MAX = 300;
-const SNAPSHOT_VERSION = 1;
+/**
+ * 2: a day may take several lines, each with the day's entry count `n` (a reader of version 1
+ * would keep only a day's last line, so it must refuse these); version 1 snapshots are read too.
+ */
+const SNAPSHOT_VERSION = 2;
 /**
  * A day directory modified less than this long before a snapshot began is listed again at the
  * next start: a message renamed into it just before may have reached the index (its 'message'
@@ -222,13 +227,43 @@ function unpack(p: Packed, root: string, day: string): IndexEntry | null {
 }
 
 /**
- * Octets one snapshot line may have. A line is a whole day's entries (some 300 octets each), so
- * this holds a day of a few hundred thousand messages while staying far below V8's longest
- * string (2^29 characters); a longer line is skipped, never held whole.
+ * Octets one snapshot line may have when read; a longer line is skipped, never held whole. Far
+ * below V8's longest string (2^29 characters). Version 1 wrote a whole day on one line, so this
+ * stays large enough for the days those wrote.
  */
 const SNAPSHOT_LINE_MAX = 128 * 1024 * 1024;
+/**
+ * Octets a written line aims at (or the read limit, if smaller): a day of more entries (some 300
+ * octets each) goes on several lines. A day on one line was skipped when read once it passed
+ * SNAPSHOT_LINE_MAX, which refused the whole snapshot (the day count) at every start, and its
+ * one string could pass V8's limit and fail the write.
+ */
+const SNAPSHOT_LINE_TARGET = 1024 * 1024;
 /** Octets read from the snapshot at a time. */
 const SNAPSHOT_CHUNK = 1024 * 1024;
+
+/**
+ * A day's snapshot lines, each under `budget` octets with its newline (an entry longer than
+ * that alone goes on a line of its own: the reader skips it and refuses the snapshot, which
+ * costs a scan, not an entry). One entry is serialized at a time, so no string is a whole day.
+ */
+function* dayLines(day: string, e: readonly Packed[], budget: number): Generator<string> {
+  const lead = `{"day":${JSON.stringify(day)},"n":${e.length},"e":[`;
+  const tail = ']}\n';
+  let parts: string[] = [];
+  let len = lead.length + tail.length;
+  for (const p of e) {
+    const s = JSON.stringify(p);
+    const bytes = Buffer.byteLength(s) + 1;
+    if (parts.length > 0 && len + bytes > budget) {
+      yield lead + parts.join(',') + tail;
+      [parts, len] = [[], lead.length + tail.length];
+    }
+    parts.push(s);
+    len += bytes;
+  }
+  yield lead + parts.join(',') + tail;
+}
 
 /**
  * The lines of a file, one at a time, so reading holds one line and one chunk, not the file;
@@ -273,13 +308,15 @@ type SnapshotHead = { v?: unknown; root?: unknown; startedAt?: unknown; days?: u
 
 /**
  * What a snapshot holds for one store path: its entries by day, and when it was begun. A line
- * over `lineMax` octets is skipped: if it was a day, the day count at the end refuses the
- * snapshot; if it was garbage, the days around it still count.
+ * over `lineMax` octets is skipped: if it was (part of) a day, the day count or that day's
+ * entry count at the end refuses the snapshot; if it was garbage, the days around it still count.
  */
 async function readSnapshot(root: string, lineMax: number): Promise<{ startedAt: number; days: Map<string, Packed[]> } | null> {
   try {
     let head: SnapshotHead | undefined;
     const days = new Map<string, Packed[]>();
+    /** Entries each day says it has (version 2), checked once all its lines are in. */
+    const counts = new Map<string, number>();
     let i = 0;
     for await (const line of fileLines(join(root, INDEX_SNAPSHOT), lineMax)) {
       i++;
@@ -287,17 +324,29 @@ async function readSnapshot(root: string, lineMax: number): Promise<{ startedAt:
         if (line === null) return null;
         head = JSON.parse(line) as SnapshotHead;
         // Another version, another path (a copied store), or a torn file (the day count is checked at the end).
-        if (head.v !== SNAPSHOT_VERSION || head.root !== root || typeof head.startedAt !== 'number' || typeof head.days !== 'number') return null;
+        if ((head.v !== SNAPSHOT_VERSION && head.v !== 1) || head.root !== root || typeof head.startedAt !== 'number' || typeof head.days !== 'number') return null;
         continue;
       }
       if (line === null || line === '') continue;
-      const d = JSON.parse(line) as { day?: unknown; e?: unknown };
+      const d = JSON.parse(line) as { day?: unknown; n?: unknown; e?: unknown };
       if (typeof d.day !== 'string' || !DAY_DIR.test(d.day) || !Array.isArray(d.e)) return null;
-      days.set(d.day, d.e as Packed[]);
-      // One day parsed per turn: a large snapshot does not hold the event loop in one piece.
+      if (head.v === 1) {
+        days.set(d.day, d.e as Packed[]);
+      } else {
+        if (typeof d.n !== 'number' || (counts.get(d.day) ?? d.n) !== d.n) return null;
+        counts.set(d.day, d.n);
+        const have = days.get(d.day);
+        // A loop, not push(...e): a spread of a long line's entries can overflow the stack.
+        if (have) for (const p of d.e as Packed[]) have.push(p);
+        else days.set(d.day, d.e as Packed[]);
+      }
+      // Four lines parsed per turn: a large snapshot does not hold the event loop in one piece.
       if (i % 4 === 0) await new Promise((r) => setImmediate(r));
     }
-    return head !== undefined && days.size === head.days ? { startedAt: head.startedAt as number, days } : null;
+    if (head === undefined || days.size !== head.days) return null;
+    // A day short of its count lost a line: torn after it, or a line skipped as too long.
+    for (const [day, n] of counts) if (days.get(day)!.length !== n) return null;
+    return { startedAt: head.startedAt as number, days };
   } catch {
     // No snapshot, an unreadable one, or a line that is not JSON: scan as without one.
     return null;
@@ -306,7 +355,7 @@ async function readSnapshot(root: string, lineMax: number): Promise<{ startedAt:
 
 export class CorpusIndex {
   /** Ascending by `at`. */
-  private entries: IndexEntry[] = [];
+  private readonly entries = new TimeOrder<IndexEntry>();
   private readonly byId = new Map<string, IndexEntry>();
   private roots: string[] = [];
   private scans = 0;
@@ -326,7 +375,7 @@ export class CorpusIndex {
   private readonly heads = new Set<Promise<void>>();
   /** Snapshot writes in progress per store path (one at a time each). */
   private readonly saving = new Map<string, Promise<boolean>>();
-  /** Longest snapshot line read (SNAPSHOT_LINE_MAX; smaller in tests, which cannot write 128 MiB lines cheaply). */
+  /** Longest snapshot line read, and a bound on those written (SNAPSHOT_LINE_MAX; smaller in tests, which cannot write 128 MiB lines cheaply). */
   private readonly snapshotLineMax: number;
 
   constructor(opts: { snapshotLineMax?: number } = {}) {
@@ -375,12 +424,12 @@ export class CorpusIndex {
     const startedAt = Date.now();
     const changes = this.dirty.get(root) ?? 0;
     const byDay = new Map<string, Packed[]>();
-    for (const e of this.entries) {
-      if (e.root !== root) continue;
+    this.entries.forEach((e) => {
+      if (e.root !== root) return;
       let d = byDay.get(e.day);
       if (!d) byDay.set(e.day, (d = []));
       d.push(pack(e));
-    }
+    });
     const final = join(root, INDEX_SNAPSHOT);
     const tmp = join(root, INDEX_SNAPSHOT_TMP);
     let fh;
@@ -392,8 +441,9 @@ export class CorpusIndex {
     }
     try {
       await fh.write(JSON.stringify({ v: SNAPSHOT_VERSION, root, startedAt, days: byDay.size }) + '\n');
-      // A day a write: each stringify is small, and the event loop runs between them.
-      for (const [day, e] of byDay) await fh.write(JSON.stringify({ day, e }) + '\n');
+      // A line a write: each string is small, and the event loop runs between them.
+      const budget = Math.min(SNAPSHOT_LINE_TARGET, this.snapshotLineMax);
+      for (const [day, e] of byDay) for (const line of dayLines(day, e, budget)) await fh.write(line);
       await fh.sync();
     } catch (e) {
       await fh.close().catch(() => undefined);
@@ -422,7 +472,7 @@ export class CorpusIndex {
     const added = next.filter((r) => !this.roots.includes(r));
     this.roots = next;
     if (gone.length > 0) {
-      this.entries = this.entries.filter((e) => !gone.includes(e.root));
+      this.entries.retain((e) => !gone.includes(e.root));
       for (const [id, e] of this.byId) if (gone.includes(e.root)) this.byId.delete(id);
     }
     for (const r of added) {
@@ -527,14 +577,15 @@ export class CorpusIndex {
 
   /** A day's entries into the index (those that arrived by event meanwhile are there already). */
   private merge(found: IndexEntry[]): void {
-    if (found.length === 0) return;
+    const fresh: IndexEntry[] = [];
     for (const e of found) {
       if (this.byId.has(e.id)) continue;
       this.byId.set(e.id, e);
-      this.entries.push(e);
+      fresh.push(e);
     }
-    // Sorted runs: the engine's merge sort makes this about linear.
-    this.entries.sort((a, b) => a.at - b.at);
+    // Sorting the whole index again per day made a scan of D days O(D × N log N); a day older
+    // than all indexed (the scan goes newest first) now costs only its own sort.
+    this.entries.addRun(fresh);
   }
 
   /** A message just stored (the server's 'message' event). */
@@ -546,10 +597,7 @@ export class CorpusIndex {
     if (this.byId.has(e.id)) return;
     this.byId.set(e.id, e);
     this.touch(root);
-    // Usually the newest: append; otherwise insert in order.
-    let i = this.entries.length;
-    while (i > 0 && this.entries[i - 1]!.at > e.at) i--;
-    this.entries.splice(i, 0, e);
+    this.entries.insert(e);
     const head: Promise<void> = readHead(ev.path).then(
       (h) => setSubject(e, h),
       () => undefined,
@@ -565,10 +613,9 @@ export class CorpusIndex {
   /** Forget a day of one store (store.onFull prune deleted its directory). */
   removeDay(root: string, day: string): number {
     this.touch(root);
-    const before = this.entries.length;
-    this.entries = this.entries.filter((e) => e.root !== root || e.day !== day);
+    const gone = this.entries.retain((e) => e.root !== root || e.day !== day);
     for (const [id, e] of this.byId) if (e.root === root && e.day === day) this.byId.delete(id);
-    return before - this.entries.length;
+    return gone;
   }
 
   /** Forget a message (its files are gone). */
@@ -577,8 +624,7 @@ export class CorpusIndex {
     if (!e) return;
     this.touch(e.root);
     this.byId.delete(id);
-    const i = this.entries.lastIndexOf(e);
-    if (i >= 0) this.entries.splice(i, 1);
+    this.entries.remove(e);
   }
 
   /** Newest first, filtered; `total` counts every match. Filters are case-insensitive substrings except day, verdict and client. */
@@ -608,7 +654,7 @@ export class CorpusIndex {
     const items: ListItem[] = [];
     let total = 0;
     for (let i = this.entries.length - 1; i >= 0; i--) {
-      const e = this.entries[i]!;
+      const e = this.entries.get(i);
       if (day && e.day !== day) continue;
       if (verdict && !e.tags.includes(verdict)) continue;
       if (ipPrefix && !e.lc.ip.startsWith(ipPrefix)) continue;
@@ -626,14 +672,16 @@ export class CorpusIndex {
   /** Days present, newest first, with their message counts. */
   days(): { day: string; count: number }[] {
     const m = new Map<string, number>();
-    for (const e of this.entries) m.set(e.day, (m.get(e.day) ?? 0) + 1);
+    this.entries.forEach((e) => m.set(e.day, (m.get(e.day) ?? 0) + 1));
     return [...m.entries()].sort((a, b) => (a[0] < b[0] ? 1 : -1)).map(([day, count]) => ({ day, count }));
   }
 
   /** Verdict tags present, with how many messages carry each. */
   tags(): Record<string, number> {
     const m: Record<string, number> = {};
-    for (const e of this.entries) for (const t of e.tags) m[t] = (m[t] ?? 0) + 1;
+    this.entries.forEach((e) => {
+      for (const t of e.tags) m[t] = (m[t] ?? 0) + 1;
+    });
     return m;
   }
 }
