@@ -80,7 +80,7 @@ for (const [path, leaf] of leaves()) {
   out.push('.TP', `.B ${esc(path)}`, `(${esc(JSON.stringify(leaf.default))}; \\fB${esc(envName(path))}\\fR)`, '.br', esc(leaf.doc + range));
 }
 out.push('.SH EXIT STATUS');
-out.push('0 success; 64 usage error; 69 cannot start (a listener cannot bind); 70 internal error; 73 init would overwrite a file; 78 config error (the key is named). \\fBdnsbl\\fR: 0 not listed, 1 listed, 2 lookup error.');
+out.push('0 success; 64 usage error; 69 cannot start (a listener cannot bind); 70 internal error; 73 init would overwrite a file, or run cannot make or write logPath; 78 config error (the key is named). \\fBdnsbl\\fR: 0 not listed, 1 listed, 2 lookup error.');
 out.push('.SH SIGNALS');
 out.push('SIGHUP reloads the config (a moved listener logs where it now listens); SIGTERM and SIGINT stop accepting, let sessions finish for shutdownGrace milliseconds, and exit 0.');
 out.push('.SH FILES');

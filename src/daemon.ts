@@ -1,14 +1,15 @@
 // `fakemx run`: load the config, start the server (on inherited sockets under systemd
 // socket activation), signal readiness, reload on SIGHUP, and on SIGTERM/SIGINT stop
-// accepting, give sessions shutdownGrace ms, then exit 0. Exit 78 for config errors.
+// accepting, give sessions shutdownGrace ms, then exit 0. Exit 78 for config errors, 73 for a
+// logPath that cannot be made or written.
 
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
-import { createLogger, type Logger } from './log/logger.js';
+import { createLogger, prepareLogDir, type Logger } from './log/logger.js';
 import { listenFds, notifyReady, notifyReloading, notifyStopping, setNotifyDebug } from './net/systemd.js';
 import { FakemxServer } from './server.js';
 import { startObservability, type Observability } from './observability.js';
 import { startupLine } from './startup.js';
-import { EX_CONFIG, EX_SOFTWARE, EX_UNAVAILABLE } from './util/sysexits.js';
+import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, EX_UNAVAILABLE } from './util/sysexits.js';
 
 
 export interface DaemonOptions {
@@ -29,6 +30,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       return EX_CONFIG;
     }
     throw e;
+  }
+  if (loaded.config.logPath) {
+    // Before the logger: a log directory that cannot be made has no log to be told in.
+    try {
+      prepareLogDir(loaded.config.logPath);
+    } catch (e) {
+      process.stderr.write(`fakemx: error: logPath: ${e instanceof Error ? e.message : String(e)}\n`);
+      return EX_CANTCREAT;
+    }
   }
   const logger = createLogger(loaded.config);
   setNotifyDebug((m) => logger.debug(m, 'systemd notification not delivered'));

@@ -4,6 +4,8 @@
 // are written in batches (logFlushInterval): one thread-pool write per line cost a busy fake MX
 // ~40 µs of CPU per connection (bench/RESULTS.md, round 6).
 
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { join, parse, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -28,11 +30,12 @@ function connectionLine(arg: unknown): boolean {
  * stdout through sonic-boom, asynchronously (a slow reader never blocks the event loop).
  * With a flush interval, a connection's info lines are buffered up to LOG_BATCH_BYTES or the
  * interval, whichever comes first; warnings and daemon lines (LISTENING, READY, ...) are written
- * at once, so what an operator or a supervisor waits for is never held back.
+ * at once, so what an operator or a supervisor waits for is never held back. Returns the
+ * destination and the hook that flushes it early (none without an interval).
  */
-function stdoutLogger(opts: pino.LoggerOptions, flushInterval: number): Logger {
+function stdoutDestination(flushInterval: number): { dest: pino.DestinationStream & { flush(cb?: (e?: Error) => void): void }; hooks?: pino.LoggerOptions['hooks'] } {
   const dest = pino.destination({ fd: 1, sync: false, minLength: flushInterval > 0 ? LOG_BATCH_BYTES : 0, maxLength: LOG_MAX_BUFFER_BYTES });
-  if (flushInterval <= 0) return pino(opts, dest);
+  if (flushInterval <= 0) return { dest };
   // dest.flush() does nothing while a write is in flight, and what it left behind stays below
   // minLength: lines that must not wait any longer are flushed again when that write drains.
   let held = false;
@@ -48,42 +51,77 @@ function stdoutLogger(opts: pino.LoggerOptions, flushInterval: number): Logger {
     urgent = true;
     dest.flush();
   }, flushInterval).unref();
-  return pino(
-    {
-      ...opts,
-      hooks: {
-        logMethod(args, method, level) {
-          method.apply(this, args);
-          held = true;
-          if (level >= 40 || !connectionLine(args[0])) {
-            urgent = true;
-            dest.flush();
-          }
-        },
+  return {
+    dest,
+    hooks: {
+      logMethod(args, method, level) {
+        method.apply(this, args);
+        held = true;
+        if (level >= 40 || !connectionLine(args[0])) {
+          urgent = true;
+          dest.flush();
+        }
       },
     },
-    dest,
-  );
+  };
 }
 
+/**
+ * Makes logPath, one directory at a time (Node's recursive mkdir loops for ever where a parent
+ * refuses children with ENOENT, as /proc does), and checks it can be written. Throws an Error
+ * saying which directory failed and why; the daemon reports it before it has a log.
+ */
+export function prepareLogDir(dir: string): void {
+  const abs = resolve(dir);
+  let cur = parse(abs).root;
+  for (const part of abs.slice(cur.length).split(sep).filter(Boolean)) {
+    cur = join(cur, part);
+    try {
+      mkdirSync(cur, 0o750);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new Error(`cannot create ${cur} (${code ?? String(e)})`);
+    }
+    if (!statSync(cur).isDirectory()) throw new Error(`${cur} is not a directory`);
+  }
+  try {
+    accessSync(abs, constants.W_OK);
+  } catch (e) {
+    throw new Error(`cannot write to ${abs} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+/**
+ * stdout always on the main thread; with logPath also the log files, in pino's worker thread
+ * (roll-file.ts). A file target that fails (a full or vanished disk) is said once on stderr and
+ * stdout goes on: the files never take the journal's copy down with them.
+ */
 export function createLogger(c: Pick<Config, 'logLevel' | 'logPath' | 'logFiles' | 'logFlushInterval'>): Logger {
   const opts: pino.LoggerOptions = {
     level: c.logLevel,
     base: { service: 'fakemx' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  if (!c.logPath) return stdoutLogger(opts, c.logFlushInterval);
-  const transport = pino.transport({
-    targets: [
-      { target: 'pino/file', options: { destination: 1 }, level: c.logLevel },
-      {
-        target: ROLL_FILE,
-        level: c.logLevel,
-        options: { dir: c.logPath, base: 'fakemx', frequency: c.logFiles.frequency, keep: c.logFiles.keep } satisfies RollOptions,
-      },
-    ],
+  const out = stdoutDestination(c.logFlushInterval);
+  const withHooks = out.hooks ? { ...opts, hooks: out.hooks } : opts;
+  if (!c.logPath) return pino(withHooks, out.dest);
+  const files = pino.transport({
+    target: ROLL_FILE,
+    options: { dir: c.logPath, base: 'fakemx', frequency: c.logFiles.frequency, keep: c.logFiles.keep } satisfies RollOptions,
+  }) as pino.DestinationStream & NodeJS.EventEmitter & { flush(cb: (e?: Error) => void): void };
+  let failed = false;
+  files.on('error', (e: unknown) => {
+    if (failed) return;
+    failed = true;
+    process.stderr.write(`fakemx: error: log files under ${c.logPath}: ${e instanceof Error ? e.message : String(e)}; logging to stdout only until a restart\n`);
   });
-  return pino(opts, transport);
+  const both = pino.multistream([
+    { level: c.logLevel, stream: out.dest },
+    { level: c.logLevel, stream: files },
+  ]) as ReturnType<typeof pino.multistream> & { flush?: (cb: () => void) => void };
+  // logger.flush(cb) (the daemon's stop) asks the stream: both copies, the files' only while alive.
+  both.flush = (cb) => out.dest.flush(() => (failed ? cb() : files.flush(() => cb())));
+  return pino(withHooks, both);
 }
 
 /** A logger that writes nothing (library default). */

@@ -1,11 +1,11 @@
 // Logs: with logPath the daemon writes one file per period (roll-file.ts) as well as stdout, and a
 // client value with CR/LF can never start a new log line (JSON escaping).
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RawClient } from '../helpers/client.js';
-import { startListening, type Daemon } from '../helpers/daemon.js';
+import { startDaemon, startListening, type Daemon } from '../helpers/daemon.js';
 
 let d: Daemon | undefined;
 afterEach(() => {
@@ -34,6 +34,37 @@ describe('log files', () => {
     for (const t of ['LISTENING', 'OPEN', 'CMD', 'REPLY', 'CLOSE', 'STOPPED']) expect(tags).toContain(t);
     expect(lines.find((l) => l.tag === 'CMD' && String(l.line).startsWith('NOOP evil'))?.line).toBe('NOOP evil?X-Injected: 1');
     expect(d.lines.map((l) => l.tag)).toEqual(expect.arrayContaining(['LISTENING', 'CLOSE']));
+  });
+
+  it.each([
+    // A regular file where a directory must be.
+    ['a path through a file', (base: string) => (writeFileSync(join(base, 'f'), ''), join(base, 'f', 'logs')), /logPath: .*\/f is not a directory/],
+    // Node's recursive mkdir never returns here (a parent that says ENOENT to every child).
+    ['a path under /proc', () => '/proc/fakemx-nope/logs', /logPath: cannot create \/proc\/fakemx-nope \(ENOENT\)/],
+  ] as const)('logPath that cannot be made (%s): one line on stderr, exit 73, no hang', async (_n, path, said) => {
+    const base = mkdtempSync(join(tmpdir(), 'fakemx-logs-'));
+    d = await startDaemon({ listenAddress: '127.0.0.1', listenPort: 0, logPath: path(base) });
+    expect(await d.exited(15_000)).toBe(73);
+    expect(d.stderr.trim().split('\n')).toHaveLength(1);
+    expect(d.stderr).toMatch(said);
+  });
+
+  it('a log file that cannot be opened: said once on stderr, and stdout keeps every line', async () => {
+    const logDir = mkdtempSync(join(tmpdir(), 'fakemx-logs-'));
+    // The month's file name is taken by a directory: the file target fails at its open.
+    mkdirSync(join(logDir, `fakemx.${new Date().toISOString().slice(0, 7)}.log`));
+    d = await startListening({ bannerDelay: 0, logPath: logDir });
+    for (let i = 0; i < 3; i++) {
+      const c = await RawClient.connect(d.port);
+      await c.reply();
+      await c.cmd('QUIT');
+      expect(await c.waitClose()).toBe(true);
+    }
+    await d.waitFor('CLOSE', 5000, (l) => d!.lines.filter((x) => x.tag === 'CLOSE').indexOf(l) === 2);
+    d.child.kill('SIGTERM');
+    expect(await d.exited()).toBe(0);
+    expect(d.lines.map((l) => l.tag)).toContain('STOPPED');
+    expect(d.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^fakemx: error: log files under .*EISDIR.*; logging to stdout only until a restart$/)]);
   });
 
   it('logFlushInterval: a connection\'s lines wait for the batch; daemon lines and the stop do not', async () => {
