@@ -42,7 +42,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   const logger = createLogger(loaded.config);
   setNotifyDebug((m) => logger.debug(m, 'systemd notification not delivered'));
-  const server = new FakemxServer(loaded, logger);
+  let server: FakemxServer;
+  try {
+    server = new FakemxServer(loaded, logger);
+  } catch (e) {
+    // The state store opens here (state.path that cannot be made, an LMDB it cannot open):
+    // the machine's trouble, like a taken port, not a bug.
+    logger.fatal({ tag: 'START_FAILED', err: e instanceof Error ? e.message : String(e) }, 'cannot start');
+    await flush(logger);
+    return EX_UNAVAILABLE;
+  }
   let obs: Observability | null = null;
 
   // Signals are caught from the first moment: one that arrives while the listeners are

@@ -3,11 +3,12 @@
 // relative paths against the working directory, not the config's). Nothing is overwritten
 // without --force; the written config is loaded back before the command says it is done.
 
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { leaves } from '../config/schema.js';
 import { EX_CANTCREAT } from '../util/sysexits.js';
+import { mkdirpSync } from '../util/mkdirp.js';
 
 export const PROFILES = ['fake-mx', 'corpus', 'sink'] as const;
 export type InitProfile = (typeof PROFILES)[number];
@@ -130,7 +131,7 @@ export function initCommand(opts: { profile: InitProfile; dir: string; force: bo
     return { code: EX_CANTCREAT, written: [] };
   }
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirpSync(dir);
     for (const [p, t] of files) writeFileSync(p, t);
   } catch (e) {
     err(`fakemx: error: cannot write in ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);

@@ -4,11 +4,12 @@
 // are written in batches (logFlushInterval): one thread-pool write per line cost a busy fake MX
 // ~40 µs of CPU per connection (bench/RESULTS.md, round 6).
 
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
-import { join, parse, resolve, sep } from 'node:path';
+import { accessSync, constants } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import { mkdirpSync } from '../util/mkdirp.js';
 import type { RollOptions } from './roll-file.js';
 
 /** pino loads a transport in its worker thread by path. */
@@ -67,22 +68,17 @@ function stdoutDestination(flushInterval: number): { dest: pino.DestinationStrea
 }
 
 /**
- * Makes logPath, one directory at a time (Node's recursive mkdir loops for ever where a parent
- * refuses children with ENOENT, as /proc does), and checks it can be written. Throws an Error
+ * Makes logPath (util/mkdirp.ts: Node's recursive mkdir loops for ever where a parent refuses
+ * children with ENOENT, as /proc does), and checks it can be written. Throws an Error
  * saying which directory failed and why; the daemon reports it before it has a log.
  */
 export function prepareLogDir(dir: string): void {
   const abs = resolve(dir);
-  let cur = parse(abs).root;
-  for (const part of abs.slice(cur.length).split(sep).filter(Boolean)) {
-    cur = join(cur, part);
-    try {
-      mkdirSync(cur, 0o750);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') throw new Error(`cannot create ${cur} (${code ?? String(e)})`);
-    }
-    if (!statSync(cur).isDirectory()) throw new Error(`${cur} is not a directory`);
+  try {
+    mkdirpSync(abs, 0o750);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new Error(`cannot create ${err.path ?? abs} (${err.code ?? String(e)})`);
   }
   try {
     accessSync(abs, constants.W_OK);

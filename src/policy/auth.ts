@@ -7,12 +7,13 @@
 // verdict list) and the corpus's per-day AUTH journal, which `fakemx report` reads.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AuthConfig } from '../config/schema.js';
 import type { AuthAttempt, SessionInfo } from '../smtp/hooks.js';
 import type { Reply } from '../smtp/reply.js';
+import { mkdirp, mkdirpSync } from '../util/mkdirp.js';
 
 /** Longest user name or authzid kept in a record (a bot may send kilobytes). */
 export const MAX_RECORDED = 256;
@@ -82,7 +83,7 @@ export function installSalt(cfg: Pick<AuthConfig, 'salt'>, stateDir: string): st
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  mkdirSync(dir, { recursive: true });
+  mkdirpSync(dir);
   const salt = randomBytes(32).toString('hex');
   try {
     // wx: a second process that raced us keeps its own salt; read back whichever won.
@@ -114,7 +115,7 @@ export class AuthJournal {
     const dir = join(this.root, at.toISOString().slice(0, 10));
     const line = JSON.stringify({ at: at.toISOString(), ...rec }) + '\n';
     this.tail = this.tail
-      .then(() => mkdir(dir, { recursive: true }))
+      .then(() => mkdirp(dir))
       .then(() => appendFile(join(dir, AUTH_JOURNAL), line))
       .catch(() => {
         this.failures++;

@@ -8,12 +8,12 @@
 // never waits for an fsync. If a write fails (disk full, read-only, map full), the store goes
 // on in memory (reads still fall back to the file) and says so once through onDegraded().
 
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { MemoryBackend } from './memory.js';
 import { decodeEntry, encodeEntry, type Lease, type ScanPage, type ScanPageOptions, type StateBackend, type StateEntry, type StateValue } from './types.js';
+import { mkdirpSync } from '../util/mkdirp.js';
 
 export interface LocalOptions {
   /** Directory; the database is <path>/state.mdb. */
@@ -42,7 +42,7 @@ export class LocalBackend implements StateBackend {
   constructor(private readonly opts: LocalOptions) {
     this.now = opts.now ?? Date.now;
     this.leases = new MemoryBackend(this.now);
-    mkdirSync(opts.path, { recursive: true });
+    mkdirpSync(opts.path);
     // Loaded here, not at import: only configs that keep state need the native module.
     const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
     this.db = open<string, string>({ path: join(opts.path, 'state.mdb'), encoding: 'string', compression: false });

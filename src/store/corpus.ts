@@ -9,7 +9,7 @@
 // message: ENOENT at open or rename means "make the directories again and retry once".
 
 import type { SessionInfo } from '../smtp/hooks.js';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import fs, { constants } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -18,6 +18,7 @@ import { newId } from '../util/id.js';
 import { DayCommit, journalLines, writevAll, type CommitResult } from './journal.js';
 import { DAY_DIR, dayOf, idOfMaildirName, isRecordFile, JOURNAL, MAILDIR_SUBDIRS, maildirName, TEMP_PREFIX, type StoreFormat } from './layout.js';
 import { addArrivals, arrivalOf, buildMetadata, traceInfo, type Arrival, type MessageMetadata, type PolicyFacts } from './metadata.js';
+import { mkdirp } from '../util/mkdirp.js';
 
 export type { StoreFormat } from './layout.js';
 
@@ -234,7 +235,7 @@ export class Corpus {
    * a directory made here is fsynced, top down. Returns the directories made (none if all existed).
    */
   private async makeDirs(dir: string): Promise<string[]> {
-    const first = await mkdir(dir, { recursive: true });
+    const first = await mkdirp(dir);
     if (first === undefined) return [];
     const made = [first];
     for (const part of relative(first, dir).split(sep).filter(Boolean)) made.push(join(made[made.length - 1]!, part));

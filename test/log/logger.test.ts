@@ -38,7 +38,7 @@ describe('log files', () => {
 
   it.each([
     // A regular file where a directory must be.
-    ['a path through a file', (base: string) => (writeFileSync(join(base, 'f'), ''), join(base, 'f', 'logs')), /logPath: .*\/f is not a directory/],
+    ['a path through a file', (base: string) => (writeFileSync(join(base, 'f'), ''), join(base, 'f', 'logs')), /logPath: cannot create .*\/f\/logs \(ENOTDIR\)/],
     // Node's recursive mkdir never returns here (a parent that says ENOENT to every child).
     ['a path under /proc', () => '/proc/fakemx-nope/logs', /logPath: cannot create \/proc\/fakemx-nope \(ENOENT\)/],
   ] as const)('logPath that cannot be made (%s): one line on stderr, exit 73, no hang', async (_n, path, said) => {
