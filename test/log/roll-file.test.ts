@@ -1,7 +1,7 @@
 // The log file transport: one file per UTC period, rolled at the boundary (also when the
 // boundary is further off than a Node timer can wait), the newest `keep` files kept.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import rollFile, { MAX_TIMER_MS, nextBoundary, periodOf, pruneLogs, rollDelay, type RollFrequency } from '../../src/log/roll-file.js';
@@ -47,12 +47,21 @@ describe('pruneLogs', () => {
   it('keeps the newest files, the current one always, and leaves other names alone', async () => {
     const d = dir();
     const ours = ['2026-01', '2026-02', '2026-03', '2026-04', '2026-05-06', '2026-05-07T08'].map((p) => `fakemx.${p}.log`);
-    const others = ['fakemx.3.log', 'other.2026-01.log', 'fakemx.2026-01.log.bak', 'fakemx.x.log'];
+    // Not ours: pino-roll's numbers, another base (of the same length too), another extension,
+    // and periods with something before or after them.
+    const others = ['fakemx.3.log', 'other.2026-01.log', 'foobar.2026-01.log', 'fakemx.2026-01.log.bak', 'fakemx.2026-01.txt', 'fakemx.x.log', 'fakemx.x2026-01.log', 'fakemx.2026-01-xx.log'];
     for (const n of [...ours, ...others]) writeFileSync(join(d, n), 'x\n');
     // The current file is the oldest name here (a clock set back): still kept.
     const removed = await pruneLogs({ dir: d, base: 'fakemx', keep: 3 }, 'fakemx.2026-01.log');
     expect(removed).toEqual(['fakemx.2026-02.log', 'fakemx.2026-03.log', 'fakemx.2026-04.log']);
     expect(readdirSync(d).sort()).toEqual([...others, 'fakemx.2026-01.log', 'fakemx.2026-05-06.log', 'fakemx.2026-05-07T08.log'].sort());
+  });
+
+  it('a file it cannot delete is an error, not swallowed', async () => {
+    const d = dir();
+    mkdirSync(join(d, 'fakemx.2020-01.log'));
+    writeFileSync(join(d, 'fakemx.2026-12.log'), '');
+    await expect(pruneLogs({ dir: d, base: 'fakemx', keep: 1 }, 'fakemx.2026-12.log')).rejects.toMatchObject({ code: expect.stringMatching(/^(EISDIR|EPERM)$/) as unknown });
   });
 });
 
