@@ -42,15 +42,19 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   const logger = createLogger(loaded.config);
   setNotifyDebug((m) => logger.debug(m, 'systemd notification not delivered'));
-  let server: FakemxServer;
-  try {
-    server = new FakemxServer(loaded, logger);
-  } catch (e) {
-    // The state store opens here (state.path that cannot be made, an LMDB it cannot open):
-    // the machine's trouble, like a taken port, not a bug.
+  /** The machine's trouble (a taken port, a directory it cannot make), not a bug: 69. */
+  const cannotStart = async (e: unknown, cleanup?: () => Promise<unknown>): Promise<number> => {
     logger.fatal({ tag: 'START_FAILED', err: e instanceof Error ? e.message : String(e) }, 'cannot start');
+    await cleanup?.().catch(() => undefined);
     await flush(logger);
     return EX_UNAVAILABLE;
+  };
+  let server: FakemxServer;
+  try {
+    // The state store opens here (state.path that cannot be made, an LMDB it cannot open).
+    server = new FakemxServer(loaded, logger);
+  } catch (e) {
+    return cannotStart(e);
   }
   let obs: Observability | null = null;
 
@@ -74,10 +78,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     await server.listen({ fds: listenFds() ?? [] });
     obs = await startObservability(server, loaded.config, logger);
   } catch (e) {
-    logger.fatal({ tag: 'START_FAILED', err: e instanceof Error ? e.message : String(e) }, 'cannot start');
-    await server.close(0).catch(() => undefined);
-    await flush(logger);
-    return EX_UNAVAILABLE;
+    return cannotStart(e, () => server.close(0));
   }
   await notifyReady(`listening on ${server.listening.map((l) => `${l.address}:${l.port}`).join(', ')}`);
   logger.info({ tag: 'READY' }, startupLine(loaded.config, server.listening));

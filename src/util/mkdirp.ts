@@ -11,8 +11,6 @@ function notDirectory(path: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: 'ENOTDIR', path, syscall: 'mkdir' });
 }
 
-const code = (e: NodeJS.ErrnoException): string | undefined => e.code;
-
 /** One file-system call the walk asks for, and what came of it. */
 type Step = { op: 'stat' | 'mkdir'; path: string };
 type Outcome = { isDir: boolean; err: null } | { isDir: false; err: NodeJS.ErrnoException };
@@ -28,7 +26,7 @@ function* walk(dir: string): Generator<Step, string | undefined, Outcome> {
     }
     // Anything but "not there" (EACCES, ENOTDIR) is the answer; so is a missing root.
     const up = dirname(cur);
-    if (code(r.err) !== 'ENOENT' || up === cur) throw r.err;
+    if (r.err.code !== 'ENOENT' || up === cur) throw r.err;
     missing.push(cur);
     cur = up;
   }
@@ -40,7 +38,7 @@ function* walk(dir: string): Generator<Step, string | undefined, Outcome> {
       continue;
     }
     // Made meanwhile by someone else: fine if it is a directory.
-    const again = code(r.err) === 'EEXIST' ? yield { op: 'stat', path: d } : r;
+    const again = r.err.code === 'EEXIST' ? yield { op: 'stat', path: d } : r;
     if (again.err !== null || !again.isDir) throw r.err;
   }
   return first;
