@@ -131,3 +131,29 @@ describe('a client that stops reading', () => {
   });
 });
 
+
+describe('after QUIT', () => {
+  // The server closes its socket once the 221 is written, without waiting for the client's
+  // FIN: a client that keeps its side open (allowHalfOpen) still gets the 221 and the FIN,
+  // and the session is gone at once, not after the 5 s linger that guards a 421's delivery.
+  it('the 221, then the FIN, and the session ends without the client closing', async () => {
+    const { connect } = await import('node:net');
+    const sock = connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true });
+    const gone = new Promise<number>((r) => srv.server.once('disconnect', () => r(Date.now())));
+    let text = '';
+    const ended = new Promise<void>((r) => sock.once('end', r));
+    sock.on('data', (d) => {
+      text += d.toString('latin1');
+      if (/^220 [^\n]*\r\n$/.test(text)) sock.write('HELO client.test\r\n');
+      else if (/\r\n250 [^\n]*\r\n$/.test(text)) sock.write('QUIT\r\n');
+    });
+    const t0 = Date.now();
+    const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000))]);
+    expect(await bounded(ended)).toBeUndefined();
+    expect(text).toMatch(/\r\n221 2\.0\.0 .* closing connection\r\n$/);
+    const at = await bounded(gone);
+    expect(at).not.toBe('timeout');
+    expect((at as number) - t0).toBeLessThan(3000);
+    sock.destroy();
+  });
+});
