@@ -23,6 +23,40 @@ function label(v: unknown): string {
   return s.length > 128 ? s.slice(0, 128) : s;
 }
 
+/**
+ * Counts by label values in plain numbers, handed to prom-client at scrape time (the metric's
+ * collect()). prom-client hashes and validates the labels object on every inc(), ~1.5 µs; the
+ * per-connection and per-message series were paying that several times over (Round 8 in
+ * bench/RESULTS.md). Two label values at most, looked up in nested maps: no key is built.
+ */
+class Tally {
+  private readonly rows = new Map<string, Map<string, { n: number; flushed: number }>>();
+
+  add(a: string, b = '', n = 1): void {
+    let inner = this.rows.get(a);
+    if (!inner) this.rows.set(a, (inner = new Map<string, { n: number; flushed: number }>()));
+    const row = inner.get(b);
+    if (row) row.n += n;
+    else inner.set(b, { n, flushed: 0 });
+  }
+
+  /** Each row's growth since the last flush (for counters). */
+  flush(inc: (a: string, b: string, delta: number) => void): void {
+    for (const [a, inner] of this.rows) {
+      for (const [b, row] of inner) {
+        if (row.n === row.flushed) continue;
+        inc(a, b, row.n - row.flushed);
+        row.flushed = row.n;
+      }
+    }
+  }
+
+  /** Each row's value (for gauges). */
+  each(set: (a: string, b: string, value: number) => void): void {
+    for (const [a, inner] of this.rows) for (const [b, row] of inner) set(a, b, row.n);
+  }
+}
+
 /** The subset of FakemxServer that metrics listen to (tests pass a bare EventEmitter). */
 export type EventSource = Pick<EventEmitter<ServerEvents>, 'on' | 'off'>;
 
@@ -41,17 +75,33 @@ export class Metrics {
   readonly storePruned: Counter<'store'>;
   readonly authAttempts: Counter<'mechanism' | 'tls'>;
   readonly stateErrors: Counter<'op' | 'reason'>;
+  private readonly tally = { connections: new Tally(), active: new Tally(), verdicts: new Tally(), messages: new Tally(), bytes: 0, bytesFlushed: 0 };
   /** Handler failures (a bug); logged at most once a minute. */
   private failures = 0;
   private lastFailureLog = 0;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    this.sessionsActive = new Gauge({ name: 'fakemx_sessions_active', help: 'Open SMTP sessions, per listener.', labelNames: ['listener'], registers });
-    this.connections = new Counter({ name: 'fakemx_connections_total', help: 'Accepted TCP connections by listener and outcome (accepted, too_busy, proxy_invalid, tls_failed); refusals inside a session are verdicts.', labelNames: ['listener', 'outcome'], registers });
-    this.verdicts = new Counter({ name: 'fakemx_verdicts_total', help: 'Verdicts recorded, by tag (PREGREET, DNSBL, TEMPFAIL, LIMIT, ...).', labelNames: ['tag'], registers });
-    this.messages = new Counter({ name: 'fakemx_messages_total', help: 'Message transactions that reached the end of DATA (or were refused at DATA), by result.', labelNames: ['result'], registers });
-    this.messageBytes = new Counter({ name: 'fakemx_message_bytes_total', help: 'Octets of message data received (after dot-unstuffing), whatever the result.', registers });
+    const t = this.tally;
+    this.sessionsActive = new Gauge({
+      name: 'fakemx_sessions_active', help: 'Open SMTP sessions, per listener.', labelNames: ['listener'], registers,
+      collect: () => t.active.each((listener, _b, v) => this.sessionsActive.set({ listener: label(listener) }, v)),
+    });
+    this.connections = new Counter({ name: 'fakemx_connections_total', help: 'Accepted TCP connections by listener and outcome (accepted, too_busy, proxy_invalid, tls_failed); refusals inside a session are verdicts.', labelNames: ['listener', 'outcome'], registers,
+      collect: () => t.connections.flush((listener, outcome, d) => this.connections.inc({ listener: label(listener), outcome: label(outcome) }, d)),
+    });
+    this.verdicts = new Counter({ name: 'fakemx_verdicts_total', help: 'Verdicts recorded, by tag (PREGREET, DNSBL, TEMPFAIL, LIMIT, ...).', labelNames: ['tag'], registers,
+      collect: () => t.verdicts.flush((tag, _b, d) => this.verdicts.inc({ tag: label(tag) }, d)),
+    });
+    this.messages = new Counter({ name: 'fakemx_messages_total', help: 'Message transactions that reached the end of DATA (or were refused at DATA), by result.', labelNames: ['result'], registers,
+      collect: () => t.messages.flush((result, _b, d) => this.messages.inc({ result: label(result) }, d)),
+    });
+    this.messageBytes = new Counter({ name: 'fakemx_message_bytes_total', help: 'Octets of message data received (after dot-unstuffing), whatever the result.', registers,
+      collect: () => {
+        if (t.bytes > t.bytesFlushed) this.messageBytes.inc(t.bytes - t.bytesFlushed);
+        t.bytesFlushed = t.bytes;
+      },
+    });
     this.dnsDuration = new Histogram({ name: 'fakemx_dns_query_duration_seconds', help: 'DNS list queries sent on the wire (cache hits excluded), by zone.', labelNames: ['zone'], buckets: DNS_BUCKETS, registers });
     this.dnsErrors = new Counter({ name: 'fakemx_dns_errors_total', help: 'Failed DNS list queries by zone and kind (timeout, servfail, refused, formerr, network, bad_answer).', labelNames: ['zone', 'kind'], registers });
     this.dnsCacheHits = new Counter({ name: 'fakemx_dns_cache_hits_total', help: 'DNS list lookups answered from the cache.', registers });
@@ -106,27 +156,26 @@ export class Metrics {
     const open = new Map<string, string>();
     const handlers = {
       connection: guard('connection', (ev: ServerEvents['connection'][0]) => {
-        this.connections.inc({ listener: label(ev.listener), outcome: label(ev.outcome) });
+        this.tally.connections.add(ev.listener, ev.outcome);
       }),
       connect: guard('connect', (s: ServerEvents['connect'][0]) => {
-        const l = label(s.listener);
-        open.set(s.id, l);
-        this.sessionsActive.inc({ listener: l });
+        open.set(s.id, s.listener);
+        this.tally.active.add(s.listener);
       }),
       disconnect: guard('disconnect', (s: ServerEvents['disconnect'][0]) => {
         const l = open.get(s.id);
         if (l === undefined) return;
         open.delete(s.id);
-        this.sessionsActive.dec({ listener: l });
+        this.tally.active.add(l, '', -1);
       }),
       verdict: guard('verdict', (ev: ServerEvents['verdict'][0]) => {
-        this.verdicts.inc({ tag: label(ev.tag) });
+        this.tally.verdicts.add(ev.tag);
         // The mechanism is one the engine offers (PLAIN, LOGIN, CRAM-MD5): a bounded label.
         if (ev.tag === 'AUTH') this.authAttempts.inc({ mechanism: label(ev.details.mechanism), tls: ev.details.tls === true ? 'yes' : 'no' });
       }),
       messageResult: guard('messageResult', (ev: ServerEvents['messageResult'][0]) => {
-        this.messages.inc({ result: label(ev.result) });
-        if (Number.isFinite(ev.bytes) && ev.bytes > 0) this.messageBytes.inc(ev.bytes);
+        this.tally.messages.add(ev.result);
+        if (Number.isFinite(ev.bytes) && ev.bytes > 0) this.tally.bytes += ev.bytes;
       }),
       stateError: guard('stateError', (ev: ServerEvents['stateError'][0]) => {
         this.stateErrors.inc({ op: label(ev.op), reason: label(ev.reason) });

@@ -130,6 +130,8 @@ export function cidrContains(c: Cidr, ip: string): boolean {
 
 /** Key for per-address counting: IPv4 as is, IPv6 by its /prefix network. */
 export function prefixKey(ip: string, v6prefix: number): string {
+  // Every connection asks: an IPv4 address (no colon) is its own key, without the IPv6 regex.
+  if (!ip.includes(':')) return ip;
   const a = normalizeIp(ip);
   if (!isIPv6(a)) return a;
   const bits = Math.max(0, Math.min(128, v6prefix));

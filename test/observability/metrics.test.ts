@@ -111,6 +111,29 @@ describe('metrics from server events', () => {
     for (const [name, labels, v] of expected) expect(await value(name, labels), `${name} ${JSON.stringify(labels)}`).toBe(v);
   });
 
+  it('counts kept between scrapes reach the exposition once each: scrape, more events, scrape', async () => {
+    const { em, m, value } = setup();
+    em.emit('connection', { listener: 'mx', outcome: 'accepted' });
+    em.emit('connect', session('s1'));
+    em.emit('messageResult', { session: session('s1'), result: 'stored', bytes: 100 });
+    em.emit('verdict', { tag: 'PREGREET', session: null, client: '[192.0.2.1]:1', details: {} });
+    await m.text();
+    expect(await value('fakemx_connections_total', { listener: 'mx', outcome: 'accepted' })).toBe(1);
+    em.emit('connection', { listener: 'mx', outcome: 'accepted' });
+    em.emit('connect', session('s2'));
+    em.emit('disconnect', session('s1'), closeInfo);
+    em.emit('messageResult', { session: session('s2'), result: 'stored', bytes: 50 });
+    em.emit('verdict', { tag: 'PREGREET', session: null, client: '[192.0.2.1]:1', details: {} });
+    const text = await m.text();
+    expect(text).toContain('fakemx_connections_total{listener="mx",outcome="accepted"} 2');
+    expect(text).toContain('fakemx_sessions_active{listener="mx"} 1');
+    expect(text).toContain('fakemx_messages_total{result="stored"} 2');
+    expect(text).toContain('fakemx_message_bytes_total 150');
+    expect(text).toContain('fakemx_verdicts_total{tag="PREGREET"} 2');
+    // A third scrape with nothing new changes nothing.
+    expect(await m.text()).toBe(text);
+  });
+
   it('DNS duration histogram counts wire queries only, in seconds', async () => {
     const { em, m } = setup();
     em.emit('dnsQuery', { zone: 'zen.example', durationMs: 12, cacheHit: false });
