@@ -18,19 +18,20 @@ export function splitCommand(line: string): { verb: string; args: string } {
 }
 
 // RFC 5321 §4.1.2 / RFC 5322 atext; RFC 6531 §3.3 adds UTF8-non-ascii.
-const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
 const ATEXT_UTF8 = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+$/u;
-const SUBDOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
 const SUBDOMAIN_UTF8 = /^[A-Za-z0-9\u0080-\u{10FFFF}](?:[A-Za-z0-9\u0080-\u{10FFFF}-]*[A-Za-z0-9\u0080-\u{10FFFF}])?$/u;
 const NON_ASCII = /[^\x00-\x7f]/;
+// The common case, plain ASCII, in one test each (no split, no regex per atom or label):
+// a Dot-string, and a Domain of 1-63 octet labels (§4.1.2, §4.5.3.1.2).
+const DOT_STRING = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
+const DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /** RFC 5321 §4.1.2 Domain, or an address literal (§4.1.3). */
 export function isDomainOrLiteral(s: string, utf8 = false): boolean {
   if (s.startsWith('[')) return isAddressLiteral(s);
   if (s.length === 0 || s.length > 255) return false; // §4.5.3.1.2
-  const re = utf8 ? SUBDOMAIN_UTF8 : SUBDOMAIN;
-  const labels = s.split('.');
-  for (const l of labels) if (!re.test(l) || l.length > 63) return false;
+  if (!utf8) return DOMAIN.test(s);
+  for (const l of s.split('.')) if (!SUBDOMAIN_UTF8.test(l) || l.length > 63) return false;
   return true;
 }
 
@@ -64,8 +65,8 @@ function isLocalPart(s: string, utf8: boolean): boolean {
     }
     return true;
   }
-  const re = utf8 ? ATEXT_UTF8 : ATEXT;
-  for (const atom of s.split('.')) if (!re.test(atom)) return false;
+  if (!utf8) return DOT_STRING.test(s);
+  for (const atom of s.split('.')) if (!ATEXT_UTF8.test(atom)) return false;
   return true;
 }
 
@@ -90,7 +91,7 @@ export function parsePathArg(
   arg: string,
   opts: { allowNull: boolean; allowPostmaster: boolean },
 ): ParseResult<{ address: Address; params: string }> {
-  const s = arg.replace(/^ +/, '');
+  const s = arg.charCodeAt(0) === 32 ? arg.replace(/^ +/, '') : arg;
   if (!s.startsWith('<')) return fail('syntax', 'address must be enclosed in <>');
   const close = findPathEnd(s);
   if (close < 0) return fail('syntax', 'missing > after address');
