@@ -75,3 +75,41 @@ describe('DataReader', () => {
     expect(r.size).toBe(5);
   });
 });
+
+// A seeded random differential check against the rule read straight from RFC 5321 §4.1.1.4
+// and §4.5.2 (a line starts at offset 0 or after CRLF; there ".\r\n" ends the body and any
+// other leading dot is dropped), over the octets that matter, whole and cut at random points.
+describe('DataReader against the plain rule', () => {
+  function reference(input: string): { body: string; end: number } {
+    let body = '';
+    for (let i = 0; i < input.length; ) {
+      const lineStart = i === 0 || (input[i - 2] === '\r' && input[i - 1] === '\n');
+      if (lineStart && input[i] === '.') {
+        if (input.startsWith('.\r\n', i)) return { body, end: i + 3 };
+        // "." or ".\r" at the very end may yet be the terminator: withheld until more comes.
+        if (input.length - i <= 2 && '.\r'.startsWith(input.slice(i))) return { body, end: -1 };
+        i++; // the stuffing dot
+        continue;
+      }
+      body += input[i++];
+    }
+    return { body, end: -1 };
+  }
+  let seed = 777;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
+
+  it('3,000 random inputs, whole and cut at random points', () => {
+    for (let n = 0; n < 3000; n++) {
+      let input = n === 0 ? 'a\r\n.\r' : n === 1 ? 'a\r\n.' : '';
+      const len = n < 2 ? 0 : rnd(40);
+      for (let k = 0; k < len; k++) input += '\r\n.ab'[rnd(5)];
+      if (n >= 2 && rnd(2) === 0) input += '\r\n.\r\n';
+      const want = reference(input);
+      const cuts = [...new Set(Array.from({ length: rnd(4) }, () => rnd(input.length + 1)))].sort((a, b) => a - b);
+      for (const got of [run(input), run(input, cuts)]) {
+        expect(got.end, JSON.stringify({ input, cuts })).toBe(want.end);
+        expect(got.body, JSON.stringify({ input, cuts })).toBe(want.body);
+      }
+    }
+  });
+});
