@@ -74,7 +74,8 @@ export interface Connection {
  *  chunk:    reading the octets of one BDAT chunk (RFC 3030), before its reply
  *  storing:  the final dot arrived; the sink is making the message durable
  *  tls:      STARTTLS handshake
- *  closing:  the last reply is written; waiting for the peer's FIN
+ *  closing:  the last reply is written; waiting for the peer's FIN (after a 421), or the
+ *            socket is being destroyed (after the 221 to QUIT on a plain socket)
  *  closed:   the socket is gone
  */
 export type State = 'greeting' | 'ready' | 'busy' | 'data' | 'chunk' | 'storing' | 'tls' | 'closing' | 'closed';
