@@ -47,8 +47,11 @@ export function teaserLine(host: string): string {
   return `220-${host}\r\n`;
 }
 
-const r = (code: number, enhanced: string | undefined, text: string | string[], close?: boolean): Reply =>
-  close ? { code, enhanced, text, close } : { code, enhanced, text };
+// Every reply built here has the same fields in the same order, so the engine's reads of a
+// reply (closes(), respondTo, formatReply) see one object shape, not one per combination.
+const r = (code: number, enhanced: string | undefined, text: string | string[], close = false, outcome?: string, neutral = false): Reply => ({
+  code, enhanced, text, close, outcome, neutral,
+});
 
 /** The catalogue. Functions where the text carries a value. */
 export const replies = {
@@ -64,7 +67,7 @@ export const replies = {
   resetOk: (): Reply => r(250, '2.0.0', 'Reset ok'),
   noop: (): Reply => r(250, '2.0.0', 'Ok'),
   startData: (): Reply => r(354, undefined, 'End data with <CR><LF>.<CR><LF>'),
-  bye: (host: string): Reply => ({ ...r(221, '2.0.0', `${host} closing connection`, true), outcome: 'quit' }),
+  bye: (host: string): Reply => r(221, '2.0.0', `${host} closing connection`, true, 'quit'),
   help: (): Reply => r(214, '2.0.0', ['Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP', 'See RFC 5321']),
   // RFC 5321 §3.5.3: 252 when the server cannot verify but will accept.
   vrfy: (): Reply => r(252, '2.5.2', 'Cannot VRFY user, but will accept message and attempt delivery'),
@@ -88,7 +91,7 @@ export const replies = {
   chunkOk: (octets: number): Reply => r(250, '2.0.0', `Ok: ${octets} octets`),
   /** The chunk's size cannot be read, so where it ends is unknown: nothing after it can be
    *  taken as a command, and the session ends (as Postfix does). */
-  badChunkSize: (): Reply => ({ ...r(501, '5.5.4', 'Syntax: BDAT chunk-size [LAST]', true), outcome: 'bad_bdat' }),
+  badChunkSize: (): Reply => r(501, '5.5.4', 'Syntax: BDAT chunk-size [LAST]', true, 'bad_bdat'),
 
   // ---- AUTH (RFC 4954 §4, §6) ----
   authChallenge: (b64: string): Reply => r(334, undefined, b64),
@@ -100,13 +103,13 @@ export const replies = {
   authUnavailable: (): Reply => r(454, '4.7.0', 'Temporary authentication failure'),
 
   // ---- recipients ----
-  tooManyRcpts: (): Reply => ({ code: 452, enhanced: '4.5.3', text: 'too many recipients', neutral: true }),
+  tooManyRcpts: (): Reply => r(452, '4.5.3', 'too many recipients', false, undefined, true),
 
   // ---- sizes (RFC 1870 §6) ----
   tooBig: (): Reply => r(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
 
   // ---- store ----
-  storeFailed: (): Reply => ({ code: 451, enhanced: '4.3.0', text: 'Requested action aborted: local error in processing', neutral: true }),
+  storeFailed: (): Reply => r(451, '4.3.0', 'Requested action aborted: local error in processing', false, undefined, true),
 
   // ---- session ends ----
   timeout: (host: string): Reply => r(421, '4.4.2', `${host} timeout, closing connection`, true),

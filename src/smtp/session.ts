@@ -129,6 +129,8 @@ const GROUP_END = new Set(['EHLO', 'HELO', 'DATA', 'VRFY', 'EXPN', 'NOOP', 'QUIT
 const AUTH_ONE_TRIP = /^PLAIN +\S/i;
 const HTTP_VERB = /^(GET|POST|HEAD|CONNECT|PUT|OPTIONS|DELETE) /;
 const EIGHT_BIT = /[\x80-\xff]/;
+/** AUTH with an initial response (credentials): masked before the command log sees it. */
+const AUTH_WITH_RESPONSE = /^AUTH +\S+ +\S/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** How long a closing socket may linger for its FIN before it is destroyed. */
 const LINGER_MS = 5000;
@@ -718,7 +720,7 @@ export class Session implements SessionInfo, GreetResume {
     }
     if (this.counts.commands === 1 && HTTP_VERB.test(line)) return this.nonSmtp('http', raw);
     // Credentials never reach the command log: an AUTH initial response is masked.
-    this.hooks.command?.(this, /^AUTH +\S+ +\S/i.test(line) ? line.replace(/^(AUTH +\S+ +).*$/i, '$1*') : line);
+    if (this.hooks.command) this.hooks.command(this, (line.charCodeAt(0) | 32) === 97 && AUTH_WITH_RESPONSE.test(line) ? line.replace(/^(AUTH +\S+ +).*$/i, '$1*') : line);
     if (this.pendingReject) {
       const r = this.pendingReject;
       this.pendingReject = null;
