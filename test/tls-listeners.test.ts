@@ -7,10 +7,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
 import selfsigned from 'selfsigned';
-import { RawClient, greeted } from './helpers/client.js';
+import { RawClient, greeted, sessionWaitsForClientClose } from './helpers/client.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import type { VerdictEvent } from '../src/events.js';
 
@@ -134,6 +134,29 @@ describe('implicit TLS (RFC 8314)', () => {
     tr.close();
     expect(info.response).toMatch(/^250 /);
     expect(srv.messages()[0]!.meta.tls?.protocol).toMatch(/^TLSv1/);
+  });
+
+  // After QUIT a plain socket is closed at once; a TLS session ends with end(), so its
+  // close_notify goes out and the session waits for the client's side (session.ts closeSoon).
+  it('after QUIT the session waits for a half-open TLS client to close its side', async () => {
+    srv = await startServer({ ...tls(), listeners: [{ address: '127.0.0.1', port: 0, tls: 'implicit' }] });
+    const s = srv;
+    let goneAt = 0;
+    s.server.once('disconnect', () => (goneAt = Date.now()));
+    // allowHalfOpen reaches the TLSSocket's own net.Socket; @types/node leaves it out of ConnectionOptions.
+    const opts: ConnectionOptions & { allowHalfOpen: boolean } = { host: '127.0.0.1', port: s.port, rejectUnauthorized: false, servername: 'mx.test', allowHalfOpen: true };
+    const t = tlsConnect(opts);
+    t.on('error', () => {});
+    let text = '';
+    const ended = new Promise<void>((r) => t.once('end', r));
+    t.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (/^220 [^\n]*\r\n$/.test(text)) t.write('HELO a.test\r\n');
+      else if (/\r\n250 [^\n]*\r\n$/.test(text)) t.write('QUIT\r\n');
+    });
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 3000))]);
+    expect(text).toMatch(/\r\n221 2\.0\.0 [^\n]*\r\n$/);
+    expect(await sessionWaitsForClientClose(t, () => goneAt)).toEqual({ heldWhileOpen: true, goneAfterClose: true });
   });
 
   it('a plaintext client on the implicit port is closed; the server carries on', async () => {

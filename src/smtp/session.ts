@@ -852,12 +852,13 @@ export class Session implements SessionInfo, GreetResume {
     }
     // After the 221 to QUIT (RFC 5321 §4.1.1.10: we may close once QUIT is answered) a plain
     // socket is closed at once, as Postfix's smtpd does: the 221 is already in the kernel,
-    // which sends it before the FIN. QUIT ends a pipelined group (RFC 2920 §3.1), so nothing
-    // the client still owes us can turn this close into a reset. Waiting for the client's FIN
-    // instead made every session pay a shutdown() and, from clients that close with the 221
-    // unread (smtp-source does), a read error built with a stack trace: ~30 µs of a
-    // connection's ~230 (bench/RESULTS.md, Round 8). TLS keeps end(), which sends close_notify.
-    if (this.closeReason === 'quit' && this.tls === undefined && this.lines.bytes === 0 && this.sock.writableLength === 0) {
+    // which sends it before the FIN. QUIT ends a pipelined group (RFC 2920 §3.1), so a client
+    // owes us nothing more; one that sends on anyway gets a reset for it, after its 221.
+    // Waiting for the client's FIN instead made every session pay a shutdown() and, from
+    // clients that close with the 221 unread (smtp-source does), a read error built with a
+    // stack trace: ~30 µs of a connection's ~230 (bench/RESULTS.md, Round 8). A 421 still
+    // waits (the client may be mid-send), and TLS keeps end(), which sends close_notify.
+    if (this.closeReason === 'quit' && this.tls === undefined && this.sock.writableLength === 0) {
       this.sock.destroy();
       return;
     }

@@ -133,3 +133,18 @@ export async function greeted(port: number, ehlo = 'client.test', opts: { localA
   if (e.code !== 250) throw new Error(`EHLO ${e.raw}`);
   return c;
 }
+
+/**
+ * A half-open client (allowHalfOpen, its side still open) that has its last reply: the server's
+ * session must still be there `holdMs` later, and gone within 3 s of the client closing its
+ * side. `goneAt()` is when the server reported the session gone (0: not yet).
+ */
+export async function sessionWaitsForClientClose(sock: { end(): unknown; destroy(): unknown }, goneAt: () => number, holdMs = 300): Promise<{ heldWhileOpen: boolean; goneAfterClose: boolean }> {
+  await new Promise((r) => setTimeout(r, holdMs));
+  const heldWhileOpen = goneAt() === 0;
+  const t0 = Date.now();
+  sock.end();
+  for (const end = Date.now() + 3000; goneAt() === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+  sock.destroy();
+  return { heldWhileOpen, goneAfterClose: goneAt() >= t0 };
+}

@@ -37,6 +37,9 @@ const cases: { name: string; input: string; body: string; ended: boolean; rest?:
   { name: '8-bit bytes pass', input: 'caf\xe9\r\n.\r\n', body: 'caf\xe9\r\n', ended: true },
   { name: 'NUL passes', input: 'a\x00b\r\n.\r\n', body: 'a\x00b\r\n', ended: true },
   { name: 'dot inside line is content', input: 'a.b\r\n.c\r\n.\r\n', body: 'a.b\r\nc\r\n', ended: true },
+  // Split after "b": a chunk that ends in CR + text is inside a line, so the "." that opens the
+  // next chunk is content, not a line-start dot (the reader's tail rule).
+  { name: 'lone CR then text at a chunk end, a dot next', input: 'a\rb.\r\nc\r\n.\r\n', body: 'a\rb.\r\nc\r\n', ended: true },
   // A line that starts with CR: the CRLF of an empty line must still count (a message that
   // ends with an empty line, or starts with one, would otherwise never end).
   { name: 'empty line before the end', input: 'a\r\n\r\n.\r\n', body: 'a\r\n\r\n', ended: true },

@@ -3,7 +3,7 @@
 // maximum-size body with the next transaction pipelined behind its dot, in one write, while
 // the store pushes back (the chunk with the dot fills its write buffer: issue 12.2).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient, greeted } from '../helpers/client.js';
+import { RawClient, greeted, sessionWaitsForClientClose } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 let srv: TestServer;
@@ -155,5 +155,30 @@ describe('after QUIT', () => {
     expect(at).not.toBe('timeout');
     expect((at as number) - t0).toBeLessThan(3000);
     sock.destroy();
+  });
+
+  // A 421 is not a QUIT: the client may still be sending, and a close with its data unread
+  // would answer that data with a reset that can take the 421 with it. The session waits
+  // for the client's FIN (or the linger) instead.
+  it('a 421 keeps waiting for a half-open client to close its side', async () => {
+    const s421 = await startServer({ maxSmtpErrors: 1 });
+    try {
+      const { connect } = await import('node:net');
+      let goneAt = 0;
+      s421.server.once('disconnect', () => (goneAt = Date.now()));
+      const sock = connect({ port: s421.port, host: '127.0.0.1', allowHalfOpen: true });
+      sock.on('error', () => {});
+      let text = '';
+      const ended = new Promise<void>((r) => sock.once('end', r));
+      sock.on('data', (d) => {
+        text += d.toString('latin1');
+        if (/^220 [^\n]*\r\n$/.test(text) || /^220 [^\n]*\r\n5\d\d [^\n]*\r\n$/.test(text)) sock.write('BOGUS\r\n');
+      });
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 3000))]);
+      expect(text).toMatch(/\r\n421 [^\n]*\r\n$/);
+      expect(await sessionWaitsForClientClose(sock, () => goneAt)).toEqual({ heldWhileOpen: true, goneAfterClose: true });
+    } finally {
+      await s421.close();
+    }
   });
 });
