@@ -445,7 +445,14 @@ export class PolicySession implements SessionHooks, BannerWait {
     this.policy.svc.gone(s);
   }
 
+  /** The discard sink holds nothing per message: one per session, made at its first DATA. */
+  private discarding: MessageSink | null = null;
+
   private discardSink(): MessageSink {
+    return (this.discarding ??= this.newDiscardSink());
+  }
+
+  private newDiscardSink(): MessageSink {
     const s = this.s;
     const observer = this.policy.svc.observer;
     return {

@@ -22,15 +22,21 @@ function put36(n: number, at: number, width: number): void {
   }
 }
 
+/** The clock part written last (most ids in a busy second share their millisecond). */
+let lastNow = -1;
+
 export function newId(now = Date.now()): string {
   seq = (seq + 1) % 1_679_616; // 36^4
   if (poolPos + 3 > pool.length) {
-    pool = randomBytes(256);
+    pool = randomBytes(3072); // 1,024 ids per refill
     poolPos = 0;
   }
   const r = pool.readUIntBE(poolPos, 3) % 1_679_616;
   poolPos += 3;
-  put36(now, 0, 9);
+  if (now !== lastNow) {
+    put36(now, 0, 9);
+    lastNow = now;
+  }
   put36(seq, 9, 4);
   put36(r, 13, 4);
   return out.toString('latin1', 0, 17);
