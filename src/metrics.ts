@@ -87,16 +87,20 @@ export class Metrics {
       name: 'fakemx_sessions_active', help: 'Open SMTP sessions, per listener.', labelNames: ['listener'], registers,
       collect: () => t.active.each((listener, _b, v) => this.sessionsActive.set({ listener: label(listener) }, v)),
     });
-    this.connections = new Counter({ name: 'fakemx_connections_total', help: 'Accepted TCP connections by listener and outcome (accepted, too_busy, proxy_invalid, tls_failed); refusals inside a session are verdicts.', labelNames: ['listener', 'outcome'], registers,
+    this.connections = new Counter({
+      name: 'fakemx_connections_total', help: 'Accepted TCP connections by listener and outcome (accepted, too_busy, proxy_invalid, tls_failed); refusals inside a session are verdicts.', labelNames: ['listener', 'outcome'], registers,
       collect: () => t.connections.flush((listener, outcome, d) => this.connections.inc({ listener: label(listener), outcome: label(outcome) }, d)),
     });
-    this.verdicts = new Counter({ name: 'fakemx_verdicts_total', help: 'Verdicts recorded, by tag (PREGREET, DNSBL, TEMPFAIL, LIMIT, ...).', labelNames: ['tag'], registers,
+    this.verdicts = new Counter({
+      name: 'fakemx_verdicts_total', help: 'Verdicts recorded, by tag (PREGREET, DNSBL, TEMPFAIL, LIMIT, ...).', labelNames: ['tag'], registers,
       collect: () => t.verdicts.flush((tag, _b, d) => this.verdicts.inc({ tag: label(tag) }, d)),
     });
-    this.messages = new Counter({ name: 'fakemx_messages_total', help: 'Message transactions that reached the end of DATA (or were refused at DATA), by result.', labelNames: ['result'], registers,
+    this.messages = new Counter({
+      name: 'fakemx_messages_total', help: 'Message transactions that reached the end of DATA (or were refused at DATA), by result.', labelNames: ['result'], registers,
       collect: () => t.messages.flush((result, _b, d) => this.messages.inc({ result: label(result) }, d)),
     });
-    this.messageBytes = new Counter({ name: 'fakemx_message_bytes_total', help: 'Octets of message data received (after dot-unstuffing), whatever the result.', registers,
+    this.messageBytes = new Counter({
+      name: 'fakemx_message_bytes_total', help: 'Octets of message data received (after dot-unstuffing), whatever the result.', registers,
       collect: () => {
         if (t.bytes > t.bytesFlushed) this.messageBytes.inc(t.bytes - t.bytesFlushed);
         t.bytesFlushed = t.bytes;
