@@ -57,9 +57,10 @@ export class DataReader {
             this.state = S.LineStart;
             break;
           }
-          // None in the rest: its last octets say where the next chunk starts.
+          // None in the rest: its last octets say where the next chunk starts. (The CRLF test
+          // needs no bound on i: a CR before i followed by an LF would have left Mid already.)
           if (chunk[len - 1] === CR) this.state = S.Cr;
-          else if (len - i >= 2 && chunk[len - 2] === CR && chunk[len - 1] === LF) this.state = S.LineStart;
+          else if (chunk[len - 2] === CR && chunk[len - 1] === LF) this.state = S.LineStart;
           i = len;
           break;
         }

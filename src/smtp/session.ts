@@ -981,14 +981,12 @@ export class Session implements SessionInfo, GreetResume {
       this.respondTo(r);
     };
     if (tooBig || !sink) return done(replies.tooBig());
-    if (this.sinkWait) {
-      this.sinkWait.then(() => sink.end(size)).then((r) => this.guard(() => done(r)), (e) => this.fail(e));
-      return;
-    }
+    const later = (p: Promise<Reply>) => void p.then((x) => this.guard(() => done(x)), (e) => this.fail(e));
+    if (this.sinkWait) return later(this.sinkWait.then(() => sink.end(size)));
     // A sink that answers at once (discard, tempfail) is answered in this turn: no promise
     // hops per message. A throw here reaches the caller's fault boundary, as a rejection would.
     const r = sink.end(size);
-    if (r instanceof Promise) r.then((x) => this.guard(() => done(x)), (e) => this.fail(e));
+    if (r instanceof Promise) later(r);
     else done(r);
   }
 
