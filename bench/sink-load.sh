@@ -9,6 +9,8 @@
 # PIN=1 runs the server on CPU 0 and smtp-source on CPU 1 (taskset), so the client never
 # preempts the server and a CPU profile's self time is the server's own.
 set -u
+# shellcheck source=bench/load-lib.sh
+. "$(dirname "$0")/load-lib.sh"
 WHO=$1; MSGS=${2:-10000}; S=${3:-20}; MODE=${4:--c}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/fakemx-sink-load.XXXX")
@@ -31,13 +33,9 @@ J
   *) echo "usage: $0 fakemx|engine|floor [MSGS] [SESSIONS] [-c|-d]" >&2; exit 2 ;;
 esac
 NPID=$!
-for _ in $(seq 1 150); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+wait_port "$PORT"
 "${CLI[@]}" /usr/sbin/smtp-source -s "$S" "$MODE" -m 1000 -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT" > /dev/null
-stat_() { awk -v f="$1" '{print (f == "u" ? $14 : $14 + $15)}' "/proc/$NPID/stat"; }
-C0=$(stat_ c); U0=$(stat_ u); T0=$(date +%s.%N)
-"${CLI[@]}" /usr/sbin/smtp-source -s "$S" "$MODE" -m "$MSGS" -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT" > /dev/null
-T1=$(date +%s.%N); C1=$(stat_ c); U1=$(stat_ u)
-awk -v w="$WHO" -v s="$S" -v md="$MODE" -v m="$MSGS" -v t0="$T0" -v t1="$T1" -v c0="$C0" -v c1="$C1" -v u0="$U0" -v u1="$U1" -v tck="$(getconf CLK_TCK)" \
-  'BEGIN{printf "%-6s -s %s %s  rate %5.0f msgs/s  cpu %4.0f us/msg (user %4.0f, sys %4.0f)\n", w, s, md, m/(t1-t0), (c1-c0)/tck*1e6/m, (u1-u0)/tck*1e6/m, (c1-c0-u1+u0)/tck*1e6/m}'
+printf '%-6s -s %s %s  ' "$WHO" "$S" "$MODE"
+measure "$NPID" "$MSGS" "${CLI[@]}" /usr/sbin/smtp-source -s "$S" "$MODE" -m "$MSGS" -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT"
 kill -TERM "$NPID"; wait "$NPID" 2>/dev/null
 rm -rf "$W"

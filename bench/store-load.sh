@@ -8,6 +8,8 @@
 #   -d: one connection per session, reused (smtp-source -d); -c: a new connection per message.
 # STORE=false measures the same path without storing (storeData false).
 set -u
+# shellcheck source=bench/load-lib.sh
+. "$(dirname "$0")/load-lib.sh"
 ROOT=$1; FORMAT=$2; MODE=$3; MSGS=${4:-5000}; S=${5:-20}; EXTRA=${6:--d}
 W=$(mktemp -d "${TMPDIR:-/tmp}/fakemx-store-load.XXXX")
 PORT=$((30000 + RANDOM % 20000))
@@ -24,17 +26,14 @@ else
   node "$ROOT/dist/fakemx.cjs" run --config "$W/cfg.json" > "$W/out.log" 2>&1 &
 fi
 LP=$!
-for _ in $(seq 1 150); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+wait_port "$PORT"
 NPID=$LP
 if [ "$MODE" = strace ]; then NPID=$(pgrep -P "$LP" | head -1); else
   /usr/sbin/smtp-source -s "$S" "$EXTRA" -m 500 -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT"; fi
-stat_() { awk -v f="$1" '{print (f == "u" ? $14 : $14 + $15)}' "/proc/$NPID/stat"; }
-C0=$(stat_ c); U0=$(stat_ u); T0=$(date +%s.%N)
-/usr/sbin/smtp-source -s "$S" "$EXTRA" -m "$MSGS" -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT" > /dev/null
-T1=$(date +%s.%N); C1=$(stat_ c); U1=$(stat_ u)
-echo "format=$FORMAT mode=$MODE s=$S $EXTRA msgs=$MSGS load=$(cut -d' ' -f1-3 /proc/loadavg)"
-awk -v m="$MSGS" -v t0="$T0" -v t1="$T1" -v c0="$C0" -v c1="$C1" -v u0="$U0" -v u1="$U1" -v tck="$(getconf CLK_TCK)" \
-  'BEGIN{printf "rate %.0f msgs/s  cpu %.0f us/msg (user %.0f, sys %.0f)  wall %.2fs\n", m/(t1-t0), (c1-c0)/tck*1e6/m, (u1-u0)/tck*1e6/m, (c1-c0-u1+u0)/tck*1e6/m, t1-t0}'
+LOAD="load=$(cut -d' ' -f1-3 /proc/loadavg)"
+RESULT=$(measure "$NPID" "$MSGS" /usr/sbin/smtp-source -s "$S" "$EXTRA" -m "$MSGS" -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT")
+echo "format=$FORMAT mode=$MODE s=$S $EXTRA msgs=$MSGS $LOAD"
+echo "$RESULT"
 kill -TERM "$NPID"; wait "$LP" 2>/dev/null
 [ "$MODE" = strace ] && cat "$W/strace.txt"
 rm -rf "$W"
