@@ -5,19 +5,26 @@
 // Usage: node bench/engine-sink.mjs PORT   (needs dist/: npm run build)
 import net from 'node:net';
 
-const { Session } = await import(new URL('../dist/smtp/session.js', import.meta.url).href);
+const dist = (f) => import(new URL(`../dist/${f}`, import.meta.url).href);
+const { Session } = await dist('smtp/session.js');
+const { sessionConfig } = await dist('server.js');
+const { loadConfig } = await dist('config/load.js');
 const port = Number(process.argv[2]);
 if (!port) {
   console.error('usage: node bench/engine-sink.mjs PORT');
   process.exit(2);
 }
-// The limits of the bench's fakemx sink config (bench/run.mjs), so the engine does the same work.
-const cfg = Object.freeze({
-  listener: 'engine', hostName: 'engine.test', receiveTimeout: 300_000, maxLineLength: 2048, maxPendingInput: 1 << 20,
-  maxDataSize: 52_428_800, dataTimeout: 0, maxSessionTime: 0, maxSmtpErrors: 10_000, maxSmtpNoop: 100, maxSmtpVrfy: 100,
-  maxSmtpRcpt: 1000, maxRcptOvershoot: 0, maxJunkCommands: 100, maxMessages: 1_000_000, advertisePipelining: true,
-  bannerTeaser: false, chunking: true, binaryMime: false,
+// The engine's config as the daemon derives it from the bench's fakemx sink config
+// (bench/run.mjs), so the engine alone does the same work per command as the daemon's engine.
+const loaded = loadConfig({
+  env: {},
+  overrides: {
+    listenAddress: '127.0.0.1', listenPort: port, storeData: false, bannerDelay: 0, errorDelay: 0, doEarlyTalk: false,
+    doTempFail: false, maxSessions: 1000000, maxSessionsPerIp: 1000000, maxMessages: 1000000, maxSmtpErrors: 10000,
+    maxDataSize: 52428800, logLevel: 'warn', receiveTimeout: 300000, accessList: '',
+  },
 });
+const cfg = sessionConfig(loaded.listeners[0], loaded);
 const backend = { newSession: () => ({}) };
 let n = 0;
 const srv = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => {

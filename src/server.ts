@@ -61,7 +61,8 @@ interface Runtime {
   stateKey: string;
 }
 
-function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): SessionConfig {
+/** The engine's view of one listener (exported for bench/engine-sink.mjs, which runs the engine alone). */
+export function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): SessionConfig {
   const p = eff.policy;
   return Object.freeze({
     listener: eff.name,
