@@ -11,6 +11,7 @@ import pino, { type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { mkdirpSync } from '../util/mkdirp.js';
 import type { RollOptions } from './roll-file.js';
+import { jsonSafe } from '../util/escape.js';
 
 /** pino loads a transport in its worker thread by path. */
 const ROLL_FILE = fileURLToPath(new URL('./roll-file.js', import.meta.url));
@@ -28,6 +29,18 @@ function connectionLine(arg: unknown): boolean {
 }
 
 /**
+ * Every line a destination is given, made terminal-safe first (util/escape.ts jsonSafe): JSON
+ * escapes C0 itself but leaves C1, the Unicode line separators and the bidi controls that a
+ * client may put in a HELO, an address or a command raw; here they become \uNNNN escapes, so
+ * `journalctl -f` or `tail -f` never acts on them. One native scan per line.
+ */
+function terminalSafe<T extends { write(line: string): boolean }>(stream: T): T {
+  const write = stream.write.bind(stream);
+  stream.write = (line: string) => write(jsonSafe(line));
+  return stream;
+}
+
+/**
  * stdout through sonic-boom, asynchronously (a slow reader never blocks the event loop).
  * With a flush interval, a connection's info lines are buffered up to LOG_BATCH_BYTES or the
  * interval, whichever comes first; warnings and daemon lines (LISTENING, READY, ...) are written
@@ -35,7 +48,7 @@ function connectionLine(arg: unknown): boolean {
  * destination and the hook that flushes it early (none without an interval).
  */
 function stdoutDestination(flushInterval: number): { dest: pino.DestinationStream & { flush(cb?: (e?: Error) => void): void }; hooks?: pino.LoggerOptions['hooks'] } {
-  const dest = pino.destination({ fd: 1, sync: false, minLength: flushInterval > 0 ? LOG_BATCH_BYTES : 0, maxLength: LOG_MAX_BUFFER_BYTES });
+  const dest = terminalSafe(pino.destination({ fd: 1, sync: false, minLength: flushInterval > 0 ? LOG_BATCH_BYTES : 0, maxLength: LOG_MAX_BUFFER_BYTES }));
   if (flushInterval <= 0) return { dest };
   // dest.flush() does nothing while a write is in flight, and what it left behind stays below
   // minLength: lines that must not wait any longer are flushed again when that write drains.
@@ -101,10 +114,10 @@ export function createLogger(c: Pick<Config, 'logLevel' | 'logPath' | 'logFiles'
   const out = stdoutDestination(c.logFlushInterval);
   const withHooks = out.hooks ? { ...opts, hooks: out.hooks } : opts;
   if (!c.logPath) return pino(withHooks, out.dest);
-  const files = pino.transport({
+  const files = terminalSafe(pino.transport({
     target: ROLL_FILE,
     options: { dir: c.logPath, base: 'fakemx', frequency: c.logFiles.frequency, keep: c.logFiles.keep } satisfies RollOptions,
-  }) as pino.DestinationStream & NodeJS.EventEmitter & { flush(cb: (e?: Error) => void): void };
+  }) as pino.DestinationStream & NodeJS.EventEmitter & { write(line: string): boolean; flush(cb: (e?: Error) => void): void });
   let failed = false;
   files.on('error', (e: unknown) => {
     if (failed) return;

@@ -116,7 +116,8 @@ export class AuthJournal {
     const line = JSON.stringify({ at: at.toISOString(), ...rec }) + '\n';
     this.tail = this.tail
       .then(() => mkdirp(dir))
-      .then(() => appendFile(join(dir, AUTH_JOURNAL), line))
+      // 0640 like the rest of the corpus: it may hold the passwords tried (recordPasswords: plain).
+      .then(() => appendFile(join(dir, AUTH_JOURNAL), line, { mode: 0o640 }))
       .catch(() => {
         this.failures++;
       });

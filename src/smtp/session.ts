@@ -715,12 +715,13 @@ export class Session implements SessionInfo, GreetResume {
       try {
         line = utf8.decode(raw);
       } catch {
+        // Not UTF-8 (bots' binary junk): logged with its bytes escaped, then refused.
+        this.logCommand(escapeBytes(raw));
         return this.command(line, null, '', false);
       }
     }
     if (this.counts.commands === 1 && HTTP_VERB.test(line)) return this.nonSmtp('http', raw);
-    // Credentials never reach the command log: an AUTH initial response is masked.
-    if (this.hooks.command) this.hooks.command(this, (line.charCodeAt(0) | 32) === 97 && AUTH_WITH_RESPONSE.test(line) ? line.replace(/^(AUTH +\S+ +).*$/i, '$1*') : line);
+    this.logCommand(line);
     if (this.pendingReject) {
       const r = this.pendingReject;
       this.pendingReject = null;
@@ -1171,6 +1172,11 @@ export class Session implements SessionInfo, GreetResume {
     }
     // §4: "=" is an initial response of zero length.
     return this.authStep(initial === '=' ? '' : initial);
+  }
+
+  /** The command log: credentials never reach it (an AUTH initial response is masked). */
+  private logCommand(line: string): void {
+    if (this.hooks.command) this.hooks.command(this, (line.charCodeAt(0) | 32) === 97 && AUTH_WITH_RESPONSE.test(line) ? line.replace(/^(AUTH +\S+ +).*$/i, '$1*') : line);
   }
 
   /** A line of an AUTH exchange (never a command; never logged as one). */

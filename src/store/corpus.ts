@@ -19,6 +19,7 @@ import { DayCommit, journalLines, writevAll, type CommitResult } from './journal
 import { DAY_DIR, dayOf, idOfMaildirName, isRecordFile, JOURNAL, MAILDIR_SUBDIRS, maildirName, TEMP_PREFIX, type StoreFormat } from './layout.js';
 import { addArrivals, arrivalOf, buildMetadata, traceInfo, type Arrival, type MessageMetadata, type PolicyFacts } from './metadata.js';
 import { mkdirp } from '../util/mkdirp.js';
+import { HEADER_UNSAFE_G } from '../util/escape.js';
 
 export type { StoreFormat } from './layout.js';
 
@@ -45,7 +46,9 @@ export interface TraceInfo {
 
 /** A value from the client, made safe for a header line: no CR/LF/controls can start a new line. */
 export function headerValue(s: string, max = 998): string {
-  const t = s.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '?').replace(/\t/g, ' ');
+  // Not only C0: U+0085 and U+2028/9 end a line for Unicode-aware readers, and C1 and the bidi
+  // controls act on a terminal showing the corpus (util/escape.ts lists them).
+  const t = s.replace(HEADER_UNSAFE_G, '?').replace(/\t/g, ' ');
   return t.length > max ? t.slice(0, max) : t;
 }
 
@@ -67,7 +70,8 @@ export function traceHeaders(t: TraceInfo, id: string, at: Date): string {
   const forClause = t.rcptTo.length === 1 ? `\r\n\tfor <${headerValue(t.rcptTo[0]!, 256)}>` : '';
   let h = `Received: from ${helo} ([${lit}])\r\n\tby ${t.hostName} (fakemx) with ${proto} id ${id}${forClause};\r\n\t${rfc5322Date(at)}\r\n`;
   h += `X-FakeMX-Session: ${t.sessionId}\r\n`;
-  h += `X-FakeMX-Client: ${t.clientIp}:${t.clientPort}\r\n`;
+  // An IPv6 address in brackets: "2001:db8::1:5555" would itself read as one address.
+  h += `X-FakeMX-Client: ${t.clientIp.includes(':') ? `[${t.clientIp}]` : t.clientIp}:${t.clientPort}\r\n`;
   h += `X-FakeMX-Helo: ${helo}\r\n`;
   h += `X-FakeMX-Mail-From: <${headerValue(t.mailFrom, 256)}>\r\n`;
   for (const r of t.rcptTo) h += `X-FakeMX-Rcpt-To: <${headerValue(r, 256)}>\r\n`;

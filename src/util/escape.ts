@@ -47,5 +47,18 @@ export function escapeText(s: string): string {
  * (inside JSON strings, the only place they can occur).
  */
 export function safeJson(value: unknown, space?: number): string {
-  return JSON.stringify(value, null, space).replace(JSON_G, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+  return jsonSafe(JSON.stringify(value, null, space));
 }
+
+const jsonEscape = (c: string) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+
+/** Serialised JSON (a log line) made terminal-safe the same way; text without them is returned as is. */
+export function jsonSafe(json: string): string {
+  return json.replace(JSON_G, jsonEscape);
+}
+
+/**
+ * Everything above but TAB, as one character class: what a client-supplied value may not carry
+ * into a stored header line (store/corpus.ts), where each becomes "?".
+ */
+export const HEADER_UNSAFE_G = new RegExp(`[\\x00-\\x08\\x0a-\\x1f${BEYOND_C0}]`, 'g');

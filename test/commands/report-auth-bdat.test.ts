@@ -2,7 +2,7 @@
 // journal, so sessions that stored nothing count too) as top user names, attempts per
 // client and mechanisms; the BDAT share of stored messages and their chunks; --since; a torn
 // journal line; an AUTH-only corpus is reported, not "no messages".
-import { appendFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildReport, reportCommand } from '../../src/commands/report.js';
@@ -51,6 +51,12 @@ describe('report: AUTH attempts and BDAT share', () => {
   });
   afterAll(async () => {
     await srv.close();
+  });
+
+  it('the AUTH journal is 0640 like the rest of the corpus (it may hold the passwords tried)', () => {
+    const days = readdirSync(srv.store).filter((n) => /^\d{4}-\d{2}-\d{2}$/.test(n));
+    expect(days.length).toBeGreaterThan(0);
+    for (const day of days) expect(statSync(join(srv.store, day, AUTH_JOURNAL)).mode & 0o777).toBe(0o640);
   });
 
   it('counts attempts, sessions, users, clients and mechanisms from the journal', async () => {

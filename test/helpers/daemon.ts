@@ -31,6 +31,8 @@ export interface Daemon {
   /** The admin HTTP port in use (startListening may have moved it off a taken one). */
   httpPort?: number;
   lines: Record<string, unknown>[];
+  /** stdout as written, before parsing (what a terminal following the journal would show). */
+  stdout: string;
   stderr: string;
   /** Resolve when a log line with this tag (and matching fields) appears. */
   waitFor(tag: string, ms?: number, match?: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
@@ -56,8 +58,10 @@ export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: No
   const waiters: (() => void)[] = [];
   let buf = '';
   let stderr = '';
+  let stdout = '';
   let exitCode: number | null | undefined;
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
     buf += d;
     let nl: number;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -84,6 +88,9 @@ export async function startDaemon(cfg: Record<string, unknown>, opts: { env?: No
     configPath,
     port: 0,
     lines,
+    get stdout() {
+      return stdout;
+    },
     get stderr() {
       return stderr;
     },

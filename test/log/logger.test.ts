@@ -36,6 +36,25 @@ describe('log files', () => {
     expect(d.lines.map((l) => l.tag)).toEqual(expect.arrayContaining(['LISTENING', 'CLOSE']));
   });
 
+  it('client text reaches the log escaped: C1, U+2028/9 and bidi controls as \\u escapes, a non-UTF-8 command with its bytes escaped', async () => {
+    d = await startListening({ bannerDelay: 0, errorDelay: 0, verboseLogging: true });
+    const c = await RawClient.connect(d.port);
+    await c.reply();
+    const sly = 'NOOP a\u0085b\u2028c\u202ed\u009b31m';
+    c.send(Buffer.from(`${sly}\r\n`, 'utf8'));
+    await c.reply(); // refused or not, the command is logged
+    c.send(Buffer.from('FOO \xff\xfe\r\n', 'latin1'));
+    expect((await c.reply()).code).toBe(500);
+    await c.cmd('QUIT');
+    await d.waitFor('CLOSE');
+    const cmds = d.lines.filter((l) => l.tag === 'CMD').map((l) => l.line);
+    // The JSON still parses to what the client sent...
+    expect(cmds).toEqual(['NOOP a\u0085b\u2028c\u202ed\u009b31m', 'FOO \\xff\\xfe', 'QUIT']);
+    // ...but none of those characters is on stdout raw.
+    expect(d.stdout).toContain('NOOP a\\u0085b\\u2028c\\u202ed\\u009b31m');
+    expect(d.stdout).not.toMatch(/[\u0080-\u009f\u2028\u2029\u202a-\u202e]/);
+  });
+
   it.each([
     // A regular file where a directory must be.
     ['a path through a file', (base: string) => (writeFileSync(join(base, 'f'), ''), join(base, 'f', 'logs')), /logPath: cannot create .*\/f\/logs \(ENOTDIR\)/],

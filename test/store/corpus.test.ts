@@ -50,8 +50,26 @@ describe('trace headers', () => {
   ])('protocol %s', (proto, over) => {
     expect(traceHeaders({ ...trace, ...over }, 'I', new Date())).toContain(`with ${proto} id`);
   });
-  it('IPv6 client as IPv6: literal', () => {
-    expect(traceHeaders({ ...trace, clientIp: '2001:db8::1' }, 'I', new Date())).toContain('([IPv6:2001:db8::1])');
+  it('IPv6 client as IPv6: literal; in X-FakeMX-Client in brackets, so the port cannot read as part of the address', () => {
+    const h = traceHeaders({ ...trace, clientIp: '2001:db8::1', clientPort: 5555 }, 'I', new Date());
+    expect(h).toContain('([IPv6:2001:db8::1])');
+    expect(h).toContain('X-FakeMX-Client: [2001:db8::1]:5555\r\n');
+  });
+  // README: client-supplied values have CR, LF and other control characters replaced by "?".
+  it.each([
+    ['C0 and DEL', 'a\x00b\x1bc\x7fd', 'a?b?c?d'],
+    ['NEL (U+0085), a line end to Unicode-aware readers', 'x\u0085y@c', 'x?y@c'],
+    ['LINE and PARAGRAPH SEPARATOR', 'a\u2028b\u2029c', 'a?b?c'],
+    ['C1 CSI (U+009B), a terminal escape', 'a\u009b31mb', 'a?31mb'],
+    ['bidi override (Trojan Source)', 'gro\u202eup', 'gro?up'],
+    ['TAB becomes a space', 'a\tb', 'a b'],
+    ['other scripts stay', 'jürgen@例え.jp', 'jürgen@例え.jp'],
+  ])('header value: %s', (_n, input, out) => {
+    expect(headerValue(input)).toBe(out);
+    const h = traceHeaders({ ...trace, mailFrom: input, rcptTo: [input], helo: input }, 'I', new Date());
+    expect(h).toContain(`X-FakeMX-Mail-From: <${out}>\r\n`);
+    expect(h).toContain(`X-FakeMX-Rcpt-To: <${out}>\r\n`);
+    expect(h).toContain(`X-FakeMX-Helo: ${out}\r\n`);
   });
   it('CR, LF and controls in client values never start a new header line', () => {
     const h = traceHeaders({ ...trace, helo: 'evil\r\nX-Injected: 1\x00\x1b' }, 'I', new Date());
