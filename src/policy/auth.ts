@@ -14,6 +14,7 @@ import type { AuthConfig } from '../config/schema.js';
 import type { AuthAttempt, SessionInfo } from '../smtp/hooks.js';
 import type { Reply } from '../smtp/reply.js';
 import { mkdirp, mkdirpSync } from '../util/mkdirp.js';
+import { safeJson } from '../util/escape.js';
 
 /** Longest user name or authzid kept in a record (a bot may send kilobytes). */
 export const MAX_RECORDED = 256;
@@ -113,7 +114,7 @@ export class AuthJournal {
 
   append(rec: Record<string, unknown>, at = new Date()): void {
     const dir = join(this.root, at.toISOString().slice(0, 10));
-    const line = JSON.stringify({ at: at.toISOString(), ...rec }) + '\n';
+    const line = safeJson({ at: at.toISOString(), ...rec }) + '\n';
     this.tail = this.tail
       .then(() => mkdirp(dir))
       // 0640 like the rest of the corpus: it may hold the passwords tried (recordPasswords: plain).

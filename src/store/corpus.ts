@@ -19,7 +19,7 @@ import { DayCommit, journalLines, writevAll, type CommitResult } from './journal
 import { DAY_DIR, dayOf, idOfMaildirName, isRecordFile, JOURNAL, MAILDIR_SUBDIRS, maildirName, TEMP_PREFIX, type StoreFormat } from './layout.js';
 import { addArrivals, arrivalOf, buildMetadata, traceInfo, type Arrival, type MessageMetadata, type PolicyFacts } from './metadata.js';
 import { mkdirp } from '../util/mkdirp.js';
-import { HEADER_UNSAFE_G } from '../util/escape.js';
+import { HEADER_UNSAFE_G, safeJson } from '../util/escape.js';
 
 export type { StoreFormat } from './layout.js';
 
@@ -334,7 +334,7 @@ export class Corpus {
     for (const [id, m] of records) {
       const path = present.get(id);
       if (!path) continue;
-      const text = JSON.stringify(m) + '\n';
+      const text = safeJson(m) + '\n';
       const json = join(dir, `${id}.json`);
       const size = await stat(json).then((s) => s.size, () => -1);
       if (size !== Buffer.byteLength(text)) {
@@ -480,7 +480,7 @@ export class Corpus {
         const batch = queue.waiting.splice(0);
         const m = addArrivals(JSON.parse(await readFile(e.json, 'utf8')) as MessageMetadata, batch);
         const tmp = join(dirname(e.json), `${TEMP_PREFIX}${e.id}.json`);
-        await writeFile(tmp, JSON.stringify(m) + '\n', { mode: 0o640 });
+        await writeFile(tmp, safeJson(m) + '\n', { mode: 0o640 });
         await rename(tmp, e.json);
         return m;
       });
@@ -673,7 +673,7 @@ export class MessageWriter {
         sizes: { body: this.bodyBytes, headers: this.header.length, file: this.header.length + this.bodyBytes },
         ...(hash !== undefined ? { bodySha256: hash } : {}),
       };
-      const json = JSON.stringify(metadata) + '\n';
+      const json = safeJson(metadata) + '\n';
       const r = await this.groupCommit(fd, json);
       placed = r.placed;
       if (r.err) {
@@ -717,7 +717,7 @@ export class MessageWriter {
   private async duplicate(first: IndexEntry, meta: Omit<MessageMetadata, 'id' | 'file' | 'sizes'>): Promise<StoredMessage> {
     const a = arrivalOf(this.id, meta);
     await stat(first.json);
-    await this.corpus.journalFor(first.day).append(JSON.stringify({ duplicateOf: first.id, arrival: a }) + '\n');
+    await this.corpus.journalFor(first.day).append(safeJson({ duplicateOf: first.id, arrival: a }) + '\n');
     const metadata = await this.corpus.noteArrival(first, a);
     this.corpus.space?.added(first.day, 2 * Buffer.byteLength(JSON.stringify(a)));
     return { id: first.id, path: first.path, metadata, duplicateOf: first.id, arrivalId: this.id };

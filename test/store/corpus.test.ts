@@ -83,6 +83,21 @@ describe('trace headers', () => {
 });
 
 describe('Corpus', () => {
+  it('the record and its journal line keep client text terminal-safe (\\u escapes) and parse to it unchanged', async () => {
+    const root = tmp();
+    const c = new Corpus(root);
+    await c.init();
+    const helo = 'bot\u0085x\u2028y\u202ez\u009b31m';
+    const w = c.begin(trace, new Date('2026-11-22T10:00:00Z'));
+    void w.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+    const stored = await w.commit({ ...meta, client: { ...meta.client, helo } });
+    const raw = readFileSync(stored.path.replace('.eml', '.json'), 'utf8');
+    const journal = readFileSync(join(root, '2026-11-22', '.journal'), 'utf8');
+    for (const text of [raw, journal]) expect(text).not.toMatch(/[\u0080-\u009f\u2028\u2029\u202a-\u202e]/);
+    expect((JSON.parse(raw) as MessageMetadata).client.helo).toBe(helo);
+    expect(journal).toContain(raw);
+  });
+
   it('commits .eml and .json under the day directory, no temporaries left', async () => {
     const root = tmp();
     const c = new Corpus(root);
