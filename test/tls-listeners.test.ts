@@ -13,6 +13,7 @@ import selfsigned from 'selfsigned';
 import { RawClient, greeted, sessionWaitsForClientClose } from './helpers/client.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import type { VerdictEvent } from '../src/events.js';
+import { ConfigError, loadConfig } from '../src/config/load.js';
 
 let certFile = '';
 let keyFile = '';
@@ -44,6 +45,31 @@ function upgrade(c: RawClient): Promise<RawClient> {
     s.once('error', reject);
   });
 }
+
+describe('a tls.* setting that cannot be used is named, not pinned on tls.cert', () => {
+  const junk = () => {
+    const f = join(mkdtempSync(join(tmpdir(), 'fakemx-tls-bad-')), 'junk.pem');
+    writeFileSync(f, 'not a PEM file\n');
+    return f;
+  };
+  it.each([
+    ['tls.ca: no such file', () => ({ ca: '/nonexistent/ca.pem' }), 'tls.ca', /cannot read \/nonexistent\/ca\.pem: ENOENT/],
+    ['tls.ca: not a CA bundle', () => ({ ca: junk() }), 'tls.ca', /cannot use the CA bundle/],
+    ['tls.ciphers: nothing OpenSSL knows', () => ({ ciphers: 'NOPE-NOPE' }), 'tls.ciphers', /cannot use the cipher list: .*no cipher match/],
+    ['tls.key: no such file', () => ({ key: '/nonexistent/key.pem' }), 'tls.key', /cannot read \/nonexistent\/key\.pem: ENOENT/],
+    ['tls.cert: not a certificate', () => ({ cert: junk() }), 'tls.cert', /cannot use the certificate\/key/],
+  ] as const)('%s', (_n, bad, key, reason) => {
+    let e: unknown;
+    try {
+      loadConfig({ env: {}, overrides: { tls: { cert: certFile, key: keyFile, ...bad() } } });
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).key).toBe(key);
+    expect((e as ConfigError).reason).toMatch(reason);
+  });
+});
 
 describe('STARTTLS', () => {
   it('is advertised with a certificate, and not after TLS is up', async () => {

@@ -57,17 +57,49 @@ export function effectiveListeners(config: Config): readonly EffectiveListener[]
   );
 }
 
-/** Certificate and key read once; undefined without a certificate. Throws on unreadable files. */
+/** A tls.* setting that cannot be used, with the key at fault (the loader names it). */
+export class TlsSettingError extends Error {
+  constructor(readonly key: 'tls.cert' | 'tls.key' | 'tls.ca' | 'tls.ciphers', message: string) {
+    super(message);
+  }
+}
+
+function readTlsFile(key: 'tls.cert' | 'tls.key' | 'tls.ca', path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new TlsSettingError(key, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/**
+ * Certificate and key read once; undefined without a certificate. Throws TlsSettingError naming
+ * the setting at fault: each file is read on its own, and the cipher list and the CA bundle are
+ * tried alone before the pair, so OpenSSL's message is never pinned on the wrong key.
+ */
 export function effectiveTls(config: Config): EffectiveTls | undefined {
   if (!config.tls.cert || !config.tls.key) return undefined;
   const options: SecureContextOptions = {
-    cert: readFileSync(config.tls.cert),
-    key: readFileSync(config.tls.key),
-    ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}),
+    cert: readTlsFile('tls.cert', config.tls.cert),
+    key: readTlsFile('tls.key', config.tls.key),
+    ...(config.tls.ca ? { ca: readTlsFile('tls.ca', config.tls.ca) } : {}),
     minVersion: config.tls.minVersion,
     ...(config.tls.ciphers ? { ciphers: config.tls.ciphers } : {}),
   };
-  return Object.freeze({ options, context: createSecureContext(options) });
+  const tryContext = (key: TlsSettingError['key'], what: string, o: SecureContextOptions) => {
+    try {
+      return createSecureContext(o);
+    } catch (e) {
+      throw new TlsSettingError(key, `cannot use the ${what}: ${(e as Error).message}`);
+    }
+  };
+  if (options.ciphers) tryContext('tls.ciphers', 'cipher list', { ciphers: options.ciphers });
+  if (options.ca) {
+    // OpenSSL skips what is not a certificate, so a wrong file would be taken as an empty bundle.
+    if (!(options.ca as Buffer).includes('-----BEGIN CERTIFICATE-----')) throw new TlsSettingError('tls.ca', `cannot use the CA bundle: no PEM certificate in ${config.tls.ca}`);
+    tryContext('tls.ca', 'CA bundle', { ca: options.ca });
+  }
+  return Object.freeze({ options, context: tryContext('tls.cert', 'certificate/key', options) });
 }
 
 /** Every corpus directory a config writes to: one per distinct storePath where storeData is on. */

@@ -4,7 +4,7 @@
 // naming the key, the source and the reason, which the CLI turns into exit 78 (EX_CONFIG).
 // Only FAKEMX_* variables are parsed from strings; a file's values must have the schema's type.
 
-import { effectiveListeners, effectiveTls, type EffectiveListener, type EffectiveTls } from './effective.js';
+import { effectiveListeners, effectiveTls, TlsSettingError, type EffectiveListener, type EffectiveTls } from './effective.js';
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -105,9 +105,12 @@ function typeProblem(leaf: SchemaLeaf, v: unknown): string | null {
 /** Every known key of a JSON layer (file, overrides, profile) against the schema's types; unknown keys are convict's to name. */
 function checkTypes(obj: Record<string, unknown>, where: string, prefix = '', node: SchemaNode = schema, path = ''): void {
   for (const [k, v] of Object.entries(obj)) {
+    const p = path ? `${path}.${k}` : k;
+    // JSON.parse makes "__proto__" an own key, which convict's merge then assigns as the
+    // prototype: silently dropped. Named here like any other key not in the schema.
+    if (k === '__proto__') throw new ConfigError(prefix + p, where, 'unknown key');
     if (!Object.hasOwn(node, k)) continue;
     const n = node[k]!;
-    const p = path ? `${path}.${k}` : k;
     if ('doc' in n && 'default' in n) {
       const problem = typeProblem(n as SchemaLeaf, v);
       if (problem) throw new ConfigError(prefix + p, where, problem);
@@ -439,6 +442,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     try {
       tls = effectiveTls(config);
     } catch (e) {
+      if (e instanceof TlsSettingError) throw new ConfigError(e.key, where(e.key), e.message);
       throw new ConfigError('tls.cert', where('tls.cert'), `cannot use the certificate/key: ${(e as Error).message}`);
     }
   }

@@ -92,6 +92,9 @@ interface Bad {
 const bad: Bad[] = [
   { name: 'unknown top-level key', body: { bannerDelays: 1 }, key: 'bannerDelays', reason: /unknown key/ },
   { name: 'unknown nested key', body: { dns: { timeOut: 1 } }, key: 'dns.timeOut', reason: /unknown key/ },
+  // JSON.parse keeps "__proto__" as a key (a JS literal would set the prototype instead).
+  { name: '__proto__ at the top', body: JSON.parse('{"__proto__": {"storeData": false, "maxSessions": 0}}'), key: '__proto__', reason: /unknown key/ },
+  { name: '__proto__ in a group', body: JSON.parse('{"dns": {"__proto__": {"timeout": 1}}}'), key: 'dns.__proto__', reason: /unknown key/ },
   { name: 'wrong type (string for number)', body: { maxSmtpErrors: 'four' }, key: 'maxSmtpErrors', reason: /integer/ },
   { name: 'wrong type (number for boolean)', body: { storeData: 1 }, key: 'storeData', reason: /boolean/i },
   // A file's value must have the schema's JSON type: convict would read "no" as true.
