@@ -17,6 +17,7 @@ import { addStateCommand } from './commands/state.js';
 import { parseProvider } from './dnsbl/provider.js';
 import { queryName } from './dnsbl/query.js';
 import { escapeText } from './util/escape.js';
+import { parseSince } from './util/since.js';
 import { EX_CONFIG, EX_SOFTWARE, EX_USAGE } from './util/sysexits.js';
 
 // The daemon and the heavier subcommands are imported when they run: every invocation (and
@@ -58,6 +59,16 @@ function providerArgument(value: string, previous: string[] | undefined): string
     throw new InvalidArgumentError(escapeText((e as Error).message));
   }
   return [...(previous ?? []), value];
+}
+
+function topArg(value: string): string {
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > 1000) throw new InvalidArgumentError('must be a whole number from 1 to 1000.');
+  return value;
+}
+
+function sinceArg(value: string): string {
+  if (parseSince(value) === null) throw new InvalidArgumentError('not a date (YYYY-MM-DD or ISO 8601 time).');
+  return value;
 }
 
 const program = new Command();
@@ -149,8 +160,9 @@ program
   .addOption(configOpt())
   .option('-s, --store <dir>', 'corpus directory (default: storePath of the config)')
   .option('-d, --dir <dir>', 'same as --store')
-  .option('--since <date>', 'only messages received at or after this ISO date')
-  .option('--top <n>', 'rows per table', '10')
+  // Checked here as well as in buildReport, so a bad value is a usage error with the help after it.
+  .addOption(new Option('--since <date>', 'only messages received at or after this ISO date').argParser(sinceArg))
+  .addOption(new Option('--top <n>', 'rows per table').default('10').argParser(topArg))
   .option('--json', 'print JSON instead of text')
   .action(async (o: { config?: string; store?: string; dir?: string; since?: string; top: string; json?: boolean }) => {
     const dir = o.store ?? o.dir ?? configOrExit(o.config).config.storePath;

@@ -44,7 +44,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   setNotifyDebug((m) => logger.debug(m, 'systemd notification not delivered'));
   /** The machine's trouble (a taken port, a directory it cannot make), not a bug: 69. */
   const cannotStart = async (e: unknown, cleanup?: () => Promise<unknown>): Promise<number> => {
-    logger.fatal({ tag: 'START_FAILED', err: e instanceof Error ? e.message : String(e) }, 'cannot start');
+    const err = e instanceof Error ? e.message : String(e);
+    logger.fatal({ tag: 'START_FAILED', err }, 'cannot start');
+    // Also where an operator running it by hand looks (stdout may be a pipe to a collector).
+    process.stderr.write(`fakemx: error: cannot start: ${err}\n`);
     await cleanup?.().catch(() => undefined);
     await flush(logger);
     return EX_UNAVAILABLE;

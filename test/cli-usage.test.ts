@@ -23,8 +23,10 @@ describe.concurrent('usage errors exit 64 (EX_USAGE), with the reason on stderr 
     ['dnsbl: bad --rwl entry', ['dnsbl', '192.0.2.1', '--rwl', 'wl.test*x'], /--rwl .* is invalid.*bad weight/],
     ['dnsbl: no lists to ask', ['dnsbl', '192.0.2.1', '--config', 'config/fakemx.json'], /no DNS lists to ask/],
     ['import-appconfig: no file', ['import-appconfig'], /missing required argument 'app.config'/],
-    ['report: bad --top', ['report', '--store', '.', '--top', 'x'], /--top must be/],
-    ['report: bad --since', ['report', '--store', '.', '--since', 'yesterday'], /--since "yesterday" is not a date/],
+    // The reason, then the help (README: every usage error).
+    ['report: bad --top', ['report', '--store', '.', '--top', 'x'], /'--top <n>' argument 'x' is invalid\. must be a whole number from 1 to 1000\.\n\nUsage: fakemx report/],
+    ['report: --top 0', ['report', '--store', '.', '--top', '0'], /'--top <n>' argument '0' is invalid[\s\S]*Usage: fakemx report/],
+    ['report: bad --since', ['report', '--store', '.', '--since', 'yesterday'], /'--since <date>' argument 'yesterday' is invalid\. not a date[\s\S]*Usage: fakemx report/],
     ['report: extra argument', ['report', 'extra'], /too many arguments for 'report'/],
     ['config-doc: extra argument', ['config-doc', 'extra'], /too many arguments for 'config-doc'/],
     ['init: unknown profile', ['init', '--profile', 'relay'], /argument 'relay' is invalid/],

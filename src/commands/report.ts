@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { ipv6Bytes } from '../net/ip.js';
 import { escapeText, safeJson } from '../util/escape.js';
 import { plural } from '../util/plural.js';
+import { parseSince } from '../util/since.js';
 import { EX_NOINPUT, EX_USAGE } from '../util/sysexits.js';
 
 export interface ReportOptions {
@@ -338,12 +339,6 @@ function readMeta(path: string, buf: Buffer): LooseMeta | null {
   return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
 }
 
-/** "2024-05-01" (UTC midnight) or an ISO 8601 time. */
-export function parseSince(s: string): number | null {
-  const t = s.trim();
-  const ms = /^\d{4}-\d{2}-\d{2}$/.test(t) ? Date.parse(`${t}T00:00:00Z`) : /^\d{4}-\d{2}-\d{2}T/.test(t) ? Date.parse(t) : NaN;
-  return Number.isFinite(ms) ? ms : null;
-}
 
 function storeProblem(dir: string, e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;

@@ -1290,7 +1290,7 @@ function helo(extended: boolean): Handler {
     const name = args.trim();
     // §4.1.1.1: HELO/EHLO take exactly one domain or address literal; no control characters
     // (they would reach logs, stored headers and an operator's terminal).
-    if (name === '' || /\s/.test(name)) return replies.syntax(`${extended ? 'EHLO' : 'HELO'} needs a domain`);
+    if (name === '' || /\s/.test(name)) return replies.syntax(`${extended ? 'EHLO' : 'HELO'} ${name === '' ? 'needs a domain' : 'takes one domain'}`);
     if (CONTROL.test(name)) return replies.syntax('control characters in HELO/EHLO');
     // A repeated HELO/EHLO in one TLS layer is junk (the EHLO after STARTTLS is not).
     if (s.helo !== undefined) {
