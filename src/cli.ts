@@ -110,7 +110,7 @@ const checkConfig = program
   .description('validate the config and print the effective values (exit 0, or 78 on error)')
   .addOption(configOpt())
   .option('--changed', 'print only the values that differ from the defaults, as key = JSON lines (postconf -n)')
-  .option('--get <key>', 'print one value by its dotted key (a string as it is, anything else as JSON)')
+  .addOption(new Option('--get <key>', 'print one value by its dotted key (a string as it is, anything else as JSON)').conflicts('changed'))
   .action((o: { config?: string; changed?: boolean; get?: string }) => {
     const loaded = configOrExit(o.config);
     if (o.get !== undefined) {

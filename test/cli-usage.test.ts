@@ -31,6 +31,7 @@ describe.concurrent('usage errors exit 64 (EX_USAGE), with the reason on stderr 
     ['config-doc: extra argument', ['config-doc', 'extra'], /too many arguments for 'config-doc'/],
     ['init: unknown profile', ['init', '--profile', 'relay'], /argument 'relay' is invalid/],
     ['check-config: unknown key', ['check-config', '--get', 'nope'], /unknown key "nope"/],
+    ['check-config: --get and --changed together', ['check-config', '--changed', '--get', 'listenPort'], /option '--get <key>' cannot be used with option '--changed'/],
     ['state: no such action', ['state', 'add', 'nope', '192.0.2.1'], /must be allow, deny or trap/],
     ['state: not an address', ['state', 'list', '--ip', 'nope'], /"nope" is not an IP address or CIDR network/],
     ['state: a network to trap', ['state', 'add', 'trap', '192.0.2.0/24'], /trap takes one address, not a network/],
