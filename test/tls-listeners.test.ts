@@ -85,6 +85,20 @@ describe('STARTTLS', () => {
     t.close();
   });
 
+  it('HELP lists the extension commands the session takes now: STARTTLS, AUTH, BDAT as EHLO offers them', async () => {
+    srv = await startServer({ ...tls(), chunking: true, auth: { enabled: true } });
+    const c = await RawClient.connect(srv.port);
+    await c.reply();
+    await c.cmd('EHLO a.test');
+    // AUTH only after TLS (auth.allowPlaintext is off).
+    expect((await c.cmd('HELP')).lines[0]).toBe('214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP STARTTLS BDAT');
+    await c.cmd('STARTTLS');
+    const t = await upgrade(c);
+    await t.cmd('EHLO a.test');
+    expect((await t.cmd('HELP')).lines[0]).toBe('214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP AUTH BDAT');
+    t.close();
+  });
+
   it('is not advertised without a certificate', async () => {
     srv = await startServer();
     const c = await greeted(srv.port);

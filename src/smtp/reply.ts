@@ -68,7 +68,8 @@ export const replies = {
   noop: (): Reply => r(250, '2.0.0', 'Ok'),
   startData: (): Reply => r(354, undefined, 'End data with <CR><LF>.<CR><LF>'),
   bye: (host: string): Reply => r(221, '2.0.0', `${host} closing connection`, true, 'quit'),
-  help: (): Reply => r(214, '2.0.0', ['Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP', 'See RFC 5321']),
+  /** `offered`: the extension commands this session takes now (STARTTLS, AUTH, BDAT). */
+  help: (offered: readonly string[] = []): Reply => r(214, '2.0.0', [['Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP', ...offered].join(' '), 'See RFC 5321']),
   // RFC 5321 §3.5.3: 252 when the server cannot verify but will accept.
   vrfy: (): Reply => r(252, '2.5.2', 'Cannot VRFY user, but will accept message and attempt delivery'),
   // RFC 5321 §3.5.2/§4.2.2: 502 "Command not implemented" is the standard reply for a command

@@ -1436,7 +1436,10 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
   },
 
   HELP(s) {
-    return s.junk() ?? replies.help();
+    // The commands of the extensions EHLO would list now (no STARTTLS once under TLS, and so on).
+    const ext = extensionsFor(s.options, s.secure);
+    const offered = [['STARTTLS', 'STARTTLS'], ['AUTH', 'AUTH'], ['CHUNKING', 'BDAT']].filter(([k]) => ext.some((e) => e === k || e.startsWith(`${k} `))).map(([, c]) => c!);
+    return s.junk() ?? replies.help(offered);
   },
 
   STARTTLS(s, args) {
