@@ -176,6 +176,18 @@ describe('implicit TLS (RFC 8314)', () => {
     expect(srv.messages()[0]!.meta.tls?.protocol).toMatch(/^TLSv1/);
   });
 
+  it('STARTTLS on the implicit-TLS port is 503 (TLS already active), as after an upgrade', async () => {
+    srv = await startServer({ ...tls(), listeners: [{ address: '127.0.0.1', port: 0, tls: 'implicit' }] });
+    const t = await new Promise<RawClient>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: srv!.port, rejectUnauthorized: false, servername: 'mx.test' }, () => resolve(new RawClient(s)));
+      s.once('error', reject);
+    });
+    expect((await t.reply()).code).toBe(220);
+    await t.cmd('EHLO a.test');
+    expect((await t.cmd('STARTTLS')).raw).toBe('503 5.5.1 Error: TLS already active\r\n');
+    t.close();
+  });
+
   // After QUIT a plain socket is closed at once; a TLS session ends with end(), so its
   // close_notify goes out and the session waits for the client's side (session.ts closeSoon).
   it('after QUIT the session waits for a half-open TLS client to close its side', async () => {

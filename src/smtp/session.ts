@@ -1444,8 +1444,9 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
 
   STARTTLS(s, args) {
     if (args.trim() !== '') return replies.noParams('STARTTLS');
-    if (!s.options.startTls) return replies.notImplemented('STARTTLS');
+    // Under TLS already (after STARTTLS, or on an implicit-TLS port): a sequence error either way.
     if (s.secure) return replies.badSequence('TLS already active');
+    if (!s.options.startTls) return replies.notImplemented('STARTTLS');
     return s.startTls();
   },
 } satisfies Record<string, Handler>));
