@@ -85,6 +85,16 @@ describe('STARTTLS', () => {
     t.close();
   });
 
+  it('STARTTLS inside a mail transaction is 503; after RSET it goes ahead', async () => {
+    srv = await startServer(tls());
+    const c = await greeted(srv.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    expect((await c.cmd('STARTTLS')).raw).toBe('503 5.5.1 Error: MAIL transaction in progress\r\n');
+    await c.cmd('RSET');
+    expect((await c.cmd('STARTTLS')).code).toBe(220);
+    c.close();
+  });
+
   it('HELP lists the extension commands the session takes now: STARTTLS, AUTH, BDAT as EHLO offers them', async () => {
     srv = await startServer({ ...tls(), chunking: true, auth: { enabled: true } });
     const c = await RawClient.connect(srv.port);

@@ -1447,6 +1447,8 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
     // Under TLS already (after STARTTLS, or on an implicit-TLS port): a sequence error either way.
     if (s.secure) return replies.badSequence('TLS already active');
     if (!s.options.startTls) return replies.notImplemented('STARTTLS');
+    // Postfix's answer: the envelope given in clear would be dropped by the upgrade (RFC 3207 §4.2).
+    if (s.mailFrom) return replies.badSequence('MAIL transaction in progress');
     return s.startTls();
   },
 } satisfies Record<string, Handler>));
