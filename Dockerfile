@@ -24,7 +24,9 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
+# `npm run build` also runs scripts/ (the console's assets and the manual page into dist/).
 COPY tsconfig.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 
@@ -38,6 +40,9 @@ ENV UV_THREADPOOL_SIZE=16
 # V8's young generation at most 2 x 4 MiB instead of 2 x 16: 2.2 KiB less RSS per held session at
 # 15,000, no more CPU per message (bench/RESULTS.md, round 5). The same as the systemd units.
 ENV NODE_OPTIONS=--max-semi-space-size=4
+# The state store (greylisting, the client cache, the AUTH salt) on the volume, writable by the
+# fakemx user: the default ./var/state would be under the root-owned /opt/fakemx.
+ENV FAKEMX_STATE_PATH=/var/lib/fakemx/state
 WORKDIR /opt/fakemx
 COPY --from=deps /opt/fakemx/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
@@ -49,7 +54,7 @@ RUN groupadd --system --gid 2525 fakemx \
  && useradd --system --uid 2525 --gid fakemx --home-dir /var/lib/fakemx --shell /usr/sbin/nologin fakemx \
  && ln -s /opt/fakemx/dist/fakemx.cjs /usr/local/bin/fakemx \
  && chmod 0755 /opt/fakemx/dist/fakemx.cjs \
- && mkdir -p /var/lib/fakemx/corpus /var/lib/fakemx/log \
+ && mkdir -p /var/lib/fakemx/corpus /var/lib/fakemx/log /var/lib/fakemx/state \
  && chown -R fakemx:fakemx /var/lib/fakemx
 USER fakemx
 EXPOSE 25 2525

@@ -190,6 +190,20 @@ describe('package', () => {
     expect(readFileSync('LICENSE', 'utf8')).toMatch(/^MIT License\n/);
   });
 
+  // No Docker engine here: the image's build stage is checked against what `npm run build` runs,
+  // and its writable paths against the volume and the non-root user.
+  it('the Dockerfile copies everything `npm run build` reads, and keeps the state store on the volume', () => {
+    const docker = readFileSync('Dockerfile', 'utf8');
+    const build = docker.slice(docker.indexOf(' AS build'), docker.indexOf('# ---- runtime'));
+    const copied = [...build.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { build: string } };
+    const needs = ['tsconfig.json', 'src', ...[...pkg.scripts.build.matchAll(/node (scripts)\//g)].map((m) => m[1]!)];
+    for (const n of needs) expect(copied, `build stage copies ${n}`).toContain(n);
+    expect(docker).toMatch(/^ENV FAKEMX_STATE_PATH=\/var\/lib\/fakemx\/state$/m);
+    expect(docker).toMatch(/mkdir -p [^\n]*\/var\/lib\/fakemx\/state/);
+    expect(docker).toMatch(/^VOLUME \/var\/lib\/fakemx$/m);
+  });
+
   it('the daemon runs with the same V8 heap flags wherever it is shipped (systemd, Docker, npm start; the bench reads the unit)', () => {
     const unit = /^Environment=NODE_OPTIONS=(.+)$/m.exec(readFileSync('systemd/fakemx.service', 'utf8'))?.[1];
     expect(unit).toMatch(/^--max-semi-space-size=\d+$/);
