@@ -222,7 +222,17 @@ export class StateStore {
   async acquireLease(key: string, session: string, max: number): Promise<Lease | null> {
     const lease = { key, id: `${this.node}:${session}` };
     const now = this.now();
-    const ok = await this.call('lease', () => this.backend.acquire(lease, max, now + this.leaseTtl, now));
+    let asked: Promise<boolean> | undefined;
+    let ok: boolean;
+    try {
+      ok = await this.call('lease', () => (asked = this.backend.acquire(lease, max, now + this.leaseTtl, now)));
+    } catch (e) {
+      // Past the deadline the acquire may still run (a stalled Redis runs what was queued when it
+      // wakes, a script cache miss resends it later): a lease nobody holds would count against
+      // the client on every node until it expires. Given back once the acquire has run.
+      asked?.then((got) => (got ? this.backend.release(lease) : undefined)).catch(() => undefined);
+      throw e;
+    }
     if (!ok) return null;
     this.held.set(lease.id, lease);
     this.armRenew();

@@ -134,6 +134,25 @@ describe('redis backend', () => {
     await b.close();
   });
 
+  it('a lease asked while redis-server is stopped (SIGSTOP) past state.timeout leaves no lease once it runs again', async () => {
+    const s = openStateStore(cfg({ timeout: 100, leaseTtl: 60_000 }));
+    await connected(s);
+    // The script cached first, so the stalled acquire is the very command queued (no NOSCRIPT resend).
+    s.releaseLease((await s.acquireLease('lease:192.0.2.78', 'warm', 1))!);
+    redis.pause();
+    let e: unknown;
+    try {
+      e = await s.acquireLease('lease:192.0.2.77', 's1', 2).catch((x: unknown) => x);
+    } finally {
+      redis.resume();
+    }
+    expect(e).toBeInstanceOf(Error);
+    // The acquire queued during the stop runs now; the release sent once it has run removes it.
+    expect(await until(async () => (await s.leaseCount('lease:192.0.2.77').catch(() => -1)) === 0, 3000)).toBe(true);
+    expect(await s.acquireLease('lease:192.0.2.77', 's2', 1)).not.toBeNull();
+    await s.close();
+  });
+
   it('a released lease frees its slot at once, and the set goes with its last member', async () => {
     const c = cfg();
     const s = openStateStore(c);

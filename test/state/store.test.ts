@@ -258,6 +258,31 @@ describe('failure semantics', () => {
     await s.close();
   });
 
+  it('an acquire past the deadline is given back: a stalled Redis that runs it later leaves no lease', async () => {
+    // Redis answers one connection's commands in order: a late acquire runs before the release.
+    class Stalled extends MemoryBackend {
+      private chain: Promise<unknown> = Promise.resolve();
+      override acquire(...a: Parameters<MemoryBackend['acquire']>) {
+        const p = this.chain.then(() => new Promise((r) => setTimeout(r, 80))).then(() => super.acquire(...a));
+        this.chain = p;
+        return p;
+      }
+      override release(l: Parameters<MemoryBackend['release']>[0]) {
+        const p = this.chain.then(() => super.release(l));
+        this.chain = p;
+        return p;
+      }
+    }
+    const b = new Stalled();
+    Object.defineProperty(b, 'kind', { value: 'redis' });
+    const s = new StateStore(b, { timeout: 40, leaseTtl: 60_000 });
+    const e = await s.acquireLease('lease:192.0.2.9', 's1', 2).catch((x: unknown) => x);
+    expect((e as StateError).reason).toBe('timeout');
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await b.leaseCount('lease:192.0.2.9', Date.now())).toBe(0);
+    await s.close();
+  });
+
   it('a closed store rejects at once', async () => {
     const s = memoryStateStore(Date.now);
     await s.close();
