@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { addEntry, addProblem, compileFilter, ENTRY_KINDS, entryView, keyFor, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, keysFor, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import { RedisBackend } from '../state/redis.js';
 import { openStateStore, type StateStore } from '../state/store.js';
 import { kindOf, type StateEntry } from '../state/types.js';
@@ -94,16 +94,32 @@ export async function countsCommand(store: StateStore, f: StateFilter, json: boo
   return 0;
 }
 
-export async function addCommand(store: StateStore, what: AddWhat, target: string, ttl: number | undefined, config: Config, out: Out): Promise<number> {
-  const { key, ttlMs } = await addEntry(store, what, target, ttl, config);
-  out(`added ${key} for ${duration(ttlMs)}`);
+export async function addCommand(store: StateStore, what: AddWhat, target: string, ttl: number | undefined, config: Config, out: Out, err: Out = out): Promise<number> {
+  let added: Awaited<ReturnType<typeof addEntry>>;
+  try {
+    added = await addEntry(store, what, target, ttl, config);
+  } catch (e) {
+    if (!(e instanceof EntryProblem)) throw e;
+    err(`fakemx: error: ${escapeText(e.message)}`);
+    return EX_USAGE;
+  }
+  const { keys: ks, ttlMs, widened } = added;
+  const prefix = `/${target.includes(':') ? config.greylist.ipv6Prefix : config.greylist.ipv4Prefix}`;
+  if (ks.length === 1) out(`added ${ks[0]} for ${duration(ttlMs)}${widened ? ` (greylisting allows whole ${prefix} networks; ${escapeText(target)} is inside it)` : ''}`);
+  else out(`added ${ks.length} entries ${ks[0]} .. ${ks[ks.length - 1]} for ${duration(ttlMs)} (${escapeText(target)} as the ${prefix} networks greylisting looks up)`);
   return 0;
 }
 
-export async function delCommand(store: StateStore, key: string, out: Out): Promise<number> {
-  const had = await store.del(key);
-  out(had ? `deleted ${escapeText(key)}` : `no entry ${escapeText(key)}`);
-  return had ? 0 : 1;
+/** Deletes each key (an allow for a wide network is several); exit 1 when none was there. */
+export async function delCommand(store: StateStore, keyList: readonly string[], out: Out): Promise<number> {
+  let had = 0;
+  for (const key of keyList) {
+    const gone = await store.del(key);
+    if (gone) had++;
+    if (keyList.length === 1) out(gone ? `deleted ${escapeText(key)}` : `no entry ${escapeText(key)}`);
+  }
+  if (keyList.length > 1) out(`deleted ${had} of ${keyList.length} entries ${escapeText(keyList[0]!)} .. ${escapeText(keyList[keyList.length - 1]!)}`);
+  return had > 0 ? 0 : 1;
 }
 
 /** What `fakemx state` needs from cli.ts. */
@@ -133,14 +149,14 @@ async function withStore(h: CliHelpers, file: string | undefined, fn: (store: St
   try {
     store = await openForCli(config);
   } catch (e) {
-    h.err(`fakemx: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
+    h.err(`fakemx: error: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
     process.exitCode = EX_UNAVAILABLE;
     return;
   }
   try {
     process.exitCode = await fn(store, config);
   } catch (e) {
-    h.err(`fakemx: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
+    h.err(`fakemx: error: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
     process.exitCode = EX_UNAVAILABLE;
   } finally {
     await store.close();
@@ -190,7 +206,7 @@ export function addStateCommand(program: Command, h: CliHelpers): void {
         process.exitCode = EX_USAGE;
         return;
       }
-      await withStore(h, o.config, (st, config) => addCommand(st, what, t, o.ttl, config, h.out));
+      await withStore(h, o.config, (st, config) => addCommand(st, what, t, o.ttl, config, h.out, h.err));
     });
   state
     .command('del')
@@ -211,7 +227,15 @@ export function addStateCommand(program: Command, h: CliHelpers): void {
         process.exitCode = EX_USAGE;
         return;
       }
-      await withStore(h, o.config, (st, config) => delCommand(st, what === 'key' ? at : keyFor(what, at, config), h.out));
+      await withStore(h, o.config, async (st, config) => {
+        try {
+          return await delCommand(st, what === 'key' ? [at] : keysFor(what, at, config), h.out);
+        } catch (e) {
+          if (!(e instanceof EntryProblem)) throw e;
+          h.err(`fakemx: error: ${escapeText(e.message)}`);
+          return EX_USAGE;
+        }
+      });
     });
   h.usage(state);
   for (const c of state.commands) h.usage(c);

@@ -328,8 +328,9 @@ export class ConsoleApp {
       // One line per write that reached the store: who (the HTTP client's address) did what to which key.
       const ok = answer.status === 200;
       this.opts.logger.info(
-        { tag: 'CONSOLE_STATE', action, key, ok, status: answer.status, client, ...(typeof answer.body.ttlMs === 'number' ? { ttlMs: answer.body.ttlMs } : {}) },
-        `console: ${action} ${escapeText(key)} from ${client}${ok ? '' : ` failed (${answer.status})`}`,
+        // An allow for a wide network writes several keys: the first, and how many.
+        { tag: 'CONSOLE_STATE', action, key, ...(Array.isArray(answer.body.keys) && answer.body.keys.length > 1 ? { keys: answer.body.keys.length } : {}), ok, status: answer.status, client, ...(typeof answer.body.ttlMs === 'number' ? { ttlMs: answer.body.ttlMs } : {}) },
+        `console: ${action} ${escapeText(key)}${Array.isArray(answer.body.keys) && answer.body.keys.length > 1 ? ` and ${answer.body.keys.length - 1} more` : ''} from ${client}${ok ? '' : ` failed (${answer.status})`}`,
       );
     }
     this.json(req, res, answer.status, answer.body);

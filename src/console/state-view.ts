@@ -2,7 +2,7 @@
 // entries (greylist triplets, allowlisted networks, client cache pass/fail, traps), searched
 // with the `fakemx state` CLI's own filter, and the allow/deny/trap/delete writes the CLI makes.
 
-import { addEntry, addProblem, compileFilter, ENTRY_KINDS, entryView, isEntryKey, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, isEntryKey, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import type { Config } from '../config/schema.js';
 import type { StateStore } from '../state/store.js';
 
@@ -95,9 +95,11 @@ export function parseWrite(body: string): { action: AddWhat; target: string; ttl
 
 export async function addState(store: StateStore, config: Config, w: { action: AddWhat; target: string; ttlMs?: number }): Promise<StateAnswer & { key?: string }> {
   try {
-    const { key, ttlMs } = await addEntry(store, w.action, w.target, w.ttlMs, config, 'console');
-    return { status: 200, body: { key, ttlMs }, key };
+    const { keys: ks, ttlMs, widened } = await addEntry(store, w.action, w.target, w.ttlMs, config, 'console');
+    // key: the first (most adds are one); keys: all an allow for a wide network made.
+    return { status: 200, body: { key: ks[0], keys: ks, ttlMs, widened }, key: ks[0]! };
   } catch (e) {
+    if (e instanceof EntryProblem) return { status: 400, body: { error: e.message } };
     return { status: 503, body: { error: e instanceof Error ? e.message : String(e) } };
   }
 }

@@ -84,6 +84,30 @@ export function ipBytes(ip: string): { family: 4 | 6; bytes: number[] } | null {
   return { family: 6, bytes: v6 };
 }
 
+/** The text of an address from its bytes: dotted IPv4, or IPv6 with the longest run of zero groups compressed (RFC 5952 §4.2). */
+export function ipText(family: 4 | 6, bytes: readonly number[]): string {
+  if (family === 4) return bytes.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    // §4.2.2: a single zero group is not compressed.
+    if (j - i > bestLen && j - i > 1) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  return best < 0 ? groups.join(':') : `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
 export function ipv4ToBig(ip: string): bigint {
   const p = ip.split('.');
   let n = 0n;

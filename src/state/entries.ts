@@ -3,7 +3,7 @@
 // and the allow/deny/trap entries an operator adds.
 
 import type { Config } from '../config/schema.js';
-import { cidrContains, normalizeIp, parseCidr } from '../net/ip.js';
+import { cidrContains, ipBytes, ipText, normalizeIp, parseCidr } from '../net/ip.js';
 import type { StateStore } from './store.js';
 import { clientNetwork, keys, KINDS, kindOf, type Kind, type StateEntry } from './types.js';
 
@@ -84,32 +84,77 @@ export function entryView(e: StateEntry, now: number): { key: string; kind: stri
 
 export type AddWhat = 'allow' | 'deny' | 'trap';
 
-/** The key an allow/deny/trap entry for `target` has (allow: the client network, or the CIDR given). */
-export function keyFor(what: AddWhat, target: string, config: Config): string {
-  if (what === 'allow') {
-    if (target.includes('/')) {
-      const c = parseCidr(target);
-      const addr = target.slice(0, target.indexOf('/'));
-      return keys.white(clientNetwork(addr, c.family === 4 ? c.bits : config.greylist.ipv4Prefix, c.family === 6 ? c.bits : config.greylist.ipv6Prefix));
-    }
-    return keys.white(clientNetwork(target, config.greylist.ipv4Prefix, config.greylist.ipv6Prefix));
+/** The most greylisting networks one `add allow` may stand for (a /12 at the default /24). */
+export const MAX_ALLOW_NETWORKS = 4096;
+
+/** An allow/deny/trap target that is well formed but cannot be taken as given (too wide). */
+export class EntryProblem extends Error {}
+
+/**
+ * The networks an allow for `target` must name. Greylisting looks up exactly one allowlist key
+ * per client, its network at greylist.ipv4Prefix / ipv6Prefix (policy/client-cache.ts), so an
+ * entry for any other prefix would be kept and never read: an address or a narrower network
+ * stands for the one network holding it (`widened`), a wider one for each network inside it,
+ * at most MAX_ALLOW_NETWORKS of them.
+ */
+export function allowNetworks(target: string, config: Config): { nets: string[]; widened: boolean } {
+  const slash = target.indexOf('/');
+  const addr = slash < 0 ? target : target.slice(0, slash);
+  const b = ipBytes(normalizeIp(addr));
+  if (!b) throw new EntryProblem(`"${addr}" is not an IP address`);
+  const total = b.family === 4 ? 32 : 128;
+  const prefix = b.family === 4 ? config.greylist.ipv4Prefix : config.greylist.ipv6Prefix;
+  const bits = slash < 0 ? total : parseCidr(target).bits;
+  const net = (bytes: readonly number[]) => clientNetwork(ipText(b.family, bytes), prefix, prefix);
+  // A bare address stands for its network by definition; only a narrower CIDR is widened.
+  if (bits >= prefix) return { nets: [net(b.bytes)], widened: slash >= 0 && bits > prefix };
+  if (prefix - bits > 12 || 2 ** (prefix - bits) > MAX_ALLOW_NETWORKS) {
+    const key = b.family === 4 ? 'greylist.ipv4Prefix' : 'greylist.ipv6Prefix';
+    throw new EntryProblem(`${target} holds 2^${prefix - bits} networks of /${prefix} (${key}); an allow covers at most ${MAX_ALLOW_NETWORKS}`);
   }
-  return what === 'deny' ? keys.fail(target) : keys.trap(target);
+  // The networks inside: the first address of the target, then one step of a /prefix network each.
+  let first = 0n;
+  for (const x of b.bytes) first = (first << 8n) | BigInt(x);
+  const hostBits = BigInt(total - bits);
+  first = (first >> hostBits) << hostBits;
+  const step = 1n << BigInt(total - prefix);
+  const nets: string[] = [];
+  for (let n = 0n; n < 1n << BigInt(prefix - bits); n++) {
+    let v = first + n * step;
+    const bytes = new Array<number>(total / 8);
+    for (let i = bytes.length - 1; i >= 0; i--, v >>= 8n) bytes[i] = Number(v & 0xffn);
+    nets.push(net(bytes));
+  }
+  return { nets, widened: false };
+}
+
+/** The keys an allow/deny/trap entry for `target` has (allow: the networks greylisting looks up). */
+export function keysFor(what: AddWhat, target: string, config: Config): string[] {
+  if (what === 'allow') return allowNetworks(target, config).nets.map((n) => keys.white(n));
+  return [what === 'deny' ? keys.fail(target) : keys.trap(target)];
 }
 
 /** Writes an allow/deny/trap entry as an operator made it (`via`: who, for the record); the CLI and the console. */
-export async function addEntry(store: StateStore, what: AddWhat, target: string, ttl: number | undefined, config: Config, via = 'manual'): Promise<{ key: string; ttlMs: number }> {
-  const key = keyFor(what, target, config);
+export async function addEntry(store: StateStore, what: AddWhat, target: string, ttl: number | undefined, config: Config, via = 'manual'): Promise<{ keys: string[]; ttlMs: number; widened: boolean }> {
+  const { nets, widened } = what === 'allow' ? allowNetworks(target, config) : { nets: [], widened: false };
+  const ks = what === 'allow' ? nets.map((n) => keys.white(n)) : keysFor(what, target, config);
   const now = Date.now();
-  const subject = subjectOf(key);
-  const value =
-    what === 'allow' ? { net: subject, first: now, last: now, n: 0, via }
-    // test 'manual' is what makes a cached failure drop at connect (policy/client-cache.ts), whoever wrote it.
-    : what === 'deny' ? { test: 'manual', at: now, ...(via === 'manual' ? {} : { via }) }
-    : { ip: subject, rcpt: `(${via})`, at: now, hits: 0 };
   const ms = ttl ?? (what === 'allow' ? config.greylist.whiteExpiry : what === 'deny' ? config.cache.failTtl : config.greylist.trapExpiry);
-  await store.set(key, value, ms);
-  return { key, ttlMs: ms };
+  // In slices: a wide allow is thousands of writes, never thousands of calls in flight at once.
+  for (let i = 0; i < ks.length; i += 256) {
+    await Promise.all(
+      ks.slice(i, i + 256).map((key) => {
+        const subject = subjectOf(key);
+        const value =
+          what === 'allow' ? { net: subject, first: now, last: now, n: 0, via }
+          // test 'manual' is what makes a cached failure drop at connect (policy/client-cache.ts), whoever wrote it.
+          : what === 'deny' ? { test: 'manual', at: now, ...(via === 'manual' ? {} : { via }) }
+          : { ip: subject, rcpt: `(${via})`, at: now, hits: 0 };
+        return store.set(key, value, ms);
+      }),
+    );
+  }
+  return { keys: ks, ttlMs: ms, widened };
 }
 
 /** An IP address or CIDR network as `add`/`del` take it, trimmed; null when it is neither. */

@@ -3,7 +3,7 @@
 // below, so the CLI, the docs and both backends name the same things. Backends: memory (tests,
 // and the local store's fallback when its disk fails), local (LMDB), redis.
 
-import { ipBytes, normalizeIp } from '../net/ip.js';
+import { ipBytes, ipText, normalizeIp } from '../net/ip.js';
 
 export type StateValue = Record<string, unknown>;
 
@@ -57,27 +57,8 @@ export function clientNetwork(ip: string, v4 = 24, v6 = 64): string {
     const keep = Math.max(0, Math.min(8, bits - i * 8));
     return x & (0xff << (8 - keep)) & 0xff;
   });
-  if (b.family === 4) return `${bytes.join('.')}/${bits}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
-  // Compress the longest run of zero groups (RFC 5952), so the key reads like an address.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const text = best < 0 ? groups.join(':') : `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
-  return `${text}/${bits}`;
+  // RFC 5952 text, so the key reads like an address.
+  return `${ipText(b.family, bytes)}/${bits}`;
 }
 
 /** A state call failed or missed its deadline; the policy applies state.onError. */

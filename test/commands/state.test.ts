@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { addCommand, countsCommand, delCommand, listCommand } from '../../src/commands/state.js';
-import { keyFor, matches, subjectOf } from '../../src/state/entries.js';
+import { EntryProblem, keysFor, matches, MAX_ALLOW_NETWORKS, subjectOf } from '../../src/state/entries.js';
 import { greeted } from '../helpers/client.js';
 import { CLI } from '../helpers/daemon.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -30,8 +30,8 @@ function cli(args: string[], config: string): Promise<{ code: number; stdout: st
   });
 }
 
-async function rcpt(port: number, to: string): Promise<number> {
-  const c = await greeted(port);
+async function rcpt(port: number, to: string, from?: string): Promise<number> {
+  const c = await greeted(port, 'client.test', from ? { localAddress: from } : {});
   await c.cmd('MAIL FROM:<sender@example.com>');
   const r = await c.cmd(`RCPT TO:<${to}>`);
   await c.cmd('QUIT');
@@ -75,14 +75,39 @@ describe('fakemx state (local store, daemon running)', () => {
     expect(await rcpt(srv.port, 'bob@example.org')).toBe(451);
     expect(await countsCommand(st, {}, true, out)).toBe(0);
     expect((JSON.parse(take()[0]!) as { kinds: Record<string, { count: number }> }).kinds).toMatchObject({ grey: { count: 1 }, white: { count: 0 }, trap: { count: 1 } });
-    expect(await delCommand(st, keyFor('trap', '127.0.0.1', cfg), out)).toBe(0);
-    expect(await delCommand(st, keyFor('trap', '127.0.0.1', cfg), out)).toBe(1);
+    expect(await delCommand(st, keysFor('trap', '127.0.0.1', cfg), out)).toBe(0);
+    expect(await delCommand(st, keysFor('trap', '127.0.0.1', cfg), out)).toBe(1);
     expect(take()).toEqual(['deleted trap:127.0.0.1', 'no entry trap:127.0.0.1']);
     expect(await addCommand(st, 'allow', '127.0.0.0/24', undefined, cfg, out)).toBe(0);
     expect(await rcpt(srv.port, 'bob@example.org')).toBe(250);
     take();
     await listCommand(st, {}, true, out);
     expect(take().map((l) => (JSON.parse(l) as { kind: string }).kind).sort()).toEqual(['grey', 'white']);
+  });
+
+  // Greylisting reads one allowlist key per client, its /24 (or /64): an allow for any other
+  // prefix is stored as the /24s greylisting looks up, or widened to the one holding it.
+  it('allow for a network wider or narrower than greylisting\'s /24 lets its clients through', async () => {
+    const dir = mkdtempSync(join(root, 'w-'));
+    srv = await startServer({ state: { path: join(dir, 'state') }, greylist: { enabled: true } });
+    const st = srv.server.state!;
+    const cfg = srv.server.config;
+    const lines: string[] = [];
+    const out = (l: string) => lines.push(l);
+    expect(await rcpt(srv.port, 'a@example.org', '127.1.5.5')).toBe(451);
+    expect(await addCommand(st, 'allow', '127.1.0.0/16', undefined, cfg, out)).toBe(0);
+    expect(lines.splice(0)).toEqual(['added 256 entries white:127.1.0.0/24 .. white:127.1.255.0/24 for 36d (127.1.0.0/16 as the /24 networks greylisting looks up)']);
+    expect(await rcpt(srv.port, 'b@example.org', '127.1.5.5')).toBe(250);
+    expect(await rcpt(srv.port, 'c@example.org', '127.1.200.9')).toBe(250);
+    expect(await addCommand(st, 'allow', '127.4.4.0/28', undefined, cfg, out)).toBe(0);
+    expect(lines.splice(0)).toEqual(['added white:127.4.4.0/24 for 36d (greylisting allows whole /24 networks; 127.4.4.0/28 is inside it)']);
+    expect(await rcpt(srv.port, 'd@example.org', '127.4.4.2')).toBe(250);
+    // Too wide: refused with the reason, nothing written.
+    expect(await addCommand(st, 'allow', '10.0.0.0/8', undefined, cfg, out, out)).toBe(64);
+    expect(lines.splice(0)).toEqual([`fakemx: error: 10.0.0.0/8 holds 2^16 networks of /24 (greylist.ipv4Prefix); an allow covers at most ${MAX_ALLOW_NETWORKS}`]);
+    expect(await delCommand(st, keysFor('allow', '127.1.0.0/16', cfg), out)).toBe(0);
+    expect(lines.splice(0)).toEqual(['deleted 256 of 256 entries white:127.1.0.0/24 .. white:127.1.255.0/24']);
+    expect(await rcpt(srv.port, 'e@example.org', '127.1.5.5')).toBe(451);
   });
 
   it('usage errors exit 64, an unreachable Redis 69 (its password not shown)', async () => {
@@ -117,11 +142,23 @@ describe('state CLI pieces', () => {
     expect(matches(e('trap:192.0.2.1'), { grep: 'TRAP@' })).toBe(true);
     expect(matches(e('trap:192.0.2.1'), { kind: 'fail' })).toBe(false);
   });
-  it('keys for allow (network), deny and trap (address)', () => {
-    expect(keyFor('allow', '192.0.2.9', cfg)).toBe('white:192.0.2.0/24');
-    expect(keyFor('allow', '198.51.100.0/22', cfg)).toBe('white:198.51.100.0/22');
-    expect(keyFor('allow', '2001:db8:1:2:3::1', cfg)).toBe('white:2001:db8:1:2::/64');
-    expect(keyFor('deny', '192.0.2.9', cfg)).toBe('fail:192.0.2.9');
-    expect(keyFor('trap', '::ffff:192.0.2.9', cfg)).toBe('trap:192.0.2.9');
+  it.each([
+    ['an address: its /24', 'allow', '192.0.2.9', ['white:192.0.2.0/24']],
+    ['a /24 as is', 'allow', '192.0.2.0/24', ['white:192.0.2.0/24']],
+    ['a /28: the /24 holding it', 'allow', '127.4.4.0/28', ['white:127.4.4.0/24']],
+    ['a /22: its four /24s', 'allow', '198.51.100.0/22', ['white:198.51.100.0/24', 'white:198.51.101.0/24', 'white:198.51.102.0/24', 'white:198.51.103.0/24']],
+    ['a /23 given by an inner address', 'allow', '127.5.1.7/23', ['white:127.5.0.0/24', 'white:127.5.1.0/24']],
+    ['an IPv6 address: its /64', 'allow', '2001:db8:1:2:3::1', ['white:2001:db8:1:2::/64']],
+    ['an IPv6 /62: its four /64s', 'allow', '2001:db8::/62', ['white:2001:db8::/64', 'white:2001:db8:0:1::/64', 'white:2001:db8:0:2::/64', 'white:2001:db8:0:3::/64']],
+    ['deny: the address', 'deny', '192.0.2.9', ['fail:192.0.2.9']],
+    ['trap: a mapped address as IPv4', 'trap', '::ffff:192.0.2.9', ['trap:192.0.2.9']],
+  ] as const)('keys: %s', (_n, what, target, want) => {
+    expect(keysFor(what, target, cfg)).toEqual(want);
+  });
+  it('keys: a /12 is the most an allow covers (4,096 /24s); a /11 is refused', () => {
+    const ks = keysFor('allow', '10.0.0.0/12', cfg);
+    expect([ks.length, ks[0], ks[ks.length - 1]]).toEqual([MAX_ALLOW_NETWORKS, 'white:10.0.0.0/24', 'white:10.15.255.0/24']);
+    expect(() => keysFor('allow', '10.0.0.0/11', cfg)).toThrow(EntryProblem);
+    expect(() => keysFor('allow', '2001:db8::/48', cfg)).toThrow(/2\^16 networks of \/64 \(greylist.ipv6Prefix\)/);
   });
 });

@@ -193,11 +193,15 @@ describe.each(Object.keys(backends))('State API over the %s backend', (name) => 
     expect(JSON.parse(allow.body)).toMatchObject({ key: 'white:198.51.100.0/24' });
     expect((await s.get('white:198.51.100.0/24'))?.value).toMatchObject({ via: 'console' });
     const deny = await post({ action: 'deny', target: '198.51.100.1', ttlMs: 60_000 });
-    expect(JSON.parse(deny.body)).toEqual({ key: 'fail:198.51.100.1', ttlMs: 60_000 });
+    expect(JSON.parse(deny.body)).toEqual({ key: 'fail:198.51.100.1', keys: ['fail:198.51.100.1'], ttlMs: 60_000, widened: false });
     // 'manual' is what makes a cached failure drop at connect.
     expect((await s.get('fail:198.51.100.1'))?.value).toMatchObject({ test: 'manual', via: 'console' });
     expect((await post({ action: 'trap', target: '198.51.100.2' })).status).toBe(200);
     expect((await post({ action: 'deny', target: '198.51.100.0/24' })).status).toBe(400);
+    // An allow for a wider network: the /24s greylisting looks up; too wide is 400.
+    expect(JSON.parse((await post({ action: 'allow', target: '203.0.113.0/23' })).body)).toMatchObject({ keys: ['white:203.0.112.0/24', 'white:203.0.113.0/24'], widened: false });
+    const wide = await post({ action: 'allow', target: '10.0.0.0/8' });
+    expect([wide.status, (JSON.parse(wide.body) as { error: string }).error]).toEqual([400, '10.0.0.0/8 holds 2^16 networks of /24 (greylist.ipv4Prefix); an allow covers at most 4096']);
     expect((await post({ action: 'allow', target: 'example.com' })).status).toBe(400);
     expect((await post({ action: 'allow', target: '192.0.2.1', ttlMs: 5 })).status).toBe(400);
     expect((await call(`${base}/api/state`, 'POST', W, '{not json')).status).toBe(400);
@@ -215,10 +219,12 @@ describe.each(Object.keys(backends))('State API over the %s backend', (name) => 
       ['allow', 'white:198.51.100.0/24', true],
       ['deny', 'fail:198.51.100.1', true],
       ['trap', 'trap:198.51.100.2', true],
+      ['allow', 'white:203.0.112.0/24', true],
       ['delete', made[0], true],
       ['delete', made[0], false],
     ]);
     expect(logged.every((l) => l.client === '127.0.0.1')).toBe(true);
+    expect(logged.find((l) => l.key === 'white:203.0.112.0/24')?.keys).toBe(2);
   });
 
   it('an endless upload to the write API is answered 413 at the limit, not after its end', async () => {

@@ -407,7 +407,8 @@
       const f = ev.target;
       try {
         const r = await sendJson('POST', '/api/state', { action: f.elements.action.value, target: f.elements.target.value });
-        $('writeResult').textContent = 'added ' + r.key + ' for ' + fmt.dur(r.ttlMs);
+        const what = r.keys && r.keys.length > 1 ? r.keys.length + ' entries ' + r.keys[0] + ' .. ' + r.keys[r.keys.length - 1] : r.key;
+        $('writeResult').textContent = 'added ' + what + ' for ' + fmt.dur(r.ttlMs) + (r.widened ? ' (the whole network greylisting looks up)' : '');
         setTimeout(reload, 300);
       } catch (e) {
         $('writeResult').textContent = String(e.message || e);
