@@ -81,8 +81,10 @@ export async function refreshAllowlisted(store: StateStore, cfg: GreylistConfig,
  * greylisted on many recipients is not an error-counting client (no tarpit, no maxSmtpErrors).
  */
 export function greylistedReply(retryInMs: number): Reply {
-  const min = Math.max(1, Math.ceil(retryInMs / 60_000));
-  return { code: 451, enhanced: '4.7.1', text: `Greylisted, please try again in ${min} minute${min === 1 ? '' : 's'}`, neutral: true };
+  // In seconds under a minute (a short greylist.passtime), else whole minutes, rounded up.
+  const sec = Math.max(1, Math.ceil(retryInMs / 1000));
+  const [n, unit] = sec < 60 ? [sec, 'second'] : [Math.ceil(sec / 60), 'minute'];
+  return { code: 451, enhanced: '4.7.1', text: `Greylisted, please try again in ${n} ${unit}${n === 1 ? '' : 's'}`, neutral: true };
 }
 
 /** state.onError "tempfail": the check could not be made (our problem, so neutral). */
@@ -96,8 +98,11 @@ const matches = (set: ReadonlySet<string>, addr: string): boolean => {
   return set.has(a) || set.has(a.slice(a.lastIndexOf('@')));
 };
 
-/** Whether the allowList exempts this sender/recipient pair. */
+const POSTMASTER = /^postmaster(@|$)/i;
+
+/** Whether this sender/recipient pair is not greylisted: mail to postmaster (RFC 5321 §4.5.1), or the allowList says so. */
 export function greylistExempt(allow: GreylistAllow | null, from: string, rcpt: string): boolean {
+  if (POSTMASTER.test(rcpt)) return true;
   if (!allow) return false;
   return matches(allow.from, from) || matches(allow.to, rcpt);
 }

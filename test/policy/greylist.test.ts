@@ -88,7 +88,10 @@ describe('greylisting (spamd semantics)', () => {
 
   it('the reply is 451 4.7.1, names greylisting and the wait, and is neutral (not a client error)', () => {
     expect(greylistedReply(25 * MIN)).toEqual({ code: 451, enhanced: '4.7.1', text: 'Greylisted, please try again in 25 minutes', neutral: true });
-    expect(greylistedReply(1).text).toBe('Greylisted, please try again in 1 minute');
+    expect(greylistedReply(1).text).toBe('Greylisted, please try again in 1 second');
+    expect(greylistedReply(3000).text).toBe('Greylisted, please try again in 3 seconds');
+    expect(greylistedReply(59_001).text).toBe('Greylisted, please try again in 1 minute');
+    expect(greylistedReply(61_000).text).toBe('Greylisted, please try again in 2 minutes');
   });
 
   it('the null sender is a triplet like any other', async () => {
@@ -149,6 +152,11 @@ describe('greylist allowList file', () => {
     expect(greylistExempt(a, 'boss@example.com', 'x@y')).toBe(true);
     expect(greylistExempt(a, '', 'x@y')).toBe(false);
     expect(greylistExempt(null, 'boss@example.com', 'x@y')).toBe(false);
+  });
+
+  it('mail to postmaster is never greylisted (RFC 5321 §4.5.1), with or without an allowList', () => {
+    for (const to of ['postmaster', 'Postmaster@example.com', 'POSTMASTER@x.test']) expect(greylistExempt(null, 'a@b', to)).toBe(true);
+    for (const to of ['postmaster2@example.com', 'not-postmaster@example.com', 'x@postmaster.example']) expect(greylistExempt(null, 'a@b', to)).toBe(false);
   });
 
   it('a malformed line names the file and line', () => {
