@@ -53,6 +53,12 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
 export const COOKIE = 'fakemx_console';
 /** A live snapshot is computed at most this often, whatever the number of pages polling. */
 const LIVE_CACHE_MS = 1_000;
+/** A YYYY-MM-DD that names a real day (not 2026-13-01 or 2026-02-30). */
+function isCalendarDay(day: string): boolean {
+  const t = Date.parse(`${day}T00:00:00Z`);
+  return Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === day;
+}
+
 /** The Caught tables are recomputed at most this often. */
 const CAUGHT_CACHE_MS = 5_000;
 /**
@@ -219,7 +225,8 @@ export class ConsoleApp {
   private authorized(req: IncomingMessage, token: string): boolean {
     if (!token) return true;
     const auth = req.headers.authorization;
-    if (auth?.startsWith('Bearer ') && same(auth.slice(7).trim(), token)) return true;
+    // RFC 7235 §2.1: the scheme name is case-insensitive ("bearer" is as good as "Bearer").
+    if (auth !== undefined && /^bearer /i.test(auth) && same(auth.slice(7).trim(), token)) return true;
     const c = cookies(req).get(COOKIE);
     return c !== undefined && same(c, cookieValue(token));
   }
@@ -388,7 +395,10 @@ export class ConsoleApp {
         const v = q.get(k)?.trim();
         if (v) query[k] = v.slice(0, 256);
       }
-      if (query.day && !DAY_DIR.test(query.day)) return this.json(req, res, 400, { error: 'day must be YYYY-MM-DD' });
+      // A real calendar day too: 2026-13-01 has the shape and no directory could ever match it.
+      if (query.day && (!DAY_DIR.test(query.day) || !isCalendarDay(query.day))) {
+        return this.json(req, res, 400, { error: 'day must be a date, YYYY-MM-DD' });
+      }
       for (const k of ['offset', 'limit'] as const) {
         const v = q.get(k);
         if (v === null || v === '') continue;

@@ -402,6 +402,8 @@ describe('HTTP', () => {
     expect(view).toMatchObject({ subject: '<b>bold</b>', text: 'body of h1\n' });
     expect((await get(base + '/api/corpus/message?id=../../etc/passwd')).status).toBe(404);
     expect((await get(base + '/api/corpus?day=yesterday')).status).toBe(400);
+    // The shape of a day is not enough: no such month, no such day of February.
+    for (const day of ['2026-13-01', '2026-02-30', '2026-00-10']) expect((await get(base + `/api/corpus?day=${day}`)).status).toBe(400);
     expect((await get(base + '/api/corpus?client=1.2.3.4/77')).status).toBe(400);
     expect((await get(base + '/api/nothing')).status).toBe(404);
     expect((await get(base + '/api/corpus', {}, 'POST', 'x')).status).toBe(403);
@@ -434,6 +436,10 @@ describe('HTTP', () => {
     expect(JSON.parse(denied.body)).toEqual({ error: 'token required (Authorization: Bearer <http.token>)' });
     expect((await get(base + '/console/corpus')).headers.location).toBe('/console/login');
     expect((await get(base + '/api/live', { authorization: 'Bearer tok' })).status).toBe(200);
+    // RFC 7235 §2.1: the scheme is case-insensitive.
+    expect((await get(base + '/api/live', { authorization: 'bearer tok' })).status).toBe(200);
+    expect((await get(base + '/api/live', { authorization: 'BEARER tok' })).status).toBe(200);
+    expect((await get(base + '/api/live', { authorization: 'Basic tok' })).status).toBe(401);
     expect((await get(base + '/api/live', { host: 'evil.example', authorization: 'Bearer tok' })).status).toBe(200);
     expect((await get(base + '/console/login')).body).toContain('name="token"');
     const bad = await get(base + '/console/login', { 'content-type': 'application/x-www-form-urlencoded' }, 'POST', 'token=nope');
