@@ -34,7 +34,10 @@ describe.concurrent('usage errors exit 64 (EX_USAGE), with the reason on stderr 
     ['check-config: --get and --changed together', ['check-config', '--changed', '--get', 'listenPort'], /option '--get <key>' cannot be used with option '--changed'/],
     ['state: no such action', ['state', 'add', 'nope', '192.0.2.1'], /must be allow, deny or trap/],
     ['state: not an address', ['state', 'list', '--ip', 'nope'], /"nope" is not an IP address or CIDR network/],
-    ['state: a network to trap', ['state', 'add', 'trap', '192.0.2.0/24'], /trap takes one address, not a network/],
+    ['state: a network to trap', ['state', 'add', 'trap', '192.0.2.0/24'], /trap takes one address, not a network\n\nUsage: fakemx state add/],
+    ['state: a network to deny', ['state', 'add', 'deny', '203.0.113.0/24'], /deny takes one address, not a network\n\nUsage: fakemx state add/],
+    ['state: del of no such kind', ['state', 'del', 'nope', '192.0.2.1'], /<what> must be allow, deny, trap or key\n\nUsage: fakemx state del/],
+    ['state: del of not an address', ['state', 'del', 'allow', 'zzz'], /"zzz" is not an IP address or CIDR network\n\nUsage: fakemx state del/],
   ];
   it.each(cases)('%s', async (_n, args, reason) => {
     const r = await run(args);

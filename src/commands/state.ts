@@ -199,13 +199,10 @@ export function addStateCommand(program: Command, h: CliHelpers): void {
     .argument('<ip-or-cidr>', 'client address (allow: or network)', target)
     .addOption(h.configOption())
     .option('--ttl <ms>', 'lifetime in milliseconds (default: greylist.whiteExpiry, cache.failTtl, greylist.trapExpiry)', ms)
-    .action(async (what: AddWhat, t: string, o: { config?: string; ttl?: number }) => {
+    .action(async (what: AddWhat, t: string, o: { config?: string; ttl?: number }, cmd: Command) => {
+      // A usage error like commander's own: the reason, then the help (exit 64).
       const problem = addProblem(what, t);
-      if (problem) {
-        h.err(`fakemx: error: ${problem}`);
-        process.exitCode = EX_USAGE;
-        return;
-      }
+      if (problem) cmd.error(`error: ${problem}`, { exitCode: EX_USAGE, code: 'fakemx.badTarget' });
       await withStore(h, o.config, (st, config) => addCommand(st, what, t, o.ttl, config, h.out, h.err));
     });
   state
@@ -214,19 +211,11 @@ export function addStateCommand(program: Command, h: CliHelpers): void {
     .argument('<what>', 'allow, deny, trap or key')
     .argument('<target>', 'address, network, or (key) the full key as list prints it')
     .addOption(h.configOption())
-    .action(async (what: string, t: string, o: { config?: string }) => {
-      if (what !== 'key' && what !== 'allow' && what !== 'deny' && what !== 'trap') {
-        h.err('fakemx: error: <what> must be allow, deny, trap or key');
-        process.exitCode = EX_USAGE;
-        return;
-      }
+    .action(async (what: string, t: string, o: { config?: string }, cmd: Command) => {
+      if (what !== 'key' && what !== 'allow' && what !== 'deny' && what !== 'trap') cmd.error('error: <what> must be allow, deny, trap or key', { exitCode: EX_USAGE, code: 'fakemx.badWhat' });
       // The same reading of an address or network as `add` (trimmed, checked once).
       const at = what === 'key' ? t : targetOf(t);
-      if (at === null) {
-        h.err(`fakemx: error: "${escapeText(t)}" is not an IP address or CIDR network`);
-        process.exitCode = EX_USAGE;
-        return;
-      }
+      if (at === null) cmd.error(`error: "${escapeText(t)}" is not an IP address or CIDR network`, { exitCode: EX_USAGE, code: 'fakemx.badTarget' });
       await withStore(h, o.config, async (st, config) => {
         try {
           return await delCommand(st, what === 'key' ? [at] : keysFor(what, at, config), h.out);
