@@ -119,6 +119,8 @@ export class Webhook {
   private running = 0;
   private stopped = false;
   private droppedSinceLog = 0;
+  /** Deliveries the stop cut short (in flight or waiting for a retry): logged with the queue's. */
+  private abandoned = 0;
   private lastDropLog = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -184,12 +186,14 @@ export class Webhook {
     this.stopped = true;
     const left = this.queue.clear();
     this.stopper.abort();
-    if (left > 0) {
-      this.count('dropped', left);
-      this.logger.warn({ tag: 'WEBHOOK_DROPPED', dropped: left, reason: 'shutdown' }, 'webhook queue dropped at shutdown');
-    }
     // In-flight deliveries see the abort at once; wait for them to unwind (bounded: they only await aborted work).
     await this.idle();
+    // One line for all that is given up: still queued, and in flight or waiting for a retry.
+    const dropped = left + this.abandoned;
+    if (dropped > 0) {
+      this.count('dropped', dropped);
+      this.logger.warn({ tag: 'WEBHOOK_DROPPED', dropped, queued: left, inFlight: this.abandoned, reason: 'shutdown' }, 'webhook deliveries dropped at shutdown');
+    }
   }
 
   private pump(): void {
@@ -215,7 +219,7 @@ export class Webhook {
   private async deliver(job: Job): Promise<void> {
     const id = job.metadata.id;
     for (;;) {
-      if (this.stopped) return;
+      if (this.stopped) return void this.abandoned++;
       const s = this.settings;
       const err = await this.attempt(job, s);
       if (!err) {
@@ -223,7 +227,7 @@ export class Webhook {
         this.logger.debug({ tag: 'WEBHOOK', id, attempt: job.attempt }, 'webhook delivered');
         return;
       }
-      if (this.stopped) return;
+      if (this.stopped) return void this.abandoned++;
       if (!err.retry || job.attempt >= s.maxRetries) {
         this.count('failed');
         this.logger.warn({ tag: 'WEBHOOK_FAILED', id, url: safeUrl(s.url), attempts: job.attempt + 1, reason: err.reason }, 'webhook delivery failed');

@@ -78,11 +78,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-function hook(s: WebhookConfig, opts: { concurrency?: number } = {}) {
+function hook(s: WebhookConfig, opts: { concurrency?: number; backoffBaseMs?: number; backoffMaxMs?: number } = {}) {
   const counts: Record<WebhookResult, number> = { success: 0, retry: 0, failed: 0, dropped: 0 };
-  const w = new Webhook(s, silentLogger(), { backoffBaseMs: 10, backoffMaxMs: 50, random: () => 1, count: (r, n = 1) => (counts[r] += n), ...opts });
+  const warned: Record<string, unknown>[] = [];
+  const logger = Object.assign(silentLogger(), { warn: (o: Record<string, unknown>) => void warned.push(o) });
+  const w = new Webhook(s, logger, { backoffBaseMs: 10, backoffMaxMs: 50, random: () => 1, count: (r, n = 1) => (counts[r] += n), ...opts });
   cleanups.push(() => w.stop());
-  return { w, counts };
+  return { w, counts, warned };
 }
 
 /** idle() with a bound, so a bug fails the test instead of hanging it. */
@@ -187,10 +189,22 @@ describe('webhook queue', () => {
     expect(counts.dropped).toBe(2);
     expect(w.pending).toBe(3);
     await w.stop();
-    // stop() drops what still waits (counted) and aborts the request in flight.
-    expect(counts.dropped).toBe(4);
+    // stop() drops what still waits and aborts the request in flight, all counted.
+    expect(counts.dropped).toBe(5);
     expect(w.pending).toBe(0);
     expect(w.enqueue({ metadata: meta('late'), path: null })).toBe(false);
+  });
+
+  it('stop() says what it gives up in one line: queued, and in flight or waiting for a retry', async () => {
+    const down = `http://127.0.0.1:${await deadPort()}/hook`;
+    // Long backoff: both deliveries are waiting for their retry when the stop comes.
+    const { w, counts, warned } = hook(settings(down, { maxRetries: 5 }), { concurrency: 2, backoffBaseMs: 60_000, backoffMaxMs: 60_000 });
+    for (const id of ['a', 'b', 'c']) w.enqueue({ metadata: meta(id), path: null });
+    const end = Date.now() + 5000;
+    while (counts.retry < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    await w.stop();
+    expect(warned.filter((o) => o.tag === 'WEBHOOK_DROPPED')).toEqual([{ tag: 'WEBHOOK_DROPPED', dropped: 3, queued: 1, inFlight: 2, reason: 'shutdown' }]);
+    expect(counts.dropped).toBe(3);
   });
 
   it('stop(grace) lets queued deliveries finish first', async () => {
