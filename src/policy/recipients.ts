@@ -10,6 +10,11 @@ export const relayDenied = (): Reply => ({ code: 550, enhanced: '5.7.1', text: '
 /** The mailbox is not one of localMailboxes. */
 export const unknownUser = (): Reply => ({ code: 550, enhanced: '5.1.1', text: 'unknown user' });
 
+/** <postmaster> or postmaster@any domain: mail the client's side must be able to send (§4.5.1). */
+export function isPostmaster(to: Address): boolean {
+  return to.local.toLowerCase() === 'postmaster';
+}
+
 export function checkRecipient(
   to: Address,
   domains: ReadonlySet<string> | null,
@@ -18,7 +23,7 @@ export function checkRecipient(
   if (to.domain === '') return undefined; // bare <postmaster>: the parser admits nothing else
   const domain = to.domain.toLowerCase();
   if (domains && !domains.has(domain)) return relayDenied();
-  if (mailboxes && to.local.toLowerCase() !== 'postmaster' && !mailboxes.has(`${to.local.toLowerCase()}@${domain}`)) {
+  if (mailboxes && !isPostmaster(to) && !mailboxes.has(`${to.local.toLowerCase()}@${domain}`)) {
     return unknownUser();
   }
   return undefined;

@@ -22,7 +22,7 @@ import { isTrapAddress, trapClient, trappedReply } from './greytrap.js';
 import { earlyTalkVerdict } from './early-talker.js';
 import { perIpLimit } from './limits.js';
 import type { BannerWait, Policy } from './index.js';
-import { checkRecipient } from './recipients.js';
+import { checkRecipient, isPostmaster } from './recipients.js';
 import { tarpitShape } from './tarpit.js';
 import { tempfailPoint, tempfailReply } from './tempfail.js';
 
@@ -368,7 +368,9 @@ export class PolicySession implements SessionHooks, BannerWait {
   }
 
   rcpt(s: SessionInfo, to: Address): Reply | undefined | Promise<Reply | undefined> {
-    if (this.rcptReject) return this.rcptReject;
+    // An enforced verdict (DNS list, early talk) refuses every recipient but postmaster: a
+    // sender listed by mistake can still reach this site's admin (RFC 5321 §4.5.1).
+    if (this.rcptReject && !isPostmaster(to)) return this.rcptReject;
     const { cfg, svc } = this.policy;
     const r = checkRecipient(to, svc.domains, svc.mailboxes);
     if (r || this.permitted || !svc.state) return r;

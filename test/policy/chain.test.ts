@@ -79,6 +79,14 @@ describe('earlyTalkVerdict', () => {
     expect(v.rcptReject?.code).toBe(rcpt);
     expect(v.details).toMatchObject({ afterMs: 210, sample: 'EHLO x\\r\\n', action });
   });
+  it('under enforce every RCPT is refused but postmaster (RFC 5321 §4.5.1)', () => {
+    const s = session();
+    const hooks = new Policy(policy({ earlyTalkAction: 'enforce' }), services()).newSession(s);
+    hooks.earlyTalk(s, ev);
+    const to = (address: string) => ({ address, local: address.split('@')[0]!, domain: address.split('@')[1] ?? '', utf8: false });
+    expect((hooks.rcpt(s, to('user@example.com')) as Reply | undefined)?.code).toBe(550);
+    for (const pm of ['postmaster', 'PostMaster@example.com']) expect(hooks.rcpt(s, to(pm))).toBeUndefined();
+  });
   it('pipelining names the command it did not wait for', () => {
     expect(earlyTalkVerdict({ kind: 'pipelining', afterMs: 5, sample: Buffer.from('RCPT'), after: 'MAIL' }, 'drop')).toMatchObject({ tag: 'PIPELINING', details: { after: 'MAIL' } });
   });
