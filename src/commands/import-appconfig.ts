@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { leaves, type SchemaLeaf } from '../config/schema.js';
 import { EX_CANTCREAT, EX_DATAERR, EX_NOINPUT } from '../util/sysexits.js';
+import { parseProvider } from '../dnsbl/provider.js';
 
 type Kind = 'host' | 'ip' | 'port' | 'int' | 'bool' | 'list' | 'dir' | 'file';
 
@@ -55,8 +56,15 @@ function windowsPath(p: string): boolean {
 }
 
 /** A DNS zone name as the loader accepts it (postscreen-style entries without filter or weight). */
+/** A plain zone (FakeSMTP has no weights or filters) that the config loader takes: its own parser decides. */
 function zoneOk(z: string): boolean {
-  return /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\.?$/.test(z) && z.length <= 253;
+  if (/[=*]/.test(z) || !z.includes('.')) return false;
+  try {
+    parseProvider(z);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 interface Add {

@@ -121,6 +121,9 @@ describe('value formats', () => {
     { name: '<clear/> forgets earlier', adds: add('MaxSessions', '9') + '<clear/>' + add('MaxMessages', '3'), config: { maxMessages: 3 } },
     { name: 'character references decoded', adds: add('HostName', 'mx&#46;example&#x2e;com'), config: { hostName: 'mx.example.com' } },
     { name: 'no double decoding', adds: add('RBLproviders', 'a.example,&amp;#46;'), config: { rblProviders: ['a.example'] }, warn: /entry "&#46;" is not a DNS zone name/ },
+    // The loader's own zone rule decides: what it would refuse is dropped here, with a warning.
+    { name: 'zone with a leading hyphen', adds: add('RBLproviders', 'a.example,-bad.example.com'), config: { rblProviders: ['a.example'] }, warn: /entry "-bad\.example\.com" is not a DNS zone name/ },
+    { name: 'zone with a 64-character label', adds: add('RBLproviders', `a.example,${'a'.repeat(64)}.example.com`), config: { rblProviders: ['a.example'] }, warn: /is not a DNS zone name/ },
     { name: '<add> without key', adds: '<add value="1"/>', config: {}, warn: /without a key/ },
   ];
   it.each(cases)('$name', ({ adds, config, warn }) => {
