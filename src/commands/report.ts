@@ -36,7 +36,14 @@ export interface Row {
 export interface CorpusReport {
   store: string;
   since: string | null;
+  /**
+   * Messages delivered (each got its 250): the stored ones and, with store.dedupe, the later
+   * arrivals of a stored body recorded in its metadata. The per-day, HELO, sender, network,
+   * TLS and verdict tables count the same deliveries (an arrival's verdict: DUPLICATE).
+   */
   messages: number;
+  /** Metadata records read: messages stored on disk (bytes, sizes and the BDAT share are theirs). */
+  stored: number;
   /** .json files that could not be read or parsed (or were too big to be metadata). */
   invalidFiles: number;
   bytes: number;
@@ -144,13 +151,23 @@ interface LooseMeta {
   dns?: { zones?: unknown } | null;
   tempfailed?: unknown;
   id?: unknown;
-  duplicates?: { count?: unknown } | null;
+  duplicates?: { count?: unknown; arrivals?: unknown } | null;
   transfer?: unknown;
   chunks?: unknown;
 }
 
+/** A recorded duplicate arrival (loosely typed: it comes from disk). */
+interface LooseArrival {
+  receivedAt?: unknown;
+  session?: unknown;
+  client?: { ip?: unknown; helo?: unknown };
+  envelope?: { mailFrom?: unknown };
+  tls?: unknown;
+}
+
 class Aggregate {
   messages = 0;
+  stored = 0;
   invalid = 0;
   bytes = 0;
   first: string | null = null;
@@ -203,19 +220,12 @@ class Aggregate {
       this.invalid++;
       return;
     }
+    const arrivals = m.duplicates && Array.isArray(m.duplicates.arrivals) ? (m.duplicates.arrivals as LooseArrival[]) : [];
+    // Its later arrivals count as deliveries of their own, from their own clients.
+    for (const a of arrivals) if (a && typeof a === 'object') this.addArrival(a, sinceMs);
     if (sinceMs !== null && ms < sinceMs) return;
-    this.messages++;
-    const iso = new Date(ms).toISOString();
-    if (this.first === null || iso < this.first) this.first = iso;
-    if (this.last === null || iso > this.last) this.last = iso;
-    const day = iso.slice(0, 10);
-    let d = this.days.get(day);
-    if (!d) this.days.set(day, (d = { messages: 0, sessions: new Set() }));
-    d.messages++;
-    if (typeof m.session === 'string') {
-      if (d.sessions.size < SESSIONS_PER_DAY_CAP) d.sessions.add(m.session);
-      else if (!d.sessions.has(m.session)) this.sessionsApprox = true;
-    }
+    this.stored++;
+    this.delivery(ms, m.session);
     const size = typeof m.sizes?.file === 'number' ? m.sizes.file : 0;
     this.bytes += size;
     this.minSize = Math.min(this.minSize, size);
@@ -240,22 +250,57 @@ class Aggregate {
     if (m.dns && Array.isArray(m.dns.zones)) {
       for (const z of m.dns.zones as { zone?: unknown; matched?: unknown }[]) if (z && z.matched === true && typeof z.zone === 'string') this.zones.add(z.zone);
     }
-    const helo = m.client?.helo;
-    this.helo.add(typeof helo === 'string' && helo !== '' ? helo.toLowerCase() : '(none)');
-    this.domains.add(senderDomain(m.envelope?.mailFrom));
-    this.networks.add(typeof m.client?.ip === 'string' ? clientNetwork(m.client.ip) : '(unknown)');
-    if (m.tls && typeof m.tls === 'object') {
-      this.tlsMessages++;
-      this.protocols.add(typeof m.tls.protocol === 'string' ? m.tls.protocol : '(unknown)');
+    this.client(m.client, m.envelope);
+    if (m.tls && typeof m.tls === 'object') this.tls(m.tls.protocol);
+  }
+
+  /** A duplicate arrival: a delivery whose body is stored under the first message. */
+  private addArrival(a: LooseArrival, sinceMs: number | null): void {
+    const ms = typeof a.receivedAt === 'string' ? Date.parse(a.receivedAt) : NaN;
+    if (!Number.isFinite(ms) || (sinceMs !== null && ms < sinceMs)) return;
+    this.delivery(ms, a.session);
+    this.verdicts.add('DUPLICATE');
+    this.client(a.client, a.envelope);
+    // The record keeps the arrival's TLS protocol as a string, or null in clear.
+    if (typeof a.tls === 'string') this.tls(a.tls);
+  }
+
+  /** One delivered message: the totals, its day and its session. */
+  private delivery(ms: number, session: unknown): void {
+    this.messages++;
+    const iso = new Date(ms).toISOString();
+    if (this.first === null || iso < this.first) this.first = iso;
+    if (this.last === null || iso > this.last) this.last = iso;
+    const day = iso.slice(0, 10);
+    let d = this.days.get(day);
+    if (!d) this.days.set(day, (d = { messages: 0, sessions: new Set() }));
+    d.messages++;
+    if (typeof session === 'string') {
+      if (d.sessions.size < SESSIONS_PER_DAY_CAP) d.sessions.add(session);
+      else if (!d.sessions.has(session)) this.sessionsApprox = true;
     }
+  }
+
+  private client(c: LooseMeta['client'], env: LooseMeta['envelope']): void {
+    const helo = c?.helo;
+    this.helo.add(typeof helo === 'string' && helo !== '' ? helo.toLowerCase() : '(none)');
+    this.domains.add(senderDomain(env?.mailFrom));
+    this.networks.add(typeof c?.ip === 'string' ? clientNetwork(c.ip) : '(unknown)');
+  }
+
+  private tls(protocol: unknown): void {
+    this.tlsMessages++;
+    this.protocols.add(typeof protocol === 'string' ? protocol : '(unknown)');
   }
 
   result(store: string, since: string | null, top: number): CorpusReport {
     const n = this.messages;
+    const stored = this.stored;
     return {
       store,
       since,
       messages: n,
+      stored,
       invalidFiles: this.invalid,
       bytes: this.bytes,
       first: this.first,
@@ -271,13 +316,13 @@ class Aggregate {
       senderDomains: this.domains.top(top),
       networks: this.networks.top(top),
       sizes: {
-        min: n ? this.minSize : 0,
+        min: stored ? this.minSize : 0,
         max: this.maxSize,
-        mean: n ? Math.round(this.bytes / n) : 0,
+        mean: stored ? Math.round(this.bytes / stored) : 0,
         buckets: SIZE_BUCKETS.map(([, label], i) => ({ key: label, messages: this.buckets[i]! })),
       },
       tls: { messages: this.tlsMessages, share: n ? this.tlsMessages / n : 0, protocols: this.protocols.top(top) },
-      transfer: { bdat: this.bdat, share: n ? this.bdat / n : 0, chunks: this.chunks },
+      transfer: { bdat: this.bdat, share: stored ? this.bdat / stored : 0, chunks: this.chunks },
       auth: {
         attempts: this.authAttempts,
         sessions: this.authSessions.size,
@@ -462,7 +507,7 @@ export function formatReport(r: CorpusReport): string {
   const parts: string[] = [];
   parts.push(
     `Corpus ${escapeText(r.store)}${r.since ? ` since ${r.since}` : ''}\n` +
-      `${plural(n, 'message')}, ${bytes(r.bytes)}, ${r.first} .. ${r.last}` +
+      `${plural(n, 'message')}${r.stored !== n ? ` (${r.stored} stored, ${n - r.stored} duplicate ${n - r.stored === 1 ? 'arrival' : 'arrivals'} folded into them)` : ''}, ${bytes(r.bytes)}, ${r.first} .. ${r.last}` +
       (r.invalidFiles ? `; ${plural(r.invalidFiles, 'unreadable metadata file')} skipped` : '') +
       '\n',
   );
@@ -482,9 +527,10 @@ export function formatReport(r: CorpusReport): string {
   parts.push(table('Top HELO names', ['helo', 'messages', 'share'], rows(r.helo)));
   parts.push(table('Top sender domains', ['domain', 'messages', 'share'], rows(r.senderDomains)));
   parts.push(table('Top client networks', ['network', 'messages', 'share'], rows(r.networks)));
-  parts.push(table(`Sizes (min ${bytes(r.sizes.min)}, mean ${bytes(r.sizes.mean)}, max ${bytes(r.sizes.max)})`, ['size', 'messages', 'share'], rows(r.sizes.buckets)));
+  const storedRows = (list: Row[]) => list.map((x) => [x.key, x.messages, pct(x.messages, r.stored)]);
+  parts.push(table(`Sizes of the stored files (min ${bytes(r.sizes.min)}, mean ${bytes(r.sizes.mean)}, max ${bytes(r.sizes.max)})`, ['size', 'messages', 'share'], storedRows(r.sizes.buckets)));
   parts.push(table(`TLS: ${plural(r.tls.messages, 'message')} (${pct(r.tls.messages, n)})`, ['protocol', 'messages', 'share'], rows(r.tls.protocols)));
-  parts.push(`BDAT (CHUNKING): ${plural(r.transfer.bdat, 'message')} (${pct(r.transfer.bdat, n)}), ${plural(r.transfer.chunks, 'chunk')}; DATA: ${n - r.transfer.bdat}\n`);
+  parts.push(`BDAT (CHUNKING): ${plural(r.transfer.bdat, 'stored message')} (${pct(r.transfer.bdat, r.stored)}), ${plural(r.transfer.chunks, 'chunk')}; DATA: ${r.stored - r.transfer.bdat}\n`);
   if (r.auth.attempts > 0) {
     const a = r.auth.attempts;
     const arows = (list: Row[]) => list.map((x) => [x.key, x.messages, pct(x.messages, a)]);

@@ -87,7 +87,7 @@ describe('report: AUTH attempts and BDAT share', () => {
     appendFileSync(join(srv.store, day, AUTH_JOURNAL), '{"at":"2020-');
     let text = '';
     expect(await reportCommand({ dir: srv.store }, (s) => (text += s))).toBe(0);
-    expect(text).toMatch(/BDAT \(CHUNKING\): 1 message \(50\.0%\), 3 chunks; DATA: 1/);
+    expect(text).toMatch(/BDAT \(CHUNKING\): 1 stored message \(50\.0%\), 3 chunks; DATA: 1/);
     expect(text).toMatch(/AUTH attempts: 5 in 3 sessions, 0 under TLS/);
     expect(text).toMatch(/Top AUTH user names\nuser +attempts +share\n[- ]+\nadmin +3 +60\.0%\n/);
     expect(text).toMatch(/AUTH attempts per client\nclient +attempts +share\n[- ]+\n127\.0\.0\.1 +5 +100\.0%/);

@@ -196,10 +196,18 @@ describe('store.dedupe', () => {
     expect(after.duplicates?.arrivals.map((a) => a.client.helo)).toEqual(['two.example', 'three.example']);
     expect(readdirSync(day).filter((f) => f.endsWith('.eml'))).toHaveLength(2);
 
+    // Each arrival was a delivery of its own (a 250 to its own client): counted in the tables.
     const r = await buildReport({ dir: srv.store });
-    expect(r.messages).toBe(2);
+    expect([r.messages, r.stored]).toEqual([4, 2]);
     expect(r.duplicates).toEqual({ messages: 1, arrivals: 2, top: [{ key: first.id, messages: 2 }] });
-    expect(formatReport(r)).toContain('Duplicates (store.dedupe): 1 stored body arrived again 2 times');
+    expect(r.helo.map((x) => [x.key, x.messages]).sort()).toEqual([['one.example', 1], ['three.example', 1], ['two.example', 2]]);
+    expect(r.senderDomains.map((x) => [x.key, x.messages])).toEqual([['spam.example', 4]]);
+    // The two arrivals, and `other`, stored later in the session whose verdicts list the first DUPLICATE.
+    expect(r.verdicts.find((x) => x.key === 'DUPLICATE')?.messages).toBe(3);
+    expect(r.days).toEqual([{ day: today(), messages: 4, sessions: 3 }]);
+    const text = formatReport(r);
+    expect(text).toContain('4 messages (2 stored, 2 duplicate arrivals folded into them)');
+    expect(text).toContain('Duplicates (store.dedupe): 1 stored body arrived again 2 times');
   });
 
   it('concurrent identical bodies: exactly one stored, every other recorded (maildir)', async () => {
