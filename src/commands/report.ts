@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { AUTH_JOURNAL } from '../policy/auth.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
-import { ipv6Bytes } from '../net/ip.js';
+import { ipText, ipv6Bytes } from '../net/ip.js';
 import { escapeText, safeJson } from '../util/escape.js';
 import { plural } from '../util/plural.js';
 import { parseSince } from '../util/since.js';
@@ -59,8 +59,10 @@ export interface CorpusReport {
    * not counted in `messages` above), and the bodies that came back most (by message id).
    */
   duplicates: { messages: number; arrivals: number; top: Row[] };
-  /** Messages whose client was listed by each DNS list zone. */
+  /** Messages whose client was listed by each block list (rblProviders) zone. */
   dnsblZones: Row[];
+  /** Messages whose client was listed by each allow list (rwlProviders) zone. */
+  dnswlZones: Row[];
   helo: Row[];
   senderDomains: Row[];
   /** Client networks: IPv4 /24, IPv6 /48. */
@@ -126,9 +128,11 @@ export class TopCounter {
 /** "192.0.2.0/24" or "2001:db8:1::/48"; "(unknown)" for anything else. */
 export function clientNetwork(ip: string): string {
   if (isIPv4(ip)) return ip.split('.').slice(0, 3).join('.') + '.0/24';
-  // The first three groups; an embedded dotted quad (::ffff:a.b.c.d) is the last 32 bits anyway.
+  // The first three groups, written as RFC 5952 text (2001:db8:1::/48, ::/48); an embedded
+  // dotted quad (::ffff:a.b.c.d) is the last 32 bits anyway.
   const b = isIPv6(ip) ? ipv6Bytes(ip) : null;
-  if (b) return `${[0, 2, 4].map((i) => ((b[i]! << 8) | b[i + 1]!).toString(16)).join(':')}::/48`;
+  if (b && b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b.slice(12, 15).join('.')}.0/24`;
+  if (b) return `${ipText(6, b.map((x, i) => (i < 6 ? x : 0)))}/48`;
   return '(unknown)';
 }
 
@@ -182,6 +186,7 @@ class Aggregate {
   readonly days = new Map<string, { messages: number; sessions: Set<string> }>();
   readonly verdicts = new TopCounter(1000);
   readonly zones = new TopCounter(1000);
+  readonly allowZones = new TopCounter(1000);
   readonly helo = new TopCounter();
   readonly domains = new TopCounter();
   readonly networks = new TopCounter();
@@ -248,7 +253,11 @@ class Aggregate {
       if (typeof m.chunks === 'number' && Number.isInteger(m.chunks) && m.chunks > 0) this.chunks += m.chunks;
     }
     if (m.dns && Array.isArray(m.dns.zones)) {
-      for (const z of m.dns.zones as { zone?: unknown; matched?: unknown }[]) if (z && z.matched === true && typeof z.zone === 'string') this.zones.add(z.zone);
+      for (const z of m.dns.zones as { zone?: unknown; matched?: unknown; allow?: unknown; weight?: unknown }[]) {
+        if (!z || z.matched !== true || typeof z.zone !== 'string') continue;
+        // Allow lists apart (older records have no flag: a negative weight says the same).
+        (z.allow === true || (typeof z.weight === 'number' && z.weight < 0) ? this.allowZones : this.zones).add(z.zone);
+      }
     }
     this.client(m.client, m.envelope);
     if (m.tls && typeof m.tls === 'object') this.tls(m.tls.protocol);
@@ -312,6 +321,7 @@ class Aggregate {
       tempfailed: this.tempfailed,
       duplicates: { messages: this.dupMessages, arrivals: this.dupArrivals, top: this.dups.top(top) },
       dnsblZones: this.zones.top(top),
+      dnswlZones: this.allowZones.top(top),
       helo: this.helo.top(top),
       senderDomains: this.domains.top(top),
       networks: this.networks.top(top),
@@ -523,7 +533,8 @@ export function formatReport(r: CorpusReport): string {
       ),
     );
   }
-  parts.push(table('DNS list zones that listed the client', ['zone', 'messages', 'share'], rows(r.dnsblZones)));
+  parts.push(table('DNS block lists that listed the client', ['zone', 'messages', 'share'], rows(r.dnsblZones)));
+  if (r.dnswlZones.length > 0) parts.push(table('DNS allow lists that listed the client', ['zone', 'messages', 'share'], rows(r.dnswlZones)));
   parts.push(table('Top HELO names', ['helo', 'messages', 'share'], rows(r.helo)));
   parts.push(table('Top sender domains', ['domain', 'messages', 'share'], rows(r.senderDomains)));
   parts.push(table('Top client networks', ['network', 'messages', 'share'], rows(r.networks)));

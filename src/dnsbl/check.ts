@@ -82,7 +82,7 @@ export class DnsblCheck implements DnsCheck {
       if (l.error) return { ...base, matched: false, error: l.error };
       return { ...base, matched: l.answers.some((a) => matchFilter(p.filter, a)), ...(o.ttl !== null ? { ttl: o.ttl } : {}) };
     };
-    const wl = rwl.map(result);
+    const wl = rwl.map((p): DnsZoneResult => ({ ...result(p), allow: true }));
     const bl = rbl.map(result);
     const all = [...wl, ...bl];
     const listedZones = [...new Set(all.filter((z) => z.matched).map((z) => z.zone))];

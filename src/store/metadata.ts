@@ -25,6 +25,8 @@ export interface DnsZoneResult {
   ms?: number;
   /** Seconds the answer was good for (RFC 2308 §5 negative TTL when not listed); absent on errors and in older records. */
   ttl?: number;
+  /** An allow list (rwlProviders): its listing vouches for the client. Absent for block lists and in older records. */
+  allow?: true;
 }
 
 export interface DnsListResult {

@@ -35,7 +35,18 @@ function record(m: Msg) {
     sizes: { body: m.size, headers: 0, file: m.size },
     timings: { sessionOpenedAt: m.at, dataStartedAt: m.at, dataEndedAt: m.at, dataMs: 1 },
     verdicts: (m.verdicts ?? []).map((tag, i) => ({ tag, atMs: i })),
-    dns: m.listedBy ? { score: 1, listed: true, allowed: false, zones: [...m.listedBy.map((zone) => ({ zone, answers: ['127.0.0.2'], matched: true, weight: 1 })), { zone: 'clean.example', answers: [], matched: false, weight: 1 }] } : null,
+    dns: m.listedBy
+      ? {
+          score: 1, listed: true, allowed: false,
+          zones: [
+            ...m.listedBy.map((zone) => ({ zone, answers: ['127.0.0.2'], matched: true, weight: 1 })),
+            { zone: 'clean.example', answers: [], matched: false, weight: 1 },
+            // Allow lists: flagged, or (an older record) known by a negative weight.
+            { zone: 'wl.example', answers: ['127.0.0.2'], matched: true, weight: 1, allow: true },
+            { zone: 'oldwl.example', answers: ['127.0.0.2'], matched: true, weight: -5 },
+          ],
+        }
+      : null,
     tempfailed: m.tempfailed ?? false,
   };
 }
@@ -85,6 +96,7 @@ describe('report on a generated corpus', () => {
     expect(rowsOf(r.verdicts)).toEqual({ DNSBL: 2, PREGREET: 1, TEMPFAIL: 1 });
     expect(r.tempfailed).toBe(1);
     expect(rowsOf(r.dnsblZones)).toEqual({ 'zen.example': 2, 'bl.example': 1 });
+    expect(rowsOf(r.dnswlZones)).toEqual({ 'wl.example': 2, 'oldwl.example': 2 });
     expect(r.helo[0]).toEqual({ key: 'bot.example', messages: 2 });
     expect(rowsOf(r.helo)).toEqual({ 'bot.example': 2, 'mail.example.org': 2, '(none)': 1 });
     expect(rowsOf(r.senderDomains)).toEqual({ 'spam.example': 2, 'example.org': 2, '<>': 1 });
@@ -162,10 +174,12 @@ describe('empty, missing and bad input', () => {
 describe('helpers', () => {
   it.each([
     ['192.0.2.77', '192.0.2.0/24'],
-    ['2001:db8::1', '2001:db8:0::/48'],
+    // RFC 5952 text; an IPv4-mapped address is its IPv4 /24 (the daemon records it so too).
+    ['2001:db8::1', '2001:db8::/48'],
     ['2001:0DB8:00aa:1:2:3:4:5', '2001:db8:aa::/48'],
-    ['::ffff:192.0.2.1', '0:0:0::/48'],
-    ['fe80::1%eth0', 'fe80:0:0::/48'],
+    ['::ffff:192.0.2.1', '192.0.2.0/24'],
+    ['::1', '::/48'],
+    ['fe80::1%eth0', 'fe80::/48'],
     ['not-an-ip', '(unknown)'],
   ])('clientNetwork(%s) = %s', (ip, net) => {
     expect(clientNetwork(ip)).toBe(net);

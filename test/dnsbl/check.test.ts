@@ -209,6 +209,8 @@ describe('DnsblCheck', () => {
     const r = await check.check('192.0.2.14', { deadline: Date.now() + 1000 });
     expect([r.allowed, r.listed, r.score]).toEqual([true, false, 5]);
     expect(r.zones.map((z) => z.zone)).toEqual(['wl.test', 'bl.test']);
+    // The record says which zone is an allow list (report keeps them apart).
+    expect(r.zones.map((z) => z.allow ?? false)).toEqual([true, false]);
     expect(srv.count('14.2.0.192.bl.test', 'A')).toBe(1);
   });
 
