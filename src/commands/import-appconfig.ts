@@ -9,6 +9,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { leaves, type SchemaLeaf } from '../config/schema.js';
 import { EX_CANTCREAT, EX_DATAERR, EX_NOINPUT } from '../util/sysexits.js';
 import { parseProvider } from '../dnsbl/provider.js';
+import { hostNameProblem } from '../config/load.js';
 
 type Kind = 'host' | 'ip' | 'port' | 'int' | 'bool' | 'list' | 'dir' | 'file';
 
@@ -193,7 +194,8 @@ function convert(fakesmtp: string, key: string, kind: Kind, raw: string, warning
       return n;
     }
     case 'host':
-      if (/[\s\x00-\x1f\x7f]/.test(v)) return w(`"${raw}" is not a host name; left at the fakemx default (system host name)`);
+      // The loader's own rule (a host name or an address literal, ASCII).
+      if (hostNameProblem(v) !== null) return w(`"${raw}" is not a host name; left at the fakemx default (system host name)`);
       return v;
     case 'ip':
       // FakeSMTP falls back to loopback when the address does not parse; so does fakemx's default.

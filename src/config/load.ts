@@ -365,11 +365,30 @@ function validateProfile(raw: unknown, base: Config, at: string, where: string, 
     if (isDurationFormat(leaf.format)) setPath(out, path, v);
   }
   if (typeof out.hostName === 'string' && out.hostName === '') out.hostName = base.hostName;
+  else if (typeof out.hostName === 'string') {
+    const problem = hostNameProblem(out.hostName);
+    if (problem) throw new ConfigError(`${at}.hostName`, where, problem);
+  }
   if (typeof out.storePath === 'string') out.storePath = out.storePath === '' ? base.storePath : resolve(out.storePath);
   for (const k of ['localDomains', 'localMailboxes', 'accessList'] as const) if (out[k]) out[k] = resolve(out[k]);
   const effective = { ...base, ...out, tarpit: { ...base.tarpit, ...(out.tarpit ?? {}) } };
   validatePolicy(effective, where, `${at}.`, lists);
   return out;
+}
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/**
+ * Why a configured hostName cannot be the greeting's domain (RFC 5321 §4.1.3 Domain: LDH labels
+ * of at most 63 octets, 253 in all; an IDN as its A-label, RFC 5890), or null. An address
+ * literal such as [192.0.2.1] is a Domain's alternative there and is taken as well.
+ */
+export function hostNameProblem(h: string): string | null {
+  if (/^\[.*\]$/.test(h)) return isIP(h.slice(1, -1).replace(/^IPv6:/i, '')) ? null : `"${h}" is not an address literal`;
+  if (/[^\x00-\x7f]/.test(h)) return `"${h}" must be ASCII: give an internationalised name as its A-label (xn--...)`;
+  if (h.length > 253) return `"${h.slice(0, 40)}..." is longer than 253 octets`;
+  const bad = h.split('.').find((l) => !LABEL.test(l));
+  return bad === undefined ? null : `"${h}" is not a host name (label "${bad}": letters, digits and inner hyphens, 1 to 63 octets)`;
 }
 
 export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
@@ -399,8 +418,12 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     if (problem) throw new ConfigError(path, where(path), problem);
   }
 
-  // FakeSMTP's blank-means-default values.
-  if (!config.hostName) config.hostName = hostname() || 'localhost';
+  // FakeSMTP's blank-means-default values. A hostName given is the greeting's and the Received
+  // header's domain: it must be one (the system's own name is taken as the OS reports it).
+  if (config.hostName) {
+    const problem = hostNameProblem(config.hostName);
+    if (problem) throw new ConfigError('hostName', where('hostName'), problem);
+  } else config.hostName = hostname() || 'localhost';
   if (/[\s\x00-\x1f\x7f]/.test(config.hostName)) throw new ConfigError('hostName', where('hostName'), 'must not contain spaces or control characters');
   if (!config.listenAddress) config.listenAddress = '127.0.0.1';
   if (!isIP(config.listenAddress)) throw new ConfigError('listenAddress', where('listenAddress'), `must be an IP address, got "${config.listenAddress}"`);

@@ -212,7 +212,7 @@ export type SchemaNode = { [key: string]: SchemaLeaf | SchemaNode };
 
 export const schema: SchemaNode = {
   // ---- FakeSMTP app.config settings -------------------------------------------
-  hostName: { doc: 'Host name used in the banner, EHLO reply and Received: header; "" = the system host name.', format: String, default: '' },
+  hostName: { doc: 'Host name used in the banner, EHLO reply and Received: header (a host name of LDH labels, an IDN as its A-label, or an address literal such as [192.0.2.1]); "" = the system host name.', format: String, default: '' },
   listenAddress: { doc: 'Address to listen on when `listeners` is empty; "" = 127.0.0.1 (FakeSMTP falls back to loopback). "::" for all IPv6+IPv4.', format: String, default: '' },
   listenPort: { doc: 'Port to listen on when `listeners` is empty (0 = any free port).', format: 'port', default: 25 },
   receiveTimeout: { doc: 'Milliseconds a whole command line may take to arrive, and the longest idle gap inside DATA; then 421 4.4.2 and close.', format: dur, default: 8000, range: int(100, 3_600_000) },

@@ -122,6 +122,7 @@ describe('value formats', () => {
     { name: 'character references decoded', adds: add('HostName', 'mx&#46;example&#x2e;com'), config: { hostName: 'mx.example.com' } },
     { name: 'no double decoding', adds: add('RBLproviders', 'a.example,&amp;#46;'), config: { rblProviders: ['a.example'] }, warn: /entry "&#46;" is not a DNS zone name/ },
     // The loader's own zone rule decides: what it would refuse is dropped here, with a warning.
+    { name: 'hostName the loader would refuse', adds: add('HostName', 'mx.exämple.com'), config: {}, warn: /^HostName: "mx\.exämple\.com" is not a host name/ },
     { name: 'zone with a leading hyphen', adds: add('RBLproviders', 'a.example,-bad.example.com'), config: { rblProviders: ['a.example'] }, warn: /entry "-bad\.example\.com" is not a DNS zone name/ },
     { name: 'zone with a 64-character label', adds: add('RBLproviders', `a.example,${'a'.repeat(64)}.example.com`), config: { rblProviders: ['a.example'] }, warn: /is not a DNS zone name/ },
     { name: '<add> without key', adds: '<add value="1"/>', config: {}, warn: /without a key/ },

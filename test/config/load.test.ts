@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { ConfigError, hostNameProblem, loadConfig } from '../../src/config/load.js';
 import { envName, leaves } from '../../src/config/schema.js';
 
 type Cfg = ReturnType<typeof loadConfig>['config'];
@@ -92,6 +92,13 @@ interface Bad {
 const bad: Bad[] = [
   { name: 'unknown top-level key', body: { bannerDelays: 1 }, key: 'bannerDelays', reason: /unknown key/ },
   { name: 'unknown nested key', body: { dns: { timeOut: 1 } }, key: 'dns.timeOut', reason: /unknown key/ },
+  // The greeting's and the Received header's domain (RFC 5321 §4.1.3).
+  { name: 'hostName with a non-ASCII label', body: { hostName: 'mx.exämple.com' }, key: 'hostName', reason: /must be ASCII: give an internationalised name as its A-label/ },
+  { name: 'hostName with punctuation', body: { hostName: 'a/b;c' }, key: 'hostName', reason: /is not a host name \(label "a\/b;c"/ },
+  { name: 'hostName with an empty label', body: { hostName: 'mx..example' }, key: 'hostName', reason: /label ""/ },
+  { name: 'hostName longer than 253', body: { hostName: `${'a.'.repeat(130)}com` }, key: 'hostName', reason: /longer than 253 octets/ },
+  { name: 'hostName with a 64-octet label', body: { hostName: `${'a'.repeat(64)}.example` }, key: 'hostName', reason: /1 to 63 octets/ },
+  { name: 'hostName in a listener profile', body: { listeners: [{ port: 2525, profile: { hostName: 'bad host' } }] }, key: 'listeners[0].profile.hostName', reason: /is not a host name \(label "bad host"/ },
   // JSON.parse keeps "__proto__" as a key (a JS literal would set the prototype instead).
   { name: '__proto__ at the top', body: JSON.parse('{"__proto__": {"storeData": false, "maxSessions": 0}}'), key: '__proto__', reason: /unknown key/ },
   { name: '__proto__ in a group', body: JSON.parse('{"dns": {"__proto__": {"timeout": 1}}}'), key: 'dns.__proto__', reason: /unknown key/ },
@@ -140,6 +147,15 @@ const bad: Bad[] = [
   { name: 'not JSON', body: '{ "a": ', key: '(file)', reason: /invalid JSON/ },
   { name: 'JSON but not an object', body: '[1]', key: '(file)', reason: /object/ },
 ];
+
+describe('hostName: what the greeting may name', () => {
+  it.each(['mx.example.com', 'localhost', 'mx-1.example', 'xn--exmple-cua.com', '[192.0.2.1]', '[IPv6:2001:db8::1]'])('%s is taken', (h) => {
+    expect(hostNameProblem(h)).toBeNull();
+  });
+  it.each(['[not an ip]', '-mx.example', 'mx.example-', 'mx_1.example'])('%s is refused', (h) => {
+    expect(hostNameProblem(h)).not.toBeNull();
+  });
+});
 
 describe('strict validation: one error naming key, source and reason', () => {
   it.each(bad.map((b) => [b.name, b] as const))('%s', (_n, b) => {
