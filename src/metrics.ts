@@ -206,6 +206,19 @@ export class Metrics {
     };
   }
 
+  /**
+   * A series for every corpus in use from the start (fakemx_store_full 0 or 1, pruned 0), so a
+   * dashboard or an alert sees the store before its first change of state. At start and after a
+   * reload (a new storePath); the events keep them current.
+   */
+  seedStores(stores: { status(): readonly { store: string; full: boolean }[] }): void {
+    for (const st of stores.status()) {
+      const store = label(st.store);
+      this.storeFull.set({ store }, st.full ? 1 : 0);
+      this.storePruned.inc({ store }, 0);
+    }
+  }
+
   /** Handler failures so far (tests; a non-zero value is a bug worth a look). */
   get handlerFailures(): number {
     return this.failures;

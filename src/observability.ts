@@ -25,6 +25,7 @@ export async function startObservability(server: FakemxServer, config: Config, l
   const startedAt = Date.now();
   const metrics = new Metrics();
   const detach = metrics.attach(server, logger);
+  metrics.seedStores(server.stores);
   let closed = false;
   const onClose = () => {
     closed = true;
@@ -71,6 +72,7 @@ export async function startObservability(server: FakemxServer, config: Config, l
       return consoleRt;
     },
     async reload(next: Config): Promise<void> {
+      metrics.seedStores(server.stores);
       const h = next.http;
       if (h.console && consoleRt) consoleRt.reload(next);
       else if (h.console) consoleRt = startConsole(server, next, logger, sources);

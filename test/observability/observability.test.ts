@@ -92,6 +92,14 @@ describe('observability on a real server', () => {
     expect(text).toContain('process_resident_memory_bytes');
   });
 
+  it('every corpus in use has its store series from the start, before any change of state', async () => {
+    const { srv, admin } = await setup(null);
+    const text = await (await fetch(`${admin}/metrics`)).text();
+    const store = srv.server.stores.status()[0]!.store;
+    expect(text).toContain(`fakemx_store_full{store="${store}"} 0`);
+    expect(text).toContain(`fakemx_store_pruned_bytes_total{store="${store}"} 0`);
+  });
+
   it('/healthz: 200 while listening, 503 once the server is closed', async () => {
     const { srv, admin } = await setup(null);
     const ok = await fetch(`${admin}/healthz`);
