@@ -130,15 +130,23 @@ export function parseCidr(text: string): Cidr {
   const addr = normalizeIp(slash >= 0 ? t.slice(0, slash) : t);
   const family = isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0;
   if (family === 0) throw new Error(`not an IP address or CIDR: "${text}"`);
-  const max = family === 4 ? 32 : 128;
-  let bits = max;
+  // An IPv4-mapped address (::ffff:a.b.c.d) is matched as IPv4, but its prefix length is an
+  // IPv6 one: /96../128 stand for /0../32; a shorter one is not a mapped network at all.
+  const mapped = family === 4 && (slash >= 0 ? t.slice(0, slash) : t).includes(':');
+  const max = mapped ? 128 : family === 4 ? 32 : 128;
+  let bits = family === 4 ? 32 : 128;
   if (slash >= 0) {
     const b = t.slice(slash + 1);
     if (!/^\d{1,3}$/.test(b) || Number(b) > max) throw new Error(`bad prefix length in "${text}"`);
     bits = Number(b);
+    if (mapped) {
+      if (bits < 96) throw new Error(`bad prefix length in "${text}": an IPv4-mapped network is /96 to /128 (or write it as IPv4)`);
+      bits -= 96;
+    }
   }
   const value = family === 4 ? ipv4ToBig(addr) : ipv6ToBig(addr);
-  const mask = bits === 0 ? 0n : ((1n << BigInt(bits)) - 1n) << BigInt(max - bits);
+  const width = family === 4 ? 32 : 128;
+  const mask = bits === 0 ? 0n : ((1n << BigInt(bits)) - 1n) << BigInt(width - bits);
   return { family, net: value & mask, bits, text: t };
 }
 

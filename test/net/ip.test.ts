@@ -72,8 +72,13 @@ describe('CIDR', () => {
     ['v6 inside', '2001:db8::/32', '2001:db8:ffff::1', true],
     ['v6 outside', '2001:db8::/32', '2001:db9::1', false],
     ['families never mix', '::/0', '192.0.2.1', false],
+    // A mapped network's prefix is an IPv6 length: /120 is the IPv4 /24.
+    ['mapped network /120 is the IPv4 /24', '::ffff:198.51.100.0/120', '198.51.100.77', true],
+    ['mapped network /120, outside', '::ffff:198.51.100.0/120', '198.51.101.1', false],
+    ['mapped address alone is one address', '::ffff:198.51.100.7', '198.51.100.7', true],
+    ['mapped network /96 is every IPv4 address', '::ffff:0.0.0.0/96', '203.0.113.9', true],
   ])('%s', (_n, cidr, ip, want) => expect(cidrContains(parseCidr(cidr), ip)).toBe(want));
-  it.each(['192.0.2.0/33', '2001:db8::/129', 'example.com', '1.2.3/8', '10.0.0.0/x'])('rejects %s', (bad) => {
+  it.each(['192.0.2.0/33', '2001:db8::/129', 'example.com', '1.2.3/8', '10.0.0.0/x', '::ffff:198.51.100.0/24', '::ffff:198.51.100.0/129'])('rejects %s', (bad) => {
     expect(() => parseCidr(bad)).toThrow();
   });
 });
