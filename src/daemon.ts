@@ -10,6 +10,7 @@ import { FakemxServer } from './server.js';
 import { startObservability, type Observability } from './observability.js';
 import { startupLine } from './startup.js';
 import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, EX_UNAVAILABLE } from './util/sysexits.js';
+import { hostPort } from './net/ip.js';
 
 
 export interface DaemonOptions {
@@ -83,7 +84,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   } catch (e) {
     return cannotStart(e, () => server.close(0));
   }
-  await notifyReady(`listening on ${server.listening.map((l) => `${l.address}:${l.port}`).join(', ')}`);
+  await notifyReady(`listening on ${server.listening.map((l) => hostPort(l.address, l.port)).join(', ')}`);
   logger.info({ tag: 'READY' }, startupLine(loaded.config, server.listening));
 
   return new Promise<number>((resolve) => {

@@ -6,7 +6,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { createServer as createTlsServer, type Server as TlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { EffectiveListener } from './config/effective.js';
 import type { ListenerInfo } from './events.js';
-import { cidrContains, normalizeIp, parseCidr, type Cidr } from './net/ip.js';
+import { cidrContains, hostPort, normalizeIp, parseCidr, type Cidr } from './net/ip.js';
 import { readProxyHeader } from './net/proxy-protocol.js';
 
 /** A connection ready for a session: the client as the PROXY header or the socket says. */
@@ -72,7 +72,7 @@ export class Listener {
         server.off('error', onErr);
         const a = server.address() as AddressInfo;
         // A listener without a configured name is named by the address it got (port 0 became a port).
-        this.info = { ...this.info, address: a.address, port: a.port, ...(this.eff.fdName === undefined ? { name: `${a.address}:${a.port}` } : {}) };
+        this.info = { ...this.info, address: a.address, port: a.port, ...(this.eff.fdName === undefined ? { name: hostPort(a.address, a.port) } : {}) };
         resolve(this.info);
       };
       if (fd !== undefined) server.listen({ fd }, done);
@@ -84,7 +84,7 @@ export class Listener {
   update(eff: EffectiveListener, tls: SecureContextOptions | undefined): void {
     this.eff = eff;
     this.trusted = eff.proxyProtocol ? eff.proxyProtocol.trusted.map(parseCidr) : null;
-    this.info = { ...this.info, name: eff.fdName === undefined ? `${this.info.address}:${this.info.port}` : eff.name };
+    this.info = { ...this.info, name: eff.fdName === undefined ? hostPort(this.info.address, this.info.port) : eff.name };
     if (eff.tls === 'implicit' && tls) (this.server as TlsServer).setSecureContext(tls);
   }
 

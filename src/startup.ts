@@ -4,8 +4,7 @@
 import { effectiveListeners, storePathsInUse } from './config/effective.js';
 import type { Config } from './config/schema.js';
 import type { ListenerInfo } from './events.js';
-
-const hostPort = (address: string, port: number) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+import { hostPort } from './net/ip.js';
 
 /** A host a client on this machine can reach for a listener bound to `address` (a wildcard becomes loopback). */
 function reachable(address: string): string {

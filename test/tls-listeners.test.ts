@@ -285,6 +285,9 @@ describe('listeners and profiles', () => {
     const [m] = srv.messages();
     expect(m!.meta.client.ip).toBe('::1');
     expect(m!.eml.toString()).toContain('([IPv6:::1])');
+    // The listener's name (logs, metric labels, the record) brackets the address, as for clients.
+    const port = srv.server.listening[0]!.port;
+    expect([srv.server.listening[0]!.name, m!.meta.listener]).toEqual([`[::1]:${port}`, `[::1]:${port}`]);
     c.close();
   });
 

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { Config, ListenerConfig, PolicyConfig, ProxyProtocolConfig, TlsMode } from './schema.js';
+import { hostPort } from '../net/ip.js';
 
 export interface EffectiveListener {
   /** The systemd FileDescriptorName, or address:port. */
@@ -44,7 +45,7 @@ export function effectiveListeners(config: Config): readonly EffectiveListener[]
   return Object.freeze(
     config.listeners.map((l) =>
       Object.freeze({
-        name: l.name ?? `${l.address}:${l.port}`,
+        name: l.name ?? hostPort(l.address, l.port),
         address: l.address,
         port: l.port,
         tls: l.tls,

@@ -84,6 +84,11 @@ export function ipBytes(ip: string): { family: 4 | 6; bytes: number[] } | null {
   return { family: 6, bytes: v6 };
 }
 
+/** "192.0.2.1:25", "[2001:db8::1]:25": an address and port as one unambiguous string (RFC 3986 §3.2.2). */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 /** The text of an address from its bytes: dotted IPv4, or IPv6 with the longest run of zero groups compressed (RFC 5952 §4.2). */
 export function ipText(family: 4 | 6, bytes: readonly number[]): string {
   if (family === 4) return bytes.join('.');
