@@ -108,9 +108,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       await notifyReloading();
       try {
         const next = load(opts.configPath);
+        const before = server.config;
         await server.reload(next);
         await obs?.reload(next.config);
         logger.info({ tag: 'CONFIG_RELOADED', file: next.file }, 'configuration reloaded');
+        // The logger is made once, at start: say so rather than seem to apply them.
+        const atStart = (c: typeof before) => ({ logPath: c.logPath, logLevel: c.logLevel, 'logFiles.frequency': c.logFiles.frequency, 'logFiles.keep': c.logFiles.keep, logFlushInterval: c.logFlushInterval });
+        const was = atStart(before);
+        const now = atStart(next.config);
+        const keys = (Object.keys(now) as (keyof typeof now)[]).filter((k) => now[k] !== was[k]);
+        if (keys.length > 0) logger.warn({ tag: 'CONFIG_RESTART_NEEDED', keys }, `${keys.join(', ')} take effect at the next start`);
       } catch (e) {
         const err = e instanceof ConfigError ? { key: e.key, file: e.file, reason: e.reason } : { reason: e instanceof Error ? e.message : String(e) };
         logger.error({ tag: 'CONFIG_RELOAD_FAILED', ...err }, 'reload failed; running unchanged');

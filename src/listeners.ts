@@ -34,6 +34,8 @@ function ignoreError(): void {}
 
 export class Listener {
   info: ListenerInfo;
+  /** Bound to a descriptor handed over (systemd socket activation): never re-bound by fakemx. */
+  inherited = false;
   private trusted: Cidr[] | null;
   private readonly server: NetServer;
 
@@ -75,6 +77,7 @@ export class Listener {
         this.info = { ...this.info, address: a.address, port: a.port, ...(this.eff.fdName === undefined ? { name: hostPort(a.address, a.port) } : {}) };
         resolve(this.info);
       };
+      this.inherited = fd !== undefined;
       if (fd !== undefined) server.listen({ fd }, done);
       else server.listen({ host: this.eff.address, port: this.eff.port, ipv6Only: false, backlog: LISTEN_BACKLOG }, done);
     });
@@ -91,6 +94,12 @@ export class Listener {
   /** Stop accepting; resolves when every connection it accepted has ended. */
   close(): Promise<void> {
     return new Promise((r) => this.server.close(() => r()));
+  }
+
+  /** Stop accepting and let the port go (the next loop turn closes the socket); connections stay. */
+  async release(): Promise<void> {
+    void this.close();
+    await new Promise((r) => setImmediate(r));
   }
 
   private guard(sock: Socket): void {

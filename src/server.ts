@@ -13,7 +13,7 @@ import type { Config } from './config/schema.js';
 import type { ListenerInfo, ServerEvents } from './events.js';
 import { Listener, type Accepted } from './listeners.js';
 import { silentLogger, type Logger } from './log/logger.js';
-import { prefixKey } from './net/ip.js';
+import { hostPort, prefixKey } from './net/ip.js';
 import { Observer } from './observer.js';
 import { matchAccess } from './policy/access.js';
 import { installSalt } from './policy/auth.js';
@@ -105,6 +105,8 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   private closing = false;
   /** Resolves close() once the last session has gone. */
   private drained: (() => void) | null = null;
+  /** Work left for when the sessions of an older config have ended (its state store's close). */
+  private waiting: { pending: Set<Session>; fn: () => void }[] = [];
   readonly logger: Logger;
   private readonly observer: Observer;
 
@@ -240,7 +242,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     await rt.dns?.start();
     const infos = this.listening;
     this.emit('listening', infos);
-    for (const i of infos) this.logger.info({ tag: 'LISTENING', ...i }, `listening on ${i.address}:${i.port} (${i.tls})`);
+    for (const i of infos) this.logger.info({ tag: 'LISTENING', ...i }, `listening on ${hostPort(i.address, i.port)} (${i.tls})`);
     return infos;
   }
 
@@ -275,52 +277,104 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
 
   private sessionGone(s: Session): void {
     this.sessions.delete(s);
+    if (this.waiting.length > 0) {
+      for (const w of this.waiting) w.pending.delete(s);
+      for (const w of this.waiting.filter((x) => x.pending.size === 0)) w.fn();
+      this.waiting = this.waiting.filter((x) => x.pending.size > 0);
+    }
     if (this.sessions.size === 0) this.drained?.();
   }
 
   // ---- reload and shutdown ---------------------------------------------------------------
 
-  /** New sessions use the new config; open ones finish on the old. Changed listeners are re-bound. */
+  /**
+   * New sessions use the new config; open ones finish on the old (its state store is closed when
+   * the last of them ends). All or nothing: new listeners are bound first and a failure closes
+   * them again, so a refused file leaves the daemon exactly as it was. A listener keeps its
+   * socket when its address and port stay (its name, profile, PROXY and certificates are
+   * updated in place); a change of TLS mode on the same port closes the old socket and binds the
+   * new one. A socket-activated listener (matched by its name) is never re-bound: its address
+   * and port come from systemd, and a change of its TLS mode needs a restart.
+   */
   async reload(loaded: LoadedConfig): Promise<void> {
+    const cur = this.runtime;
     const rt = this.buildRuntime(loaded);
-    await this.initCorpora(rt, false);
     const old = this.sockets;
-    const next: Listener[] = [];
-    const key = (e: EffectiveListener, port = e.port) => `${e.address}|${port}|${e.tls}|${JSON.stringify(e.proxyProtocol ?? null)}`;
+    const taken = new Set<Listener>();
+    const at = (e: EffectiveListener, port = e.port) => `${e.address}|${port}`;
+    const samePlace = (o: Listener, e: EffectiveListener) => !o.inherited && (at(o.eff) === at(e) || at(o.eff, o.info.port) === at(e));
+    const plan: { eff: EffectiveListener; keep?: Listener; replace?: Listener; made?: Listener }[] = [];
+    const dropNew = () => {
+      if (rt.state && rt.state !== cur.state) void rt.state.close();
+      if (rt.dns && rt.dns !== cur.dns) rt.dns.stop();
+    };
     for (const eff of loaded.listeners) {
-      // A listener bound to port 0 matches a new config naming the port it actually got.
-      const same = old.find((o) => !next.includes(o) && (key(o.eff) === key(eff) || key(o.eff, o.info.port) === key(eff)));
-      if (same) {
-        same.update(eff, loaded.tls?.options);
-        this.profiles.set(same, this.profile(bound(eff, same), rt));
-        next.push(same);
-      } else {
-        const l = this.newListener(eff, rt);
-        const info = await l.listen();
-        if (info.name !== eff.name) this.profiles.set(l, this.profile(bound(eff, l), rt));
-        this.logger.info({ tag: 'LISTENING', ...info }, `listening on ${info.address}:${info.port} (${info.tls})`);
-        next.push(l);
+      const inherited = old.find((o) => !taken.has(o) && o.inherited && eff.fdName !== undefined && o.eff.fdName === eff.fdName);
+      if (inherited && inherited.eff.tls !== eff.tls) {
+        dropNew();
+        throw new Error(`listener ${eff.name}: its socket comes from systemd; a change of tls (${inherited.eff.tls} -> ${eff.tls}) needs a restart`);
+      }
+      const keep = inherited ?? old.find((o) => !taken.has(o) && samePlace(o, eff) && o.eff.tls === eff.tls);
+      const replace = keep ? undefined : old.find((o) => !taken.has(o) && samePlace(o, eff));
+      for (const o of [keep, replace]) if (o) taken.add(o);
+      plan.push({ eff, ...(keep ? { keep } : {}), ...(replace ? { replace } : {}) });
+    }
+    await this.initCorpora(rt, false);
+    const released: Listener[] = [];
+    try {
+      // New places first (nothing given up yet), then the TLS-mode changes in place.
+      for (const p of [...plan.filter((x) => !x.keep && !x.replace), ...plan.filter((x) => x.replace)]) {
+        if (p.replace) {
+          await p.replace.release();
+          released.push(p.replace);
+        }
+        p.made = this.newListener(p.eff, rt);
+        await p.made.listen();
+      }
+    } catch (e) {
+      for (const p of plan) {
+        if (!p.made) continue;
+        void p.made.close();
+        this.profiles.delete(p.made);
+      }
+      // What was let go for a replacement takes its port back.
+      for (const o of released) await o.listen().catch((err: Error) => this.logger.error({ tag: 'ERROR', listener: o.info.name, err: err.message }, 'could not take a listener back after a failed reload'));
+      this.initCorpora(cur, false).catch(() => undefined);
+      dropNew();
+      throw e;
+    }
+    for (const p of plan) {
+      if (p.keep) {
+        p.keep.update(p.eff, loaded.tls?.options);
+        this.profiles.set(p.keep, this.profile(bound(p.eff, p.keep), rt));
+      } else if (p.made) {
+        const info = p.made.info;
+        if (info.name !== p.eff.name) this.profiles.set(p.made, this.profile(bound(p.eff, p.made), rt));
+        this.logger.info({ tag: 'LISTENING', ...info }, `listening on ${hostPort(info.address, info.port)} (${info.tls})`);
       }
     }
     for (const o of old) {
-      if (next.includes(o)) continue;
-      void o.close();
-      this.profiles.delete(o);
+      if (!taken.has(o)) void o.close();
+      if (!plan.some((p) => p.keep === o)) this.profiles.delete(o);
     }
-    const prevDns = this.runtime.dns;
-    const prevState = this.runtime.state;
     this.runtime = rt;
-    this.sockets = next;
-    if (prevDns && prevDns !== rt.dns) prevDns.stop();
-    // Open sessions of the old config release their leases into a closed store: they expire.
-    if (prevState && prevState !== rt.state) void prevState.close();
+    this.sockets = plan.map((p) => (p.keep ?? p.made)!);
+    if (cur.dns && cur.dns !== rt.dns) cur.dns.stop();
+    // The old store serves the sessions of the old config until the last of them ends.
+    if (cur.state && cur.state !== rt.state) {
+      const prev = cur.state;
+      this.afterOpenSessions(() => void prev.close());
+    }
     await rt.dns?.start();
   }
 
-  /**
-   * Stop accepting; tell clients 421 at their next command; after graceMs close the rest.
-   * A message being stored finishes (or fails) before its session ends: never half.
-   */
+  /** Runs `fn` once every session open now has ended (at once when there is none, or at close). */
+  private afterOpenSessions(fn: () => void): void {
+    const pending = new Set(this.sessions);
+    if (pending.size === 0) return fn();
+    this.waiting.push({ pending, fn });
+  }
+
   async close(graceMs = this.config.shutdownGrace): Promise<void> {
     if (this.closing) return;
     this.closing = true;
@@ -339,6 +393,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     for (const s of this.sessions) s.destroy('shutdown');
     await drained;
     await stopped;
+    for (const w of this.waiting.splice(0)) w.fn();
     await this.runtime.state?.close();
     this.runtime.dns?.stop();
     this.stores.close();

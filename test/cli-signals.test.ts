@@ -67,6 +67,15 @@ describe('fakemx run: signals', () => {
     b.close();
   });
 
+  it('SIGHUP: a change to the log settings is reported as needing a restart', async () => {
+    d = await startListening({ bannerDelay: 0 });
+    const cfg = JSON.parse(readFileSync(d.configPath, 'utf8')) as Record<string, unknown>;
+    d.writeConfig({ ...cfg, listenPort: d.port, logLevel: 'debug' });
+    d.child.kill('SIGHUP');
+    await d.waitFor('CONFIG_RELOADED');
+    expect(await d.waitFor('CONFIG_RESTART_NEEDED')).toMatchObject({ keys: ['logLevel'] });
+  });
+
   it('SIGHUP: an invalid config is logged with key and reason, and nothing changes', async () => {
     d = await startListening({ bannerDelay: 0, hostName: 'stable.test' });
     d.writeConfig({ hostName: 'x', bannerDelay: -1 });

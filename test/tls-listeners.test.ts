@@ -4,14 +4,14 @@
 // Certificates are generated at test time; no private key is committed.
 import { afterAll, beforeAll, afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
 import selfsigned from 'selfsigned';
 import { RawClient, greeted, sessionWaitsForClientClose } from './helpers/client.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { FAST, startServer, type TestServer } from './helpers/server.js';
 import type { VerdictEvent } from '../src/events.js';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 
@@ -45,6 +45,71 @@ function upgrade(c: RawClient): Promise<RawClient> {
     s.once('error', reject);
   });
 }
+
+describe('reload (SIGHUP) and listeners', () => {
+  const cfgFor = (listeners: unknown[], hostName = 'after.test') =>
+    loadConfig({ env: {}, overrides: { ...FAST, storePath: srv!.store, hostName, ...tls(), listeners } });
+  const freePort = async () => {
+    const s = createNetServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  };
+
+  it('a change of TLS mode on the same port re-binds it; a session open on the old socket finishes', async () => {
+    srv = await startServer({ ...tls(), listeners: [{ address: '127.0.0.1', port: 0, name: 'mx' }] });
+    const port = srv.port;
+    const old = await greeted(port);
+    await srv.server.reload(cfgFor([{ address: '127.0.0.1', port, name: 'mx', tls: 'implicit' }]));
+    // The old session carries on in clear on its socket.
+    expect((await old.cmd('NOOP')).code).toBe(250);
+    old.close();
+    // New connections get TLS from the first byte.
+    const t = await new Promise<RawClient>((resolve, reject) => {
+      const sock = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, servername: 'mx.test' }, () => resolve(new RawClient(sock)));
+      sock.once('error', reject);
+    });
+    expect((await t.reply()).text).toMatch(/^after\.test /);
+    t.close();
+  });
+
+  it('a reload that fails binds nothing of the new file, changes nothing, and the next one succeeds', async () => {
+    srv = await startServer({ listeners: [{ address: '127.0.0.1', port: 0, name: 'a' }], hostName: 'before.test' });
+    const a = srv.port;
+    const fresh = await freePort();
+    const blocker = createNetServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const taken = (blocker.address() as AddressInfo).port;
+    try {
+      const bad = cfgFor([{ address: '127.0.0.1', port: a, name: 'a' }, { address: '127.0.0.1', port: fresh, name: 'new' }, { address: '127.0.0.1', port: taken, name: 'clash' }]);
+      await expect(srv.server.reload(bad)).rejects.toThrow(/EADDRINUSE/);
+      // Nothing of the refused file: its first new listener is gone again, the old one unchanged.
+      await expect(RawClient.connect(fresh)).rejects.toThrow(/ECONNREFUSED/);
+      const c = await RawClient.connect(a);
+      expect((await c.reply()).text).toMatch(/^before\.test /);
+      c.close();
+      expect(srv.server.listening.map((l) => l.name)).toEqual(['a']);
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
+    // The file fixed: the port the failed attempt had bound is free for it.
+    await srv.server.reload(cfgFor([{ address: '127.0.0.1', port: a, name: 'a' }, { address: '127.0.0.1', port: fresh, name: 'new' }]));
+    const n = await RawClient.connect(fresh);
+    expect((await n.reply()).text).toMatch(/^after\.test /);
+    n.close();
+  });
+
+  it('a PROXY setting changes in place, without a new bind', async () => {
+    srv = await startServer({ listeners: [{ address: '127.0.0.1', port: 0, name: 'p', proxyProtocol: { trusted: ['127.0.0.1/32'], timeout: 5000 } }] });
+    const port = srv.port;
+    await srv.server.reload(cfgFor([{ address: '127.0.0.1', port, name: 'p', proxyProtocol: { trusted: ['127.0.0.1/32'], timeout: 3000 } }]));
+    const c = await RawClient.connect(port);
+    c.send('PROXY TCP4 192.0.2.5 192.0.2.6 4000 25\r\n');
+    expect((await c.reply()).text).toMatch(/^after\.test /);
+    c.close();
+  });
+});
 
 describe('a tls.* setting that cannot be used is named, not pinned on tls.cert', () => {
   const junk = () => {

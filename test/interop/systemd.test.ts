@@ -12,6 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import selfsigned from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../helpers/client.js';
 
@@ -184,6 +185,41 @@ describe('socket activation (systemd-socket-activate)', () => {
     expect(listening).toEqual([expect.objectContaining({ name: 'smtp', address: '127.0.0.1', port })]);
     // Nothing bound the configured port: the socket really came from fd 3.
     await expect(RawClient.connect(configured)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await d.stop()).toBe(0);
+  });
+
+  it('SIGHUP keeps the inherited socket whatever port the file names; a change of its tls is refused', async () => {
+    const [port, configured, other] = [await freePort(), await freePort(), await freePort()];
+    const cfg = config('hup.json', { listeners: [{ name: 'smtp', address: '127.0.0.1', port: configured, tls: 'none' }] });
+    const d = activate([port], 'smtp', cfg);
+    daemons.push(d);
+    const c = await connectRetry(port);
+    expect((await c.reply(15_000)).code).toBe(220);
+    c.close();
+    const waitTag = async (tag: string, n: number) => {
+      for (let i = 0; i < 100 && d.lines().filter((l) => l.tag === tag).length < n; i++) await new Promise((r) => setTimeout(r, 50));
+      return d.lines().filter((l) => l.tag === tag);
+    };
+    // The file names another port: the socket from systemd stays, nothing is bound there.
+    writeFileSync(cfg, JSON.stringify({ hostName: 'after.test', bannerDelay: 0, errorDelay: 0, storeData: false, storePath: join(tmp, 'corpus'), listeners: [{ name: 'smtp', address: '127.0.0.1', port: other, tls: 'none' }] }));
+    d.proc.kill('SIGHUP');
+    expect(await waitTag('CONFIG_RELOADED', 1)).toHaveLength(1);
+    const c2 = await RawClient.connect(port);
+    expect((await c2.reply()).text).toMatch(/^after\.test /);
+    c2.close();
+    await expect(RawClient.connect(other)).rejects.toThrow(/ECONNREFUSED/);
+    // Its TLS mode cannot change without a new socket: refused, the old config runs on.
+    const pems = await selfsigned.generate([{ name: 'commonName', value: 'mx.test' }], { keySize: 2048, algorithm: 'sha256' });
+    writeFileSync(join(tmp, 'cert.pem'), pems.cert);
+    writeFileSync(join(tmp, 'key.pem'), pems.private);
+    const tlsFiles = { cert: join(tmp, 'cert.pem'), key: join(tmp, 'key.pem') };
+    writeFileSync(cfg, JSON.stringify({ hostName: 'tls.test', bannerDelay: 0, storeData: false, storePath: join(tmp, 'corpus'), tls: tlsFiles, listeners: [{ name: 'smtp', address: '127.0.0.1', port, tls: 'implicit' }] }));
+    d.proc.kill('SIGHUP');
+    const failed = await waitTag('CONFIG_RELOAD_FAILED', 1);
+    expect(String(failed[0]?.reason)).toMatch(/listener smtp: its socket comes from systemd; a change of tls \(none -> implicit\) needs a restart/);
+    const c3 = await RawClient.connect(port);
+    expect((await c3.reply()).text).toMatch(/^after\.test /);
+    c3.close();
     expect(await d.stop()).toBe(0);
   });
 

@@ -117,6 +117,24 @@ describe('state in a running server (local backend)', () => {
     await expect(st.get('x')).rejects.toThrow(/closed/);
   });
 
+  it('a session open across a state.* reload keeps the old store until it ends (greylisting still applies to it)', async () => {
+    const dir = tmp();
+    srv = await startServer({ state: { path: dir }, greylist: { enabled: true } });
+    const st = srv.server.state!;
+    const open = await greeted(srv.port);
+    await srv.server.reload(loadConfig({ env: {}, overrides: { ...FAST, listenPort: srv.port, storePath: srv.store, state: { path: join(dir, 'other') }, greylist: { enabled: true } } }));
+    expect(srv.server.state).not.toBe(st);
+    // The old session's policy still reads and writes its store: its first attempt is greylisted.
+    await open.cmd('MAIL FROM:<a@example.org>');
+    expect((await open.cmd('RCPT TO:<b@example.com>')).code).toBe(451);
+    expect(await st.get(keys.grey('127.0.0.0/24', 'a@example.org', 'b@example.com'))).not.toBeNull();
+    await open.cmd('QUIT');
+    open.close();
+    // Once it has ended, the old store is closed.
+    for (let i = 0; i < 50 && (await st.get('x').then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 20));
+    await expect(st.get('x')).rejects.toThrow(/closed/);
+  });
+
   it('a config with greylist files that do not parse is a config error naming the key', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'allow'), 'not an entry\n');
