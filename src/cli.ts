@@ -35,7 +35,9 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 /** Loads a config for a subcommand; a ConfigError ends the process with 78. */
 function configOrExit(file: string | undefined) {
   try {
-    return loadConfig(file ? { file } : {});
+    const loaded = loadConfig(file ? { file } : {});
+    for (const w of loaded.warnings) err(`fakemx: warning: ${escapeText(w)}`);
+    return loaded;
   } catch (e) {
     if (e instanceof ConfigError) {
       err(`fakemx: error: config: ${e.message}`);

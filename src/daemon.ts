@@ -42,6 +42,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     }
   }
   const logger = createLogger(loaded.config);
+  for (const w of loaded.warnings) logger.warn({ tag: 'CONFIG_WARNING', warning: w }, w);
   setNotifyDebug((m) => logger.debug(m, 'systemd notification not delivered'));
   /** The machine's trouble (a taken port, a directory it cannot make), not a bug: 69. */
   const cannotStart = async (e: unknown, cleanup?: () => Promise<unknown>): Promise<number> => {

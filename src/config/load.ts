@@ -38,6 +38,8 @@ export interface LoadedConfig {
   listeners: readonly EffectiveListener[];
   /** Certificate options and context, read once; undefined without a certificate. */
   tls: EffectiveTls | undefined;
+  /** What was taken but is probably a mistake (a FAKEMX_* variable that names no setting). */
+  warnings: string[];
 }
 
 export interface LoadOptions {
@@ -137,6 +139,42 @@ function setPath(obj: Record<string, unknown>, path: string, value: unknown): vo
     cur = cur[p] as Record<string, unknown>;
   }
   cur[parts[parts.length - 1]!] = value;
+}
+
+/** FAKEMX_ variables that are not settings but are fakemx's own (the CLI's config file). */
+const ENV_NOT_SETTINGS = new Set(['FAKEMX_CONFIG']);
+
+/**
+ * A FAKEMX_* variable that names no setting is ignored, as the environment is shared with
+ * everything else; but a misspelt one silently keeps the default, so each is said (with the
+ * nearest setting's name when one is close).
+ */
+function envWarnings(env: NodeJS.ProcessEnv): string[] {
+  const known = new Set(LEAVES.map(([path]) => envName(path)));
+  const out: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('FAKEMX_') || known.has(name) || ENV_NOT_SETTINGS.has(name)) continue;
+    let best: string | null = null;
+    let bestD = 4;
+    for (const k of known) {
+      const d = editDistance(name, k, bestD);
+      if (d < bestD) [best, bestD] = [k, d];
+    }
+    out.push(`environment ${name} is not a setting; ignored${best ? ` (did you mean ${best}?)` : ''}`);
+  }
+  return out;
+}
+
+/** Levenshtein distance, or `cap` when it is at least that (cheap for long unrelated names). */
+function editDistance(a: string, b: string, cap: number): number {
+  if (Math.abs(a.length - b.length) >= cap) return cap;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return Math.min(prev[b.length]!, cap);
 }
 
 /** FAKEMX_* variables as a config layer; values are coerced by the leaf's format. */
@@ -477,7 +515,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     rawListeners.length > 0
       ? validateListeners(rawListeners, config, where('listeners'), lists)
       : [{ address: config.listenAddress, port: config.listenPort, tls: config.tls.cert ? 'starttls' : 'none' }];
-  return { config, file, lists, listeners: effectiveListeners(config), tls };
+  return { config, file, lists, listeners: effectiveListeners(config), tls, warnings: envWarnings(opts.env ?? process.env) };
 }
 
 /** The effective config as JSON, secrets masked (check-config prints this). */

@@ -148,6 +148,17 @@ const bad: Bad[] = [
   { name: 'JSON but not an object', body: '[1]', key: '(file)', reason: /object/ },
 ];
 
+describe('FAKEMX_* variables that name no setting', () => {
+  it('are taken as no setting but said, with the nearest name; FAKEMX_CONFIG and real settings are not', () => {
+    const l = loadConfig({ env: { FAKEMX_BANER_DELAY: '5', FAKEMX_BANNER_DELAY: '1', FAKEMX_CONFIG: 'x.json', FAKEMX_NOTHING_LIKE_IT_AT_ALL: '1', PATH: '/bin' } });
+    expect(l.config.bannerDelay).toBe(1);
+    expect(l.warnings).toEqual([
+      'environment FAKEMX_BANER_DELAY is not a setting; ignored (did you mean FAKEMX_BANNER_DELAY?)',
+      'environment FAKEMX_NOTHING_LIKE_IT_AT_ALL is not a setting; ignored',
+    ]);
+  });
+});
+
 describe('hostName: what the greeting may name', () => {
   it.each(['mx.example.com', 'localhost', 'mx-1.example', 'xn--exmple-cua.com', '[192.0.2.1]', '[IPv6:2001:db8::1]'])('%s is taken', (h) => {
     expect(hostNameProblem(h)).toBeNull();
