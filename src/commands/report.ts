@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { AUTH_JOURNAL } from '../policy/auth.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
-import { ipText, ipv6Bytes } from '../net/ip.js';
+import { ipBytes, ipText } from '../net/ip.js';
 import { escapeText, safeJson } from '../util/escape.js';
 import { plural } from '../util/plural.js';
 import { parseSince } from '../util/since.js';
@@ -130,9 +130,10 @@ export function clientNetwork(ip: string): string {
   if (isIPv4(ip)) return ip.split('.').slice(0, 3).join('.') + '.0/24';
   // The first three groups, written as RFC 5952 text (2001:db8:1::/48, ::/48); an embedded
   // dotted quad (::ffff:a.b.c.d) is the last 32 bits anyway.
-  const b = isIPv6(ip) ? ipv6Bytes(ip) : null;
-  if (b && b.slice(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b.slice(12, 15).join('.')}.0/24`;
-  if (b) return `${ipText(6, b.map((x, i) => (i < 6 ? x : 0)))}/48`;
+  // ipBytes reads an IPv4-mapped address as IPv4.
+  const b = isIPv6(ip) ? ipBytes(ip) : null;
+  if (b?.family === 4) return `${b.bytes.slice(0, 3).join('.')}.0/24`;
+  if (b) return `${ipText(6, b.bytes.map((x, i) => (i < 6 ? x : 0)))}/48`;
   return '(unknown)';
 }
 

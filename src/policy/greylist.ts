@@ -10,6 +10,7 @@ import type { GreylistAllow } from '../config/lists.js';
 import type { Reply } from '../smtp/reply.js';
 import type { StateStore } from '../state/store.js';
 import { clientNetwork, keys, type StateEntry } from '../state/types.js';
+import { isPostmasterAddress } from './recipients.js';
 
 export type { GreylistConfig };
 
@@ -98,11 +99,9 @@ const matches = (set: ReadonlySet<string>, addr: string): boolean => {
   return set.has(a) || set.has(a.slice(a.lastIndexOf('@')));
 };
 
-const POSTMASTER = /^postmaster(@|$)/i;
-
 /** Whether this sender/recipient pair is not greylisted: mail to postmaster (RFC 5321 §4.5.1), or the allowList says so. */
 export function greylistExempt(allow: GreylistAllow | null, from: string, rcpt: string): boolean {
-  if (POSTMASTER.test(rcpt)) return true;
+  if (isPostmasterAddress(rcpt)) return true;
   if (!allow) return false;
   return matches(allow.from, from) || matches(allow.to, rcpt);
 }

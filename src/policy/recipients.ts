@@ -10,9 +10,15 @@ export const relayDenied = (): Reply => ({ code: 550, enhanced: '5.7.1', text: '
 /** The mailbox is not one of localMailboxes. */
 export const unknownUser = (): Reply => ({ code: 550, enhanced: '5.1.1', text: 'unknown user' });
 
+const POSTMASTER = /^postmaster(@|$)/i;
+
 /** <postmaster> or postmaster@any domain: mail the client's side must be able to send (§4.5.1). */
+export function isPostmasterAddress(address: string): boolean {
+  return POSTMASTER.test(address);
+}
+
 export function isPostmaster(to: Address): boolean {
-  return to.local.toLowerCase() === 'postmaster';
+  return isPostmasterAddress(to.address);
 }
 
 export function checkRecipient(
