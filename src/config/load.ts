@@ -178,6 +178,9 @@ function editDistance(a: string, b: string, cap: number): number {
 }
 
 /** FAKEMX_* variables as a config layer; values are coerced by the leaf's format. */
+const ENV_BOOLEAN = /^(true|false|1|0|yes|no|on|off)$/i;
+const ENV_TRUE = /^(true|1|yes|on)$/i;
+
 function envLayer(env: NodeJS.ProcessEnv): { layer: Record<string, unknown>; source: Map<string, string> } {
   const layer: Record<string, unknown> = {};
   const source = new Map<string, string>();
@@ -189,8 +192,10 @@ function envLayer(env: NodeJS.ProcessEnv): { layer: Record<string, unknown>; sou
     let value: unknown = raw;
     const f = leaf.format;
     if (f === Boolean) {
-      if (!/^(true|false|1|0)$/i.test(raw)) throw new ConfigError(path, where, `must be true or false, got "${raw}"`);
-      value = /^(true|1)$/i.test(raw);
+      // The spellings systemd's Environment= and compose files use for a boolean, any case.
+      const t = raw.trim();
+      if (!ENV_BOOLEAN.test(t)) throw new ConfigError(path, where, `must be true or false (also 1/0, yes/no, on/off), got "${raw}"`);
+      value = ENV_TRUE.test(t);
     } else if (isDurationFormat(f)) {
       // Bare digits or a string with a unit; convict's coerce converts, its validate names a bad one.
       value = raw.trim();

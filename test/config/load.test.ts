@@ -59,6 +59,9 @@ describe('env overrides FAKEMX_<KEY>', () => {
     ['list as JSON', { FAKEMX_DNS_SERVERS: '["127.0.0.1:5353"]' }, (c: Cfg) => c.dns.servers, ['127.0.0.1:5353']],
     // Environment values are strings by nature: they alone are parsed (the file holds { bannerDelay: 1 }).
     ['boolean "0" over a file', { FAKEMX_DO_TEMP_FAIL: '1', FAKEMX_DO_EARLY_TALK: '0' }, (c: Cfg) => [c.doTempFail, c.doEarlyTalk], [true, false]],
+    // systemd's and compose files' spellings, any case, surrounding blanks ignored.
+    ['boolean yes/off', { FAKEMX_DO_TEMP_FAIL: 'Yes', FAKEMX_DO_EARLY_TALK: ' off ' }, (c: Cfg) => [c.doTempFail, c.doEarlyTalk], [true, false]],
+    ['boolean on/NO', { FAKEMX_DO_TEMP_FAIL: 'on', FAKEMX_STORE_DATA: 'NO' }, (c: Cfg) => [c.doTempFail, c.storeData], [true, false]],
     ['number over a file value', { FAKEMX_BANNER_DELAY: '1500' }, (c: Cfg) => c.bannerDelay, 1500],
   ])('%s', (_n, env, pick, want) => {
     const f = file('env.json', { bannerDelay: 1 });
@@ -144,6 +147,7 @@ const bad: Bad[] = [
   { name: 'proxy trusted not CIDR', body: { listeners: [{ port: 1, proxyProtocol: { trusted: ['x'] } }] }, key: 'listeners[0].proxyProtocol.trusted', reason: /not an IP/ },
   { name: 'bad webhook url', body: { webhook: { url: 'ftp://x' } }, key: 'webhook.url', reason: /http/ },
   { name: 'env value of the wrong type', body: {}, env: { FAKEMX_MAX_SESSIONS: 'many' }, key: 'maxSessions', reason: /integer/, source: /environment FAKEMX_MAX_SESSIONS/ },
+  { name: 'env boolean not a boolean word', body: {}, env: { FAKEMX_STORE_DATA: 'maybe' }, key: 'storeData', reason: /must be true or false \(also 1\/0, yes\/no, on\/off\), got "maybe"/, source: /environment FAKEMX_STORE_DATA/ },
   { name: 'not JSON', body: '{ "a": ', key: '(file)', reason: /invalid JSON/ },
   { name: 'JSON but not an object', body: '[1]', key: '(file)', reason: /object/ },
 ];
