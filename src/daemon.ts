@@ -4,7 +4,7 @@
 // logPath that cannot be made or written.
 
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load.js';
-import { createLogger, prepareLogDir, type Logger } from './log/logger.js';
+import { createLogger, logFilesOpen, prepareLogDir, type Logger } from './log/logger.js';
 import { listenFds, notifyReady, notifyReloading, notifyStopping, setNotifyDebug } from './net/systemd.js';
 import { FakemxServer } from './server.js';
 import { startObservability, type Observability } from './observability.js';
@@ -12,6 +12,9 @@ import { startupLine } from './startup.js';
 import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, EX_UNAVAILABLE } from './util/sysexits.js';
 import { hostPort } from './net/ip.js';
 
+
+/** Longest READY waits to learn whether the log files opened, ms. */
+const LOG_FILES_WAIT_MS = 2000;
 
 export interface DaemonOptions {
   configPath?: string;
@@ -86,7 +89,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return cannotStart(e, () => server.close(0));
   }
   await notifyReady(`listening on ${server.listening.map((l) => hostPort(l.address, l.port)).join(', ')}`);
-  logger.info({ tag: 'READY' }, startupLine(loaded.config, server.listening));
+  // The log files open in a worker thread; READY says where logs go once that is known.
+  const logFiles = await logFilesOpen(logger, LOG_FILES_WAIT_MS);
+  logger.info({ tag: 'READY' }, startupLine(loaded.config, server.listening, logFiles !== false));
 
   return new Promise<number>((resolve) => {
     let stopping = false;

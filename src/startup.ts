@@ -20,13 +20,15 @@ export function swaksCommand(l: ListenerInfo): string {
   return `swaks ${server}${tls} --to user@example.com`;
 }
 
-export function startupLine(config: Config, listening: readonly ListenerInfo[]): string {
+/** `logFiles`: whether the files under logPath are written (logger.ts logFilesOpen); false says they are not. */
+export function startupLine(config: Config, listening: readonly ListenerInfo[], logFiles = true): string {
   const parts: string[] = [];
   parts.push(`fakemx ready: SMTP on ${listening.map((l) => hostPort(l.address, l.port) + (l.tls === 'none' ? '' : ` (${l.tls})`)).join(', ') || '(no listener)'}`);
   if (listening[0]) parts.push(`try: ${swaksCommand(listening[0])}`);
   const stores = storePathsInUse(effectiveListeners(config));
   parts.push(stores.length > 0 ? `corpus in ${stores.join(', ')}` : 'messages are not stored (storeData false)');
-  parts.push(config.logPath ? `logs to stdout and ${config.logPath}` : 'logs to stdout');
+  if (!config.logPath) parts.push('logs to stdout');
+  else parts.push(logFiles ? `logs to stdout and ${config.logPath}` : `logs to stdout only (the files under ${config.logPath} failed, see stderr)`);
   if (config.http.port > 0) {
     const base = `http://${hostPort(reachable(config.http.address), config.http.port)}`;
     parts.push(config.http.console ? `console at ${base}/console/` : `health at ${base}/healthz (console off: http.console)`);

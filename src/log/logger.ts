@@ -119,9 +119,14 @@ export function createLogger(c: Pick<Config, 'logLevel' | 'logPath' | 'logFiles'
     options: { dir: c.logPath, base: 'fakemx', frequency: c.logFiles.frequency, keep: c.logFiles.keep } satisfies RollOptions,
   }) as pino.DestinationStream & NodeJS.EventEmitter & { write(line: string): boolean; flush(cb: (e?: Error) => void): void });
   let failed = false;
+  let settle: (ok: boolean) => void = () => {};
+  const opened = new Promise<boolean>((r) => (settle = r));
+  // pino's transport says 'ready' once the target has opened its first file (roll-file.ts).
+  files.once('ready', () => settle(true));
   files.on('error', (e: unknown) => {
     if (failed) return;
     failed = true;
+    settle(false);
     process.stderr.write(`fakemx: error: log files under ${c.logPath}: ${e instanceof Error ? e.message : String(e)}; logging to stdout only until a restart\n`);
   });
   const both = pino.multistream([
@@ -130,7 +135,28 @@ export function createLogger(c: Pick<Config, 'logLevel' | 'logPath' | 'logFiles'
   ]) as ReturnType<typeof pino.multistream> & { flush?: (cb: () => void) => void };
   // logger.flush(cb) (the daemon's stop) asks the stream: both copies, the files' only while alive.
   both.flush = (cb) => out.dest.flush(() => (failed ? cb() : files.flush(() => cb())));
-  return pino(withHooks, both);
+  const logger = pino(withHooks, both);
+  fileTargets.set(logger, opened);
+  return logger;
+}
+
+/** Whether each logger's log files opened (true) or failed (false); loggers without files are not here. */
+const fileTargets = new WeakMap<Logger, Promise<boolean>>();
+
+/**
+ * Whether the logger's log files are being written: true once the first file is open, false
+ * when it failed (said on stderr), null without logPath or when neither is known within
+ * `waitMs` (a slow worker start is not a failure). The READY line waits for this: the open
+ * runs in pino's worker thread.
+ */
+export async function logFilesOpen(logger: Logger, waitMs: number): Promise<boolean | null> {
+  const opened = fileTargets.get(logger);
+  if (!opened) return null;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((r) => {
+    timer = setTimeout(() => r(null), waitMs);
+  });
+  return Promise.race([opened, late]).finally(() => clearTimeout(timer));
 }
 
 /** A logger that writes nothing (library default). */

@@ -34,6 +34,7 @@ describe('log files', () => {
     for (const t of ['LISTENING', 'OPEN', 'CMD', 'REPLY', 'CLOSE', 'STOPPED']) expect(tags).toContain(t);
     expect(lines.find((l) => l.tag === 'CMD' && String(l.line).startsWith('NOOP evil'))?.line).toBe('NOOP evil?X-Injected: 1');
     expect(d.lines.map((l) => l.tag)).toEqual(expect.arrayContaining(['LISTENING', 'CLOSE']));
+    expect(d.lines.find((l) => l.tag === 'READY')?.msg).toContain(`; logs to stdout and ${logDir};`);
   });
 
   it('client text reaches the log escaped: C1, U+2028/9 and bidi controls as \\u escapes, a non-UTF-8 command with its bytes escaped', async () => {
@@ -84,6 +85,8 @@ describe('log files', () => {
     expect(await d.exited()).toBe(0);
     expect(d.lines.map((l) => l.tag)).toContain('STOPPED');
     expect(d.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^fakemx: error: log files under .*EISDIR.*; logging to stdout only until a restart$/)]);
+    // The first line a user reads does not claim the files.
+    expect(d.lines.find((l) => l.tag === 'READY')?.msg).toContain(`; logs to stdout only (the files under ${logDir} failed, see stderr);`);
   });
 
   it('logFlushInterval: a connection\'s lines wait for the batch; daemon lines and the stop do not', async () => {
