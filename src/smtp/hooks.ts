@@ -42,6 +42,12 @@ export interface SessionCounts {
   junk: number;
   /** RCPTs refused with 452 because the message had maxSmtpRcpt recipients (maxRcptOvershoot). */
   overshoot: number;
+  /**
+   * RCPTs (and DATA or a first BDAT) a hook deferred with a neutral 4xx: greylisting, a state
+   * store down with state.onError tempfail. Not errors, but they share maxRcptOvershoot with
+   * the 452s, so a session cannot be answered 451 without end.
+   */
+  deferred: number;
 }
 
 /** What hooks may read about a session. The engine owns and updates it. */

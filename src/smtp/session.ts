@@ -36,7 +36,10 @@ export interface SessionConfig {
   maxSmtpNoop: number;
   maxSmtpVrfy: number;
   maxSmtpRcpt: number;
-  /** RCPTs refused with 452 (over maxSmtpRcpt) a session may send before it is cut (Postfix's overshoot limit). */
+  /**
+   * RCPTs refused with 452 (over maxSmtpRcpt) or deferred by a hook's neutral 4xx (greylisting)
+   * a session may send before it is cut (Postfix's overshoot limit).
+   */
   maxRcptOvershoot: number;
   /** RSET, NOOP, HELP, VRFY, EXPN and repeated HELO/EHLO a session may send (Postfix's junk limit). */
   maxJunkCommands: number;
@@ -251,7 +254,7 @@ export class Session implements SessionInfo, GreetResume {
   private local: { address: string; port: number } | undefined;
   readonly listener: string;
   readonly openedAt = Date.now();
-  readonly counts: SessionCounts = { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 };
+  readonly counts: SessionCounts = { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0, deferred: 0 };
   helo: string | undefined;
   esmtp = false;
   tls: TlsInfo | undefined;
@@ -789,6 +792,17 @@ export class Session implements SessionInfo, GreetResume {
     return replies.limit(what);
   }
 
+  /**
+   * A hook's answer to RCPT, DATA or a first BDAT. A neutral 4xx (greylisting, a state store
+   * down with state.onError tempfail) is not the client's fault, so it is no error and not
+   * tarpitted; but each one costs a state write and a log line, so deferrals share the
+   * recipient overshoot budget (maxRcptOvershoot) with the 452s: past it, 421 and close.
+   */
+  deferral(r: Reply): Reply {
+    if (r.code < 400 || !r.neutral || closes(r)) return r;
+    return ++this.counts.deferred + this.counts.overshoot > this.opts.maxRcptOvershoot ? this.limit('recipients') : r;
+  }
+
   /** Count a junk command (Postfix's smtpd_junk_command_limit); the 421 when over the limit. */
   junk(): Reply | null {
     return ++this.counts.junk > this.opts.maxJunkCommands ? this.limit('junk commands') : null;
@@ -1042,7 +1056,8 @@ export class Session implements SessionInfo, GreetResume {
 
   private bdatStart(x: Reply | MessageSink | undefined, size: number, last: boolean): void {
     if (this.st !== 'busy') return; // the session moved on (timeout, fault) while the hook ran
-    const sinkOrReply = x ?? DISCARD;
+    const given = x ?? DISCARD;
+    const sinkOrReply = 'code' in given ? this.deferral(given) : given;
     if ('code' in sinkOrReply) {
       if (closes(sinkOrReply)) {
         this.transfer = undefined;
@@ -1354,16 +1369,17 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
     }
     if (s.rcptTo.length >= s.options.maxSmtpRcpt) {
       // RFC 5321 §4.5.3.1.8: 452 and go on; past the overshoot limit the session ends.
-      if (++s.counts.overshoot > s.options.maxRcptOvershoot) return s.limit('recipients');
+      if (++s.counts.overshoot + s.counts.deferred > s.options.maxRcptOvershoot) return s.limit('recipients');
       if (s.counts.overshoot === 1) s.sessionHooks.verdict?.(s, 'LIMIT', { limit: 'recipients' });
       return replies.tooManyRcpts();
     }
-    return s.ask(s.sessionHooks.rcpt?.(s, p.value.address), () => {
+    const r = s.ask(s.sessionHooks.rcpt?.(s, p.value.address), () => {
       if (s.rcptTo.length === 0) s.rcptTo = [p.value.address];
       else s.rcptTo.push(p.value.address);
       s.counts.rcpt++;
       return replies.rcptOk();
     });
+    return r instanceof Promise ? r.then((x) => s.deferral(x)) : s.deferral(r);
   },
 
   DATA(s, args) {
@@ -1378,8 +1394,9 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
     const decide = (x: Reply | MessageSink | undefined): Reply => {
       if (x === undefined) return s.beginData(DISCARD);
       if ('code' in x) {
-        if (!closes(x)) s.resetEnvelope();
-        return x;
+        const refusal = s.deferral(x);
+        if (!closes(refusal)) s.resetEnvelope();
+        return refusal;
       }
       return s.beginData(x);
     };

@@ -28,7 +28,7 @@ function session(id: string, over: Partial<SessionInfo> = {}): SessionInfo {
   return {
     id, remoteAddress: '192.0.2.7', remotePort: 40000, localAddress: '127.0.0.1', localPort: 25, listener: 'mx', openedAt: Date.now() - 5000,
     helo: undefined, esmtp: false, tls: undefined, mailFrom: undefined, mailParams: undefined, rcptTo: [],
-    counts: { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 },
+    counts: { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0, deferred: 0 },
     ...over,
   };
 }

@@ -20,7 +20,7 @@ function session(errors = 0, ip = '192.0.2.1'): SessionInfo {
   return {
     id: 's1', remoteAddress: ip, remotePort: 4711, localAddress: '127.0.0.1', localPort: 25, listener: 'l',
     openedAt: Date.now(), helo: 'h', esmtp: true, tls: undefined, mailFrom: undefined, mailParams: undefined,
-    rcptTo: [], counts: { commands: 0, errors, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 },
+    rcptTo: [], counts: { commands: 0, errors, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0, deferred: 0 },
   };
 }
 

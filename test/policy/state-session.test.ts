@@ -37,7 +37,7 @@ function session(ip = '192.0.2.1', from = 'sender@example.com', rcpt: string[] =
   const info: Record<string, unknown> = {
     id: `s${++n}`, remoteAddress: ip, remotePort: 4711, localAddress: '127.0.0.1', localPort: 25, listener: 'l',
     openedAt: Date.now(), helo: 'h', esmtp: true, tls: undefined, mailFrom: addr(from), mailParams: undefined,
-    rcptTo: rcpt.map(addr), counts: { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0 },
+    rcptTo: rcpt.map(addr), counts: { commands: 0, errors: 0, noop: 0, vrfy: 0, rcpt: 0, messages: 0, junk: 0, overshoot: 0, deferred: 0 },
   };
   return info as unknown as SessionInfo & { counts: { rcpt: number } };
 }

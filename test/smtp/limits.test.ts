@@ -1,6 +1,9 @@
 // Session limits and hang-ups: junk commands (Postfix's junk limit), the recipient
 // overshoot, the whole-session time cap, HANGUP in every phase (the slot is freed at once),
 // control characters in HELO, and a session whose sink pushes back as the final dot arrives.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MessageSink, SessionHooks } from '../../src/smtp/hooks.js';
 import { replies } from '../../src/smtp/reply.js';
@@ -69,6 +72,69 @@ describe('recipient overshoot (maxRcptOvershoot)', () => {
     for (let i = 0; i < 6; i++) codes.push((await c.cmd(`RCPT TO:<u${i}@example.com>`)).code);
     expect(codes).toEqual([250, 250, 452, 452, 452, 421]);
     expect(await c.waitClose(2000)).toBe(true);
+  });
+});
+
+describe('deferred recipients share the overshoot budget', () => {
+  // A neutral 451 (greylisting) is not an error and not tarpitted, and a deferred RCPT is no
+  // recipient, so neither maxSmtpErrors nor maxSmtpRcpt ever counted it: one bot connection
+  // pipelined 200,000 RCPTs to a greylisting fake MX in 13.6 s and got 200,000 451s, writing
+  // 200,000 GREYLISTED log lines (62 MB) and 59 MB of greylist entries, never cut.
+  const deferred = { code: 451, enhanced: '4.7.1', text: 'Greylisted, please try again in 25 minutes', neutral: true };
+
+  it('RCPTs a hook defers with a neutral 451 are cut with 421 past maxRcptOvershoot', async () => {
+    eng = await startEngine({ rcpt: () => deferred }, { maxRcptOvershoot: 3 });
+    const c = await greeted(eng.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    const codes: number[] = [];
+    for (let i = 0; i < 5 && codes.at(-1) !== 421; i++) codes.push((await c.cmd(`RCPT TO:<u${i}@example.com>`)).code);
+    expect(codes).toEqual([451, 451, 451, 421]);
+    expect(await c.waitClose(2000)).toBe(true);
+  });
+
+  it('deferrals and 452s draw on one budget, over transactions; a deferred DATA counts too', async () => {
+    const hooks: SessionHooks = { rcpt: (_s, a) => (a.local.startsWith('grey') ? deferred : undefined), dataStart: () => deferred };
+    eng = await startEngine(hooks, { maxSmtpRcpt: 1, maxRcptOvershoot: 4 });
+    const c = await greeted(eng.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    expect((await c.cmd('RCPT TO:<grey1@example.com>')).code).toBe(451); // 1
+    expect((await c.cmd('RCPT TO:<ok@example.com>')).code).toBe(250);
+    expect((await c.cmd('RCPT TO:<more@example.com>')).code).toBe(452); // 2
+    expect((await c.cmd('DATA')).code).toBe(451); // 3, and the transaction is gone
+    expect((await c.cmd('MAIL FROM:<a@example.org>')).code).toBe(250);
+    expect((await c.cmd('RCPT TO:<grey2@example.com>')).code).toBe(451); // 4
+    const r = await c.cmd('RCPT TO:<grey3@example.com>');
+    expect(r.code).toBe(421);
+    expect(r.text).toMatch(/too many recipients/);
+    expect(await c.waitClose(2000)).toBe(true);
+  });
+
+  it('a bot pipelining RCPTs at a greylisting server gets 421 after maxRcptOvershoot 451s, with as many GREYLISTED lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fakemx-grey-'));
+    try {
+      srv = await startServer({ greylist: { enabled: true }, state: { path: dir }, maxRcptOvershoot: 50 });
+      let greylisted = 0;
+      const limits: unknown[] = [];
+      srv.server.on('verdict', (v) => {
+        if (v.tag === 'GREYLISTED') greylisted++;
+        if (v.tag === 'LIMIT') limits.push(v.details.limit);
+      });
+      const c = await greeted(srv.port);
+      expect((await c.cmd('MAIL FROM:<bot@example.org>')).code).toBe(250);
+      c.send(Array.from({ length: 500 }, (_, i) => `RCPT TO:<u${i}@example.com>\r\n`).join(''));
+      const codes: number[] = [];
+      while (codes.at(-1) !== 421 && codes.length < 500) codes.push((await c.reply(5000)).code);
+      expect(codes.filter((x) => x === 451)).toHaveLength(50);
+      expect(codes).toHaveLength(51);
+      expect(codes.at(-1)).toBe(421);
+      expect(await c.waitClose(2000)).toBe(true);
+      expect(greylisted).toBe(51); // the 51st was deferred, then answered 421 instead
+      expect(limits).toEqual(['recipients']);
+    } finally {
+      await srv?.close();
+      srv = undefined;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
