@@ -97,6 +97,8 @@ export function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): Ses
 export class FakemxServer extends EventEmitter<ServerEvents> {
   private runtime: Runtime;
   private readonly sessions = new Set<Session>();
+  /** Sessions in `sessions` that said their last word and wait only for the socket to close. */
+  private readonly lingering = new Set<Session>();
   private readonly perIp = new PerIpLimiter();
   /** The corpora in use, their store config and disk cap (store/stores.ts). */
   readonly stores: Stores;
@@ -182,7 +184,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     const access = p.accessList ? lists.access(p.accessList) : null;
     const policy = new Policy(p, {
       maxSessions: rt.loaded.config.maxSessions,
-      active: () => this.sessions.size,
+      active: () => this.sessions.size - this.lingering.size,
       perIp: this.perIp,
       ipKey: (ip) => prefixKey(ip, p.ipv6Prefix),
       access: access ? (ip) => matchAccess(access, ip) : null,
@@ -199,6 +201,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       greylistAllow: p.greylist.allowList ? lists.greylistAllow(p.greylist.allowList) : null,
       traps: p.greylist.trapAddresses ? lists.mailboxes(p.greylist.trapAddresses) : null,
       ...(p.auth.enabled && p.auth.recordPasswords === 'sha256' ? { authSalt: installSalt(p.auth, rt.loaded.config.state.path) } : {}),
+      closing: (s) => this.lingering.add(s as Session),
       gone: (s) => this.sessionGone(s as Session),
     });
     return { eff, policy, session: sessionConfig(eff, rt.loaded) };
@@ -254,7 +257,10 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       sock.end(formatReply(replies.shuttingDown(host), true));
       return;
     }
-    if (this.sessions.size >= this.config.maxSessions) {
+    // A session that has written its last reply and only waits (at most LINGER_MS) for the
+    // client's FIN holds no slot: a bot that keeps its refused connections open would fill
+    // maxSessions with them (one address past maxSessionsPerIp locked every other client out).
+    if (this.sessions.size - this.lingering.size >= this.config.maxSessions) {
       // FakeSMTP: beyond maxSessions, refuse at once (no banner delay).
       this.observer.connectionVerdict('LIMIT', ip, port, { limit: 'maxSessions', listener: l.info.name });
       this.emit('connection', { listener: l.info.name, outcome: 'too_busy' });
@@ -277,6 +283,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
 
   private sessionGone(s: Session): void {
     this.sessions.delete(s);
+    this.lingering.delete(s);
     if (this.waiting.length > 0) {
       for (const w of this.waiting) w.pending.delete(s);
       for (const w of this.waiting.filter((x) => x.pending.size === 0)) w.fn();

@@ -3,7 +3,7 @@
 // maxSessions, whole-line timeouts, memory-bounded long lines, resets mid-DATA, and events.
 import { afterEach, describe, expect, it } from 'vitest';
 import { chmodSync, mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import nodemailer from 'nodemailer';
 import { RawClient, greeted } from './helpers/client.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -136,6 +136,33 @@ describe('connection limits and timeouts', () => {
     expect(r.raw).toBe('421 4.3.2 mx.test too busy, try later\r\n');
     expect(await c.waitClose()).toBe(true);
     for (const x of [a, b, c]) x.close();
+  });
+
+  it('connections refused past maxSessionsPerIp and kept open by the bot do not take maxSessions', async () => {
+    // Each refused session waited up to 5 s for the client's FIN and counted as one of
+    // maxSessions meanwhile: one address (per-IP limit 4, maxSessions 32) opening 60
+    // connections got 4 sessions and 28 per-IP 421s, and the next 28 and every other client got
+    // "too busy". A session that has said its last word no longer takes a slot.
+    srv = await startServer({ maxSessions: 8, maxSessionsPerIp: 2, bannerDelay: 2000 });
+    // The bot reads the 421 and never sends its FIN (a half-open socket that keeps its side).
+    const port = srv.port;
+    const bot = await Promise.all(
+      Array.from({ length: 30 }, () => new Promise<{ sock: Socket; got: () => string }>((ok, ko) => {
+        let got = '';
+        const sock = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.1', allowHalfOpen: true }, () => ok({ sock, got: () => got }));
+        sock.on('data', (d) => (got += d.toString('latin1')));
+        sock.on('error', ko);
+      })),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const said = bot.map((b) => b.got());
+    expect(said.filter((x) => x === '')).toHaveLength(2); // its 2 sessions wait out the banner delay
+    expect(said.filter((x) => x === '421 4.7.0 too many connections from your address\r\n')).toHaveLength(28);
+    expect(srv.server.activeSessions).toBe(30); // the refused ones are still open, lingering
+    const other = await RawClient.connect(port, { localAddress: '127.0.0.2' });
+    expect((await other.reply(3000)).code).toBe(220);
+    other.close();
+    for (const b of bot) b.sock.destroy();
   });
 
   it('receiveTimeout is a whole-line limit: a byte-a-tick dripper is cut off', async () => {

@@ -45,6 +45,9 @@ export interface PolicyServices {
   traps?: ReadonlySet<string> | null;
   /** The salt of AUTH password hashes (auth.salt or the per-install one); with auth.enabled. */
   authSalt?: string;
+  /** The session said its last word and only waits for the socket to close: it no longer
+   *  takes one of maxSessions. */
+  closing?(s: SessionInfo): void;
   /** The session has closed: the server's own bookkeeping (session table, drain). */
   gone(s: SessionInfo): void;
 }

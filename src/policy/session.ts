@@ -430,6 +430,10 @@ export class PolicySession implements SessionHooks, BannerWait {
     return authReply(n, cfg.auth);
   }
 
+  closing(s: SessionInfo): void {
+    this.policy.svc.closing?.(s);
+  }
+
   close(s: SessionInfo, info: CloseInfo): void {
     if (this.waker || this.resume) {
       this.waker = this.resume = undefined;

@@ -173,5 +173,8 @@ export interface SessionHooks {
   verdict?(s: SessionInfo, tag: string, details: Record<string, unknown>): void;
   /** STARTTLS completed; the session state was reset (RFC 3207 §4.2). */
   tls?(s: SessionInfo, info: TlsInfo): void;
+  /** The session's last reply is written and the socket is being closed (it may still wait
+   *  up to a few seconds for the client's FIN). Called once, before close. */
+  closing?(s: SessionInfo): void;
   close?(s: SessionInfo, info: CloseInfo): void;
 }

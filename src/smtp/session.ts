@@ -856,6 +856,7 @@ export class Session implements SessionInfo, GreetResume {
 
   private closeSoon(): void {
     this.to('closing');
+    this.hooks.closing?.(this);
     this.clearTimers();
     this.lines.clear();
     this.abortSink('closed');
