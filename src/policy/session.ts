@@ -29,6 +29,10 @@ import { tempfailPoint, tempfailReply } from './tempfail.js';
 /** `white:<net>` -> `<net>`. */
 const subjectOfWhite = (key: string) => key.slice(key.indexOf(':') + 1);
 
+/** Verdicts that say what became of one message: an earlier message's are no fact of the next
+ *  one's record (a session of n messages wrote n-1 STORED entries into the last record). */
+const MESSAGE_OUTCOMES = new Set(['STORED', 'DUPLICATE', 'STORE_FULL', 'STORE_FAILED']);
+
 /** A session without verdicts (most): one frozen empty list for all of them. */
 const NO_VERDICTS = Object.freeze([]) as unknown as VerdictRecord[];
 
@@ -488,9 +492,12 @@ export class PolicySession implements SessionHooks, BannerWait {
         const tempfailed = tempfailPoint(cfg) === 'end of data';
         // The stored record says it was tempfailed; the TEMPFAIL line is logged after STORED.
         const tf: VerdictRecord = { tag: 'TEMPFAIL', atMs: Date.now() - s.openedAt, at: 'end of data' };
+        // The record holds the session's verdicts, less what became of its earlier messages.
+        const verdicts = this.verdicts.filter((v) => !MESSAGE_OUTCOMES.has(v.tag));
+        if (tempfailed) verdicts.push(tf);
         let stored;
         try {
-          stored = await w.commit({ verdicts: tempfailed ? [...this.verdicts, tf] : this.verdicts, dns: this.dns, tempfailed });
+          stored = await w.commit({ verdicts, dns: this.dns, tempfailed });
         } catch (e) {
           if (e instanceof StoreFullError) {
             // The disk cap (store.onFull): nothing stored, the reply is what it would have been.
