@@ -84,6 +84,9 @@ export const replies = {
   syntax: (text: string): Reply => r(501, '5.5.4', `Syntax error: ${text}`),
   noParams: (cmd: string): Reply => r(501, '5.5.4', `Syntax error: ${cmd} takes no arguments`),
   badAddress: (text: string): Reply => r(553, '5.1.3', `Bad address syntax: ${text}`),
+  /** RFC 6531 §3.5: a non-ASCII address in a transaction without SMTPUTF8 is 550 at MAIL,
+   *  553 at RCPT, with X.6.7 "Non-ASCII addresses not permitted for that sender/recipient". */
+  nonAsciiAddress: (code: 550 | 553): Reply => r(code, '5.6.7', 'Non-ASCII address needs the SMTPUTF8 parameter of MAIL FROM'),
   badParam: (name: string): Reply => r(555, '5.5.4', `Unsupported parameter ${sanitize(name, 40)}`),
   notImplemented: (cmd: string): Reply => r(502, '5.5.1', `${cmd} not implemented`),
 

@@ -1344,8 +1344,9 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
     if (p.value.params !== '' && !s.esmtp) return replies.badParam('(ESMTP parameters need EHLO)');
     const mp = parseMailParams(p.value.params, { binaryMime: s.options.chunking === true && s.options.binaryMime === true });
     if (!mp.ok) return mp.code === 'param' ? replies.badParam(mp.text) : replies.syntax(mp.text);
-    // RFC 6531 §3.4: 8-bit addresses only with SMTPUTF8.
-    if ((eightBit || p.value.address.utf8) && !mp.value.smtputf8) return replies.unknownCommand();
+    // RFC 6531 §3.4: 8-bit addresses only with SMTPUTF8; §3.5: refused 550 5.6.7 without it.
+    if (p.value.address.utf8 && !mp.value.smtputf8) return replies.nonAsciiAddress(550);
+    if (eightBit && !mp.value.smtputf8) return replies.unknownCommand();
     // RFC 1870 §6.2: refuse a declared size over the limit at once.
     if (mp.value.size !== undefined && mp.value.size > s.options.maxDataSize) return replies.tooBig();
     if (s.counts.messages >= s.options.maxMessages) return s.limit('messages');
@@ -1361,7 +1362,9 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
     if (!/^TO:/i.test(args)) return replies.syntax('use RCPT TO:<address>');
     const p = parsePathArg(args.slice(3), { allowNull: false, allowPostmaster: true });
     if (!p.ok) return p.code === 'address' ? replies.badAddress(p.text) : replies.syntax(p.text);
-    if ((eightBit || p.value.address.utf8) && !s.mailParams?.smtputf8) return replies.unknownCommand();
+    // RFC 6531 §3.5: a non-ASCII recipient without SMTPUTF8 is 553 5.6.7.
+    if (p.value.address.utf8 && !s.mailParams?.smtputf8) return replies.nonAsciiAddress(553);
+    if (eightBit && !s.mailParams?.smtputf8) return replies.unknownCommand();
     if (p.value.params !== '') {
       if (!s.esmtp) return replies.badParam('(ESMTP parameters need EHLO)');
       const sp = splitParams(p.value.params);

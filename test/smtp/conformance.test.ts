@@ -91,8 +91,10 @@ const cases: Case[] = [
   { name: '<user@> is 553 5.1.3', steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<user@>', expect: '553 5.1.3' }] },
   { name: 'RCPT TO:<postmaster> without domain is accepted', steps: [{ send: 'MAIL FROM:<>', expect: '250' }, { send: 'RCPT TO:<PostMaster>', expect: '250 2.1.5' }] },
   { name: 'SMTPUTF8 address with SMTPUTF8', steps: [{ raw: Buffer.from('MAIL FROM:<用户@例子.广告> SMTPUTF8\r\n'), expect: '250 2.1.0' }, { raw: Buffer.from('RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n'), expect: '250 2.1.5' }] },
-  { name: 'UTF-8 address without SMTPUTF8 is 500', steps: [{ raw: Buffer.from('MAIL FROM:<用户@例子.广告>\r\n'), expect: '500 5.5.1' }] },
-  { name: 'UTF-8 recipient in a transaction without SMTPUTF8 is 500', steps: [{ send: 'MAIL FROM:<a@b.example>', expect: '250' }, { raw: Buffer.from('RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n'), expect: '500 5.5.1' }, { send: 'RCPT TO:<c@d.example>', expect: '250 2.1.5' }] },
+  // RFC 6531 §3.5: a sender that needs SMTPUTF8 without it is 550 X.6.7, a recipient 553 X.6.7.
+  { name: 'UTF-8 address without SMTPUTF8 is 550 5.6.7', steps: [{ raw: Buffer.from('MAIL FROM:<用户@例子.广告>\r\n'), expect: '550 5.6.7 /Non-ASCII address needs the SMTPUTF8 parameter/' }, { send: 'MAIL FROM:<a@b.example>', expect: '250' }] },
+  { name: 'UTF-8 domain only, without SMTPUTF8, is 550 5.6.7', steps: [{ raw: Buffer.from('MAIL FROM:<a@bücher.example> BODY=8BITMIME\r\n'), expect: '550 5.6.7' }] },
+  { name: 'UTF-8 recipient in a transaction without SMTPUTF8 is 553 5.6.7', steps: [{ send: 'MAIL FROM:<a@b.example>', expect: '250' }, { raw: Buffer.from('RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n'), expect: '553 5.6.7' }, { send: 'RCPT TO:<c@d.example>', expect: '250 2.1.5' }] },
   { name: 'invalid UTF-8 in MAIL is 500 even with SMTPUTF8', steps: [{ raw: Buffer.from('MAIL FROM:<\xff@x.example> SMTPUTF8\r\n', 'latin1'), expect: '500 5.5.1' }, { send: 'MAIL FROM:<a@b.example>', expect: '250' }] },
   { name: 'UTF-8 outside MAIL and RCPT is 500', steps: [{ raw: Buffer.from('VRFY δοκιμή\r\n'), expect: '500 5.5.1' }] },
 
