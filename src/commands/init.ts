@@ -86,6 +86,11 @@ function settings(profile: InitProfile, dir: string): Setting[] {
     { key: 'maxSmtpErrors', value: 100 },
     { key: 'maxSessions', value: 256 },
     { key: 'maxSessionsPerIp', value: 256 },
+    // An application's pooled connection may idle, or check itself with NOOP (JavaMail's
+    // isConnected), between messages: RFC 5321 §4.5.3.2.7 asks 5 minutes of a server.
+    { key: 'receiveTimeout', value: '5 minutes', note: 'RFC 5321 4.5.3.2.7: at least 5 minutes between commands.' },
+    { key: 'maxSmtpNoop', value: 10_000 },
+    { key: 'maxJunkCommands', value: 1_000_000 },
     ...lists,
     { key: 'http', value: { port: 9325, console: true }, note: 'The console on http://127.0.0.1:9325/console/ (loopback only without http.token).' },
   ];
