@@ -39,13 +39,14 @@ export class Observer {
   }
 
   /** The CLOSE line (built only when info is logged: every session pays for this call) and the 'disconnect' event. */
-  close(s: SessionInfo, info: CloseInfo, verdicts: readonly VerdictRecord[]): void {
-    if (this.logger.isLevelEnabled('info')) this.closeLine(s, info, verdicts);
+  /** `outcomes`: the per-message verdicts (STORED, ...) counted by tag, kept apart from the session's list. */
+  close(s: SessionInfo, info: CloseInfo, verdicts: readonly VerdictRecord[], outcomes?: Readonly<Record<string, number>>): void {
+    if (this.logger.isLevelEnabled('info')) this.closeLine(s, info, verdicts, outcomes);
     this.events.emit('disconnect', s, info);
   }
 
-  private closeLine(s: SessionInfo, info: CloseInfo, verdicts: readonly VerdictRecord[]): void {
-    const counts: Record<string, number> = {};
+  private closeLine(s: SessionInfo, info: CloseInfo, verdicts: readonly VerdictRecord[], outcomes: Readonly<Record<string, number>> | undefined): void {
+    const counts: Record<string, number> = { ...outcomes };
     for (const v of verdicts) counts[v.tag] = (counts[v.tag] ?? 0) + 1;
     this.logger.info(
       {

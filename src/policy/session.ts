@@ -29,9 +29,13 @@ import { tempfailPoint, tempfailReply } from './tempfail.js';
 /** `white:<net>` -> `<net>`. */
 const subjectOfWhite = (key: string) => key.slice(key.indexOf(':') + 1);
 
-/** Verdicts that say what became of one message: an earlier message's are no fact of the next
- *  one's record (a session of n messages wrote n-1 STORED entries into the last record). */
-const MESSAGE_OUTCOMES = new Set(['STORED', 'DUPLICATE', 'STORE_FULL', 'STORE_FAILED']);
+/**
+ * Verdicts that say what became of one message. Logged and counted like any verdict, but not
+ * kept in the session's list: an earlier message's outcome is no fact of the next one's record
+ * (a session of n messages wrote n-1 STORED entries into the last record), and a sink session
+ * of up to maxMessages messages would hold one entry per message.
+ */
+const MESSAGE_OUTCOMES: ReadonlySet<string> = new Set(['STORED', 'DUPLICATE', 'STORE_FULL', 'STORE_FAILED']);
 
 /** A session without verdicts (most): one frozen empty list for all of them. */
 const NO_VERDICTS = Object.freeze([]) as unknown as VerdictRecord[];
@@ -68,6 +72,8 @@ export class PolicySession implements SessionHooks, BannerWait {
   private white: StateEntry | null = null;
   /** The fleet-wide per-IP lease (state leases), released at close. */
   private lease: Lease | undefined;
+  /** MESSAGE_OUTCOMES seen in this session, by tag (for the CLOSE line). */
+  private outcomes: Record<string, number> | undefined;
   private closed = false;
 
   constructor(
@@ -77,7 +83,8 @@ export class PolicySession implements SessionHooks, BannerWait {
 
   verdict(_s: SessionInfo, tag: string, details: Record<string, unknown>): void {
     const rec: VerdictRecord = { tag, atMs: Date.now() - this.s.openedAt, ...details };
-    (this.list ??= []).push(rec);
+    if (MESSAGE_OUTCOMES.has(tag)) (this.outcomes ??= {})[tag] = (this.outcomes[tag] ?? 0) + 1;
+    else (this.list ??= []).push(rec);
     this.policy.svc.observer.verdict(this.s, rec);
   }
 
@@ -451,7 +458,7 @@ export class PolicySession implements SessionHooks, BannerWait {
     if (svc.state && this.cacheOn() && cfg.doEarlyTalk && !this.talkedEarly && !this.flagged && !this.permitted && s.counts.rcpt > 0 && !this.cached?.has('pipelining')) {
       void recordPass(svc.state, cfg.cache, s.remoteAddress, 'pipelining').catch(() => undefined);
     }
-    this.policy.svc.observer.close(s, info, this.verdicts);
+    this.policy.svc.observer.close(s, info, this.verdicts, this.outcomes);
     this.policy.svc.gone(s);
   }
 
@@ -492,12 +499,9 @@ export class PolicySession implements SessionHooks, BannerWait {
         const tempfailed = tempfailPoint(cfg) === 'end of data';
         // The stored record says it was tempfailed; the TEMPFAIL line is logged after STORED.
         const tf: VerdictRecord = { tag: 'TEMPFAIL', atMs: Date.now() - s.openedAt, at: 'end of data' };
-        // The record holds the session's verdicts, less what became of its earlier messages.
-        const verdicts = this.verdicts.filter((v) => !MESSAGE_OUTCOMES.has(v.tag));
-        if (tempfailed) verdicts.push(tf);
         let stored;
         try {
-          stored = await w.commit({ verdicts, dns: this.dns, tempfailed });
+          stored = await w.commit({ verdicts: tempfailed ? [...this.verdicts, tf] : this.verdicts, dns: this.dns, tempfailed });
         } catch (e) {
           if (e instanceof StoreFullError) {
             // The disk cap (store.onFull): nothing stored, the reply is what it would have been.
