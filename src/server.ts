@@ -201,7 +201,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       greylistAllow: p.greylist.allowList ? lists.greylistAllow(p.greylist.allowList) : null,
       traps: p.greylist.trapAddresses ? lists.mailboxes(p.greylist.trapAddresses) : null,
       ...(p.auth.enabled && p.auth.recordPasswords === 'sha256' ? { authSalt: installSalt(p.auth, rt.loaded.config.state.path) } : {}),
-      closing: (s) => this.lingering.add(s as Session),
+      closing: (s) => this.linger(s as Session),
       gone: (s) => this.sessionGone(s as Session),
     });
     return { eff, policy, session: sessionConfig(eff, rt.loaded) };
@@ -279,6 +279,20 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     this.observer.open(s, l.info.name, tls);
     this.emit('connect', s);
     s.start();
+  }
+
+  /**
+   * A session said its last word and waits (LINGER_MS at most) for the client's FIN without a
+   * slot. At most maxSessions wait so, the oldest let go first: a flood of refused connections
+   * kept open costs descriptors up to twice maxSessions, not its rate times LINGER_MS.
+   */
+  private linger(s: Session): void {
+    this.lingering.add(s);
+    if (this.lingering.size <= this.config.maxSessions) return;
+    const oldest = this.lingering.values().next().value;
+    if (!oldest) return;
+    this.lingering.delete(oldest);
+    oldest.hangUp();
   }
 
   private sessionGone(s: Session): void {

@@ -366,6 +366,11 @@ export class Session implements SessionInfo, GreetResume {
     this.sock.destroy();
   }
 
+  /** A closing session's socket, let go now rather than after LINGER_MS for the client's FIN (its last reply is already written). */
+  hangUp(): void {
+    if (this.st === 'closing') this.sock.destroy();
+  }
+
   /** maxSessionTime has passed (called by the sweep): 421 and close. */
   expire(): void {
     this.guard(() => {
