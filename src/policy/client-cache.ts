@@ -27,6 +27,12 @@ export interface ClientRecord {
   trapped: StateEntry | null;
   /** Its network's allowlist entry (greylisting), when asked for. */
   white: StateEntry | null;
+  /**
+   * The DNS allow list zone its dnsbl pass came from, when that pass was a DNSWL listing: the
+   * pass skips the lookup, so without it the client would lose its DNSWL exemption from
+   * greylisting for as long as the pass lasts.
+   */
+  dnswl: string | null;
 }
 
 /**
@@ -43,7 +49,11 @@ export async function lookupClient(store: StateStore, ip: string, whiteKey?: str
   CACHE_TESTS.forEach((t, i) => {
     if (got[2 + i]) passed.add(t);
   });
-  return { passed, failed: got[0] ?? null, trapped: got[1] ?? null, white: whiteKey !== undefined ? (got[2 + CACHE_TESTS.length] ?? null) : null };
+  const allowedBy = got[2 + CACHE_TESTS.indexOf('dnsbl')]?.value.dnswl;
+  return {
+    passed, failed: got[0] ?? null, trapped: got[1] ?? null, white: whiteKey !== undefined ? (got[2 + CACHE_TESTS.length] ?? null) : null,
+    dnswl: typeof allowedBy === 'string' ? allowedBy : null,
+  };
 }
 
 /**
@@ -60,11 +70,15 @@ export function dnsblPassTtl(cfg: CacheConfig, zones: readonly DnsZoneResult[]):
   return Math.min(cfg.passTtl.dnsbl, Math.max(cfg.dnsblMinTtl, secs * 1000));
 }
 
-/** The client passed `test`: remembered for passTtl[test] (ttl overrides it, e.g. a DNS answer's). */
-export async function recordPass(store: StateStore, cfg: CacheConfig, ip: string, test: CacheTest, ttl?: number): Promise<void> {
+/**
+ * The client passed `test`: remembered for passTtl[test] (ttl overrides it, e.g. a DNS answer's).
+ * `dnswl`: the dnsbl pass is a DNS allow list listing (that zone), which exempts the client from
+ * greylisting while the pass lasts, as the lookup it stands for would have.
+ */
+export async function recordPass(store: StateStore, cfg: CacheConfig, ip: string, test: CacheTest, ttl?: number, dnswl?: string): Promise<void> {
   const ms = Math.min(ttl ?? cfg.passTtl[test], cfg.passTtl[test]);
   if (ms <= 0) return;
-  await store.set(keys.pass(test, ip), { at: store.clock() }, ms);
+  await store.set(keys.pass(test, ip), { at: store.clock(), ...(dnswl !== undefined ? { dnswl } : {}) }, ms);
 }
 
 /** The client failed `test`: remembered for failTtl, and every pass it had is forgotten. */

@@ -66,6 +66,8 @@ export class PolicySession implements SessionHooks, BannerWait {
   private talkedEarly = false;
   /** Wrote to a greytrap, now or before (TRAP). */
   private trapped = false;
+  /** A DNS allow list zone vouched for the client, as its cached dnsbl pass says (the lookup was skipped). */
+  private dnswlCached: string | null = null;
   /** Greylisting passed for this client's network in this session (no more lookups). */
   private greyPassed = false;
   /** The network's allowlist entry as read at connect (greylisting then needs no read). */
@@ -239,6 +241,7 @@ export class PolicySession implements SessionHooks, BannerWait {
     }
     if (rec.passed.size > 0) {
       this.cached = rec.passed;
+      if (rec.passed.has('dnsbl')) this.dnswlCached = rec.dnswl;
       this.verdict(s, 'CACHE_PASS', { tests: [...rec.passed] });
     }
     return undefined;
@@ -264,7 +267,9 @@ export class PolicySession implements SessionHooks, BannerWait {
       const zone = r.zones.find((z) => z.matched)?.zone ?? 'a DNS list';
       void recordFail(svc.state, cfg.cache, s.remoteAddress, 'dnsbl', { zone, score: r.score }).catch(() => undefined);
     } else {
-      void recordPass(svc.state, cfg.cache, s.remoteAddress, 'dnsbl', dnsblPassTtl(cfg.cache, r.zones)).catch(() => undefined);
+      // A DNSWL listing is remembered as such: it exempts the client from greylisting (greylistOne).
+      const dnswl = r.allowed ? (r.zones.find((z) => z.allow && z.matched)?.zone ?? 'a DNS allow list') : undefined;
+      void recordPass(svc.state, cfg.cache, s.remoteAddress, 'dnsbl', dnsblPassTtl(cfg.cache, r.zones), dnswl).catch(() => undefined);
     }
   }
 
@@ -287,7 +292,7 @@ export class PolicySession implements SessionHooks, BannerWait {
     if (this.greyPassed) return undefined;
     const from = s.mailFrom?.address ?? '';
     // DNSWL-listed clients and allowList senders/recipients are never greylisted.
-    if (this.dns?.allowed || greylistExempt(svc.greylistAllow ?? null, from, rcpt)) return undefined;
+    if (this.dns?.allowed || this.dnswlCached !== null || greylistExempt(svc.greylistAllow ?? null, from, rcpt)) return undefined;
     if (this.white) {
       // Allowlisted as read at connect: no read, at most a refresh (a failed one is the store's to count).
       this.greyPassed = true;

@@ -287,6 +287,38 @@ describe('DNS list verdicts in the client cache (shared by a fleet)', () => {
   });
 });
 
+describe('a DNSWL listing remembered by the client cache', () => {
+  it('keeps the client exempt from greylisting when a later session (the other node) skips the lookup', async () => {
+    const { clock, backend } = setup();
+    const asked: string[] = [];
+    const check: DnsCheck = {
+      timeout: 100,
+      action: 'drop',
+      replyZone: () => 'bl.example',
+      check: async (ip) => {
+        asked.push(ip);
+        // Listed on the block list and on the allow list: allowed (DNSWL), the block list skipped.
+        return {
+          score: 1, listed: true, allowed: true,
+          zones: [{ zone: 'wl.example', answers: ['127.0.10.2'], matched: true, weight: 1, allow: true, ttl: 600 }, { zone: 'bl.example', answers: ['127.0.0.2'], matched: true, weight: 1, ttl: 600 }],
+        };
+      },
+    };
+    const cfg = policy({ cache: { enabled: true }, greylist: { enabled: true } });
+    const A = new Policy(cfg, node(backend, clock, { dns: check }).svc);
+    const b = node(backend, clock, { dns: check });
+    const B = new Policy(cfg, b.svc);
+    expect((await deliver(A, session('198.51.100.7'), ['alice@example.org'])).rcpt).toEqual([undefined]);
+    await new Promise((r) => setTimeout(r, 5));
+    const second = await deliver(B, session('198.51.100.7'), ['alice@example.org']);
+    expect(asked).toEqual(['198.51.100.7']);
+    expect(b.tags()).toEqual(['CACHE_PASS']);
+    expect(second.rcpt).toEqual([undefined]);
+    // The pass says which allow list vouched for the client.
+    expect(await b.state.get(keys.pass('dnsbl', '198.51.100.7'))).toMatchObject({ value: { dnswl: 'wl.example' } });
+  });
+});
+
 describe('fleet leases', () => {
   it('maxSessionsPerIp holds across two nodes and frees at close', async () => {
     const { clock, backend } = setup();
