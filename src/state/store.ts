@@ -3,7 +3,7 @@
 // deadline rejects with StateError, the policy applies state.onError, and the store counts it
 // (fakemx_state_errors_total). The store is "down" when the backend says its connection is
 // lost, or after FAILS_FOR_OUTAGE failed calls in a row (a lone slow answer under load is not an
-// outage): one log line when an outage starts and one when it ends, never one per session;
+// outage; nor is one stall that makes the calls then in flight time out together): one log line when an outage starts and one when it ends, never one per session;
 // /healthz reads health(). The local backend answers
 // from memory-mapped pages in the calling turn, so it needs no timer.
 //
@@ -60,8 +60,9 @@ export interface StateHealth {
 
 export class StateStore {
   private down: { since: number; reason: string } | null = null;
-  /** Failed calls since the last success. */
+  /** Failed calls since the last success, and when the first of them failed (store clock). */
   private failing = 0;
+  private failingSince = 0;
   private readonly now: () => number;
   private readonly timeout: number;
   private readonly leaseTtl: number;
@@ -121,7 +122,13 @@ export class StateStore {
   private fail(op: string, reason: StateError['reason'], message: string): StateError {
     this.errors++;
     this.opts.onError?.(op, reason);
-    if (++this.failing >= FAILS_FOR_OUTAGE) this.markDown(message);
+    const now = this.now();
+    if (this.failing++ === 0) this.failingSince = now;
+    // Timeouts count only once they span a whole state.timeout: one stall of a loaded host makes
+    // every call then in flight time out within a few ms of each other (seen flapping
+    // STATE_DOWN/STATE_UP four times in 9 s with Redis up); a Redis that stays silent keeps
+    // failing calls made later too. An error answer or a refused connection counts at once.
+    if (this.failing >= FAILS_FOR_OUTAGE && (reason !== 'timeout' || now - this.failingSince >= this.timeout)) this.markDown(message);
     return new StateError(`state ${op}: ${message}`, reason);
   }
 

@@ -258,6 +258,27 @@ describe('failure semantics', () => {
     await s.close();
   });
 
+  it('calls that one stall times out together are no outage; timeouts that go on past state.timeout are', async () => {
+    const b = new FlakyBackend();
+    Object.defineProperty(b, 'kind', { value: 'redis' });
+    const { lines, logger } = logs();
+    const s = new StateStore(b, { timeout: 40, logger });
+    b.mode = 'hang';
+    // Ten calls in flight when the backend stalls: ten timeouts within a few ms of each other.
+    const late = await Promise.all(Array.from({ length: 10 }, () => s.get('x').catch((e: unknown) => e)));
+    expect(late.every((e) => e instanceof StateError && e.reason === 'timeout')).toBe(true);
+    expect(lines).toEqual([]);
+    expect(s.health()).toEqual({ ok: true });
+    // Still silent for a call made after them: the streak now spans more than state.timeout.
+    await s.get('x').catch(() => undefined);
+    expect(lines.map((l) => l.obj.tag)).toEqual(['STATE_DOWN']);
+    expect(s.health().ok).toBe(false);
+    b.mode = 'ok';
+    await s.get('x');
+    expect(lines.map((l) => l.obj.tag)).toEqual(['STATE_DOWN', 'STATE_UP']);
+    await s.close();
+  });
+
   it('an acquire past the deadline is given back: a stalled Redis that runs it later leaves no lease', async () => {
     // Redis answers one connection's commands in order: a late acquire runs before the release.
     class Stalled extends MemoryBackend {
