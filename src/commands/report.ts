@@ -5,7 +5,7 @@
 
 import { DAY_DIR, isRecordFile } from '../store/layout.js';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
-import { opendir, readdir } from 'node:fs/promises';
+import { opendir, readdir, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { AUTH_JOURNAL } from '../policy/auth.js';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -356,14 +356,26 @@ export class ReportError extends Error {
   }
 }
 
+/**
+ * An older day directory can still hold deliveries after --since: with store.dedupe a body
+ * that arrives again is folded into its first message's record, wherever that is. Folding
+ * rewrites the record (a new name in its directory), so a day directory not modified since
+ * (its mtime, with this margin for clocks and timestamp granularity) holds none.
+ */
+const SINCE_MTIME_MARGIN_MS = 60_000;
+
 /** Metadata file paths: <dir>/*.json and <dir>/<YYYY-MM-DD>/*.json, streamed, temporaries skipped. */
-async function* metadataFiles(dir: string, sinceDay: string | null): AsyncGenerator<string> {
+async function* metadataFiles(dir: string, since: { day: string; ms: number } | null): AsyncGenerator<string> {
   const top = await opendir(dir, { bufferSize: 256 });
   for await (const e of top) {
     if (e.isDirectory()) {
       if (!DAY_DIR.test(e.name)) continue;
-      // Directories are named by the UTC day of receipt: older ones cannot match --since.
-      if (sinceDay !== null && e.name < sinceDay) continue;
+      // Directories are named by the UTC day of receipt: older ones hold no message that can
+      // match --since, only (store.dedupe) later arrivals folded into their records since.
+      if (since !== null && e.name < since.day) {
+        const mtime = await stat(join(dir, e.name)).then((s) => s.mtimeMs, () => -Infinity);
+        if (mtime < since.ms - SINCE_MTIME_MARGIN_MS) continue;
+      }
       let sub;
       try {
         sub = await opendir(join(dir, e.name), { bufferSize: 256 });
@@ -418,7 +430,7 @@ export async function buildReport(opts: ReportOptions): Promise<CorpusReport> {
   const agg = new Aggregate();
   let files: AsyncGenerator<string>;
   try {
-    files = metadataFiles(store, sinceIso ? sinceIso.slice(0, 10) : null);
+    files = metadataFiles(store, sinceIso !== null && sinceMs !== null ? { day: sinceIso.slice(0, 10), ms: sinceMs } : null);
     // Open the directory now, so an unreadable store is an error and not an empty report.
     const first = await files.next();
     if (first.done) {
