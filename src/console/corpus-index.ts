@@ -130,9 +130,27 @@ async function readHead(path: string): Promise<string> {
   try {
     const buf = Buffer.alloc(HEAD_BYTES);
     const { bytesRead } = await fh.read(buf, 0, HEAD_BYTES, 0);
-    return buf.subarray(0, bytesRead).toString('latin1');
+    return headText(buf.subarray(0, bytesRead));
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * A message head as text: its header block as UTF-8 when it is UTF-8 (RFC 6532 raw 8-bit
+ * headers, as spam often sends them, and as the message view's postal-mime reads them), else as
+ * Latin-1 (every octet one character). Only the header block counts: a body in another
+ * charset does not change how the Subject reads. A head cut in the middle of a character is
+ * not an error (stream mode keeps the incomplete tail).
+ */
+function headText(buf: Buffer): string {
+  let end = buf.indexOf('\r\n\r\n');
+  if (end < 0) end = buf.indexOf('\n\n');
+  const block = end >= 0 ? buf.subarray(0, end + 2) : buf;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(block, { stream: true });
+  } catch {
+    return block.toString('latin1');
   }
 }
 
