@@ -168,6 +168,7 @@ interface LooseArrival {
   client?: { ip?: unknown; helo?: unknown };
   envelope?: { mailFrom?: unknown };
   tls?: unknown;
+  tempfailed?: unknown;
 }
 
 class Aggregate {
@@ -270,6 +271,7 @@ class Aggregate {
     if (!Number.isFinite(ms) || (sinceMs !== null && ms < sinceMs)) return;
     this.delivery(ms, a.session);
     this.verdicts.add('DUPLICATE');
+    if (a.tempfailed === true) this.tempfailed++;
     this.client(a.client, a.envelope);
     // The record keeps the arrival's TLS protocol as a string, or null in clear.
     if (typeof a.tls === 'string') this.tls(a.tls);

@@ -78,6 +78,8 @@ export interface Arrival {
   client: { ip: string; port: number; helo: string | null };
   envelope: { mailFrom: string; rcptTo: string[] };
   tls: string | null;
+  /** It got the tempfail after the final dot (doTempFail), as the first copy did; absent otherwise and in older records. */
+  tempfailed?: true;
 }
 
 export interface Duplicates {
@@ -113,6 +115,7 @@ export function arrivalOf(id: string, m: Omit<MessageMetadata, 'id' | 'file' | '
     client: { ip: m.client.ip, port: m.client.port, helo: m.client.helo },
     envelope: { mailFrom: m.envelope.mailFrom, rcptTo: m.envelope.rcptTo },
     tls: m.tls ? m.tls.protocol : null,
+    ...(m.tempfailed ? { tempfailed: true as const } : {}),
   };
 }
 
