@@ -159,7 +159,8 @@ describe('CorpusIndex', () => {
     const m4 = meta('m4', '2026-01-03T00:00:00.000Z');
     store(root, m4, 'fourth');
     idx.add({ session: session('s4'), metadata: m4, path: join(root, m4.file) });
-    await new Promise((r) => setTimeout(r, 50));
+    // Its head is read in the background: wait for it (bounded), not for a fixed 50 ms a loaded machine may not keep.
+    for (let i = 0; i < 300 && idx.query({ limit: 1 }).items[0]?.subject !== 'fourth'; i++) await new Promise((r) => setTimeout(r, 10));
     expect(idx.query({ limit: 1 }).items[0]).toMatchObject({ id: 'm4', subject: 'fourth' });
     idx.remove('m2');
     expect(idx.query({}).total).toBe(3);
