@@ -9,9 +9,7 @@
 import type {} from './fakemx.cjs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig, redacted } from './config/load.js';
-import { configTable } from './config/doc.js';
-import { changedText, configValue, valueText } from './config/changed.js';
+import type { LoadedConfig } from './config/load.js';
 import { initCommand, PROFILES, type InitProfile } from './commands/init.js';
 import { addStateCommand } from './commands/state.js';
 import { parseProvider } from './dnsbl/provider.js';
@@ -20,8 +18,9 @@ import { escapeText } from './util/escape.js';
 import { parseSince } from './util/since.js';
 import { EX_CONFIG, EX_SOFTWARE, EX_USAGE } from './util/sysexits.js';
 
-// The daemon and the heavier subcommands are imported when they run: every invocation (and
-// every test that spawns one) would otherwise pay for loading all of them (~0.4 s).
+// The daemon, the subcommands and the config loader (convict, node:tls) are imported when a
+// command runs: every invocation, a usage error or --version too (and every test that spawns
+// one), would otherwise pay for loading all of them (~0.4 s; the config loader alone ~60 ms).
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
@@ -33,7 +32,8 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 });
 
 /** Loads a config for a subcommand; a ConfigError ends the process with 78. */
-function configOrExit(file: string | undefined) {
+async function configOrExit(file: string | undefined): Promise<LoadedConfig> {
+  const { ConfigError, loadConfig } = await import('./config/load.js');
   try {
     const loaded = loadConfig(file ? { file } : {});
     for (const w of loaded.warnings) err(`fakemx: warning: ${escapeText(w)}`);
@@ -113,8 +113,9 @@ const checkConfig = program
   .addOption(configOpt())
   .option('--changed', 'print only the values that differ from the defaults, as key = JSON lines (postconf -n)')
   .addOption(new Option('--get <key>', 'print one value by its dotted key (a string as it is, anything else as JSON)').conflicts('changed'))
-  .action((o: { config?: string; changed?: boolean; get?: string }) => {
-    const loaded = configOrExit(o.config);
+  .action(async (o: { config?: string; changed?: boolean; get?: string }) => {
+    const loaded = await configOrExit(o.config);
+    const [{ changedText, configValue, valueText }, { redacted }] = await Promise.all([import('./config/changed.js'), import('./config/load.js')]);
     if (o.get !== undefined) {
       const v = configValue(loaded.config, o.get);
       if (v === undefined) checkConfig.error(`error: unknown key "${escapeText(o.get)}" (fakemx config-doc lists every key)`, { exitCode: EX_USAGE, code: 'fakemx.unknownKey' });
@@ -136,7 +137,7 @@ const dnsbl = program
   .option('--rbl <entry...>', 'block-list entries zone[=filter][*weight] (instead of the config\'s)', providerArgument)
   .option('--rwl <entry...>', 'allow-list entries (instead of the config\'s)', providerArgument)
   .action(async (ip: string, o: { config?: string; rbl?: string[]; rwl?: string[] }) => {
-    const loaded = configOrExit(o.config);
+    const loaded = await configOrExit(o.config);
     const cfg = { ...loaded.config, ...(o.rbl ? { rblProviders: o.rbl } : {}), ...(o.rwl ? { rwlProviders: o.rwl } : {}) };
     // Nothing to ask is a mistake in the invocation, not a lookup error (2) or "not listed" (0).
     if (cfg.rblProviders.length + cfg.rwlProviders.length === 0) {
@@ -167,12 +168,12 @@ program
   .addOption(new Option('--top <n>', 'rows per table').default('10').argParser(topArg))
   .option('--json', 'print JSON instead of text')
   .action(async (o: { config?: string; store?: string; dir?: string; since?: string; top: string; json?: boolean }) => {
-    const dir = o.store ?? o.dir ?? configOrExit(o.config).config.storePath;
+    const dir = o.store ?? o.dir ?? (await configOrExit(o.config)).config.storePath;
     const { reportCommand } = await import('./commands/report.js');
     process.exitCode = await reportCommand({ dir, ...(o.since ? { since: o.since } : {}), top: Number(o.top), json: o.json === true }, out, err);
   });
 
-addStateCommand(program, { config: (f) => configOrExit(f).config, configOption: configOpt, out, err, usage: usageErrorsExit64 });
+addStateCommand(program, { config: async (f) => (await configOrExit(f)).config, configOption: configOpt, out, err, usage: usageErrorsExit64 });
 
 program
   .command('init')
@@ -180,14 +181,15 @@ program
   .addOption(new Option('-p, --profile <profile>', 'fake-mx (MX sandwich, stores nothing), corpus (collect spam) or sink (test receiver)').choices(PROFILES).default('fake-mx'))
   .option('-d, --dir <dir>', 'directory to write fakemx.json and the list files into', '.')
   .option('-f, --force', 'overwrite files that exist')
-  .action((o: { profile: InitProfile; dir: string; force?: boolean }) => {
-    process.exitCode = initCommand({ profile: o.profile, dir: o.dir, force: o.force === true }, out, err).code;
+  .action(async (o: { profile: InitProfile; dir: string; force?: boolean }) => {
+    process.exitCode = (await initCommand({ profile: o.profile, dir: o.dir, force: o.force === true }, out, err)).code;
   });
 
 program
   .command('config-doc')
   .description('print the config reference table (Markdown), generated from the schema')
-  .action(() => {
+  .action(async () => {
+    const { configTable } = await import('./config/doc.js');
     out(configTable());
   });
 

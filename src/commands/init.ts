@@ -5,7 +5,6 @@
 
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigError, loadConfig } from '../config/load.js';
 import { leaves } from '../config/schema.js';
 import { EX_CANTCREAT } from '../util/sysexits.js';
 import { mkdirpSync } from '../util/mkdirp.js';
@@ -127,7 +126,7 @@ export interface InitResult {
   written: string[];
 }
 
-export function initCommand(opts: { profile: InitProfile; dir: string; force: boolean }, out: (s: string) => void, err: (s: string) => void): InitResult {
+export async function initCommand(opts: { profile: InitProfile; dir: string; force: boolean }, out: (s: string) => void, err: (s: string) => void): Promise<InitResult> {
   const dir = resolve(opts.dir);
   const files: [string, string][] = [[join(dir, 'fakemx.json'), configText(opts.profile, dir)], ...Object.entries(LIST_FILES).map(([n, t]): [string, string] => [join(dir, n), t])];
   const existing = files.filter(([p]) => existsSync(p)).map(([p]) => p);
@@ -143,6 +142,8 @@ export function initCommand(opts: { profile: InitProfile; dir: string; force: bo
     return { code: EX_CANTCREAT, written: [] };
   }
   const config = files[0]![0];
+  // Imported when the files are written: cli.ts reads PROFILES from here for every command.
+  const { ConfigError, loadConfig } = await import('../config/load.js');
   try {
     loadConfig({ file: config, env: {} });
   } catch (e) {

@@ -8,8 +8,7 @@ import { InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, keysFor, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
-import { RedisBackend } from '../state/redis.js';
-import { openStateStore, type StateStore } from '../state/store.js';
+import type { StateStore } from '../state/store.js';
 import { kindOf, type StateEntry } from '../state/types.js';
 import { escapeText } from '../util/escape.js';
 import { EX_UNAVAILABLE, EX_USAGE } from '../util/sysexits.js';
@@ -36,6 +35,8 @@ export type Out = (line: string) => void;
 
 /** Opens the store a config names; the Redis one must answer within its connect timeout. */
 export async function openForCli(config: Config): Promise<StateStore> {
+  // Imported here, not above: cli.ts registers `state` (this module) for every invocation.
+  const [{ openStateStore }, { RedisBackend }] = await Promise.all([import('../state/store.js'), import('../state/redis.js')]);
   const cfg = config.state;
   const store = openStateStore({ ...cfg, timeout: Math.max(cfg.timeout, 2000), path: resolve(cfg.path || './var/state') }, { sweepInterval: 0 });
   if (store.backend instanceof RedisBackend) {
@@ -124,7 +125,7 @@ export async function delCommand(store: StateStore, keyList: readonly string[], 
 
 /** What `fakemx state` needs from cli.ts. */
 export interface CliHelpers {
-  config(file: string | undefined): Config;
+  config(file: string | undefined): Promise<Config>;
   configOption(): import('commander').Option;
   out: Out;
   err: Out;
@@ -144,7 +145,7 @@ function ms(value: string): number {
 }
 
 async function withStore(h: CliHelpers, file: string | undefined, fn: (store: StateStore, config: Config) => Promise<number>): Promise<void> {
-  const config = h.config(file);
+  const config = await h.config(file);
   let store: StateStore;
   try {
     store = await openForCli(config);

@@ -4,11 +4,17 @@
 
 import { randomInt } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createRequire } from 'node:module';
 import { connect, isIP, type Socket as TcpSocket } from 'node:net';
-import dnsPacket from 'dns-packet';
+import type * as DnsPacket from 'dns-packet';
 import { readResolvConf } from './resolv-conf.js';
 
 export type QueryType = 'A' | 'TXT';
+
+// dns-packet (~20 ms to import) is loaded by the first DnsClient: the config loader imports
+// parseServer from here, and every `fakemx` command and every daemon without DNS lists would
+// otherwise pay for a codec it never uses.
+let dnsPacket: typeof DnsPacket;
 
 export interface DnsServer {
   /** Address to send to (may carry an IPv6 zone). */
@@ -171,6 +177,7 @@ export class DnsClient implements Resolver {
   private closed = false;
 
   constructor(opts: DnsClientOptions) {
+    dnsPacket ??= createRequire(import.meta.url)('dns-packet') as typeof DnsPacket;
     const specs = opts.servers.length > 0 ? opts.servers : readResolvConf(opts.resolvConf);
     this.servers = specs.map(parseServer);
     this.timeout = Math.max(1, opts.timeout);
@@ -400,7 +407,7 @@ export class DnsClient implements Resolver {
       this.stats.dropped++;
       return;
     }
-    let pkt: dnsPacket.DecodedPacket;
+    let pkt: DnsPacket.DecodedPacket;
     try {
       pkt = dnsPacket.decode(msg);
     } catch {
@@ -421,7 +428,7 @@ export class DnsClient implements Resolver {
     this.accept(q, pkt, a.server, false);
   }
 
-  private matches(q: Query, pkt: dnsPacket.DecodedPacket): boolean {
+  private matches(q: Query, pkt: DnsPacket.DecodedPacket): boolean {
     if (!pkt.flag_qr) return false;
     const qs = pkt.questions ?? [];
     if (qs.length !== 1) return false;
@@ -429,8 +436,8 @@ export class DnsClient implements Resolver {
     return qq.name.toLowerCase() === q.lname && qq.type === q.type && (qq.class ?? 'IN') === 'IN';
   }
 
-  private accept(q: Query, pkt: dnsPacket.DecodedPacket, server: DnsServer, tcp: boolean): void {
-    const rcode = (pkt as dnsPacket.DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR';
+  private accept(q: Query, pkt: DnsPacket.DecodedPacket, server: DnsServer, tcp: boolean): void {
+    const rcode = (pkt as DnsPacket.DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR';
     const resp: DnsResponse = { rcode, answers: extractAnswers(q, pkt), negativeTtl: negativeTtl(pkt), server: serverTag(server), tcp };
     if ((rcode === 'SERVFAIL' || rcode === 'REFUSED') && q.tries < this.maxTries) {
       // Like the C library: a server that cannot answer is skipped for the next one.
@@ -492,7 +499,7 @@ export class DnsClient implements Resolver {
 }
 
 /** A and TXT records of the question's type, following a CNAME chain inside the answer. */
-function extractAnswers(q: Query, pkt: dnsPacket.DecodedPacket): DnsRecord[] {
+function extractAnswers(q: Query, pkt: DnsPacket.DecodedPacket): DnsRecord[] {
   const names = new Set([q.lname]);
   const out: DnsRecord[] = [];
   for (const rr of pkt.answers ?? []) {
@@ -507,7 +514,7 @@ function extractAnswers(q: Query, pkt: dnsPacket.DecodedPacket): DnsRecord[] {
   return out;
 }
 
-function negativeTtl(pkt: dnsPacket.DecodedPacket): number | null {
+function negativeTtl(pkt: DnsPacket.DecodedPacket): number | null {
   for (const rr of pkt.authorities ?? []) {
     if (rr.type !== 'SOA') continue;
     const min = rr.data.minimum ?? 0;
