@@ -1,5 +1,5 @@
 // `npm run lint` (part of `npm test`): typescript-eslint's recommended type-checked rules over
-// the TypeScript sources, tests and vitest configs, typed through tsconfig.test.json (src and
+// the TypeScript sources, tests and vitest configs, typed through tsconfig.eslint.json (src and
 // test in one program). Plain JavaScript (bench/, scripts/, stryker) has no type information
 // and is not linted here.
 import { defineConfig, globalIgnores } from 'eslint/config';
@@ -12,7 +12,7 @@ export default defineConfig(
     extends: [tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: {
-        project: './tsconfig.test.json',
+        project: './tsconfig.eslint.json',
         tsconfigRootDir: import.meta.dirname,
       },
     },
