@@ -1,206 +1,26 @@
 #!/usr/bin/env node
-// The `fakemx` command (commander): run the daemon, validate a config, query DNS lists,
-// import a FakeSMTP app.config, report on a corpus, print the config reference.
-// Exit codes follow sysexits: 0 ok, 64 usage error (any subcommand), 78 config error,
-// 69 cannot start, 70 internal error; a few commands add their own (README, "Command line").
+// The `fakemx` command's process (dist/cli.js): runs program.ts on process.argv with the
+// process's stdout and stderr, and exits with the code it returns (sysexits; README,
+// "Command line").
 
 // Run through dist/fakemx.cjs (the bin), which sizes the thread pool first; this type-only
 // import keeps that .cts entry in the build, whose include pattern names *.ts files only.
 import type {} from './fakemx.cjs';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
-import type { LoadedConfig } from './config/load.js';
-import { initCommand, PROFILES, type InitProfile } from './commands/init.js';
-import { addStateCommand } from './commands/state.js';
-import { parseProvider } from './dnsbl/provider.js';
-import { queryName } from './dnsbl/query.js';
-import { escapeText } from './util/escape.js';
-import { parseSince } from './util/since.js';
-import { EX_CONFIG, EX_SOFTWARE, EX_USAGE } from './util/sysexits.js';
+import { runCommand } from './program.js';
+import { EX_SOFTWARE } from './util/sysexits.js';
 
-// The daemon, the subcommands and the config loader (convict, node:tls) are imported when a
-// command runs: every invocation, a usage error or --version too (and every test that spawns
-// one), would otherwise pay for loading all of them (~0.4 s; the config loader alone ~60 ms).
-
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
-const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : s + '\n');
 // `fakemx config-doc | head`: a reader that goes away ends the command quietly, not with a stack.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   throw e;
 });
 
-/** Loads a config for a subcommand; a ConfigError ends the process with 78. */
-async function configOrExit(file: string | undefined): Promise<LoadedConfig> {
-  const { ConfigError, loadConfig } = await import('./config/load.js');
-  try {
-    const loaded = loadConfig(file ? { file } : {});
-    for (const w of loaded.warnings) err(`fakemx: warning: ${escapeText(w)}`);
-    return loaded;
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      err(`fakemx: error: config: ${e.message}`);
-      process.exit(EX_CONFIG);
-    }
-    throw e;
-  }
-}
-
-/** `<ip>` of dnsbl: what the lookup can reverse (IPv4 or IPv6), else a usage error. */
-function ipArgument(value: string): string {
-  if (queryName(value, 'x') === null) throw new InvalidArgumentError(`"${escapeText(value)}" is not an IPv4 or IPv6 address.`);
-  return value;
-}
-
-/** --rbl/--rwl entries, checked by the lookup's own parser; repeated values accumulate. */
-function providerArgument(value: string, previous: string[] | undefined): string[] {
-  try {
-    parseProvider(value);
-  } catch (e) {
-    throw new InvalidArgumentError(escapeText((e as Error).message));
-  }
-  return [...(previous ?? []), value];
-}
-
-function topArg(value: string): string {
-  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > 1000) throw new InvalidArgumentError('must be a whole number from 1 to 1000.');
-  return value;
-}
-
-function sinceArg(value: string): string {
-  if (parseSince(value) === null) throw new InvalidArgumentError('not a date (YYYY-MM-DD or ISO 8601 time).');
-  return value;
-}
-
-const program = new Command();
-program
-  .name('fakemx')
-  .description('Fake MX / anti-spam SMTP daemon: MX sandwich, bot trap, spam corpus, test receiver')
-  .version(pkg.version, '-V, --version')
-  .showHelpAfterError();
-
-/**
- * Commander would print its message and exit 1 itself; instead it throws a CommanderError,
- * which the catch at the bottom turns into 64 (0 for --help/--version). Set on the program
- * before the subcommands are added, so each inherits it, and again on each below.
- */
-function usageErrorsExit64(cmd: Command): void {
-  cmd.exitOverride().configureOutput({
-    writeOut: (s) => process.stdout.write(s),
-    writeErr: (s) => process.stderr.write(s),
-    outputError: (s, write) => write(`fakemx: ${s}`),
-  });
-}
-usageErrorsExit64(program);
-
-const configOpt = () => new Option('-c, --config <file>', 'config file (JSON)').env('FAKEMX_CONFIG');
-
-program
-  .command('run')
-  .description('run the daemon in the foreground')
-  .addOption(configOpt())
-  .action(async (o: { config?: string }) => {
-    const { runDaemon } = await import('./daemon.js');
-    process.exitCode = await runDaemon(o.config ? { configPath: o.config } : {});
-    // Let stdout drain, then leave even if a stray handle lingers.
-    setTimeout(() => process.exit(), 200).unref();
-  });
-
-const checkConfig = program
-  .command('check-config')
-  .description('validate the config and print the effective values (exit 0, or 78 on error)')
-  .addOption(configOpt())
-  .option('--changed', 'print only the values that differ from the defaults, as key = JSON lines (postconf -n)')
-  .addOption(new Option('--get <key>', 'print one value by its dotted key (a string as it is, anything else as JSON)').conflicts('changed'))
-  .action(async (o: { config?: string; changed?: boolean; get?: string }) => {
-    const loaded = await configOrExit(o.config);
-    const [{ changedText, configValue, valueText }, { redacted }] = await Promise.all([import('./config/changed.js'), import('./config/load.js')]);
-    if (o.get !== undefined) {
-      const v = configValue(loaded.config, o.get);
-      if (v === undefined) checkConfig.error(`error: unknown key "${escapeText(o.get)}" (fakemx config-doc lists every key)`, { exitCode: EX_USAGE, code: 'fakemx.unknownKey' });
-      out(valueText(v));
-      return;
-    }
-    if (o.changed) {
-      const text = changedText(loaded.config);
-      if (text) out(text);
-    } else out(JSON.stringify(redacted(loaded.config), null, 2));
-    err(`fakemx: ${loaded.file ?? '(defaults)'}: ok`);
-  });
-
-const dnsbl = program
-  .command('dnsbl')
-  .description('look a client address up in the configured DNS lists (exit 0 not listed, 1 listed, 2 lookup error, 64 usage)')
-  .argument('<ip>', 'client IPv4 or IPv6 address', ipArgument)
-  .addOption(configOpt())
-  .option('--rbl <entry...>', 'block-list entries zone[=filter][*weight] (instead of the config\'s)', providerArgument)
-  .option('--rwl <entry...>', 'allow-list entries (instead of the config\'s)', providerArgument)
-  .action(async (ip: string, o: { config?: string; rbl?: string[]; rwl?: string[] }) => {
-    const loaded = await configOrExit(o.config);
-    const cfg = { ...loaded.config, ...(o.rbl ? { rblProviders: o.rbl } : {}), ...(o.rwl ? { rwlProviders: o.rwl } : {}) };
-    // Nothing to ask is a mistake in the invocation, not a lookup error (2) or "not listed" (0).
-    if (cfg.rblProviders.length + cfg.rwlProviders.length === 0) {
-      dnsbl.error('error: no DNS lists to ask: give --rbl/--rwl, or a --config with rblProviders or rwlProviders', { exitCode: EX_USAGE, code: 'fakemx.noLists' });
-    }
-    const { dnsblCommand } = await import('./commands/dnsbl.js');
-    process.exitCode = await dnsblCommand(ip, cfg, out);
-  });
-
-program
-  .command('import-appconfig')
-  .description("convert FakeSMTP's app.config (XML appSettings) to a fakemx JSON config")
-  .argument('<app.config>', 'FakeSMTP app.config file')
-  .option('-o, --out <file>', 'write the JSON here instead of stdout')
-  .action(async (file: string, o: { out?: string }) => {
-    const { importAppConfigCommand } = await import('./commands/import-appconfig.js');
-    process.exitCode = await importAppConfigCommand(file, o.out, out, err);
-  });
-
-program
-  .command('report')
-  .description('summarise a corpus directory (counts by day, client, HELO, sender domain, verdict)')
-  .addOption(configOpt())
-  .option('-s, --store <dir>', 'corpus directory (default: storePath of the config)')
-  .option('-d, --dir <dir>', 'same as --store')
-  // Checked here as well as in buildReport, so a bad value is a usage error with the help after it.
-  .addOption(new Option('--since <date>', 'only messages received at or after this ISO date').argParser(sinceArg))
-  .addOption(new Option('--top <n>', 'rows per table').default('10').argParser(topArg))
-  .option('--json', 'print JSON instead of text')
-  .action(async (o: { config?: string; store?: string; dir?: string; since?: string; top: string; json?: boolean }) => {
-    const dir = o.store ?? o.dir ?? (await configOrExit(o.config)).config.storePath;
-    const { reportCommand } = await import('./commands/report.js');
-    process.exitCode = await reportCommand({ dir, ...(o.since ? { since: o.since } : {}), top: Number(o.top), json: o.json === true }, out, err);
-  });
-
-addStateCommand(program, { config: async (f) => (await configOrExit(f)).config, configOption: configOpt, out, err, usage: usageErrorsExit64 });
-
-program
-  .command('init')
-  .description('write a commented config and its list files for a profile, ready to edit (exit 73 if one exists)')
-  .addOption(new Option('-p, --profile <profile>', 'fake-mx (MX sandwich, stores nothing), corpus (collect spam) or sink (test receiver)').choices(PROFILES).default('fake-mx'))
-  .option('-d, --dir <dir>', 'directory to write fakemx.json and the list files into', '.')
-  .option('-f, --force', 'overwrite files that exist')
-  .action(async (o: { profile: InitProfile; dir: string; force?: boolean }) => {
-    process.exitCode = (await initCommand({ profile: o.profile, dir: o.dir, force: o.force === true }, out, err)).code;
-  });
-
-program
-  .command('config-doc')
-  .description('print the config reference table (Markdown), generated from the schema')
-  .action(async () => {
-    const { configTable } = await import('./config/doc.js');
-    out(configTable());
-  });
-
-for (const cmd of program.commands) usageErrorsExit64(cmd);
-
-program.parseAsync(process.argv).catch((e: unknown) => {
-  // Commander has already printed its message (or the help, or the version).
-  if (e instanceof CommanderError) {
-    process.exitCode = e.exitCode === 0 ? 0 : EX_USAGE;
-    return;
-  }
-  err(`fakemx: error: ${e instanceof Error ? e.message : String(e)}`);
-  process.exit(EX_SOFTWARE);
+const code = await runCommand(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  // Let stdout drain, then leave even if a stray handle lingers.
+  leave: () => setTimeout(() => process.exit(), 200).unref(),
 });
+// An internal error may have left sockets or timers open: end now.
+if (code === EX_SOFTWARE) process.exit(code);
+process.exitCode = code;

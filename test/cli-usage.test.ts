@@ -1,10 +1,19 @@
 // Every usage error of every `fakemx` subcommand exits 64 (EX_USAGE, never 1, which dnsbl
-// means as "listed"), with the reason on stderr and nothing on stdout. Its own file so that
-// vitest runs it beside the other CLI files instead of after them.
+// means as "listed"), with the reason on stderr and nothing on stdout. The table runs the
+// command line in this process (src/program.ts, what dist/cli.js runs); a few cases also run
+// as child processes, proving the process exits with the code the command returns.
 import { describe, expect, it } from 'vitest';
-import { runCli as run } from './helpers/daemon.js';
+import { runCommand } from '../src/program.js';
+import { runCli, type CliResult } from './helpers/daemon.js';
 
-// Every case is one child process of its own: concurrent, so the spawns overlap.
+/** One command line in this process, its output kept apart from the test's. */
+async function run(args: string[]): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCommand(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
+  return { code, stdout, stderr };
+}
+
 describe.concurrent('usage errors exit 64 (EX_USAGE), with the reason on stderr and nothing on stdout', () => {
   const SUBCOMMANDS = ['run', 'check-config', 'dnsbl', 'import-appconfig', 'report', 'config-doc', 'state', 'init'];
   const cases: [name: string, args: string[], reason: RegExp][] = [
@@ -41,6 +50,16 @@ describe.concurrent('usage errors exit 64 (EX_USAGE), with the reason on stderr 
   ];
   it.each(cases)('%s', async (_n, args, reason) => {
     const r = await run(args);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(reason);
+    expect(r.stdout).toBe('');
+  });
+
+  // The process: a parse error, a check in an action and one of `state`'s, through dist/cli.js
+  // (cli.test.ts runs the package bin). Child processes, concurrent, so the spawns overlap.
+  const spawned = new Set(['unknown command', 'dnsbl: no lists to ask', 'state: a network to trap']);
+  it.each(cases.filter(([n]) => spawned.has(n)))('%s, as a process', async (_n, args, reason) => {
+    const r = await runCli(args);
     expect(r.code).toBe(64);
     expect(r.stderr).toMatch(reason);
     expect(r.stdout).toBe('');

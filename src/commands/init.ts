@@ -142,7 +142,7 @@ export async function initCommand(opts: { profile: InitProfile; dir: string; for
     return { code: EX_CANTCREAT, written: [] };
   }
   const config = files[0]![0];
-  // Imported when the files are written: cli.ts reads PROFILES from here for every command.
+  // Imported when the files are written: program.ts reads PROFILES from here for every command.
   const { ConfigError, loadConfig } = await import('../config/load.js');
   try {
     loadConfig({ file: config, env: {} });

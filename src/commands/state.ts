@@ -35,7 +35,7 @@ export type Out = (line: string) => void;
 
 /** Opens the store a config names; the Redis one must answer within its connect timeout. */
 export async function openForCli(config: Config): Promise<StateStore> {
-  // Imported here, not above: cli.ts registers `state` (this module) for every invocation.
+  // Imported here, not above: program.ts registers `state` (this module) for every command.
   const [{ openStateStore }, { RedisBackend }] = await Promise.all([import('../state/store.js'), import('../state/redis.js')]);
   const cfg = config.state;
   const store = openStateStore({ ...cfg, timeout: Math.max(cfg.timeout, 2000), path: resolve(cfg.path || './var/state') }, { sweepInterval: 0 });
@@ -123,7 +123,7 @@ export async function delCommand(store: StateStore, keyList: readonly string[], 
   return had > 0 ? 0 : 1;
 }
 
-/** What `fakemx state` needs from cli.ts. */
+/** What `fakemx state` needs from program.ts. */
 export interface CliHelpers {
   config(file: string | undefined): Promise<Config>;
   configOption(): import('commander').Option;
@@ -131,6 +131,8 @@ export interface CliHelpers {
   err: Out;
   /** Each subcommand reports usage errors as 64 like the rest of the CLI. */
   usage(cmd: Command): void;
+  /** The command's exit code. */
+  exit(code: number): void;
 }
 
 function target(value: string): string {
@@ -151,14 +153,14 @@ async function withStore(h: CliHelpers, file: string | undefined, fn: (store: St
     store = await openForCli(config);
   } catch (e) {
     h.err(`fakemx: error: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
-    process.exitCode = EX_UNAVAILABLE;
+    h.exit(EX_UNAVAILABLE);
     return;
   }
   try {
-    process.exitCode = await fn(store, config);
+    h.exit(await fn(store, config));
   } catch (e) {
     h.err(`fakemx: error: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
-    process.exitCode = EX_UNAVAILABLE;
+    h.exit(EX_UNAVAILABLE);
   } finally {
     await store.close();
   }
