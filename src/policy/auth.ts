@@ -32,11 +32,16 @@ export function tooManyAuthAttempts(): Reply {
   return { code: 421, enhanced: '4.7.0', text: 'too many AUTH attempts, closing connection', close: true, outcome: 'limit' };
 }
 
-/** The password as the config says it is kept; undefined = not recorded. */
-export function passwordRecord(password: string | undefined, mode: AuthConfig['recordPasswords'], salt: string): string | undefined {
+/**
+ * The password as the config says it is kept; undefined = not recorded. The hash is of the
+ * octets the client sent when given (a password that is not UTF-8 would otherwise be hashed
+ * with U+FFFD in place of its bytes, and different passwords would share a hash); for UTF-8
+ * it is the same hash as of the string.
+ */
+export function passwordRecord(password: string | undefined, mode: AuthConfig['recordPasswords'], salt: string, octets?: Buffer): string | undefined {
   if (password === undefined || mode === 'none') return undefined;
   if (mode === 'plain') return password.length > MAX_RECORDED ? password.slice(0, MAX_RECORDED) : password;
-  return createHash('sha256').update(salt).update('\0').update(password).digest('hex');
+  return createHash('sha256').update(salt).update('\0').update(octets ?? password).digest('hex');
 }
 
 function cut(s: string): string {
@@ -51,7 +56,7 @@ export function authDetails(
   salt: string,
   attempt: number,
 ): Record<string, unknown> {
-  const pw = passwordRecord(a.password, cfg.recordPasswords, salt);
+  const pw = passwordRecord(a.password, cfg.recordPasswords, salt, a.passwordOctets);
   return {
     mechanism: a.mechanism,
     user: cut(a.user),

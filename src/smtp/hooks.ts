@@ -86,6 +86,9 @@ export interface AuthAttempt {
   authzid?: string;
   /** PLAIN and LOGIN: the password as sent (decoded octets read as UTF-8). */
   password?: string;
+  /** PLAIN and LOGIN: the password's decoded octets, as sent (the string above replaces
+   *  octets that are not UTF-8; a hash of the password is of these). */
+  passwordOctets?: Buffer;
   /** CRAM-MD5: the challenge sent and the client's hex digest. */
   cram?: { challenge: string; digest: string };
   /** Whether the first response came with the AUTH command (RFC 4954 §4 initial response). */

@@ -1220,7 +1220,8 @@ export class Session implements SessionInfo, GreetResume {
       this.authX = null;
       return replies.authBadBase64();
     }
-    const text = Buffer.from(line, 'base64').toString('utf8');
+    const octets = Buffer.from(line, 'base64');
+    const text = octets.toString('utf8');
     if (x.mech === 'LOGIN' && x.user === undefined) {
       x.user = text;
       return replies.authChallenge(B64_PASSWORD);
@@ -1231,9 +1232,12 @@ export class Session implements SessionInfo, GreetResume {
       // RFC 4616 §2: [authzid] NUL authcid NUL passwd
       const f = text.split('\0');
       const user = f.length >= 2 ? f[1]! : f[0]!;
-      attempt = { mechanism: 'PLAIN', user, password: f.length >= 3 ? f.slice(2).join('\0') : '', initialResponse: x.initial, ...(f.length >= 2 && f[0] !== '' ? { authzid: f[0]! } : {}) };
+      // The password's octets: after the second NUL (no UTF-8 sequence holds a 0x00 octet).
+      const n2 = f.length >= 3 ? octets.indexOf(0, octets.indexOf(0) + 1) : -1;
+      const passwordOctets = n2 >= 0 ? octets.subarray(n2 + 1) : Buffer.alloc(0);
+      attempt = { mechanism: 'PLAIN', user, password: f.length >= 3 ? f.slice(2).join('\0') : '', passwordOctets, initialResponse: x.initial, ...(f.length >= 2 && f[0] !== '' ? { authzid: f[0]! } : {}) };
     } else if (x.mech === 'LOGIN') {
-      attempt = { mechanism: 'LOGIN', user: x.user ?? '', password: text, initialResponse: x.initial };
+      attempt = { mechanism: 'LOGIN', user: x.user ?? '', password: text, passwordOctets: octets, initialResponse: x.initial };
     } else {
       // RFC 2195 §2: "user SP digest", the digest as 32 lower-case hex digits.
       const sp = text.lastIndexOf(' ');

@@ -324,6 +324,32 @@ describe('AUTH honeypot: records, metric, TLS, tarpit', () => {
     }
   });
 
+  it('a password that is not UTF-8 is hashed as the octets sent: no two share a hash', async () => {
+    const srv = await startServer({ auth: AUTH });
+    const seen: VerdictEvent[] = [];
+    srv.server.on('verdict', (v) => seen.push(v));
+    const shaOctets = (pw: Buffer) => createHash('sha256').update(SALT).update('\0').update(pw).digest('hex');
+    // Latin-1 passwords: each decodes to 'p\uFFFDss' as UTF-8.
+    const pwA = Buffer.from('p\xe9ss', 'latin1');
+    const pwB = Buffer.from('p\xe8ss', 'latin1');
+    try {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      const plain = Buffer.concat([Buffer.from('\0u\0', 'latin1'), pwA]);
+      expect((await cl.cmd(`AUTH PLAIN ${plain.toString('base64')}`)).code).toBe(535);
+      expect((await cl.cmd(`AUTH LOGIN ${b64('u')}`)).code).toBe(334);
+      expect((await cl.cmd(pwB.toString('base64'))).code).toBe(535);
+      expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0p\u00e9ss')}`)).code).toBe(535);
+      cl.close();
+      const pws = seen.filter((v) => v.tag === 'AUTH').map((v) => v.details.password);
+      expect(pws).toEqual([shaOctets(pwA), shaOctets(pwB), sha('p\u00e9ss')]);
+      expect(new Set(pws).size).toBe(3);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('fakemx_auth_attempts_total counts attempts by mechanism and TLS', async () => {
     const srv = await startServer({ auth: AUTH });
     const metrics = new Metrics({ defaultMetrics: false });
