@@ -1229,13 +1229,20 @@ export class Session implements SessionInfo, GreetResume {
     this.authX = null;
     let attempt: AuthAttempt;
     if (x.mech === 'PLAIN') {
-      // RFC 4616 §2: [authzid] NUL authcid NUL passwd
+      // RFC 4616 §2: [authzid] NUL authcid NUL passwd. The password's octets are those after
+      // the second NUL (no UTF-8 sequence holds a 0x00 octet). A message with fewer NULs is
+      // malformed, and what it holds may well be a password (a bot's "user NUL password", or
+      // the password alone): it is recorded as one (auth.recordPasswords), never in clear as
+      // the user name.
       const f = text.split('\0');
-      const user = f.length >= 2 ? f[1]! : f[0]!;
-      // The password's octets: after the second NUL (no UTF-8 sequence holds a 0x00 octet).
-      const n2 = f.length >= 3 ? octets.indexOf(0, octets.indexOf(0) + 1) : -1;
-      const passwordOctets = n2 >= 0 ? octets.subarray(n2 + 1) : Buffer.alloc(0);
-      attempt = { mechanism: 'PLAIN', user, password: f.length >= 3 ? f.slice(2).join('\0') : '', passwordOctets, initialResponse: x.initial, ...(f.length >= 2 && f[0] !== '' ? { authzid: f[0]! } : {}) };
+      if (f.length >= 3) {
+        const n2 = octets.indexOf(0, octets.indexOf(0) + 1);
+        attempt = { mechanism: 'PLAIN', user: f[1]!, password: f.slice(2).join('\0'), passwordOctets: octets.subarray(n2 + 1), initialResponse: x.initial, ...(f[0] !== '' ? { authzid: f[0]! } : {}) };
+      } else if (f.length === 2) {
+        attempt = { mechanism: 'PLAIN', user: f[0]!, password: f[1]!, passwordOctets: octets.subarray(octets.indexOf(0) + 1), initialResponse: x.initial };
+      } else {
+        attempt = { mechanism: 'PLAIN', user: '', password: text, passwordOctets: octets, initialResponse: x.initial };
+      }
     } else if (x.mech === 'LOGIN') {
       attempt = { mechanism: 'LOGIN', user: x.user ?? '', password: text, passwordOctets: octets, initialResponse: x.initial };
     } else {

@@ -350,6 +350,49 @@ describe('AUTH honeypot: records, metric, TLS, tarpit', () => {
     }
   });
 
+  it('a malformed PLAIN message (fewer than two NULs) records its text as a password, never in clear as the user', async () => {
+    const srv = await startServer({ auth: { ...AUTH, recordPasswords: 'none' } });
+    const seen: VerdictEvent[] = [];
+    srv.server.on('verdict', (v) => seen.push(v));
+    try {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      expect((await cl.cmd(`AUTH PLAIN ${b64('alice\0S3cret!')}`)).code).toBe(535);
+      expect((await cl.cmd(`AUTH PLAIN ${b64('S3cret2')}`)).code).toBe(535);
+      cl.close();
+      const details = seen.filter((v) => v.tag === 'AUTH').map((v) => v.details);
+      expect(details.map((d) => [d.user, d.authzid, d.password])).toEqual([
+        ['alice', undefined, undefined],
+        ['', undefined, undefined],
+      ]);
+      expect(JSON.stringify(details)).not.toContain('S3cret');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a malformed PLAIN message is hashed like a password with recordPasswords sha256', async () => {
+    const srv = await startServer({ auth: AUTH });
+    const seen: VerdictEvent[] = [];
+    srv.server.on('verdict', (v) => seen.push(v));
+    try {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      await cl.cmd(`AUTH PLAIN ${b64('alice\0S3cret!')}`);
+      await cl.cmd(`AUTH PLAIN ${b64('S3cret2')}`);
+      cl.close();
+      const details = seen.filter((v) => v.tag === 'AUTH').map((v) => v.details);
+      expect(details.map((d) => [d.user, d.password])).toEqual([
+        ['alice', sha('S3cret!')],
+        ['', sha('S3cret2')],
+      ]);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('fakemx_auth_attempts_total counts attempts by mechanism and TLS', async () => {
     const srv = await startServer({ auth: AUTH });
     const metrics = new Metrics({ defaultMetrics: false });
