@@ -88,7 +88,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   } catch (e) {
     return cannotStart(e, () => server.close(0));
   }
-  await notifyReady(`listening on ${server.listening.map((l) => hostPort(l.address, l.port)).join(', ')}`);
+  const listeningOn = () => `listening on ${server.listening.map((l) => hostPort(l.address, l.port)).join(', ')}`;
+  await notifyReady(listeningOn());
   // The log files open in a worker thread; READY says where logs go once that is known.
   const logFiles = await logFilesOpen(logger, LOG_FILES_WAIT_MS);
   logger.info({ tag: 'READY' }, startupLine(loaded.config, server.listening, logFiles !== false));
@@ -112,6 +113,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     const reload = async () => {
       if (stopping) return;
       await notifyReloading();
+      // The unit's status line after the reload (systemctl status): what it listens on now, or
+      // that the reload failed and why, never "reloaded" for a file that was refused.
+      let status: string;
       try {
         const next = load(opts.configPath);
         const before = server.config;
@@ -124,11 +128,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         const now = atStart(next.config);
         const keys = (Object.keys(now) as (keyof typeof now)[]).filter((k) => now[k] !== was[k]);
         if (keys.length > 0) logger.warn({ tag: 'CONFIG_RESTART_NEEDED', keys }, `${keys.join(', ')} take effect at the next start`);
+        status = `reloaded; ${listeningOn()}`;
       } catch (e) {
         const err = e instanceof ConfigError ? { key: e.key, file: e.file, reason: e.reason } : { reason: e instanceof Error ? e.message : String(e) };
         logger.error({ tag: 'CONFIG_RELOAD_FAILED', ...err }, 'reload failed; running unchanged');
+        status = `reload failed (${'key' in err ? `${err.key}: ` : ''}${err.reason}); running unchanged, ${listeningOn()}`;
       }
-      await notifyReady('reloaded');
+      await notifyReady(status);
     };
     onSignal = (sig) => {
       if (sig === 'SIGHUP') reloading = reloading.then(reload); // one reload at a time, in order
