@@ -80,7 +80,17 @@ for (const [path, leaf] of leaves()) {
   out.push('.TP', `.B ${esc(path)}`, `(${esc(JSON.stringify(leaf.default))}; \\fB${esc(envName(path))}\\fR)`, '.br', esc(leaf.doc + range));
 }
 out.push('.SH EXIT STATUS');
-out.push('0 success; 64 usage error; 69 cannot start (a listener cannot bind); 70 internal error; 73 init would overwrite a file, or run cannot make or write logPath; 78 config error (the key is named). \\fBdnsbl\\fR: 0 not listed, 1 listed, 2 lookup error.');
+// sysexits(3), per command as in the README's table ("Command line"; test/first-run.test.ts compares).
+out.push('0 success; 64 usage error (every command); 70 internal error (a bug). A config error names the file and the key.');
+for (const [cmd, codes] of [
+  ['run', '0 stopped by SIGTERM/SIGINT, 69 cannot start (e.g. the port is taken), 73 logPath cannot be made or written, 78 config error'],
+  ['check-config', '0 valid, 78 invalid (64 for \\-\\-get of an unknown key)'],
+  ['init', '0 written, 73 a file exists (nothing written) or cannot be written'],
+  ['dnsbl', '0 not listed (or allowed), 1 listed, 2 a lookup failed, 78 config error; 64 also when there is no list to ask'],
+  ['import-appconfig', '0, 65 bad XML, 66 unreadable input, 73 cannot write the output'],
+  ['report', '0 (an empty store too), 66 store missing or unreadable, 78 config error'],
+  ['state', '0, 1 nothing matched (list) or no such entry (del), 69 the store cannot be reached, 78 config error'],
+]) out.push('.TP', `.B ${cmd.replace(/-/g, '\\-')}`, codes);
 out.push('.SH SIGNALS');
 out.push('SIGHUP reloads the config (a moved listener logs where it now listens); SIGTERM and SIGINT stop accepting, let sessions finish for shutdownGrace milliseconds, and exit 0.');
 out.push('.SH FILES');

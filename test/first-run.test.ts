@@ -190,6 +190,20 @@ describe('package', () => {
     expect(readFileSync('LICENSE', 'utf8')).toMatch(/^MIT License\n/);
   });
 
+  it("the man page's EXIT STATUS gives each command the exit codes of the README's table", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const rows = [...readme.matchAll(/^\| `([a-z-]+)` \| (.+) \|$/gm)].filter((m) => /\b\d\d?\b/.test(m[2]!));
+    expect(rows.map((m) => m[1])).toEqual(['run', 'check-config', 'init', 'dnsbl', 'import-appconfig', 'report', 'state']);
+    const man = readFileSync('dist/fakemx.1', 'utf8');
+    const exit = man.slice(man.indexOf('.SH EXIT STATUS'), man.indexOf('.SH SIGNALS'));
+    for (const [, cmd, codes] of rows) {
+      const at = exit.indexOf(`.B ${cmd!.replace(/-/g, '\\-')}\n`);
+      expect(at, `EXIT STATUS has an entry for ${cmd}`).toBeGreaterThan(0);
+      const text = exit.slice(at).split('\n')[1]!;
+      for (const code of codes!.match(/\b\d+\b/g)!) expect(text, `${cmd}: exit ${code}`).toMatch(new RegExp(`\\b${code}\\b`));
+    }
+  });
+
   // No Docker engine here: the image's build stage is checked against what `npm run build` runs,
   // and its writable paths against the volume and the non-root user.
   it('the Dockerfile copies everything `npm run build` reads, and keeps the state store on the volume', () => {
