@@ -51,14 +51,29 @@ export function fileName(base: string, period: string): string {
 }
 
 /**
+ * When a period named "2026-12", "2026-12-03" or "2026-12-03T02" ends (UTC ms): its last line
+ * is older than that. Names alone do not sort by it across frequencies ("2026-12-02T05" sorts
+ * after "2026-12-02" though that hour ended first).
+ */
+function periodEnd(period: string): number {
+  const [y, m, d, h] = period.split(/[-T]/).map(Number) as [number, number, number?, number?];
+  const f: RollFrequency = h !== undefined ? 'hourly' : d !== undefined ? 'daily' : 'monthly';
+  return nextBoundary(f, Date.UTC(y, m - 1, d ?? 1, h ?? 0));
+}
+
+/**
  * Deletes the oldest of this logger's files (any frequency's names, so a changed setting still
- * prunes) until `keep` are left; the current file is never deleted. Names sort by time.
+ * prunes) until `keep` are left; the current file is never deleted. Oldest: the period that
+ * ended first.
  */
 export async function pruneLogs(o: Pick<RollOptions, 'dir' | 'base' | 'keep'>, current: string): Promise<string[]> {
   const prefix = `${o.base}.`;
+  const period = (n: string) => n.slice(prefix.length, -4);
   const ours = (await readdir(o.dir))
-    .filter((n) => n.startsWith(prefix) && n.endsWith('.log') && PERIOD.test(n.slice(prefix.length, -4)))
-    .sort();
+    .filter((n) => n.startsWith(prefix) && n.endsWith('.log') && PERIOD.test(period(n)))
+    .map((n) => ({ n, end: periodEnd(period(n)) }))
+    .sort((a, b) => a.end - b.end || (a.n < b.n ? -1 : 1))
+    .map((x) => x.n);
   const old = ours.filter((n) => n !== current).slice(0, Math.max(ours.length - o.keep, 0));
   for (const n of old) await unlink(join(o.dir, n)).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
   return old;

@@ -57,6 +57,15 @@ describe('pruneLogs', () => {
     expect(readdirSync(d).sort()).toEqual([...others, 'fakemx.2026-01.log', 'fakemx.2026-05-06.log', 'fakemx.2026-05-07T08.log'].sort());
   });
 
+  it('after a change of frequency the period that ended first goes first, whatever its name sorts as', async () => {
+    const d = dir();
+    // hourly until 05:59 on the 2nd, then daily: "...T05" sorts after "2026-12-02" by name but ended first.
+    for (const p of ['2026-12-02T04', '2026-12-02T05', '2026-12-02', '2026-12-03']) writeFileSync(join(d, `fakemx.${p}.log`), 'x\n');
+    const removed = await pruneLogs({ dir: d, base: 'fakemx', keep: 2 }, 'fakemx.2026-12-03.log');
+    expect(removed).toEqual(['fakemx.2026-12-02T04.log', 'fakemx.2026-12-02T05.log']);
+    expect(readdirSync(d).sort()).toEqual(['fakemx.2026-12-02.log', 'fakemx.2026-12-03.log']);
+  });
+
   it('a file it cannot delete is an error, not swallowed', async () => {
     const d = dir();
     mkdirSync(join(d, 'fakemx.2020-01.log'));
