@@ -341,7 +341,7 @@ export const schema: SchemaNode = {
   auth: {
     enabled: { doc: 'AUTH honeypot (RFC 4954): offer AUTH PLAIN LOGIN and fail every attempt with 535 5.7.8 after the error tarpit, recording it (AUTH verdict, metric, record, report).', format: Boolean, default: false },
     allowPlaintext: { doc: 'Offer AUTH before TLS too (by default only after STARTTLS or on an implicit-TLS listener; in clear AUTH gets 538 5.7.11).', format: Boolean, default: false },
-    cramMd5: { doc: 'Offer CRAM-MD5 (RFC 2195) as well; its attempts record the user name and digest, never a password.', format: Boolean, default: false },
+    cramMd5: { doc: 'Offer CRAM-MD5 (RFC 2195) as well; its attempts record the user name and digest (and the challenge, unless recordPasswords is none: with it a guessed password can be checked), never a password.', format: Boolean, default: false },
     maxAttempts: { doc: 'AUTH attempts a session may make; the one after gets 421 4.7.0 and close (it is still recorded).', format: nat, default: 3, range: int(1, 1000) },
     recordPasswords: { doc: 'How an attempt\'s password is recorded: none, sha256 (salted with auth.salt, hex) or plain.', format: ['none', 'sha256', 'plain'], default: 'sha256' },
     salt: { doc: 'Salt of the sha256 password record; "" = a random per-install salt kept in auth-salt under state.path (made on first use).', format: String, default: '', sensitive: true },

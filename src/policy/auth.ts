@@ -65,7 +65,9 @@ export function authDetails(
     attempt,
     initialResponse: a.initialResponse,
     ...(pw !== undefined ? { password: pw, passwordFormat: cfg.recordPasswords } : {}),
-    ...(a.cram ? { cramDigest: cut(a.cram.digest) } : {}),
+    // The challenge with the digest lets a guessed password be checked (HMAC-MD5, RFC 2195),
+    // as a hash does: kept only when passwords are (recordPasswords sha256 or plain).
+    ...(a.cram ? { cramDigest: cut(a.cram.digest), ...(cfg.recordPasswords !== 'none' ? { cramChallenge: cut(a.cram.challenge) } : {}) } : {}),
   };
 }
 

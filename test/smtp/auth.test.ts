@@ -150,6 +150,13 @@ const cases: Case[] = [
     name: 'CRAM-MD5: challenge, user and digest recorded, never a password',
     config: { auth: { ...AUTH, cramMd5: true } },
     steps: [{ send: 'AUTH CRAM-MD5', expect: '334 /^[A-Za-z0-9+/]+=*$/' }, { send: b64('tim b913a602c7eda7a495b4e6e7334d3890'), expect: '535 5.7.8' }],
+    // The challenge too (recordPasswords sha256, the default): with it a guessed password can be checked against the digest.
+    attempts: [{ mechanism: 'CRAM-MD5', user: 'tim', tls: false, initialResponse: false, cramDigest: 'b913a602c7eda7a495b4e6e7334d3890', cramChallenge: expect.stringMatching(/^<[0-9a-f]+\.\d+@mx\.test>$/) }],
+  },
+  {
+    name: 'CRAM-MD5 with recordPasswords none: the digest without its challenge (which would make it checkable)',
+    config: { auth: { ...AUTH, cramMd5: true, recordPasswords: 'none' } },
+    steps: [{ send: 'AUTH CRAM-MD5', expect: '334' }, { send: b64('tim b913a602c7eda7a495b4e6e7334d3890'), expect: '535 5.7.8' }],
     attempts: [{ mechanism: 'CRAM-MD5', user: 'tim', tls: false, initialResponse: false, cramDigest: 'b913a602c7eda7a495b4e6e7334d3890' }],
   },
   { name: 'CRAM-MD5 not offered: 504', steps: [{ send: 'AUTH CRAM-MD5', expect: '504 5.5.4' }] },
