@@ -89,7 +89,7 @@ for (const [cmd, codes] of [
   ['dnsbl', '0 not listed (or allowed), 1 listed, 2 a lookup failed, 78 config error; 64 also when there is no list to ask'],
   ['import-appconfig', '0, 65 bad XML, 66 unreadable input, 73 cannot write the output'],
   ['report', '0 (an empty store too), 66 store missing or unreadable, 78 config error'],
-  ['state', '0, 1 nothing matched (list) or no such entry (del), 69 the store cannot be reached, 78 config error'],
+  ['state', '0, 1 nothing matched (list) or no such entry (del), 69 the store cannot be reached (a local one that does not exist: only add makes it), 78 config error'],
 ]) out.push('.TP', `.B ${cmd.replace(/-/g, '\\-')}`, codes);
 out.push('.SH SIGNALS');
 out.push('SIGHUP reloads the config (a moved listener logs where it now listens); SIGTERM and SIGINT stop accepting, let sessions finish for shutdownGrace milliseconds, and exit 0.');

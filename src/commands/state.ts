@@ -5,7 +5,8 @@
 
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, keysFor, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import type { StateStore } from '../state/store.js';
@@ -33,12 +34,21 @@ export function textLine(e: StateEntry, now: number): string {
 
 export type Out = (line: string) => void;
 
-/** Opens the store a config names; the Redis one must answer within its connect timeout. */
-export async function openForCli(config: Config): Promise<StateStore> {
+/**
+ * Opens the store a config names; the Redis one must answer within its connect timeout. A local
+ * store that does not exist is made only by `add` (seeding entries before the first start): a
+ * command that reads would otherwise make an empty one and report nothing, silently, when it is
+ * run from another directory than the daemon with a relative state.path.
+ */
+export async function openForCli(config: Config, create = false): Promise<StateStore> {
   // Imported here, not above: program.ts registers `state` (this module) for every command.
   const [{ openStateStore }, { RedisBackend }] = await Promise.all([import('../state/store.js'), import('../state/redis.js')]);
   const cfg = config.state;
-  const store = openStateStore({ ...cfg, timeout: Math.max(cfg.timeout, 2000), path: resolve(cfg.path || './var/state') }, { sweepInterval: 0 });
+  const path = resolve(cfg.path || './var/state');
+  if (cfg.backend === 'local' && !create && !existsSync(join(path, 'state.mdb'))) {
+    throw new Error(`no state store at ${join(path, 'state.mdb')} (state.path ${cfg.path ? JSON.stringify(cfg.path) : '"", ./var/state under the current directory'}); the daemon makes it when it starts`);
+  }
+  const store = openStateStore({ ...cfg, timeout: Math.max(cfg.timeout, 2000), path }, { sweepInterval: 0 });
   if (store.backend instanceof RedisBackend) {
     const b = store.backend;
     let timer: NodeJS.Timeout | undefined;
@@ -146,11 +156,11 @@ function ms(value: string): number {
   return Number(value);
 }
 
-async function withStore(h: CliHelpers, file: string | undefined, fn: (store: StateStore, config: Config) => Promise<number>): Promise<void> {
+async function withStore(h: CliHelpers, file: string | undefined, fn: (store: StateStore, config: Config) => Promise<number>, create = false): Promise<void> {
   const config = await h.config(file);
   let store: StateStore;
   try {
-    store = await openForCli(config);
+    store = await openForCli(config, create);
   } catch (e) {
     h.err(`fakemx: error: state store: ${escapeText(e instanceof Error ? e.message : String(e))}`);
     h.exit(EX_UNAVAILABLE);
@@ -206,7 +216,7 @@ export function addStateCommand(program: Command, h: CliHelpers): void {
       // A usage error like commander's own: the reason, then the help (exit 64).
       const problem = addProblem(what, t);
       if (problem) cmd.error(`error: ${problem}`, { exitCode: EX_USAGE, code: 'fakemx.badTarget' });
-      await withStore(h, o.config, (st, config) => addCommand(st, what, t, o.ttl, config, h.out, h.err));
+      await withStore(h, o.config, (st, config) => addCommand(st, what, t, o.ttl, config, h.out, h.err), true);
     });
   state
     .command('del')

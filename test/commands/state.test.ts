@@ -3,7 +3,7 @@
 // exit codes 64 and 69; few spawns, each costs a Node start), the commands themselves over the
 // running store (grep, filters, counts, export, trap add/delete), and the pure pieces.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -115,6 +115,11 @@ describe('fakemx state (local store, daemon running)', () => {
     const config = join(dir, 'fakemx.json');
     writeFileSync(config, JSON.stringify({ state: { path: join(dir, 'state') } }));
     expect((await cli(['add', 'deny', '10.0.0.0/8'], config)).code).toBe(64);
+    // No store there (the daemon never ran with this state.path): said, and none made.
+    const none = await cli(['list'], config);
+    expect(none.code).toBe(69);
+    expect(none.stderr).toContain(`no state store at ${join(dir, 'state', 'state.mdb')}`);
+    expect(existsSync(join(dir, 'state'))).toBe(false);
     const redis = join(dir, 'redis.json');
     writeFileSync(redis, JSON.stringify({ state: { backend: 'redis', redis: { url: 'redis://user:secret@127.0.0.1:1', connectTimeout: 100 } } }));
     const r = await cli(['list'], redis);
