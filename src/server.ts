@@ -6,7 +6,6 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { resolve } from 'node:path';
 import { storePathsInUse, type EffectiveListener } from './config/effective.js';
 import { loadConfig, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -168,7 +167,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     const stateKey = JSON.stringify(cfg);
     if (old?.state && old.stateKey === stateKey) return { state: old.state, stateKey };
     const state = openStateStore(
-      { ...cfg, path: resolve(cfg.path || './var/state') },
+      cfg,
       { logger: this.logger, onError: (op, reason) => this.emit('stateError', { op, reason }) },
     );
     return { state, stateKey };

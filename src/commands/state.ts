@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, keysFor, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import type { StateStore } from '../state/store.js';
@@ -44,11 +44,11 @@ export async function openForCli(config: Config, create = false): Promise<StateS
   // Imported here, not above: program.ts registers `state` (this module) for every command.
   const [{ openStateStore }, { RedisBackend }] = await Promise.all([import('../state/store.js'), import('../state/redis.js')]);
   const cfg = config.state;
-  const path = resolve(cfg.path || './var/state');
-  if (cfg.backend === 'local' && !create && !existsSync(join(path, 'state.mdb'))) {
-    throw new Error(`no state store at ${join(path, 'state.mdb')} (state.path ${cfg.path ? JSON.stringify(cfg.path) : '"", ./var/state under the current directory'}); the daemon makes it when it starts`);
+  // state.path as loaded: absolute, a relative one resolved against the current directory.
+  if (cfg.backend === 'local' && !create && !existsSync(join(cfg.path, 'state.mdb'))) {
+    throw new Error(`no state store at ${join(cfg.path, 'state.mdb')} (state.path; a relative one is read from the current directory); the daemon makes it when it starts`);
   }
-  const store = openStateStore({ ...cfg, timeout: Math.max(cfg.timeout, 2000), path }, { sweepInterval: 0 });
+  const store = openStateStore({ ...cfg, timeout: Math.max(cfg.timeout, 2000) }, { sweepInterval: 0 });
   if (store.backend instanceof RedisBackend) {
     const b = store.backend;
     let timer: NodeJS.Timeout | undefined;

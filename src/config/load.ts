@@ -471,6 +471,8 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   if (!config.listenAddress) config.listenAddress = '127.0.0.1';
   if (!isIP(config.listenAddress)) throw new ConfigError('listenAddress', where('listenAddress'), `must be an IP address, got "${config.listenAddress}"`);
   config.storePath = resolve(config.storePath || './var/corpus');
+  // Resolved once, here, like storePath: the daemon, the install salt and `fakemx state` read it as is.
+  config.state.path = resolve(config.state.path || './var/state');
   if (config.logPath) config.logPath = resolve(config.logPath);
   for (const k of ['localDomains', 'localMailboxes', 'accessList'] as const) if (config[k]) config[k] = resolve(config[k]);
   if (config.dns.minTtl > config.dns.maxTtl) throw new ConfigError('dns.minTtl', where('dns.minTtl'), `must not exceed dns.maxTtl (${config.dns.maxTtl})`);

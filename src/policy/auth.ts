@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { AuthConfig } from '../config/schema.js';
 import type { AuthAttempt, SessionInfo } from '../smtp/hooks.js';
 import type { Reply } from '../smtp/reply.js';
@@ -83,7 +83,8 @@ export function authReply(attempt: number, cfg: Pick<AuthConfig, 'maxAttempts'>)
  */
 export function installSalt(cfg: Pick<AuthConfig, 'salt'>, stateDir: string): string {
   if (cfg.salt !== '') return cfg.salt;
-  const dir = resolve(stateDir || './var/state');
+  // stateDir is the loaded config's state.path, already resolved (config/load.ts).
+  const dir = stateDir;
   const file = join(dir, 'auth-salt');
   try {
     const s = readFileSync(file, 'utf8').trim();

@@ -34,6 +34,9 @@ describe('FakeSMTP defaults', () => {
   it('blank hostName is the system host name', () => expect(config.hostName).toBe(hostname()));
   it('blank listenAddress is loopback', () => expect(config.listenAddress).toBe('127.0.0.1'));
   it('blank storePath is ./var/corpus', () => expect(config.storePath).toBe(resolve('var/corpus')));
+  // Resolved at load like storePath: check-config --get, the daemon and `fakemx state` read one absolute path.
+  it('blank state.path is ./var/state, resolved', () => expect(config.state.path).toBe(resolve('var/state')));
+  it('a relative state.path is resolved against the working directory', () => expect(loadConfig({ env: {}, overrides: { state: { path: 'st' } } }).config.state.path).toBe(resolve('st')));
   it('one listener from listenAddress/listenPort', () => expect(config.listeners).toEqual([{ address: '127.0.0.1', port: 25, tls: 'none' }]));
 });
 
