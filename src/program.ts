@@ -119,7 +119,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
 
   const checkConfig = program
     .command('check-config')
-    .description('validate the config and print the effective values (exit 0, or 78 on error)')
+    .description('validate the config and print the effective values (exit 0, 78 invalid, 64 --get of an unknown key)')
     .addOption(configOpt())
     .option('--changed', 'print only the values that differ from the defaults, as key = JSON lines (postconf -n)')
     .addOption(new Option('--get <key>', 'print one value by its dotted key (a string as it is, anything else as JSON)').conflicts('changed'))
@@ -141,7 +141,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
 
   const dnsbl = program
     .command('dnsbl')
-    .description('look a client address up in the configured DNS lists (exit 0 not listed, 1 listed, 2 lookup error, 64 usage)')
+    .description('look a client address up in the configured DNS lists (exit 0 not listed, 1 listed, 2 lookup error, 64 usage or no list to ask, 78 config error)')
     .argument('<ip>', 'client IPv4 or IPv6 address', ipArgument)
     .addOption(configOpt())
     .option('--rbl <entry...>', 'block-list entries zone[=filter][*weight] (instead of the config\'s)', providerArgument)
@@ -187,7 +187,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
 
   program
     .command('init')
-    .description('write a commented config and its list files for a profile, ready to edit (exit 73 if one exists)')
+    .description('write a commented config and its list files for a profile, ready to edit (exit 73 if one exists or cannot be written)')
     .addOption(new Option('-p, --profile <profile>', 'fake-mx (MX sandwich, stores nothing), corpus (collect spam) or sink (test receiver)').choices(PROFILES).default('fake-mx'))
     .option('-d, --dir <dir>', 'directory to write fakemx.json and the list files into', '.')
     .option('-f, --force', 'overwrite files that exist')
