@@ -55,7 +55,8 @@ RUN groupadd --system --gid 2525 fakemx \
  && ln -s /opt/fakemx/dist/fakemx.cjs /usr/local/bin/fakemx \
  && chmod 0755 /opt/fakemx/dist/fakemx.cjs \
  && mkdir -p /var/lib/fakemx/corpus /var/lib/fakemx/log /var/lib/fakemx/state \
- && chown -R fakemx:fakemx /var/lib/fakemx
+ && chown -R fakemx:fakemx /var/lib/fakemx \
+ && chmod 0750 /var/lib/fakemx /var/lib/fakemx/corpus /var/lib/fakemx/log /var/lib/fakemx/state
 USER fakemx
 EXPOSE 25 2525
 VOLUME /var/lib/fakemx

@@ -82,7 +82,9 @@ export async function pruneLogs(o: Pick<RollOptions, 'dir' | 'base' | 'keep'>, c
 /** The transport: pino's worker calls this with the options from logger.ts. */
 export default async function rollFile(o: RollOptions, now: () => number = Date.now): Promise<pino.DestinationStream> {
   let period = periodOf(o.frequency, now());
-  const dest = pino.destination({ dest: join(o.dir, fileName(o.base, period)), mkdir: true, sync: false });
+  // 0640 like the corpus: log lines name clients and senders (a volume made without a umask,
+  // as Docker's, would otherwise leave them world-readable). Kept for the files reopen() makes.
+  const dest = pino.destination({ dest: join(o.dir, fileName(o.base, period)), mkdir: true, sync: false, mode: 0o640 });
   const prune = (): void => {
     // A file that cannot be deleted costs disk, not log lines: say so on stderr and go on.
     pruneLogs(o, fileName(o.base, period)).catch((e: unknown) => {

@@ -1,7 +1,7 @@
 // The log file transport: one file per UTC period, rolled at the boundary (also when the
 // boundary is further off than a Node timer can wait), the newest `keep` files kept.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import rollFile, { MAX_TIMER_MS, nextBoundary, periodOf, pruneLogs, rollDelay, type RollFrequency } from '../../src/log/roll-file.js';
@@ -83,6 +83,8 @@ describe('rollFile', () => {
     await vi.waitFor(() => expect(readdirSync(d).sort()).toEqual(['fakemx.2020-09.log', 'fakemx.2026-12.log']), { timeout: 5000 });
     await end(s);
     expect(readFileSync(join(d, 'fakemx.2026-12.log'), 'utf8')).toBe('{"tag":"A"}\n');
+    // Not world-readable, whatever the umask (client addresses and senders are in it).
+    expect(statSync(join(d, 'fakemx.2026-12.log')).mode & 0o777).toBe(0o640);
   });
 
   it('rolls at the month boundary and not before, 30 days off included', async () => {
