@@ -532,7 +532,7 @@ export function formatReport(r: CorpusReport): string {
   const parts: string[] = [];
   parts.push(
     `Corpus ${escapeText(r.store)}${r.since ? ` since ${r.since}` : ''}\n` +
-      `${plural(n, 'message')}${r.stored !== n ? ` (${r.stored} stored, ${n - r.stored} duplicate ${n - r.stored === 1 ? 'arrival' : 'arrivals'} folded into them)` : ''}, ${bytes(r.bytes)}, ${r.first} .. ${r.last}` +
+      `${plural(n, 'message')}${r.stored !== n ? ` (${r.stored} stored, ${n - r.stored} duplicate ${n - r.stored === 1 ? 'arrival' : 'arrivals'} folded into them)` : ''}, ${bytes(r.bytes)}${r.first !== null ? `, ${r.first} .. ${r.last}` : ''}` +
       (r.invalidFiles ? `; ${plural(r.invalidFiles, 'unreadable metadata file')} skipped` : '') +
       '\n',
   );

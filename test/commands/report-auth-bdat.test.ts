@@ -106,6 +106,9 @@ describe('report: AUTH attempts and BDAT share', () => {
       expect(await reportCommand({ dir: only.store }, (s) => (text += s))).toBe(0);
       expect(text).toMatch(/AUTH attempts: 1 in 1 session,/);
       expect(text).toMatch(/\nsa +1 +100\.0%/);
+      // No message, so no time range (it said "null .. null").
+      expect(text).toMatch(/\n0 messages, 0 B\n/);
+      expect(text).not.toContain('null');
     } finally {
       await only.close();
     }
