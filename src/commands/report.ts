@@ -229,7 +229,17 @@ class Aggregate {
     }
     const arrivals = m.duplicates && Array.isArray(m.duplicates.arrivals) ? (m.duplicates.arrivals as LooseArrival[]) : [];
     // Its later arrivals count as deliveries of their own, from their own clients.
-    for (const a of arrivals) if (a && typeof a === 'object') this.addArrival(a, sinceMs);
+    let counted = 0;
+    for (const a of arrivals) if (a && typeof a === 'object' && this.addArrival(a, sinceMs)) counted++;
+    // The Duplicates table: with --since, the arrivals since then (the body may be stored before);
+    // without, the record's count, which goes on past the arrivals a record lists.
+    const count = m.duplicates && typeof m.duplicates === 'object' ? m.duplicates.count : undefined;
+    const again = sinceMs !== null ? counted : typeof count === 'number' && Number.isInteger(count) ? count : 0;
+    if (again > 0) {
+      this.dupMessages++;
+      this.dupArrivals += again;
+      this.dups.add(typeof m.id === 'string' ? m.id : '(unknown)', again);
+    }
     if (sinceMs !== null && ms < sinceMs) return;
     this.stored++;
     this.delivery(ms, m.session);
@@ -244,12 +254,6 @@ class Aggregate {
       for (const t of tags) this.verdicts.add(t);
     }
     if (m.tempfailed === true) this.tempfailed++;
-    const again = m.duplicates && typeof m.duplicates === 'object' ? m.duplicates.count : undefined;
-    if (typeof again === 'number' && Number.isInteger(again) && again > 0) {
-      this.dupMessages++;
-      this.dupArrivals += again;
-      this.dups.add(typeof m.id === 'string' ? m.id : '(unknown)', again);
-    }
     if (m.transfer === 'BDAT') {
       this.bdat++;
       if (typeof m.chunks === 'number' && Number.isInteger(m.chunks) && m.chunks > 0) this.chunks += m.chunks;
@@ -265,16 +269,17 @@ class Aggregate {
     if (m.tls && typeof m.tls === 'object') this.tls(m.tls.protocol);
   }
 
-  /** A duplicate arrival: a delivery whose body is stored under the first message. */
-  private addArrival(a: LooseArrival, sinceMs: number | null): void {
+  /** A duplicate arrival: a delivery whose body is stored under the first message. Whether it counted (--since). */
+  private addArrival(a: LooseArrival, sinceMs: number | null): boolean {
     const ms = typeof a.receivedAt === 'string' ? Date.parse(a.receivedAt) : NaN;
-    if (!Number.isFinite(ms) || (sinceMs !== null && ms < sinceMs)) return;
+    if (!Number.isFinite(ms) || (sinceMs !== null && ms < sinceMs)) return false;
     this.delivery(ms, a.session);
     this.verdicts.add('DUPLICATE');
     if (a.tempfailed === true) this.tempfailed++;
     this.client(a.client, a.envelope);
     // The record keeps the arrival's TLS protocol as a string, or null in clear.
     if (typeof a.tls === 'string') this.tls(a.tls);
+    return true;
   }
 
   /** One delivered message: the totals, its day and its session. */

@@ -105,6 +105,9 @@ describe('report --since and duplicate arrivals folded into an older day', () =>
     expect(since.days).toEqual([{ day: today, messages: 3, sessions: 3 }]);
     expect([since.messages, since.stored]).toEqual([3, 1]);
     expect(since.verdicts.find((v) => v.key === 'DUPLICATE')?.messages).toBe(2);
+    // The Duplicates table too: one stored body (from the older day) arrived again twice since.
+    expect(since.duplicates).toEqual({ messages: 1, arrivals: 2, top: [{ key: firstId, messages: 2 }] });
+    expect(all.duplicates).toEqual({ messages: 1, arrivals: 2, top: [{ key: firstId, messages: 2 }] });
     expect(since.helo.map((h) => h.key).sort()).toEqual(['again1.example', 'again2.example', 'new.example']);
     // The older day's own messages stay out.
     expect(since.senderDomains.map((d) => d.key).sort()).toEqual(['again1.example', 'again2.example', 'new.example']);
