@@ -8,6 +8,7 @@ import type { EffectiveListener } from './config/effective.js';
 import type { ListenerInfo } from './events.js';
 import { cidrContains, hostPort, normalizeIp, parseCidr, type Cidr } from './net/ip.js';
 import { readProxyHeader } from './net/proxy-protocol.js';
+import { tlsReason } from './util/tls-reason.js';
 
 /** A connection ready for a session: the client as the PROXY header or the socket says. */
 export interface Accepted {
@@ -52,7 +53,7 @@ export class Listener {
       const ts = createTlsServer({ ...tls, handshakeTimeout, allowHalfOpen: true, noDelay: true });
       ts.on('secureConnection', (sock: TLSSocket) => this.guard(sock));
       ts.on('tlsClientError', (err, sock) => {
-        this.on.refused(this, 'TLS_FAILED', normalizeIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0, err.message);
+        this.on.refused(this, 'TLS_FAILED', normalizeIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0, tlsReason(err));
         // Node reports a stalled or broken handshake but leaves the socket open: close it.
         sock.destroy();
       });

@@ -16,6 +16,7 @@ import { LineBuffer, TOO_LONG } from './line-buffer.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
 import { closes, formatReply, replies, teaserLine, type Reply } from './reply.js';
 import { escapeBytes } from '../util/escape.js';
+import { tlsReason } from '../util/tls-reason.js';
 
 /**
  * What every session of one listener shares (built once per listener and config, so a
@@ -1300,7 +1301,7 @@ export class Session implements SessionInfo, GreetResume {
     }));
     secure.on('error', (e: Error) => this.guard(() => {
       clearTimeout(timer);
-      if (this.st === 'tls') this.tlsFailed(e.message);
+      if (this.st === 'tls') this.tlsFailed(tlsReason(e));
     }));
     this.sock = secure;
     this.attach(secure);
