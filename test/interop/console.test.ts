@@ -3,7 +3,8 @@
 // page shows a session this test holds open; the Corpus filter form finds the message this
 // test sent; a hostile message (<script>, javascript: URLs, <img onerror>, a remote image in
 // subject, HELO, body and attachment name) is shown inert: no script runs, no dialog opens,
-// no request leaves the daemon's origin (request interception records any that tries); the
+// no request leaves the daemon's origin (request interception records any that tries), and
+// bidirectional override/isolate controls show as [U+202E] marks instead of reordering text; the
 // token is required off loopback, and a State write after the session ended leads to the login
 // form; the State page shows the triplet an SMTP session greylisted and, with
 // http.consoleWrite, deletes it. Screenshots go to test/interop/artifacts/ (gitignored).
@@ -285,6 +286,61 @@ describe('console in chromium', () => {
     expect(raw.headers.get('x-content-type-options')).toBe('nosniff');
     expect(raw.headers.get('content-security-policy')).toContain("default-src 'self'");
     expect(await raw.text()).toContain('track.gif');
+  });
+
+  it('bidirectional override and isolate controls in a message are shown as marks, never applied', async () => {
+    // "Trojan Source" spoofing: U+202E makes "invoice\u202Efdp.exe" display as "invoiceexe.pdf".
+    const rlo = '\u202E';
+    const enc = (s: string) => `=?UTF-8?B?${Buffer.from(s).toString('base64')}?=`;
+    const r = await smtp(d.port, [
+      'EHLO bidi.example', 'MAIL FROM:<bidi@spoof.example>', 'RCPT TO:<victim@example.com>', 'DATA',
+      'MIME-Version: 1.0',
+      `From: ${enc(`Bank${rlo}knaB`)} <bidi@spoof.example>`,
+      `Subject: ${enc(`invoice${rlo}fdp.exe \u2066isolated\u2069`)}`,
+      'Content-Type: multipart/mixed; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from(`open invoice${rlo}fdp.exe now`).toString('base64'),
+      '--b1',
+      'Content-Type: application/octet-stream',
+      `Content-Disposition: attachment; filename="${enc(`invoice${rlo}fdp.exe`)}"`,
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('MZ').toString('base64'),
+      '--b1--',
+      '.', 'QUIT',
+    ]);
+    expect(r.replies.some((x) => x.startsWith('250 2.0.0'))).toBe(true);
+    const list = (await (await fetch(`${origin}/api/corpus?from=spoof.example`)).json()) as { items: { id: string; subject: string }[] };
+    expect(list.items).toHaveLength(1);
+    // The API keeps the data as it came; only the page shows the controls as marks.
+    expect(list.items[0]!.subject).toContain(rlo);
+    const id = list.items[0]!.id;
+
+    const w = await watchedPage(browser, origin);
+    await w.page.goto(`${origin}/console/corpus?from=spoof.example`, { waitUntil: 'load' });
+    await w.page.waitForFunction(`document.querySelectorAll('#messages tbody tr[data-id]').length === 1`, { timeout: 10000 });
+    const row = await text(w.page, '#messages tbody tr[data-id]');
+    expect(row).toContain('invoice[U+202E]fdp.exe [U+2066]isolated[U+2069]');
+    await w.page.goto(`${origin}/console/message?id=${id}`, { waitUntil: 'load' });
+    await w.page.waitForFunction(`document.querySelector('#attachments tbody td') && document.querySelector('#text').textContent.includes('open')`, { timeout: 10000 });
+    const shown = (await w.page.evaluate(`({
+      main: document.querySelector('main').textContent,
+      subject: document.querySelector('#subject').textContent,
+      attachment: document.querySelector('#attachments tbody td').textContent,
+      text: document.querySelector('#text').textContent,
+    })`)) as { main: string; subject: string; attachment: string; text: string };
+    expect(shown.main).not.toMatch(/[\u202A-\u202E\u2066-\u2069]/);
+    expect(shown.subject).toBe('invoice[U+202E]fdp.exe [U+2066]isolated[U+2069]');
+    expect(shown.attachment).toBe('invoice[U+202E]fdp.exe');
+    expect(shown.text).toContain('open invoice[U+202E]fdp.exe now');
+    expect(shown.main).toContain('Bank[U+202E]knaB');
+    expect(w.errors).toEqual([]);
+    expect(w.dialogs).toEqual([]);
+    await w.page.close();
   });
 
   it('the State page lists the triplet an SMTP session greylisted; with consoleWrite its delete button removes it', async () => {

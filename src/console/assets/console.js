@@ -6,18 +6,27 @@
   const page = document.body.dataset.page;
   const $ = (id) => document.getElementById(id);
 
+  /**
+   * Text as shown: the bidirectional embedding, override and isolate controls (U+202A..U+202E,
+   * U+2066..U+2069; "Trojan Source", CVE-2021-42574) become visible [U+202E] marks, so a
+   * name such as "report\u202Efdp.exe" cannot display as "reportexe.pdf" or reorder the text
+   * around it.
+   */
+  const BIDI = /[\u202A-\u202E\u2066-\u2069]/g;
+  const shown = (s) => String(s).replace(BIDI, (c) => '[U+' + c.charCodeAt(0).toString(16).toUpperCase() + ']');
+
   /** An element with attributes and children (strings become text nodes). */
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === undefined || v === null || v === false) continue;
-      if (k === 'text') e.textContent = String(v);
+      if (k === 'text') e.textContent = shown(v);
       else if (k === 'className') e.className = v;
       else e.setAttribute(k, String(v));
     }
     for (const c of children) {
       if (c === undefined || c === null) continue;
-      e.append(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+      e.append(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(shown(c)) : c);
     }
     return e;
   }
@@ -25,7 +34,7 @@
   function status(text, bad) {
     const s = $('status');
     if (!s) return;
-    s.textContent = text;
+    s.textContent = shown(text);
     s.classList.toggle('bad', !!bad);
   }
 
@@ -270,7 +279,7 @@
       return;
     }
     const md = m.metadata;
-    $('subject').textContent = m.subject === null ? '(no subject)' : m.subject;
+    $('subject').textContent = m.subject === null ? '(no subject)' : shown(m.subject);
     const meta = [
       ['id', md.id],
       ['received', fmt.time(md.receivedAt) + ' UTC'],
@@ -297,16 +306,16 @@
     ));
     $('headerNote').textContent = m.headerCount > m.headers.length ? '(first ' + m.headers.length + ' of ' + m.headerCount + ')' : '';
     fill($('headers').tBodies[0], m.headers.map((h) => el('tr', {}, el('th', { className: 'mono', text: h.name }), el('td', { className: 'mono', text: h.value }))));
-    $('text').textContent = m.text === null ? '(no text part)' : m.text;
+    $('text').textContent = m.text === null ? '(no text part)' : shown(m.text);
     $('textNote').textContent = m.textTruncated ? '(cut; the raw download has it all)' : '';
     if (m.htmlSource === null) $('htmlBox').hidden = true;
     else {
-      $('html').textContent = m.htmlSource;
+      $('html').textContent = shown(m.htmlSource);
       $('htmlNote').textContent = m.htmlTruncated ? '(cut)' : '';
     }
     if (m.parseError) {
       $('parseError').hidden = false;
-      $('parseError').textContent = 'MIME structure not parsed: ' + m.parseError;
+      $('parseError').textContent = shown('MIME structure not parsed: ' + m.parseError);
     }
     status('loaded', false);
   }
@@ -411,7 +420,7 @@
         $('writeResult').textContent = 'added ' + what + ' for ' + fmt.dur(r.ttlMs) + (r.widened ? ' (the whole network greylisting looks up)' : '');
         setTimeout(reload, 300);
       } catch (e) {
-        $('writeResult').textContent = String(e.message || e);
+        $('writeResult').textContent = shown(e.message || e);
       }
     });
     status('loaded ' + new Date().toLocaleTimeString('en-GB'), false);
