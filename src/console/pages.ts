@@ -131,7 +131,8 @@ const MESSAGE_MAIN = `
 
 const MAINS: Record<PageName, string> = { live: LIVE_MAIN, caught: CAUGHT_MAIN, corpus: CORPUS_MAIN, message: MESSAGE_MAIN, state: STATE_MAIN };
 
-export function page(name: PageName): string {
+/** `logout`: the header's log-out button (a form posting to /console/logout), shown with http.token. */
+export function page(name: PageName, opts: { logout?: boolean } = {}): string {
   const active = name === 'message' ? 'corpus' : name;
   const nav = NAV.map(([p, href]) => `<a href="${href}"${p === active ? ' aria-current="page"' : ''}>${TITLES[p]}</a>`).join('\n    ');
   const body = `<body data-page="${name}">
@@ -140,7 +141,7 @@ export function page(name: PageName): string {
   <nav>
     ${nav}
   </nav>
-  <span id="status" class="status"></span>
+  <span id="status" class="status"></span>${opts.logout ? '\n  <form method="post" action="/console/logout" class="logout"><button type="submit">log out</button></form>' : ''}
 </header>
 <main>
 <h1>${TITLES[name]}</h1>${MAINS[name]}

@@ -160,10 +160,19 @@ export function hostAllowed(host: string | undefined): boolean {
  */
 function writeRefusal(req: IncomingMessage): string | null {
   if (req.headers[WRITE_HEADER] !== '1') return 'writes need the header X-Fakemx-Console: 1';
+  return crossSite(req);
+}
+
+/**
+ * Why a browser request looks cross-site (Sec-Fetch-Site, Origin against Host), or null.
+ * `nullOrigin`: take Origin "null" as unknown (a form post from a page under Referrer-Policy:
+ * no-referrer, as the console's own pages are, carries it), leaving the call to Sec-Fetch-Site.
+ */
+function crossSite(req: IncomingMessage, nullOrigin = false): string | null {
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${escapeText(String(site)).slice(0, 40)})`;
   const origin = req.headers.origin;
-  if (origin !== undefined) {
+  if (origin !== undefined && !(nullOrigin && origin === 'null')) {
     let host: string | null = null;
     try {
       host = new URL(origin).host;
@@ -179,13 +188,16 @@ type Json = Record<string, unknown> | unknown[];
 
 export class ConsoleApp {
   private readonly assets: Map<string, Asset>;
-  private readonly pages = new Map<PageName, Asset>();
+  /** The pages, without and with the header's log-out button (shown only with http.token). */
+  private readonly pages = new Map<string, Asset>();
   private liveCache: { at: number; asset: Asset } | null = null;
   private caughtCache: { at: number; asset: Asset } | null = null;
 
   constructor(private readonly opts: ConsoleOptions) {
     this.assets = loadAssets(opts.assetDir);
-    for (const p of ['live', 'caught', 'corpus', 'message', 'state'] as const) this.pages.set(p, cached(Buffer.from(page(p)), 'text/html; charset=utf-8'));
+    for (const p of ['live', 'caught', 'corpus', 'message', 'state'] as const) {
+      for (const logout of [false, true]) this.pages.set(`${p}:${logout}`, cached(Buffer.from(page(p, { logout })), 'text/html; charset=utf-8'));
+    }
   }
 
   /** Paths the console answers; everything else stays with the admin server. */
@@ -244,6 +256,10 @@ export class ConsoleApp {
       await this.login(req, res, token);
       return;
     }
+    if (path === '/console/logout') {
+      this.logout(req, res, token);
+      return;
+    }
     const read = method === 'GET' || method === 'HEAD';
     if (!read) {
       // Only the State page writes, and only with http.consoleWrite.
@@ -298,7 +314,7 @@ export class ConsoleApp {
     }
     const pageName = ({ '/console/': 'live', '/console/caught': 'caught', '/console/corpus': 'corpus', '/console/message': 'message', '/console/state': 'state' } as Record<string, PageName | undefined>)[path];
     if (pageName) {
-      this.asset(req, res, this.pages.get(pageName)!, 'no-cache');
+      this.asset(req, res, this.pages.get(`${pageName}:${token !== ''}`)!, 'no-cache');
       return;
     }
     await this.api(req, res, url, consoleWrite);
@@ -370,6 +386,29 @@ export class ConsoleApp {
     this.send(req, res, 303, 'text/plain; charset=utf-8', 'logged in\n', {
       location: '/console/',
       'set-cookie': `${COOKIE}=${cookieValue(token)}; Path=/; HttpOnly; SameSite=Strict`,
+    });
+  }
+
+  /**
+   * POST /console/logout (the header's button): clears the login cookie. The cookie is derived
+   * from the token, so this ends the session in this browser; changing http.token ends all.
+   * Same-origin only, so another site cannot log the operator out.
+   */
+  private logout(req: IncomingMessage, res: ServerResponse, token: string): void {
+    req.resume();
+    if (req.method !== 'POST') {
+      this.send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'POST', connection: 'close' });
+      return;
+    }
+    const refused = crossSite(req, true);
+    if (refused) {
+      this.opts.logger.warn({ tag: 'CONSOLE_CSRF', client: req.socket.remoteAddress, method: 'POST', path: '/console/logout' }, `console: logout refused: ${refused}`);
+      this.send(req, res, 403, 'text/plain; charset=utf-8', `${refused}\n`, { connection: 'close' });
+      return;
+    }
+    this.send(req, res, 303, 'text/plain; charset=utf-8', 'logged out\n', {
+      location: token ? '/console/login' : '/console/',
+      'set-cookie': `${COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict`,
     });
   }
 

@@ -455,6 +455,35 @@ describe('HTTP', () => {
     expect((await get(base + '/api/corpus', { authorization: 'Bearer tok' }, 'POST')).status).toBe(405);
   });
 
+  it('logout: POST /console/logout clears the cookie, same-origin only; the pages show its button only with a token', async () => {
+    const { base } = await start({ token: 'tok', consoleWrite: false }, join(tmp, 'http-logout'));
+    const host = new URL(base).host;
+    const cookie = `fakemx_console=${cookieValue('tok')}`;
+    const page = await get(base + '/console/corpus', { cookie });
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<form method="post" action="/console/logout" class="logout">');
+    const out = await get(base + '/console/logout', { cookie, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' }, 'POST');
+    expect(out.status).toBe(303);
+    expect(out.headers.location).toBe('/console/login');
+    expect(String(out.headers['set-cookie'])).toBe('fakemx_console=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict');
+    // Another site cannot log the operator out; a GET (a link, a prefetch) does nothing.
+    const forged = await get(base + '/console/logout', { cookie, origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' }, 'POST');
+    expect(forged.status).toBe(403);
+    expect(forged.headers['set-cookie']).toBeUndefined();
+    // The console's own form, under Referrer-Policy: no-referrer, posts with Origin: null.
+    expect((await get(base + '/console/logout', { origin: 'null', 'sec-fetch-site': 'same-origin' }, 'POST')).status).toBe(303);
+    expect((await get(base + '/console/logout', { origin: 'http://evil.example' }, 'POST')).status).toBe(403);
+    const viaGet = await get(base + '/console/logout', { cookie });
+    expect(viaGet.status).toBe(405);
+    expect(viaGet.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('without a token (loopback) there is no session to end: no log-out button', async () => {
+    const { base: open } = await start({ token: '', consoleWrite: false }, join(tmp, 'http-logout-open'));
+    expect((await get(open + '/console/corpus')).body).not.toContain('/console/logout');
+    expect((await get(open + '/console/logout', {}, 'POST')).headers.location).toBe('/console/');
+  });
+
   it('hostAllowed', () => {
     expect(hostAllowed('127.0.0.1:8025')).toBe(true);
     expect(hostAllowed('[::1]:8025')).toBe(true);

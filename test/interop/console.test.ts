@@ -454,6 +454,17 @@ describe('console in chromium', () => {
       expect(c?.sameSite).toBe('Strict');
       expect(c?.value).not.toContain(secret);
 
+      // The header's log-out button ends the session in this browser: the cookie is gone and
+      // the pages lead to the login form again.
+      await Promise.all([w.page.waitForNavigation({ waitUntil: 'load' }), w.page.click('header form.logout button')]);
+      expect(new URL(w.page.url()).pathname).toBe('/console/login');
+      expect((await w.page.cookies()).find((x) => x.name === 'fakemx_console')).toBeUndefined();
+      await w.page.goto(`${base}/console/corpus`, { waitUntil: 'load' });
+      expect(new URL(w.page.url()).pathname).toBe('/console/login');
+      await w.page.type('input[name=token]', secret);
+      await Promise.all([w.page.waitForNavigation({ waitUntil: 'load' }), w.page.click('button[type=submit]')]);
+      expect(new URL(w.page.url()).pathname).toBe('/console/');
+
       // The session ends (the cookie is gone) while the State page is open: its next write
       // gets a 401 and the page goes to the login form instead of only showing an error.
       await w.page.goto(`${base}/console/state`, { waitUntil: 'load' });
