@@ -63,10 +63,19 @@ function addressText(a: unknown): string | null {
     .join(', ');
 }
 
+/** A metadata record that is not a JSON object (cut short, edited by hand, a bad disk). */
+export class DamagedRecord extends Error {}
+
 /** Reads and parses the message at `path` with its metadata record at `jsonPath`. */
 export async function messageView(path: string, jsonPath: string): Promise<MessageView> {
   const [raw, json] = await Promise.all([readFile(path), readFile(jsonPath, 'utf8')]);
-  const metadata = JSON.parse(json) as MessageMetadata;
+  let metadata: MessageMetadata;
+  try {
+    metadata = JSON.parse(json) as MessageMetadata;
+  } catch (e) {
+    throw new DamagedRecord(`not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata) || typeof metadata.id !== 'string') throw new DamagedRecord('not a metadata record (no id)');
   const view: MessageView = {
     id: metadata.id,
     metadata,

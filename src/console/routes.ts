@@ -23,7 +23,7 @@ import { escapeText } from '../util/escape.js';
 import { DAY_DIR } from '../store/layout.js';
 import type { CorpusIndex, CorpusQuery } from './corpus-index.js';
 import type { LiveState } from './live.js';
-import { messageView } from './message.js';
+import { DamagedRecord, messageView } from './message.js';
 import { loginPage, page, type PageName } from './pages.js';
 import { addState, deleteState, listState, parseWrite } from './state-view.js';
 
@@ -466,6 +466,8 @@ export class ConsoleApp {
         try {
           this.json(req, res, 200, { ...(await messageView(e.path, e.json)) });
         } catch (err) {
+          // The corpus's fault, not a bug: said as such (the page shows it), not as an internal error.
+          if (err instanceof DamagedRecord) return this.json(req, res, 500, { error: `the metadata record of ${id} is damaged: ${err.message}` });
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
           this.opts.index.remove(id);
           this.json(req, res, 404, { error: 'message gone from the store' });

@@ -423,6 +423,17 @@ describe('HTTP', () => {
       weight += Number(r.headers['content-length']);
     }
     expect(weight).toBeLessThan(200 * 1024);
+    // A damaged record (cut short on disk): a JSON error naming it, not a bare "internal error".
+    const rec = join(root, '2026-02-01', 'h1.json');
+    const good = readFileSync(rec);
+    for (const [bad, why] of [['{"id": "h1", "receiv', /not JSON/], ['[1,2]', /not a metadata record/]] as const) {
+      writeFileSync(rec, bad);
+      const r = await get(base + '/api/corpus/message?id=h1');
+      expect(r.status).toBe(500);
+      expect(r.headers['content-type']).toMatch(/^application\/json/);
+      expect((JSON.parse(r.body) as { error: string }).error).toMatch(new RegExp(`^the metadata record of h1 is damaged: ${why.source}`));
+    }
+    writeFileSync(rec, good);
     // A message deleted behind the index's back is a 404 and leaves the index.
     rmSync(join(root, '2026-02-01'), { recursive: true });
     expect((await get(base + '/api/corpus/message?id=h1')).status).toBe(404);
