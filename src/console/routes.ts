@@ -23,6 +23,7 @@ import { escapeText } from '../util/escape.js';
 import { DAY_DIR } from '../store/layout.js';
 import type { CorpusIndex, CorpusQuery } from './corpus-index.js';
 import type { LiveState } from './live.js';
+import { LoginThrottle, MAX_FAILURES, WINDOW_MS } from './login-throttle.js';
 import { DamagedRecord, messageView } from './message.js';
 import { loginPage, page, type PageName } from './pages.js';
 import { addState, deleteState, listState, parseWrite } from './state-view.js';
@@ -191,6 +192,7 @@ export class ConsoleApp {
   /** The pages, without and with the header's log-out button (shown only with http.token). */
   private readonly pages = new Map<string, Asset>();
   private liveCache: { at: number; asset: Asset } | null = null;
+  private readonly throttle = new LoginThrottle();
   private caughtCache: { at: number; asset: Asset } | null = null;
 
   constructor(private readonly opts: ConsoleOptions) {
@@ -240,7 +242,19 @@ export class ConsoleApp {
     // RFC 7235 §2.1: the scheme name is case-insensitive ("bearer" is as good as "Bearer").
     if (auth !== undefined && /^bearer /i.test(auth) && same(auth.slice(7).trim(), token)) return true;
     const c = cookies(req).get(COOKIE);
-    return c !== undefined && same(c, cookieValue(token));
+    if (c !== undefined && same(c, cookieValue(token))) return true;
+    // Credentials that were given and are wrong count toward the address's throttle; none at all
+    // (a browser not logged in yet) do not.
+    if (auth !== undefined || c !== undefined) this.failed(req);
+    return false;
+  }
+
+  /** A wrong credential from this client: counted; the failure that starts a block is logged once. */
+  private failed(req: IncomingMessage): void {
+    const client = req.socket.remoteAddress ?? '';
+    if (this.throttle.fail(client)) {
+      this.opts.logger.warn({ tag: 'CONSOLE_LOGIN_THROTTLED', client, failures: MAX_FAILURES, seconds: WINDOW_MS / 1000 }, `console: ${MAX_FAILURES} wrong tokens from ${client}; refused for the rest of ${WINDOW_MS / 1000} s`);
+    }
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -250,6 +264,14 @@ export class ConsoleApp {
     if (!token && !hostAllowed(req.headers.host)) {
       req.resume();
       this.send(req, res, 403, 'text/plain; charset=utf-8', 'host not allowed: use an IP address or localhost, or set http.token\n', { connection: 'close' });
+      return;
+    }
+    // An address that presented too many wrong tokens is refused before any check (login-throttle.ts).
+    const wait = token ? this.throttle.wait(req.socket.remoteAddress ?? '') : 0;
+    if (wait > 0) {
+      req.resume();
+      const secs = Math.ceil(wait / 1000);
+      this.send(req, res, 429, 'text/plain; charset=utf-8', `too many wrong tokens from this address; try again in ${secs} s\n`, { 'retry-after': String(secs), connection: 'close' });
       return;
     }
     if (path === '/console/login') {
@@ -379,7 +401,10 @@ export class ConsoleApp {
     }
     const given = new URLSearchParams(body).get('token') ?? '';
     if (!token || !same(given, token)) {
-      if (token) this.opts.logger.warn({ tag: 'CONSOLE_LOGIN_FAILED', client: req.socket.remoteAddress }, 'console login with a wrong token');
+      if (token) {
+        this.opts.logger.warn({ tag: 'CONSOLE_LOGIN_FAILED', client: req.socket.remoteAddress }, 'console login with a wrong token');
+        this.failed(req);
+      }
       this.send(req, res, token ? 401 : 303, 'text/html; charset=utf-8', token ? loginPage(true) : '', token ? {} : { location: '/console/' });
       return;
     }

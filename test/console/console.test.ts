@@ -466,6 +466,21 @@ describe('HTTP', () => {
     expect((await get(base + '/api/corpus', { authorization: 'Bearer tok' }, 'POST')).status).toBe(405);
   });
 
+  it('ten wrong tokens from one address: 429 with Retry-After for the rest of the minute, the right token included', async () => {
+    const { base } = await start({ token: 'tok' }, join(tmp, 'http-throttle'));
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    // Wrong Bearer tokens and wrong login forms count alike; a request with no credentials does not.
+    for (let i = 0; i < 5; i++) expect((await get(base + '/api/live', { authorization: 'Bearer nope' })).status).toBe(401);
+    for (let i = 0; i < 3; i++) expect((await get(base + '/api/live')).status).toBe(401);
+    for (let i = 0; i < 5; i++) expect((await get(base + '/console/login', form, 'POST', 'token=nope')).status).toBe(401);
+    for (const [path, headers, method, body] of [['/console/login', form, 'POST', 'token=tok'], ['/api/live', { authorization: 'Bearer tok' }, 'GET', undefined]] as const) {
+      const r = await get(base + path, headers, method, body);
+      expect(r.status, path).toBe(429);
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(0);
+      expect(Number(r.headers['retry-after'])).toBeLessThanOrEqual(60);
+    }
+  });
+
   it('logout: POST /console/logout clears the cookie, same-origin only; the pages show its button only with a token', async () => {
     const { base } = await start({ token: 'tok', consoleWrite: false }, join(tmp, 'http-logout'));
     const host = new URL(base).host;
