@@ -7,6 +7,7 @@
 // verdict list) and the corpus's per-day AUTH journal, which `fakemx report` reads.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,6 +61,8 @@ export function authDetails(
   return {
     mechanism: a.mechanism,
     user: cut(a.user),
+    // A user name that is not UTF-8 reads with U+FFFD in `user`: its octets too, so none is lost.
+    ...(a.userOctets && !isUtf8(a.userOctets) ? { userBase64: a.userOctets.subarray(0, MAX_RECORDED).toString('base64') } : {}),
     ...(a.authzid !== undefined ? { authzid: cut(a.authzid) } : {}),
     tls: s.tls !== undefined,
     attempt,

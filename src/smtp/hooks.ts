@@ -84,6 +84,8 @@ export interface AuthAttempt {
   user: string;
   /** PLAIN: the authorization identity, when one was given. */
   authzid?: string;
+  /** The user name's decoded octets, as sent (`user` replaces octets that are not UTF-8). */
+  userOctets?: Buffer;
   /** PLAIN and LOGIN: the password as sent (decoded octets read as UTF-8). */
   password?: string;
   /** PLAIN and LOGIN: the password's decoded octets, as sent (the string above replaces

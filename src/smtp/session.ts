@@ -285,7 +285,7 @@ export class Session implements SessionInfo, GreetResume {
   /** BDAT state, made at the first BDAT of the session (a held session carries one null). */
   private bx: ChunkState | null = null;
   /** An AUTH exchange waiting for the client's next line (RFC 4954 §4), or null. */
-  private authX: { mech: AuthMechanism; initial: boolean; user: string | undefined; challenge: string } | null = null;
+  private authX: { mech: AuthMechanism; initial: boolean; user: string | undefined; userOctets?: Buffer; challenge: string } | null = null;
   /** An AUTH succeeded (a hook answered 235): a second AUTH is 503 (RFC 4954 §4). */
   private authenticated = false;
   /** A sink write in progress: the socket stays paused until it settles. */
@@ -1225,6 +1225,7 @@ export class Session implements SessionInfo, GreetResume {
     const text = octets.toString('utf8');
     if (x.mech === 'LOGIN' && x.user === undefined) {
       x.user = text;
+      x.userOctets = octets;
       return replies.authChallenge(B64_PASSWORD);
     }
     this.authX = null;
@@ -1237,19 +1238,22 @@ export class Session implements SessionInfo, GreetResume {
       // the user name.
       const f = text.split('\0');
       if (f.length >= 3) {
-        const n2 = octets.indexOf(0, octets.indexOf(0) + 1);
-        attempt = { mechanism: 'PLAIN', user: f[1]!, password: f.slice(2).join('\0'), passwordOctets: octets.subarray(n2 + 1), initialResponse: x.initial, ...(f[0] !== '' ? { authzid: f[0]! } : {}) };
+        const n1 = octets.indexOf(0);
+        const n2 = octets.indexOf(0, n1 + 1);
+        attempt = { mechanism: 'PLAIN', user: f[1]!, userOctets: octets.subarray(n1 + 1, n2), password: f.slice(2).join('\0'), passwordOctets: octets.subarray(n2 + 1), initialResponse: x.initial, ...(f[0] !== '' ? { authzid: f[0]! } : {}) };
       } else if (f.length === 2) {
-        attempt = { mechanism: 'PLAIN', user: f[0]!, password: f[1]!, passwordOctets: octets.subarray(octets.indexOf(0) + 1), initialResponse: x.initial };
+        const n1 = octets.indexOf(0);
+        attempt = { mechanism: 'PLAIN', user: f[0]!, userOctets: octets.subarray(0, n1), password: f[1]!, passwordOctets: octets.subarray(n1 + 1), initialResponse: x.initial };
       } else {
         attempt = { mechanism: 'PLAIN', user: '', password: text, passwordOctets: octets, initialResponse: x.initial };
       }
     } else if (x.mech === 'LOGIN') {
-      attempt = { mechanism: 'LOGIN', user: x.user ?? '', password: text, passwordOctets: octets, initialResponse: x.initial };
+      attempt = { mechanism: 'LOGIN', user: x.user ?? '', ...(x.userOctets ? { userOctets: x.userOctets } : {}), password: text, passwordOctets: octets, initialResponse: x.initial };
     } else {
       // RFC 2195 §2: "user SP digest", the digest as 32 lower-case hex digits.
       const sp = text.lastIndexOf(' ');
-      attempt = { mechanism: 'CRAM-MD5', user: sp < 0 ? text : text.slice(0, sp), cram: { challenge: x.challenge, digest: sp < 0 ? '' : text.slice(sp + 1) }, initialResponse: false };
+      const spo = octets.lastIndexOf(0x20);
+      attempt = { mechanism: 'CRAM-MD5', user: sp < 0 ? text : text.slice(0, sp), userOctets: spo < 0 ? octets : octets.subarray(0, spo), cram: { challenge: x.challenge, digest: sp < 0 ? '' : text.slice(sp + 1) }, initialResponse: false };
     }
     const r = this.hooks.auth?.(this, attempt);
     const fin = (y: Reply | undefined): Reply => {

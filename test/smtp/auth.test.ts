@@ -357,6 +357,39 @@ describe('AUTH honeypot: records, metric, TLS, tarpit', () => {
     }
   });
 
+  it('a user name that is not UTF-8 keeps its octets (userBase64) beside the U+FFFD reading; a UTF-8 one has none', async () => {
+    const srv = await startServer({ auth: { ...AUTH, cramMd5: true } });
+    const seen: VerdictEvent[] = [];
+    srv.server.on('verdict', (v) => seen.push(v));
+    const jose = Buffer.from('jos\xe9', 'latin1');
+    const b64b = (b: Buffer) => b.toString('base64');
+    try {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      expect((await cl.cmd(`AUTH PLAIN ${b64b(Buffer.concat([Buffer.from('\0'), jose, Buffer.from('\0pw')]))}`)).code).toBe(535);
+      expect((await cl.cmd(`AUTH LOGIN ${b64b(jose)}`)).code).toBe(334);
+      expect((await cl.cmd(b64('pw'))).code).toBe(535);
+      expect((await cl.cmd('AUTH CRAM-MD5')).code).toBe(334);
+      expect((await cl.cmd(b64b(Buffer.concat([jose, Buffer.from(' b913a602c7eda7a495b4e6e7334d3890')])))).code).toBe(535);
+      cl.close();
+      const details = seen.filter((v) => v.tag === 'AUTH').map((v) => [v.details.mechanism, v.details.user, v.details.userBase64]);
+      expect(details).toEqual([
+        ['PLAIN', 'jos\uFFFD', b64b(jose)],
+        ['LOGIN', 'jos\uFFFD', b64b(jose)],
+        ['CRAM-MD5', 'jos\uFFFD', b64b(jose)],
+      ]);
+      const c2 = await RawClient.connect(srv.port);
+      await c2.reply();
+      await c2.cmd('EHLO c.test');
+      expect((await c2.cmd(`AUTH PLAIN ${b64('\0jos\u00e9\0pw')}`)).code).toBe(535);
+      c2.close();
+      expect(seen.filter((v) => v.tag === 'AUTH').at(-1)!.details).not.toHaveProperty('userBase64');
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('a malformed PLAIN message (fewer than two NULs) records its text as a password, never in clear as the user', async () => {
     const srv = await startServer({ auth: { ...AUTH, recordPasswords: 'none' } });
     const seen: VerdictEvent[] = [];
