@@ -244,7 +244,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     await rt.dns?.start();
     const infos = this.listening;
     this.emit('listening', infos);
-    for (const i of infos) this.logger.info({ tag: 'LISTENING', ...i }, `listening on ${hostPort(i.address, i.port)} (${i.tls})`);
+    for (const i of infos) this.logListening(i);
     return infos;
   }
 
@@ -292,6 +292,10 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     if (!oldest) return;
     this.lingering.delete(oldest);
     oldest.hangUp();
+  }
+
+  private logListening(i: ListenerInfo): void {
+    this.logger.info({ tag: 'LISTENING', ...i }, `listening on ${hostPort(i.address, i.port)} (${i.tls})`);
   }
 
   private sessionGone(s: Session): void {
@@ -370,7 +374,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       } else if (p.made) {
         const info = p.made.info;
         if (info.name !== p.eff.name) this.profiles.set(p.made, this.profile(bound(p.eff, p.made), rt));
-        this.logger.info({ tag: 'LISTENING', ...info }, `listening on ${hostPort(info.address, info.port)} (${info.tls})`);
+        this.logListening(info);
       }
     }
     for (const o of old) {

@@ -86,16 +86,15 @@ export function authReply(attempt: number, cfg: Pick<AuthConfig, 'maxAttempts'>)
  */
 export function installSalt(cfg: Pick<AuthConfig, 'salt'>, stateDir: string): string {
   if (cfg.salt !== '') return cfg.salt;
-  // stateDir is the loaded config's state.path, already resolved (config/load.ts).
-  const dir = stateDir;
-  const file = join(dir, 'auth-salt');
+  // stateDir: the loaded config's state.path, already resolved (config/load.ts).
+  const file = join(stateDir, 'auth-salt');
   try {
     const s = readFileSync(file, 'utf8').trim();
     if (s !== '') return s;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  mkdirpSync(dir);
+  mkdirpSync(stateDir);
   const salt = randomBytes(32).toString('hex');
   try {
     // wx: a second process that raced us keeps its own salt; read back whichever won.

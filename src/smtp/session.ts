@@ -1231,29 +1231,28 @@ export class Session implements SessionInfo, GreetResume {
     this.authX = null;
     let attempt: AuthAttempt;
     if (x.mech === 'PLAIN') {
-      // RFC 4616 §2: [authzid] NUL authcid NUL passwd. The password's octets are those after
-      // the second NUL (no UTF-8 sequence holds a 0x00 octet). A message with fewer NULs is
+      // RFC 4616 §2: [authzid] NUL authcid NUL passwd, split on the octets (no UTF-8 sequence
+      // holds a 0x00 octet), each part then read as UTF-8. A message with fewer NULs is
       // malformed, and what it holds may well be a password (a bot's "user NUL password", or
       // the password alone): it is recorded as one (auth.recordPasswords), never in clear as
       // the user name.
-      const f = text.split('\0');
-      if (f.length >= 3) {
-        const n1 = octets.indexOf(0);
-        const n2 = octets.indexOf(0, n1 + 1);
-        attempt = { mechanism: 'PLAIN', user: f[1]!, userOctets: octets.subarray(n1 + 1, n2), password: f.slice(2).join('\0'), passwordOctets: octets.subarray(n2 + 1), initialResponse: x.initial, ...(f[0] !== '' ? { authzid: f[0]! } : {}) };
-      } else if (f.length === 2) {
-        const n1 = octets.indexOf(0);
-        attempt = { mechanism: 'PLAIN', user: f[0]!, userOctets: octets.subarray(0, n1), password: f[1]!, passwordOctets: octets.subarray(n1 + 1), initialResponse: x.initial };
-      } else {
-        attempt = { mechanism: 'PLAIN', user: '', password: text, passwordOctets: octets, initialResponse: x.initial };
-      }
+      const n1 = octets.indexOf(0);
+      const n2 = n1 < 0 ? -1 : octets.indexOf(0, n1 + 1);
+      const authzid = n2 >= 0 ? octets.subarray(0, n1) : EMPTY;
+      const user = n2 >= 0 ? octets.subarray(n1 + 1, n2) : n1 >= 0 ? octets.subarray(0, n1) : EMPTY;
+      const password = octets.subarray((n2 >= 0 ? n2 : n1) + 1);
+      attempt = {
+        mechanism: 'PLAIN', user: user.toString('utf8'), ...(n1 >= 0 ? { userOctets: user } : {}),
+        password: password.toString('utf8'), passwordOctets: password, initialResponse: x.initial,
+        ...(authzid.length > 0 ? { authzid: authzid.toString('utf8') } : {}),
+      };
     } else if (x.mech === 'LOGIN') {
       attempt = { mechanism: 'LOGIN', user: x.user ?? '', ...(x.userOctets ? { userOctets: x.userOctets } : {}), password: text, passwordOctets: octets, initialResponse: x.initial };
     } else {
       // RFC 2195 §2: "user SP digest", the digest as 32 lower-case hex digits.
-      const sp = text.lastIndexOf(' ');
-      const spo = octets.lastIndexOf(0x20);
-      attempt = { mechanism: 'CRAM-MD5', user: sp < 0 ? text : text.slice(0, sp), userOctets: spo < 0 ? octets : octets.subarray(0, spo), cram: { challenge: x.challenge, digest: sp < 0 ? '' : text.slice(sp + 1) }, initialResponse: false };
+      const sp = octets.lastIndexOf(0x20);
+      const user = sp < 0 ? octets : octets.subarray(0, sp);
+      attempt = { mechanism: 'CRAM-MD5', user: user.toString('utf8'), userOctets: user, cram: { challenge: x.challenge, digest: sp < 0 ? '' : octets.subarray(sp + 1).toString('utf8') }, initialResponse: false };
     }
     const r = this.hooks.auth?.(this, attempt);
     const fin = (y: Reply | undefined): Reply => {
@@ -1347,6 +1346,8 @@ function helo(extended: boolean): Handler {
 
 const B64_USERNAME = Buffer.from('Username:').toString('base64');
 const B64_PASSWORD = Buffer.from('Password:').toString('base64');
+/** No octets (a PLAIN message's missing authzid or user). */
+const EMPTY = Buffer.alloc(0);
 const authContinue: Handler = (s, line) => s.authStep(line);
 
 // A Map, not an object: a verb is a fresh string from the wire, and an object lookup with it

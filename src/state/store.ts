@@ -3,9 +3,10 @@
 // deadline rejects with StateError, the policy applies state.onError, and the store counts it
 // (fakemx_state_errors_total). The store is "down" when the backend says its connection is
 // lost, or after FAILS_FOR_OUTAGE failed calls in a row (a lone slow answer under load is not an
-// outage; nor is one stall that makes the calls then in flight time out together): one log line when an outage starts and one when it ends, never one per session;
-// /healthz reads health(). The local backend answers
-// from memory-mapped pages in the calling turn, so it needs no timer.
+// outage; nor is one stall that makes the calls then in flight time out together): one log
+// line when an outage starts and one when it ends, never one per session; /healthz reads
+// health(). The local backend answers from memory-mapped pages in the calling turn, so it
+// needs no timer.
 //
 // Leases (maxSessionsPerIp across a fleet) are renewed by one timer for all of a node's
 // sessions; a node that dies stops renewing and its leases expire after state.leaseTtl.
