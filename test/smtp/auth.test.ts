@@ -227,6 +227,28 @@ afterAll(async () => {
   for (const s of servers.values()) await s.srv.close();
 });
 
+
+/**
+ * A server with these settings; `talk` opens clients already past EHLO (`connect`) and drives
+ * them; the details of every AUTH verdict recorded, in order. The server is closed after.
+ */
+async function authDetailsOf(config: Record<string, unknown>, talk: (connect: () => Promise<RawClient>) => Promise<void>): Promise<Record<string, unknown>[]> {
+  const srv = await startServer(config);
+  const seen: VerdictEvent[] = [];
+  srv.server.on('verdict', (v) => seen.push(v));
+  try {
+    await talk(async () => {
+      const cl = await RawClient.connect(srv.port);
+      await cl.reply();
+      await cl.cmd('EHLO c.test');
+      return cl;
+    });
+    return seen.filter((v) => v.tag === 'AUTH').map((v) => v.details);
+  } finally {
+    await srv.close();
+  }
+}
+
 describe('AUTH honeypot (RFC 4954)', () => {
   for (const c of cases) {
     it(c.name, async () => {
@@ -314,123 +336,83 @@ describe('AUTH honeypot: records, metric, TLS, tarpit', () => {
 
   it('without auth.salt the server hashes with the salt under state.path', async () => {
     const state = mkdtempSync(join(tmpdir(), 'fakemx-state-'));
-    const srv = await startServer({ auth: { enabled: true, allowPlaintext: true }, state: { path: state } });
-    const seen: VerdictEvent[] = [];
-    srv.server.on('verdict', (v) => seen.push(v));
-    try {
-      const cl = await RawClient.connect(srv.port);
-      await cl.reply();
-      await cl.cmd('EHLO c.test');
+    const details = await authDetailsOf({ auth: { enabled: true, allowPlaintext: true }, state: { path: state } }, async (connect) => {
+      const cl = await connect();
       expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0pw')}`)).code).toBe(535);
       cl.close();
-      const salt = readFileSync(join(state, 'auth-salt'), 'utf8').trim();
-      const auth = seen.find((v) => v.tag === 'AUTH')!;
-      expect(auth.details.password).toBe(createHash('sha256').update(salt).update('\0').update('pw').digest('hex'));
-    } finally {
-      await srv.close();
-    }
+    });
+    const salt = readFileSync(join(state, 'auth-salt'), 'utf8').trim();
+    expect(details[0]!.password).toBe(createHash('sha256').update(salt).update('\0').update('pw').digest('hex'));
   });
 
   it('a password that is not UTF-8 is hashed as the octets sent: no two share a hash', async () => {
-    const srv = await startServer({ auth: AUTH });
-    const seen: VerdictEvent[] = [];
-    srv.server.on('verdict', (v) => seen.push(v));
     const shaOctets = (pw: Buffer) => createHash('sha256').update(SALT).update('\0').update(pw).digest('hex');
     // Latin-1 passwords: each decodes to 'p\uFFFDss' as UTF-8.
     const pwA = Buffer.from('p\xe9ss', 'latin1');
     const pwB = Buffer.from('p\xe8ss', 'latin1');
-    try {
-      const cl = await RawClient.connect(srv.port);
-      await cl.reply();
-      await cl.cmd('EHLO c.test');
+    const details = await authDetailsOf({ auth: AUTH }, async (connect) => {
+      const cl = await connect();
       const plain = Buffer.concat([Buffer.from('\0u\0', 'latin1'), pwA]);
       expect((await cl.cmd(`AUTH PLAIN ${plain.toString('base64')}`)).code).toBe(535);
       expect((await cl.cmd(`AUTH LOGIN ${b64('u')}`)).code).toBe(334);
       expect((await cl.cmd(pwB.toString('base64'))).code).toBe(535);
       expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0p\u00e9ss')}`)).code).toBe(535);
       cl.close();
-      const pws = seen.filter((v) => v.tag === 'AUTH').map((v) => v.details.password);
-      expect(pws).toEqual([shaOctets(pwA), shaOctets(pwB), sha('p\u00e9ss')]);
-      expect(new Set(pws).size).toBe(3);
-    } finally {
-      await srv.close();
-    }
+    });
+    const pws = details.map((d) => d.password);
+    expect(pws).toEqual([shaOctets(pwA), shaOctets(pwB), sha('p\u00e9ss')]);
+    expect(new Set(pws).size).toBe(3);
   });
 
   it('a user name that is not UTF-8 keeps its octets (userBase64) beside the U+FFFD reading; a UTF-8 one has none', async () => {
-    const srv = await startServer({ auth: { ...AUTH, cramMd5: true } });
-    const seen: VerdictEvent[] = [];
-    srv.server.on('verdict', (v) => seen.push(v));
     const jose = Buffer.from('jos\xe9', 'latin1');
     const b64b = (b: Buffer) => b.toString('base64');
-    try {
-      const cl = await RawClient.connect(srv.port);
-      await cl.reply();
-      await cl.cmd('EHLO c.test');
+    const details = await authDetailsOf({ auth: { ...AUTH, cramMd5: true } }, async (connect) => {
+      const cl = await connect();
       expect((await cl.cmd(`AUTH PLAIN ${b64b(Buffer.concat([Buffer.from('\0'), jose, Buffer.from('\0pw')]))}`)).code).toBe(535);
       expect((await cl.cmd(`AUTH LOGIN ${b64b(jose)}`)).code).toBe(334);
       expect((await cl.cmd(b64('pw'))).code).toBe(535);
       expect((await cl.cmd('AUTH CRAM-MD5')).code).toBe(334);
       expect((await cl.cmd(b64b(Buffer.concat([jose, Buffer.from(' b913a602c7eda7a495b4e6e7334d3890')])))).code).toBe(535);
       cl.close();
-      const details = seen.filter((v) => v.tag === 'AUTH').map((v) => [v.details.mechanism, v.details.user, v.details.userBase64]);
-      expect(details).toEqual([
-        ['PLAIN', 'jos\uFFFD', b64b(jose)],
-        ['LOGIN', 'jos\uFFFD', b64b(jose)],
-        ['CRAM-MD5', 'jos\uFFFD', b64b(jose)],
-      ]);
-      const c2 = await RawClient.connect(srv.port);
-      await c2.reply();
-      await c2.cmd('EHLO c.test');
+      const c2 = await connect();
       expect((await c2.cmd(`AUTH PLAIN ${b64('\0jos\u00e9\0pw')}`)).code).toBe(535);
       c2.close();
-      expect(seen.filter((v) => v.tag === 'AUTH').at(-1)!.details).not.toHaveProperty('userBase64');
-    } finally {
-      await srv.close();
-    }
+    });
+    expect(details.slice(0, 3).map((d) => [d.mechanism, d.user, d.userBase64])).toEqual([
+      ['PLAIN', 'jos\uFFFD', b64b(jose)],
+      ['LOGIN', 'jos\uFFFD', b64b(jose)],
+      ['CRAM-MD5', 'jos\uFFFD', b64b(jose)],
+    ]);
+    expect(details[3]).toMatchObject({ user: 'jos\u00e9' });
+    expect(details[3]).not.toHaveProperty('userBase64');
   });
 
   it('a malformed PLAIN message (fewer than two NULs) records its text as a password, never in clear as the user', async () => {
-    const srv = await startServer({ auth: { ...AUTH, recordPasswords: 'none' } });
-    const seen: VerdictEvent[] = [];
-    srv.server.on('verdict', (v) => seen.push(v));
-    try {
-      const cl = await RawClient.connect(srv.port);
-      await cl.reply();
-      await cl.cmd('EHLO c.test');
+    const details = await authDetailsOf({ auth: { ...AUTH, recordPasswords: 'none' } }, async (connect) => {
+      const cl = await connect();
       expect((await cl.cmd(`AUTH PLAIN ${b64('alice\0S3cret!')}`)).code).toBe(535);
       expect((await cl.cmd(`AUTH PLAIN ${b64('S3cret2')}`)).code).toBe(535);
       cl.close();
-      const details = seen.filter((v) => v.tag === 'AUTH').map((v) => v.details);
-      expect(details.map((d) => [d.user, d.authzid, d.password])).toEqual([
-        ['alice', undefined, undefined],
-        ['', undefined, undefined],
-      ]);
-      expect(JSON.stringify(details)).not.toContain('S3cret');
-    } finally {
-      await srv.close();
-    }
+    });
+    expect(details.map((d) => [d.user, d.authzid, d.password])).toEqual([
+      ['alice', undefined, undefined],
+      ['', undefined, undefined],
+    ]);
+    expect(JSON.stringify(details)).not.toContain('S3cret');
   });
 
   it('a malformed PLAIN message is hashed like a password with recordPasswords sha256', async () => {
-    const srv = await startServer({ auth: AUTH });
-    const seen: VerdictEvent[] = [];
-    srv.server.on('verdict', (v) => seen.push(v));
-    try {
-      const cl = await RawClient.connect(srv.port);
-      await cl.reply();
-      await cl.cmd('EHLO c.test');
+    const details = await authDetailsOf({ auth: AUTH }, async (connect) => {
+      const cl = await connect();
       await cl.cmd(`AUTH PLAIN ${b64('alice\0S3cret!')}`);
       await cl.cmd(`AUTH PLAIN ${b64('S3cret2')}`);
       cl.close();
-      const details = seen.filter((v) => v.tag === 'AUTH').map((v) => v.details);
-      expect(details.map((d) => [d.user, d.password])).toEqual([
-        ['alice', sha('S3cret!')],
-        ['', sha('S3cret2')],
-      ]);
-    } finally {
-      await srv.close();
-    }
+    });
+    expect(details.map((d) => [d.user, d.password])).toEqual([
+      ['alice', sha('S3cret!')],
+      ['', sha('S3cret2')],
+    ]);
   });
 
   it('fakemx_auth_attempts_total counts attempts by mechanism and TLS', async () => {
