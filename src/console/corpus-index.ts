@@ -438,7 +438,7 @@ export class CorpusIndex {
 
   private async writeSnapshot(root: string): Promise<boolean> {
     if (!this.roots.includes(root) || this.scanningRoots.has(root)) return false;
-    if (this.heads.size > 0) await Promise.all([...this.heads]);
+    await this.subjectsRead();
     const startedAt = Date.now();
     const changes = this.dirty.get(root) ?? 0;
     const byDay = new Map<string, Packed[]>();
@@ -622,6 +622,15 @@ export class CorpusIndex {
     );
     this.heads.add(head);
     void head.finally(() => this.heads.delete(head));
+  }
+
+  /**
+   * Resolves when the subjects of the messages added so far are read. A list asked for right
+   * after a 250 would otherwise show (and a subject filter miss) the newest message without
+   * its subject. Bounded: later additions are not waited for, and each read is one small pread.
+   */
+  async subjectsRead(): Promise<void> {
+    if (this.heads.size > 0) await Promise.all([...this.heads]);
   }
 
   get(id: string): IndexEntry | undefined {

@@ -469,6 +469,7 @@ export class ConsoleApp {
         if (!/^\d{1,9}$/.test(v)) return this.json(req, res, 400, { error: `${k} must be a whole number` });
         query[k] = Number(v);
       }
+      await this.opts.index.subjectsRead();
       try {
         this.json(req, res, 200, { ...this.opts.index.query(query) });
       } catch (e) {

@@ -440,6 +440,17 @@ describe('HTTP', () => {
     expect(JSON.parse((await get(base + '/api/corpus')).body)).toMatchObject({ total: 0 });
   });
 
+  it('a list asked for right after a message was stored shows its subject, and a subject filter finds it', async () => {
+    const root = join(tmp, 'http-fresh');
+    mkdirSync(root, { recursive: true });
+    const { base, ev } = await start({}, root);
+    const m = meta('f1', '2026-02-02T00:00:00.000Z');
+    store(root, m, 'fresh arrival');
+    ev.emit('message', { session: session('sf'), metadata: m, path: join(root, m.file) });
+    const list = JSON.parse((await get(base + '/api/corpus?subject=fresh')).body) as { total: number; items: { subject: string }[] };
+    expect(list.items.map((i) => i.subject)).toEqual(['fresh arrival']);
+  });
+
   it('with http.token: Bearer or the login cookie, nothing else; consoleWrite turns 403 into 405', async () => {
     const { base } = await start({ token: 'tok', consoleWrite: true }, join(tmp, 'http2'));
     const denied = await get(base + '/api/live');
