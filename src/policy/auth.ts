@@ -68,6 +68,10 @@ export function authDetails(
     attempt,
     initialResponse: a.initialResponse,
     ...(pw !== undefined ? { password: pw, passwordFormat: cfg.recordPasswords } : {}),
+    // Likewise a plain-recorded password: U+FFFD in `password` would lose the bytes tried.
+    ...(cfg.recordPasswords === 'plain' && a.passwordOctets && !isUtf8(a.passwordOctets)
+      ? { passwordBase64: a.passwordOctets.subarray(0, MAX_RECORDED).toString('base64') }
+      : {}),
     // The challenge with the digest lets a guessed password be checked (HMAC-MD5, RFC 2195),
     // as a hash does: kept only when passwords are (recordPasswords sha256 or plain).
     ...(a.cram ? { cramDigest: cut(a.cram.digest), ...(cfg.recordPasswords !== 'none' ? { cramChallenge: cut(a.cram.challenge) } : {}) } : {}),

@@ -388,6 +388,26 @@ describe('AUTH honeypot: records, metric, TLS, tarpit', () => {
     expect(details[3]).not.toHaveProperty('userBase64');
   });
 
+  it('recordPasswords plain: a password that is not UTF-8 keeps its octets (passwordBase64); a UTF-8 one has none, nor has a hash', async () => {
+    const pw = Buffer.from('p\xe9ss', 'latin1');
+    const run = (recordPasswords: string) =>
+      authDetailsOf({ auth: { ...AUTH, recordPasswords } }, async (connect) => {
+        const cl = await connect();
+        expect((await cl.cmd(`AUTH PLAIN ${Buffer.concat([Buffer.from('\0u\0'), pw]).toString('base64')}`)).code).toBe(535);
+        expect((await cl.cmd(`AUTH LOGIN ${b64('u')}`)).code).toBe(334);
+        expect((await cl.cmd(pw.toString('base64'))).code).toBe(535);
+        expect((await cl.cmd(`AUTH PLAIN ${b64('\0u\0p\u00e9ss')}`)).code).toBe(535);
+        cl.close();
+      });
+    const plain = await run('plain');
+    expect(plain.map((d) => [d.password, d.passwordBase64])).toEqual([
+      ['p\uFFFDss', pw.toString('base64')],
+      ['p\uFFFDss', pw.toString('base64')],
+      ['p\u00e9ss', undefined],
+    ]);
+    for (const d of await run('sha256')) expect(d).not.toHaveProperty('passwordBase64');
+  });
+
   it('a malformed PLAIN message (fewer than two NULs) records its text as a password, never in clear as the user', async () => {
     const details = await authDetailsOf({ auth: { ...AUTH, recordPasswords: 'none' } }, async (connect) => {
       const cl = await connect();
