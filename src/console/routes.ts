@@ -158,6 +158,9 @@ export function hostAllowed(host: string | undefined): boolean {
  * even with the SameSite=Strict cookie: without http.token (loopback) there is no credential
  * at all for a page on another site to lack, and "same-site" still includes other ports of the
  * same host. A browser's Origin and Sec-Fetch-Site, when sent, must say same origin as well.
+ * Origin "null" is refused here: the console's script writes with fetch(), whose requests (mode
+ * "cors") carry the page's own origin whatever the referrer policy (Fetch standard, "append a
+ * request Origin header"); only a navigation's form post under no-referrer sends "null".
  */
 function writeRefusal(req: IncomingMessage): string | null {
   if (req.headers[WRITE_HEADER] !== '1') return 'writes need the header X-Fakemx-Console: 1';

@@ -152,6 +152,8 @@ export class LocalBackend implements StateBackend {
    * failed) are merged in key order, so one that commits between two steps is still seen once.
    */
   async scanPage(prefix: string, cursor: string | null, o: ScanPageOptions): Promise<ScanPage> {
+    // The cursor is a key of this prefix (the last one examined); any other is not one we gave out.
+    if (cursor !== null && !cursor.startsWith(prefix)) throw new Error('bad scan cursor');
     const now = this.now();
     const after = cursor ?? '';
     const extra = new Map<string, StateEntry>();

@@ -68,6 +68,8 @@ export class MemoryBackend implements StateBackend {
 
   /** Keys in order from the cursor (the last key examined): sorting each call is fine for tests and a fallback. */
   async scanPage(prefix: string, cursor: string | null, o: ScanPageOptions): Promise<ScanPage> {
+    // The cursor is a key of this prefix (the last one examined); any other is not one we gave out.
+    if (cursor !== null && !cursor.startsWith(prefix)) throw new Error('bad scan cursor');
     const ks = [...this.map.keys()].filter((k) => k.startsWith(prefix) && (cursor === null || k > cursor)).sort();
     const entries: StateEntry[] = [];
     let examined = 0;

@@ -104,6 +104,20 @@ describe.each(Object.keys(backends))('State API over the %s backend', (name) => 
     return { base: `http://127.0.0.1:${admin.port}`, store: s };
   }
 
+  it('a cursor outside the kind asked for is a 400, not an empty or wrong page, and not a state error', async () => {
+    const { base, store: s } = await start({});
+    await seed(s);
+    const first = JSON.parse((await call(`${base}/api/state?kind=grey&limit=5`)).body) as Page;
+    expect(first.cursor).toMatch(/^grey:/);
+    expect((await call(`${base}/api/state?kind=grey&limit=5&cursor=${encodeURIComponent(first.cursor!)}`)).status).toBe(200);
+    // The kind filter changed and the old page's cursor kept (another kind's key): refused.
+    const r = await call(`${base}/api/state?kind=trap&limit=5&cursor=${encodeURIComponent(first.cursor!)}`);
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body)).toMatchObject({ error: 'bad cursor' });
+    expect(s.health()).toEqual({ ok: true });
+    expect(s.errors).toBe(0);
+  });
+
   it('pages follow the cursor to the end without repeats; kind, address, network and text searches', async () => {
     const { base, store: s } = await start({});
     const made = await seed(s);
