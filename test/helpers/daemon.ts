@@ -4,9 +4,10 @@
 // bounded. CLI is dist/cli.js itself (the command tests run it directly and compare the bin).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { MessageMetadata } from '../../src/store/metadata.js';
 
 export const CLI = join(process.cwd(), 'dist', 'cli.js');
 /** package.json's bin. */
@@ -166,4 +167,18 @@ export async function startListening(cfg: Record<string, unknown>, opts: { env?:
       config = { ...config, http: { ...http, port: await freePort() } };
     }
   }
+}
+
+/** The messages a daemon stored under <dir>/corpus (.eml format), by day then name, each with its metadata record. */
+export function stored(d: Daemon): { eml: string; meta: MessageMetadata }[] {
+  const root = join(d.dir, 'corpus');
+  if (!existsSync(root)) return [];
+  const out = [];
+  for (const day of readdirSync(root)) {
+    for (const f of readdirSync(join(root, day)).filter((x) => x.endsWith('.eml') && !x.startsWith('.tmp-')).sort()) {
+      const p = join(root, day, f);
+      out.push({ eml: readFileSync(p, 'utf8'), meta: JSON.parse(readFileSync(p.replace(/\.eml$/, '.json'), 'utf8')) as MessageMetadata });
+    }
+  }
+  return out;
 }

@@ -5,13 +5,12 @@
 // never the system service) relays through fakemx with DATA while CHUNKING is offered
 // (Postfix's client does not send BDAT), and the record says "transfer": "DATA".
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MessageMetadata } from '../../src/store/metadata.js';
-import { startListening, type Daemon } from '../helpers/daemon.js';
+import { startListening, stored, type Daemon } from '../helpers/daemon.js';
 
 function exec(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -19,19 +18,6 @@ function exec(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
     });
   });
-}
-
-function stored(d: Daemon): { eml: string; meta: MessageMetadata }[] {
-  const root = join(d.dir, 'corpus');
-  if (!existsSync(root)) return [];
-  const out = [];
-  for (const day of readdirSync(root)) {
-    for (const f of readdirSync(join(root, day)).filter((x) => x.endsWith('.eml') && !x.startsWith('.tmp-')).sort()) {
-      const p = join(root, day, f);
-      out.push({ eml: readFileSync(p, 'utf8'), meta: JSON.parse(readFileSync(p.replace(/\.eml$/, '.json'), 'utf8')) as MessageMetadata });
-    }
-  }
-  return out;
 }
 
 const authLines = (d: Daemon) => d.lines.filter((l) => l.tag === 'AUTH');

@@ -3,10 +3,7 @@
 // profile they see a 4xx at DATA, never a 5xx, so a real MTA would retry the real MX.
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import type { MessageMetadata } from '../../src/store/metadata.js';
-import { startListening, type Daemon } from '../helpers/daemon.js';
+import { startListening, stored, type Daemon } from '../helpers/daemon.js';
 
 function exec(cmd: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -15,19 +12,6 @@ function exec(cmd: string, args: string[], input?: string): Promise<{ code: numb
     });
     if (input !== undefined) p.stdin!.end(input);
   });
-}
-
-function stored(d: Daemon): { eml: string; meta: MessageMetadata }[] {
-  const root = join(d.dir, 'corpus');
-  if (!existsSync(root)) return [];
-  const out = [];
-  for (const day of readdirSync(root)) {
-    for (const f of readdirSync(join(root, day)).filter((x) => x.endsWith('.eml') && !x.startsWith('.tmp-')).sort()) {
-      const p = join(root, day, f);
-      out.push({ eml: readFileSync(p, 'utf8'), meta: JSON.parse(readFileSync(p.replace(/\.eml$/, '.json'), 'utf8')) as MessageMetadata });
-    }
-  }
-  return out;
 }
 
 const verdictTags = (d: Daemon) =>
