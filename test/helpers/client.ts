@@ -1,6 +1,7 @@
 // A scripted raw SMTP client for tests: real TCP (or TLS) to loopback, exact bytes out,
 // replies parsed per RFC 5321 §4.2.1 (multi-line "250-" ... "250 "), every wait bounded.
 import { connect, type Socket } from 'node:net';
+import { expect } from 'vitest';
 
 export interface ParsedReply {
   code: number;
@@ -147,4 +148,20 @@ export async function sessionWaitsForClientClose(sock: { end(): unknown; destroy
   for (const end = Date.now() + 3000; goneAt() === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
   sock.destroy();
   return { heldWhileOpen, goneAfterClose: goneAt() >= t0 };
+}
+
+/**
+ * The end of a scripted case: the server closed (when the case says it does), or the next reply
+ * is the one to our QUIT, so no reply was left unread and none is missing; no bytes after it.
+ */
+export async function endCase(cl: RawClient, closes: boolean): Promise<void> {
+  if (closes) {
+    expect(await cl.waitClose(2000)).toBe(true);
+  } else {
+    expect(cl.closed).toBe(false);
+    const q = await cl.cmd('QUIT');
+    expect(q.raw, `the next reply after the last step must be QUIT's 221 (then ${JSON.stringify(cl.pending)})`).toMatch(/^221 /);
+    expect(await cl.waitClose(2000)).toBe(true);
+  }
+  expect(cl.pending, 'bytes after the last reply').toBe('');
 }

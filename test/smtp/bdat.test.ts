@@ -6,7 +6,7 @@
 // for byte with what its chunks carried, with their record's transfer and chunk count.
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RawClient } from '../helpers/client.js';
+import { endCase, RawClient } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 interface Step {
@@ -283,15 +283,7 @@ describe('CHUNKING / BDAT (RFC 3030)', () => {
           const exps = step.expect === undefined ? [] : Array.isArray(step.expect) ? step.expect : [step.expect];
           for (const e of exps) check(await cl.reply(), e, step.send ?? '(raw)');
         }
-        if (c.closes) {
-          expect(await cl.waitClose(2000)).toBe(true);
-        } else {
-          expect(cl.closed).toBe(false);
-          const q = await cl.cmd('QUIT');
-          expect(q.raw, `the next reply after the last step must be QUIT's 221 (then ${JSON.stringify(cl.pending)})`).toMatch(/^221 /);
-          expect(await cl.waitClose(2000)).toBe(true);
-        }
-        expect(cl.pending, 'bytes after the last reply').toBe('');
+        await endCase(cl, c.closes === true);
       } finally {
         cl.close();
       }
