@@ -13,28 +13,12 @@
 
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import type { StateConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { LocalBackend } from './local.js';
 import { MemoryBackend } from './memory.js';
 import { RedisBackend } from './redis.js';
 import { StateError, type Lease, type ScanPage, type ScanPageOptions, type StateBackend, type StateEntry, type StateValue } from './types.js';
-
-export interface StateRedisConfig {
-  url: string;
-  prefix: string;
-  connectTimeout: number;
-  tlsCa: string;
-  password: string;
-}
-
-export interface StateConfig {
-  backend: 'local' | 'redis';
-  path: string;
-  timeout: number;
-  onError: 'open' | 'tempfail';
-  leaseTtl: number;
-  redis: StateRedisConfig;
-}
 
 export interface StateStoreOptions {
   timeout: number;
