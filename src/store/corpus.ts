@@ -17,7 +17,9 @@ import { dirname, join, relative, sep } from 'node:path';
 import { newId } from '../util/id.js';
 import { DayCommit, journalLines, writevAll, type CommitResult } from './journal.js';
 import { DAY_DIR, dayOf, idOfMaildirName, isRecordFile, JOURNAL, MAILDIR_SUBDIRS, maildirName, TEMP_PREFIX, type StoreFormat } from './layout.js';
-import { addArrivals, arrivalOf, buildMetadata, traceInfo, type Arrival, type MessageMetadata, type PolicyFacts } from './metadata.js';
+import { addArrivals, arrivalOf, buildMetadata, traceInfo, type Arrival, type MessageMetadata, type PolicyFacts, type TraceInfo } from './metadata.js';
+
+export type { TraceInfo };
 import { mkdirp } from '../util/mkdirp.js';
 import { HEADER_UNSAFE_G, safeJson } from '../util/escape.js';
 
@@ -30,19 +32,6 @@ const OPEN_NEW = constants.O_CREAT | constants.O_EXCL | constants.O_RDWR;
 const SWEEP_DAYS = 3;
 /** Queued-but-unwritten bytes above which the writer asks the session to stop reading. */
 const HIGH_WATER = 256 * 1024;
-
-export interface TraceInfo {
-  hostName: string;
-  sessionId: string;
-  clientIp: string;
-  clientPort: number;
-  helo: string | undefined;
-  esmtp: boolean;
-  tls: boolean;
-  smtputf8: boolean;
-  mailFrom: string;
-  rcptTo: string[];
-}
 
 /** A value from the client, made safe for a header line: no CR/LF/controls can start a new line. */
 export function headerValue(s: string, max = 998): string {

@@ -3,7 +3,20 @@
 // research tools read it. Bump `version` on any incompatible change.
 
 import type { SessionInfo, TlsInfo } from '../smtp/hooks.js';
-import type { TraceInfo } from './corpus.js';
+
+/** The session facts the trace headers and the record are made from. */
+export interface TraceInfo {
+  hostName: string;
+  sessionId: string;
+  clientIp: string;
+  clientPort: number;
+  helo: string | undefined;
+  esmtp: boolean;
+  tls: boolean;
+  smtputf8: boolean;
+  mailFrom: string;
+  rcptTo: string[];
+}
 
 export interface VerdictRecord {
   /** Stable upper-case tag: PREGREET, PIPELINING, TARPIT, TEMPFAIL, LIMIT, DNSBL, DNSWL... */
