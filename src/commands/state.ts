@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, keysFor, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
 import type { StateStore } from '../state/store.js';
 import { kindOf, type StateEntry } from '../state/types.js';
-import { escapeText } from '../util/escape.js';
+import { escapeText, safeJson } from '../util/escape.js';
 import { EX_UNAVAILABLE, EX_USAGE } from '../util/sysexits.js';
 
 function duration(ms: number): string {
@@ -24,8 +24,13 @@ function duration(ms: number): string {
   return [d ? `${d}d` : '', h ? `${h}h` : '', m ? `${m}m` : '', !d && !h && sec ? `${sec}s` : ''].join('') || '0s';
 }
 
+/**
+ * One entry as a JSON line. A grey entry's key and value hold the client's sender and recipient
+ * as sent (RFC 6531 lets a quoted local part carry C1 and bidi controls, which JSON.stringify
+ * leaves raw): safeJson escapes them, and the line still parses to the same entry.
+ */
 export function jsonLine(e: StateEntry, now: number): string {
-  return JSON.stringify(entryView(e, now));
+  return safeJson(entryView(e, now));
 }
 
 export function textLine(e: StateEntry, now: number): string {

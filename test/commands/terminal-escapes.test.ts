@@ -1,11 +1,14 @@
 // No client- or DNS-supplied text reaches the operator's terminal raw: `fakemx report` (text
-// and --json) over a corpus whose records carry hostile HELO names and senders, and
-// `fakemx dnsbl` against a DNS server answering hostile TXT records, both run as the built
-// CLI in a child process, the way an operator runs them.
+// and --json) over a corpus whose records carry hostile HELO names and senders, `fakemx dnsbl`
+// against a DNS server answering hostile TXT records, and `fakemx state list` / `export` over
+// greylist entries of hostile senders and recipients, all run as the built CLI in a child
+// process, the way an operator runs them.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStateStore } from '../../src/state/store.js';
+import { keys } from '../../src/state/types.js';
 import { runCli } from '../helpers/daemon.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 
@@ -94,5 +97,35 @@ describe('fakemx dnsbl', () => {
     expect(txt.sort()).toEqual(HOSTILE.map(([, , shown]) => `  TXT "${shown}"`).sort());
     expect(lines.at(-1)).toBe('score 1 (threshold 1): listed (DNSBL: bl.test)');
     expect(lines.filter((l) => l.startsWith('score '))).toHaveLength(1);
+  });
+});
+
+describe('fakemx state', () => {
+  const dir = join(root, 'state');
+  const config = join(root, 'state.json');
+  // What greylisting writes for a triplet (policy/greylist.ts): the sender and recipient as the
+  // client sent them, in the key and in the value (an SMTPUTF8 quoted local part may hold any of HOSTILE).
+  const grey = HOSTILE.map(([, text], i) => ({ key: keys.grey('192.0.2.0/24', `"${text}"@from${i}.test`, `"${text}"@rcpt.test`), from: `"${text}"@from${i}.test`, rcpt: `"${text}"@rcpt.test` }));
+  beforeAll(async () => {
+    writeFileSync(config, JSON.stringify({ state: { path: dir } }));
+    const st = openStateStore({ backend: 'local', path: dir, timeout: 2000, onError: 'open', leaseTtl: 60_000, redis: { url: '', prefix: '', connectTimeout: 1000, tlsCa: '', password: '' } }, { sweepInterval: 0 });
+    for (const g of grey) await st.set(g.key, { net: '192.0.2.0/24', from: g.from, rcpt: g.rcpt, first: 1 }, 3_600_000);
+    await st.close();
+  });
+
+  it('list: every entry on one line, no raw control character', async () => {
+    const r = await run(['state', 'list', '-c', config]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(RAW);
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(HOSTILE.length);
+  });
+
+  it.each([['list --json', ['list', '--json']], ['export', ['export']]])('%s: terminal-safe, and parses back to the exact client text', async (_n, args) => {
+    const r = await run(['state', ...args, '-c', config]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(RAW);
+    const rows = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { key: string; value: { from: string; rcpt: string } });
+    expect(rows.map((x) => x.key).sort()).toEqual(grey.map((g) => g.key).sort());
+    expect(rows.map((x) => x.value.from).sort()).toEqual(grey.map((g) => g.from).sort());
   });
 });
