@@ -1,20 +1,14 @@
 // Command-line framing over a queue of received chunks. Chunks are kept as they came and
 // lines are cut out with Buffer.indexOf; bytes are copied only when one line straddles two
 // chunks, and then at most one line's worth, so a deep pipelined batch costs linear time.
-// Small reads that arrive while others wait are copied into shared blocks, so what a session
-// holds stays near its octets (maxPendingInput) however finely a client splits its input.
+// Small reads that arrive while others wait are copied into shared blocks (small-reads.ts), so
+// what a session holds stays near its octets (maxPendingInput) however finely input is split.
+
+import { SmallReads } from '../util/small-reads.js';
 
 const LF = 10;
 /** No chunk waiting: shared and frozen, so an idle session holds no array of its own. */
 const NONE: Buffer[] = Object.freeze([]) as unknown as Buffer[];
-/**
- * A read this small, queued behind others, is copied into a block: each queued read costs an
- * object and a backing store of ~100+ octets beyond its own, so 64 KiB sent one octet per
- * segment while a session was busy held ~10 MB, not 64 KiB.
- */
-const SMALL = 1024;
-/** Size of a block small reads are copied into (appended to only, never rewritten). */
-const BLOCK = 16 * 1024;
 
 /** Returned by next() for a line longer than the limit (it has been dropped whole). */
 export const TOO_LONG = Symbol('line too long');
@@ -25,41 +19,15 @@ export class LineBuffer {
   bytes = 0;
   /** Dropping the rest of an over-long line until its LF. */
   private discarding = false;
-  /** The block small reads are being copied into, and how far it is filled; none while nothing waits. */
-  private block: Buffer | null = null;
-  private filled = 0;
+  /** Small reads queued behind others are copied into shared blocks (made at the first). */
+  private small: SmallReads | null = null;
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.bytes += chunk.length;
     // The common case, nothing waiting (the session answers as input comes): queued as is, no copy.
     if (this.chunks === NONE) this.chunks = [chunk];
-    else if (chunk.length < SMALL) this.pushSmall(chunk);
-    else this.chunks.push(chunk);
-  }
-
-  /**
-   * Copy a small read behind the last one in the current block (each octet is copied once), or
-   * into a fresh block. Octets already queued or handed out (a BDAT part, a DATA segment) are
-   * never overwritten: a block is only appended to.
-   */
-  private pushSmall(chunk: Buffer): void {
-    const last = this.chunks.length - 1;
-    const tail = this.chunks[last]!;
-    let b = this.block;
-    if (b && this.filled + chunk.length <= b.length) {
-      chunk.copy(b, this.filled);
-      const end = this.filled + chunk.length;
-      // The last queued chunk ends where the block is filled: it grows in place, no new view.
-      if (tail.buffer === b.buffer && tail.byteOffset + tail.length === this.filled) this.chunks[last] = b.subarray(tail.byteOffset, end);
-      else this.chunks.push(b.subarray(this.filled, end));
-      this.filled = end;
-      return;
-    }
-    this.block = b = Buffer.allocUnsafeSlow(BLOCK);
-    chunk.copy(b, 0);
-    this.filled = chunk.length;
-    this.chunks.push(b.subarray(0, chunk.length));
+    else (this.small ??= new SmallReads()).push(this.chunks, chunk);
   }
 
   /**
@@ -142,7 +110,7 @@ export class LineBuffer {
     this.chunks = NONE;
     this.bytes = 0;
     this.discarding = false;
-    this.block = null;
+    this.small?.reset();
   }
 
   private consume(n: number): void {
@@ -151,7 +119,7 @@ export class LineBuffer {
     if (n < c.length) this.chunks[0] = c.subarray(n);
     else if (this.chunks.length === 1) {
       this.chunks = NONE;
-      this.block = null; // a held session keeps no block
+      this.small?.reset(); // a held session keeps no block
     } else this.chunks.shift();
   }
 }

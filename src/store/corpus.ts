@@ -21,6 +21,7 @@ import { addArrivals, arrivalOf, buildMetadata, traceInfo, type Arrival, type Me
 
 export type { TraceInfo };
 import { mkdirp } from '../util/mkdirp.js';
+import { SmallReads } from '../util/small-reads.js';
 import { HEADER_UNSAFE_G, safeJson } from '../util/escape.js';
 
 export type { StoreFormat } from './layout.js';
@@ -497,6 +498,8 @@ export class MessageWriter {
   private fd: Promise<number>;
   private queue: Buffer[] = [];
   private queued = 0;
+  /** Body reads of a client that splits its input finely are copied together (util/small-reads.ts). */
+  private readonly small = new SmallReads();
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private failed: StoreError | null = null;
@@ -576,7 +579,7 @@ export class MessageWriter {
   /** Append body bytes. A returned Promise asks the caller to pause until it settles. */
   write(chunk: Buffer): void | Promise<void> {
     if (this.done || this.failed) return;
-    this.queue.push(chunk);
+    this.small.push(this.queue, chunk);
     this.queued += chunk.length;
     this.bodyBytes += chunk.length;
     this.hash?.update(chunk);
