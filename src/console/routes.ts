@@ -13,6 +13,7 @@ import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { Config } from '../config/schema.js';
@@ -529,15 +530,14 @@ export class ConsoleApp {
       res.end();
       return;
     }
-    await new Promise<void>((resolve) => {
-      const s = createReadStream(path);
-      s.on('error', () => {
-        res.destroy();
-        resolve();
-      });
-      s.on('end', resolve);
-      s.pipe(res);
-    });
+    // pipeline, not pipe(): a client that goes away mid-download (a cancelled save) must close
+    // the file too; pipe() left the read stream paused with its descriptor open for good, one
+    // per cancelled download, and this request's promise unsettled.
+    try {
+      await pipeline(createReadStream(path), res);
+    } catch {
+      res.destroy();
+    }
   }
 }
 

@@ -3,7 +3,8 @@
 // Host check, read-only API, raw download headers, page weight). The browser cases are in
 // test/interop/console.test.ts.
 import { EventEmitter } from 'node:events';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -375,6 +376,34 @@ describe('HTTP', () => {
 
   /** A raw request (fetch cannot set Host). */
   const get = rawRequest;
+
+  it('a raw download the client abandons closes its file (no descriptor left open per cancelled download)', async () => {
+    const root = join(tmp, 'http-abandon');
+    const m = meta('big1', '2026-02-02T00:00:00.000Z');
+    store(root, m, 'big');
+    // Larger than the socket buffers, so the download is still running when the client leaves.
+    writeFileSync(join(root, m.file), 'x'.repeat(16 * 1024 * 1024));
+    const { base } = await start({}, root);
+    const port = Number(new URL(base).port);
+    const eml = join(root, m.file);
+    const open = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === eml;
+      } catch {
+        return false;
+      }
+    }).length;
+    for (let i = 0; i < 5; i++) {
+      const sock = connect(port, '127.0.0.1');
+      sock.on('error', () => undefined);
+      sock.write(`GET /api/corpus/raw?id=big1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+      await new Promise((r) => sock.once('data', r));
+      sock.destroy();
+    }
+    const deadline = Date.now() + 5000;
+    while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(open()).toBe(0);
+  });
 
   it('pages and API: strict headers, pages fill from the API, raw downloads are attachments, read-only', async () => {
     const root = join(tmp, 'http1');
