@@ -1049,6 +1049,13 @@ export class Session implements SessionInfo, GreetResume {
       return null;
     }
     if (this.transfer === 'BDAT') {
+      // dataTimeout bounds the whole transaction, first BDAT to LAST, as it bounds 354 to the
+      // dot: checked here too, since a chunk whose octets come with its command (or an empty
+      // one) never waits for input in onChunk, where the deadline is otherwise checked.
+      if (this.dataDeadline > 0 && Date.now() > this.dataDeadline) {
+        this.onTimeout(true);
+        return null;
+      }
       this.readChunk(size, last, null);
       return null;
     }

@@ -228,6 +228,18 @@ const cases: Case[] = [
     closes: true,
   },
   {
+    name: 'dataTimeout bounds the whole transaction: empty chunks, each inside the receive timeout',
+    config: { receiveTimeout: 5000, dataTimeout: 500 },
+    steps: [...env, { send: 'BDAT 0', expect: '250 2.0.0 /0 octets/' }, { send: 'BDAT 0', pause: 700, expect: '250 2.0.0' }, { send: 'BDAT 0', expect: '421 4.4.2' }],
+    closes: true,
+  },
+  {
+    name: 'dataTimeout bounds the whole transaction: a LAST chunk whose octets come with its command',
+    config: { receiveTimeout: 5000, dataTimeout: 500 },
+    steps: [...env, { raw: 'BDAT 1\r\na', pause: 700, expect: '250 2.0.0' }, { raw: 'BDAT 1 LAST\r\nb', expect: '421 4.4.2' }],
+    closes: true,
+  },
+  {
     name: 'a client that stops mid-chunk hits the receive timeout; nothing is stored',
     config: { receiveTimeout: 300 },
     steps: [...env, { raw: 'BDAT 100 LAST\r\n0123456789', pause: 100 }, { raw: '0123456789', expect: '421 4.4.2' }],
