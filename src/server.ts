@@ -70,6 +70,7 @@ export function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): Ses
     maxLineLength: p.maxLineLength,
     maxPendingInput: p.maxPendingInput,
     maxDataSize: p.maxDataSize,
+    hideSizeLimit: p.doTempFail,
     dataTimeout: p.dataTimeout,
     maxSessionTime: p.maxSessionTime,
     maxSmtpErrors: p.maxSmtpErrors,

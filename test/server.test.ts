@@ -116,6 +116,16 @@ describe('store failures and tempfail', () => {
     expect(tags).toContain('TEMPFAIL');
   });
 
+  it('doTempFail: SIZE over maxDataSize at MAIL is a TEMPFAIL (421 4.3.2), never 552', async () => {
+    srv = await startServer({ doTempFail: true, storeData: false, maxDataSize: 10000 });
+    const verdicts: { tag: string; details: Record<string, unknown> }[] = [];
+    srv.server.on('verdict', (v) => verdicts.push({ tag: v.tag, details: v.details }));
+    const c = await greeted(srv.port);
+    expect((await c.cmd('MAIL FROM:<a@example.org> SIZE=10001')).raw).toBe('421 4.3.2 Service temporarily unavailable, closing transmission channel\r\n');
+    expect(await c.waitClose()).toBe(true);
+    expect(verdicts).toContainEqual({ tag: 'TEMPFAIL', details: { at: 'MAIL', reason: 'size' } });
+  });
+
   it('storeData false is a sink: 250 and nothing on disk', async () => {
     srv = await startServer({ storeData: false });
     expect(await sendRaw(srv.port, 'x\r\n.\r\n')).toMatch(/^250 2\.0\.0/);

@@ -412,6 +412,14 @@ export class PolicySession implements SessionHooks, BannerWait {
     return svc.corpus && cfg.storeData ? this.storeSink(svc.corpus) : this.discardSink();
   }
 
+  tooBig(s: SessionInfo, at: 'MAIL' | 'data'): Reply | undefined {
+    // A tempfail profile defers every message, a big one too: 552 would make a real MTA
+    // bounce it instead of trying the real MX (RFC 5321 §4.5.4.1).
+    if (tempfailPoint(this.policy.cfg) === null) return undefined;
+    this.verdict(s, 'TEMPFAIL', { at, reason: 'size' });
+    return tempfailReply();
+  }
+
   shapeReply(s: SessionInfo, reply: Reply): ReplyShape | undefined {
     if (this.permitted) return undefined;
     const { cfg, svc } = this.policy;

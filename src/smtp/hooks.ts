@@ -165,6 +165,9 @@ export interface SessionHooks {
   rcpt?(s: SessionInfo, to: Address): Maybe<Reply | undefined>;
   /** DATA accepted by the engine: give a sink (354 follows) or a reply (e.g. 421 tempfail). */
   dataStart?(s: SessionInfo): Maybe<Reply | MessageSink>;
+  /** A message over maxDataSize, declared at MAIL (RFC 1870 SIZE=) or found in its body: the
+   *  reply to it, or undefined for 552 5.3.4 (a tempfail profile must never answer 5xx). */
+  tooBig?(s: SessionInfo, at: 'MAIL' | 'data'): Reply | undefined;
   /** An AUTH exchange finished (RFC 4954): the reply to it (235, 535, 421...). Without this
    *  hook the engine answers 454 4.7.0 (no way to check credentials). */
   auth?(s: SessionInfo, attempt: AuthAttempt): Maybe<Reply | undefined>;

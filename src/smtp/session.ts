@@ -29,6 +29,12 @@ export interface SessionConfig {
   maxLineLength: number;
   maxPendingInput: number;
   maxDataSize: number;
+  /**
+   * EHLO says SIZE without the number (RFC 1870 §4: no limit conveyed). For a tempfail
+   * profile: a client told the limit refuses a bigger message itself, permanently (Postfix
+   * bounces it with 5.3.4 before MAIL), where the fake MX must only ever defer it.
+   */
+  hideSizeLimit?: boolean;
   /** Longest a whole DATA phase may take, ms; 0 = only the idle limit. */
   dataTimeout: number;
   /** Longest a whole session may take, ms; 0 = no limit. */
@@ -188,7 +194,7 @@ function extensionsFor(opts: SessionConfig, secure: boolean): readonly string[] 
   const i = secure ? 1 : 0;
   let ext = p.ext[i];
   if (!ext) {
-    const e = [`SIZE ${opts.maxDataSize}`, '8BITMIME'];
+    const e = [opts.hideSizeLimit ? 'SIZE' : `SIZE ${opts.maxDataSize}`, '8BITMIME'];
     if (opts.advertisePipelining) e.push('PIPELINING');
     e.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
     if (opts.startTls && !secure) e.push('STARTTLS');
@@ -924,6 +930,11 @@ export class Session implements SessionInfo, GreetResume {
     return this.hooks;
   }
 
+  /** The reply to a message over maxDataSize: the policy's (a tempfail), else 552 5.3.4. */
+  tooBig(at: 'MAIL' | 'data'): Reply {
+    return this.hooks.tooBig?.(this, at) ?? replies.tooBig();
+  }
+
   // ---- DATA -----------------------------------------------------------------------------
 
   beginData(sink: MessageSink): Reply {
@@ -1002,7 +1013,7 @@ export class Session implements SessionInfo, GreetResume {
       this.to('busy');
       this.respondTo(r);
     };
-    if (tooBig || !sink) return done(replies.tooBig());
+    if (tooBig || !sink) return done(this.tooBig('data'));
     const later = (p: Promise<Reply>) => void p.then((x) => this.guard(() => done(x)), (e) => this.fail(e));
     if (this.sinkWait) return later(this.sinkWait.then(() => sink.end(size)));
     // A sink that answers at once (discard, tempfail) is answered in this turn: no promise
@@ -1148,7 +1159,7 @@ export class Session implements SessionInfo, GreetResume {
     if (!this.chunkWaitRule()) return;
     // A failed transaction stays failed: each later chunk is read, dropped and answered 552
     // until its LAST (or RSET) ends it.
-    if (this.sinkFailed) return this.respondTo(replies.tooBig());
+    if (this.sinkFailed) return this.respondTo(this.tooBig('data'));
     const r = replies.chunkOk(this.cx.size);
     // A chunk is answered once the sink has taken it, so writes never overlap.
     const wait = this.sinkWait;
@@ -1377,7 +1388,7 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
     if (p.value.address.utf8 && !mp.value.smtputf8) return replies.nonAsciiAddress(550);
     if (eightBit && !mp.value.smtputf8) return replies.unknownCommand();
     // RFC 1870 §6.2: refuse a declared size over the limit at once.
-    if (mp.value.size !== undefined && mp.value.size > s.options.maxDataSize) return replies.tooBig();
+    if (mp.value.size !== undefined && mp.value.size > s.options.maxDataSize) return s.tooBig('MAIL');
     if (s.counts.messages >= s.options.maxMessages) return s.limit('messages');
     return s.ask(s.sessionHooks.mail?.(s, p.value.address, mp.value), () => {
       s.mailFrom = p.value.address;

@@ -148,6 +148,12 @@ const cases: Case[] = [
   { name: 'a body of exactly maxDataSize is stored', config: { maxDataSize: 2048 }, steps: [...env(), { send: 'DATA', expect: '354' }, { raw: 'y'.repeat(2046) + '\r\n.\r\n', expect: '250 2.0.0' }], stored: ['y'.repeat(2046) + '\r\n'] },
   { name: 'a new transaction after a message', steps: [...env(), { send: 'DATA', expect: '354' }, { raw: 'x\r\n.\r\n', expect: '250' }, ...env('<>', '<c@d.example>')], stored: ['x\r\n'] },
   { name: 'tempfail at DATA when storing is off', config: { doTempFail: true, storeData: false }, steps: [...env(), { send: 'DATA', expect: '421 4.3.2 /Service temporarily unavailable/' }], closes: true },
+  // A fake MX never answers 5xx for size: the limit is not advertised (Postfix would bounce a
+  // bigger message itself) and a message over it is deferred like any other.
+  { name: 'a tempfail profile advertises SIZE without its limit', config: { doTempFail: true, storeData: false }, start: 'none', steps: [{ send: 'EHLO x.test', expect: '250 /^mx\\.test Hello x\\.test\nSIZE\n8BITMIME\n/' }] },
+  { name: 'a tempfail profile defers SIZE over maxDataSize at MAIL with 421 4.3.2', config: { doTempFail: true, storeData: false, maxDataSize: 10000 }, steps: [{ send: 'MAIL FROM:<a@b.example> SIZE=10001', expect: '421 4.3.2' }], closes: true },
+  { name: 'a storing tempfail profile defers a body over maxDataSize with 421 4.3.2', config: { doTempFail: true, storeData: true, maxDataSize: 2048 }, steps: [...env(), { send: 'DATA', expect: '354' }, { raw: 'x'.repeat(3000) + '\r\n.\r\n', expect: '421 4.3.2' }], closes: true, stored: [] },
+  { name: 'a storing tempfail profile defers a BDAT chunk over maxDataSize with 421 4.3.2', config: { doTempFail: true, storeData: true, maxDataSize: 2048 }, steps: [...env(), { raw: 'BDAT 3000\r\n' + 'x'.repeat(3000), expect: '421 4.3.2' }], closes: true, stored: [] },
 
   // ---- pipelining (RFC 2920) ----
   { name: 'a pipelined batch is answered in order', steps: [{ raw: 'MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nRCPT TO:<bad>\r\nRCPT TO:<e@d.example>\r\nDATA\r\n' }, { expect: '250 2.1.0' }, { expect: '250 2.1.5' }, { expect: '553 5.1.3' }, { expect: '250 2.1.5' }, { expect: '354' }, { raw: 'x\r\n.\r\nQUIT\r\n', expect: '250' }, { expect: '221' }], closes: true, stored: ['x\r\n'] },
