@@ -51,9 +51,12 @@ const QUIET_SECTIONS = new Set(['startup', 'configSections', 'runtime']);
 
 const MAX_INPUT = 1024 * 1024;
 
-/** `X:\dir`, `X:/dir` or `\\server\share`: a Windows path means nothing on this host. */
+/**
+ * `X:\dir`, `X:/dir`, `\\server\share` or one naming a Windows environment variable
+ * (`%TEMP%\FakeSMTP`, FakeSMTP's own default): a Windows path means nothing on this host.
+ */
 function windowsPath(p: string): boolean {
-  return /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\');
+  return /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\') || /%[^%\\/]+%/.test(p);
 }
 
 /** A DNS zone name as the loader accepts it (postscreen-style entries without filter or weight). */

@@ -114,6 +114,7 @@ describe('value formats', () => {
     { name: 'bad listen address', adds: add('ListenAddress', 'localhost'), config: {}, warn: /^ListenAddress: "localhost" is not an IP address/ },
     { name: 'host name with a space', adds: add('HostName', 'my host'), config: {}, warn: /^HostName: "my host" is not a host name/ },
     { name: 'UNC list path', adds: add('LocalDomains', '\\\\srv\\share\\domains.txt'), config: {}, warn: /^LocalDomains: .* Windows path.*copy the file/ },
+    { name: '%TEMP% path (FakeSMTP default when blank)', adds: add('LogPath', '%TEMP%\\FakeSMTP') + add('StorePath', '%TEMP%'), config: {}, warn: /^LogPath: "%TEMP%\\FakeSMTP" is a Windows path/ },
     { name: 'unknown key', adds: add('SmtpBanner', 'hi'), config: {}, warn: /^SmtpBanner: not a FakeSMTP setting/ },
     { name: 'key case differs', adds: add('maxsessions', '9'), config: { maxSessions: 9 }, warn: /^maxsessions: read as MaxSessions/ },
     { name: 'last <add> wins', adds: add('MaxSessions', '9') + add('MaxSessions', '11'), config: { maxSessions: 11 }, warn: /set more than once/ },
