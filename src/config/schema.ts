@@ -231,7 +231,7 @@ export const schema: SchemaNode = {
     onFull: { doc: 'When maxBytes or minFreeBytes is crossed: prune (delete whole oldest days, never today, down to 90% of maxBytes and 110% of minFreeBytes) or stop (store nothing, STORE_FULL verdict, same reply) until space returns.', format: ['prune', 'stop'], default: 'stop' },
     dedupe: { doc: 'Store each body (what follows the trace headers) once; later arrivals go into the first message\'s record (time, client, envelope) and `fakemx report` counts them.', format: Boolean, default: false },
   },
-  maxDataSize: { doc: 'Largest message in octets (advertised as SIZE); bigger ones get 552 5.3.4. With doTempFail: SIZE is advertised without the number and a bigger message gets the tempfail (421 4.3.2), never a 5xx.', format: nat, default: 2_097_152, range: int(1024, 1_073_741_824) },
+  maxDataSize: { doc: 'Largest message in octets (advertised as SIZE); bigger ones get 552 5.3.4 (RFC 1870; FakeSMTP answered a 4xx "quota" tempfail, and only when storing). With doTempFail: SIZE is advertised without the number and a bigger message gets the tempfail (421 4.3.2), never a 5xx.', format: nat, default: 2_097_152, range: int(1024, 1_073_741_824) },
   logPath: { doc: 'Directory for rotating log files in addition to stdout; "" = stdout only.', format: String, default: '' },
   verboseLogging: { doc: 'Log every command and reply (never message content).', format: Boolean, default: false },
   bannerDelay: { doc: 'Milliseconds between accept and the 220 greeting.', format: dur, default: 1000, range: int(0, 300_000) },
