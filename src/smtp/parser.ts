@@ -170,7 +170,10 @@ export function splitParams(params: string): ParseResult<Map<string, string | tr
 }
 
 /** MAIL FROM parameters. Unknown keyword -> 'param' (555 5.5.4, RFC 5321 §4.1.1.11). */
-export function parseMailParams(params: string, opts: { binaryMime?: boolean } = {}): ParseResult<MailParams> {
+/** RFC 3461 §4 xtext: "!".."~" but "+" and "=", or "+" and two upper-case hex digits. */
+const XTEXT = /^(?:[!-*,-<>-~]|\+[0-9A-F]{2})+$/;
+
+export function parseMailParams(params: string, opts: { binaryMime?: boolean; auth?: boolean } = {}): ParseResult<MailParams> {
   const split = splitParams(params);
   if (!split.ok) return split;
   const out: MailParams = { smtputf8: false };
@@ -199,6 +202,13 @@ export function parseMailParams(params: string, opts: { binaryMime?: boolean } =
         // RFC 6531 §3.4: SMTPUTF8 takes no value.
         if (v !== true) return fail('syntax', 'SMTPUTF8 takes no value');
         out.smtputf8 = true;
+        break;
+      case 'AUTH':
+        // RFC 4954 §5: a server that offers AUTH takes AUTH=<mailbox as xtext> or AUTH=<> from
+        // any client (sendmail sends AUTH=<> unauthenticated); not authenticated, it acts as if
+        // AUTH=<> was given, so the value is checked and dropped.
+        if (!opts.auth) return fail('param', key);
+        if (v === true || !XTEXT.test(v)) return fail('syntax', 'AUTH needs a mailbox as xtext or <>');
         break;
       default:
         return fail('param', key);

@@ -189,6 +189,10 @@ function greetingFor(opts: SessionConfig): { reply: Reply; text: string } {
   }
   return p.greeting;
 }
+/** Whether EHLO lists AUTH. RFC 4954 §3 / RFC 3207: plaintext mechanisms only once the channel is encrypted, unless allowed. */
+function authOffered(opts: SessionConfig, secure: boolean): boolean {
+  return opts.auth !== undefined && opts.auth.mechanisms.length > 0 && (secure || opts.auth.plaintext);
+}
 function extensionsFor(opts: SessionConfig, secure: boolean): readonly string[] {
   const p = preparedFor(opts);
   const i = secure ? 1 : 0;
@@ -198,8 +202,7 @@ function extensionsFor(opts: SessionConfig, secure: boolean): readonly string[] 
     if (opts.advertisePipelining) e.push('PIPELINING');
     e.push('ENHANCEDSTATUSCODES', 'SMTPUTF8');
     if (opts.startTls && !secure) e.push('STARTTLS');
-    // RFC 4954 §3 / RFC 3207: plaintext mechanisms only once the channel is encrypted, unless allowed.
-    if (opts.auth && opts.auth.mechanisms.length > 0 && (secure || opts.auth.plaintext)) e.push(`AUTH ${opts.auth.mechanisms.join(' ')}`);
+    if (opts.auth && authOffered(opts, secure)) e.push(`AUTH ${opts.auth.mechanisms.join(' ')}`);
     if (opts.chunking) {
       e.push('CHUNKING');
       if (opts.binaryMime) e.push('BINARYMIME');
@@ -1382,7 +1385,7 @@ const COMMANDS = new Map<string, Handler>(Object.entries({
     if (!p.ok) return p.code === 'address' ? replies.badAddress(p.text) : replies.syntax(p.text);
     // RFC 5321 §4.1.1.11 / RFC 1869: no ESMTP parameters after plain HELO.
     if (p.value.params !== '' && !s.esmtp) return replies.badParam('(ESMTP parameters need EHLO)');
-    const mp = parseMailParams(p.value.params, { binaryMime: s.options.chunking === true && s.options.binaryMime === true });
+    const mp = parseMailParams(p.value.params, { binaryMime: s.options.chunking === true && s.options.binaryMime === true, auth: authOffered(s.options, s.secure) });
     if (!mp.ok) return mp.code === 'param' ? replies.badParam(mp.text) : replies.syntax(mp.text);
     // RFC 6531 §3.4: 8-bit addresses only with SMTPUTF8; §3.5: refused 550 5.6.7 without it.
     if (p.value.address.utf8 && !mp.value.smtputf8) return replies.nonAsciiAddress(550);

@@ -46,6 +46,10 @@ const cases: Case[] = [
   { name: 'CRAM-MD5 is offered when enabled', config: { auth: { ...AUTH, cramMd5: true } }, steps: [{ send: 'EHLO again.test', expect: '250 /\nAUTH PLAIN LOGIN CRAM-MD5\n/' }] },
   { name: 'not offered in clear by default: AUTH is 538 5.7.11', config: { auth: { enabled: true } }, steps: [{ send: 'EHLO again.test', expect: '250 /^(?![\\s\\S]*AUTH)/' }, { send: `AUTH PLAIN ${b64('\0u\0p')}`, expect: '538 5.7.11' }] },
   { name: 'auth disabled: AUTH is 502', config: { auth: { enabled: false } }, steps: [{ send: 'AUTH PLAIN', expect: '502 5.5.1' }] },
+  // RFC 4954 §5: where AUTH is offered, MAIL FROM takes AUTH=<> (sendmail sends it unauthenticated) or a mailbox.
+  { name: 'MAIL FROM with AUTH=<> where AUTH is offered: 250', steps: [{ send: 'MAIL FROM:<a@example.org> AUTH=<>', expect: '250 2.1.0' }], attempts: [] },
+  { name: 'MAIL FROM with AUTH=<xtext> where AUTH is offered: 250', steps: [{ send: 'MAIL FROM:<a@example.org> AUTH=a+2Bb@example.org SIZE=100', expect: '250 2.1.0' }], attempts: [] },
+  { name: 'MAIL FROM with AUTH= where AUTH is not offered: 555', config: { auth: { enabled: true } }, steps: [{ send: 'MAIL FROM:<a@example.org> AUTH=<>', expect: '555 5.5.4' }], attempts: [] },
   {
     name: 'PLAIN with an initial response: 535 5.7.8, recorded with the salted hash',
     steps: [{ send: `AUTH PLAIN ${b64('\0admin\0hunter2')}`, expect: '535 5.7.8 /Authentication credentials invalid$/' }],

@@ -87,7 +87,7 @@ describe('parsePathArg', () => {
   });
 });
 
-const params: { name: string; p: string; ok: boolean; code?: string; size?: number; body?: string; utf8?: boolean; binaryMime?: boolean }[] = [
+const params: { name: string; p: string; ok: boolean; code?: string; size?: number; body?: string; utf8?: boolean; binaryMime?: boolean; auth?: boolean }[] = [
   // RFC 3030 §3: BODY=BINARYMIME only where BINARYMIME is advertised.
   { name: 'BODY=BINARYMIME with BINARYMIME', p: 'BODY=BINARYMIME', ok: true, body: 'BINARYMIME', binaryMime: true },
   { name: 'BODY=binarymime with BINARYMIME', p: 'BODY=binarymime', ok: true, body: 'BINARYMIME', binaryMime: true },
@@ -120,12 +120,19 @@ const params: { name: string; p: string; ok: boolean; code?: string; size?: numb
   { name: 'keyword starting with -', p: '-FOO=1', ok: false, code: 'syntax' },
   { name: 'keyword starting with _', p: '_FOO', ok: false, code: 'syntax' },
   { name: 'keyword ending with _', p: 'FOO_', ok: false, code: 'syntax' },
+  // RFC 4954 §5: AUTH=<xtext mailbox> or AUTH=<>, only where AUTH is offered.
+  { name: 'AUTH=<> where AUTH is offered', p: 'AUTH=<> SIZE=10', ok: true, size: 10, auth: true },
+  { name: 'AUTH with a bare = (xtext writes it +3D)', p: 'AUTH=e+2Bmc2=@example.org', ok: false, code: 'syntax', auth: true },
+  { name: 'AUTH=xtext with a hexchar', p: 'AUTH=e+2Bmc2@example.org', ok: true, auth: true },
+  { name: 'AUTH with a bad hexchar', p: 'AUTH=a+zz@example.org', ok: false, code: 'syntax', auth: true },
+  { name: 'AUTH without value', p: 'AUTH', ok: false, code: 'syntax', auth: true },
+  { name: 'AUTH where AUTH is not offered', p: 'AUTH=<>', ok: false, code: 'param' },
 ];
 
 describe('parseMailParams', () => {
   for (const c of params) {
     it(c.name, () => {
-      const r = parseMailParams(c.p, c.binaryMime ? { binaryMime: true } : {});
+      const r = parseMailParams(c.p, { ...(c.binaryMime ? { binaryMime: true } : {}), ...(c.auth ? { auth: true } : {}) });
       expect(r.ok).toBe(c.ok);
       if (r.ok) {
         expect(r.value.size).toBe(c.size);
