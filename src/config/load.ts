@@ -210,6 +210,7 @@ function envLayer(env: NodeJS.ProcessEnv): { layer: Record<string, unknown>; sou
         } catch (e) {
           throw new ConfigError(path, where, `invalid JSON: ${(e as Error).message}`);
         }
+        if (tooDeep(value)) throw new ConfigError(path, where, `nested deeper than ${MAX_DEPTH} levels`);
       } else if (f === Array) value = t === '' ? [] : t.split(',').map((s) => s.trim()).filter(Boolean);
       else throw new ConfigError(path, where, 'must be a JSON object');
     }
@@ -217,6 +218,26 @@ function envLayer(env: NodeJS.ProcessEnv): { layer: Record<string, unknown>; sou
     source.set(path, where);
   }
   return { layer, source };
+}
+
+/**
+ * Deepest a config value may nest, objects and arrays counted: the schema's deepest setting is
+ * listeners[].profile.cache.passTtl.greet (6). convict's merge and validation walk every level,
+ * with work growing faster than the depth: a file or FAKEMX_* JSON nested 20,000 deep took a
+ * minute (a SIGHUP reload stalls the daemon as long), 60,000 overflowed the stack.
+ */
+const MAX_DEPTH = 32;
+
+/** Whether a parsed JSON value nests deeper than MAX_DEPTH (walked without recursion). */
+function tooDeep(v: unknown): boolean {
+  const todo: [unknown, number][] = [[v, 1]];
+  for (let next = todo.pop(); next; next = todo.pop()) {
+    const [x, depth] = next;
+    if (x === null || typeof x !== 'object') continue;
+    if (depth > MAX_DEPTH) return true;
+    for (const child of Object.values(x)) todo.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function readJson(file: string): Record<string, unknown> {
@@ -234,6 +255,7 @@ function readJson(file: string): Record<string, unknown> {
     throw new ConfigError('(file)', file, `invalid JSON: ${(e as Error).message}`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError('(file)', file, 'must hold a JSON object');
+  if (tooDeep(v)) throw new ConfigError('(file)', file, `nested deeper than ${MAX_DEPTH} levels`);
   return v as Record<string, unknown>;
 }
 
