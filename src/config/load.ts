@@ -250,7 +250,9 @@ function readJson(file: string): Record<string, unknown> {
   }
   let v: unknown;
   try {
-    v = JSON.parse(stripJsonComments(text));
+    // A UTF-8 byte order mark, as Notepad writes one (FakeSMTP's users edit on Windows), is no
+    // part of the JSON (RFC 8259 §8.1 lets a parser skip it); JSON.parse would refuse the file.
+    v = JSON.parse(stripJsonComments(text.replace(/^\uFEFF/, '')));
   } catch (e) {
     throw new ConfigError('(file)', file, `invalid JSON: ${(e as Error).message}`);
   }

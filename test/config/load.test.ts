@@ -198,6 +198,9 @@ describe('strict validation: one error naming key, source and reason', () => {
   it('programmatic overrides are held to the same types', () => {
     expect(() => loadConfig({ overrides: { storeData: 'no' }, env: {} })).toThrow(/^overrides: storeData: must be a boolean/);
   });
+  it('a UTF-8 byte order mark before the JSON is skipped', () => {
+    expect(loadConfig({ file: file('bom.json', '\uFEFF{"listenPort": 2526}'), env: {} }).config.listenPort).toBe(2526);
+  });
   it('a missing config file', () => {
     expect(() => loadConfig({ file: join(dir, 'missing.json'), env: {} })).toThrow(/missing.json: \(file\): no such file/);
   });
