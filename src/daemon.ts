@@ -11,6 +11,7 @@ import { startObservability, type Observability } from './observability.js';
 import { startupLine } from './startup.js';
 import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, EX_UNAVAILABLE } from './util/sysexits.js';
 import { hostPort } from './net/ip.js';
+import { escapeText } from './util/escape.js';
 
 
 /** Longest READY waits to learn whether the log files opened, ms. */
@@ -30,7 +31,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     loaded = load(opts.configPath);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`fakemx: error: config: ${e.message}\n`);
+      // As check-config prints it (program.ts): the file's text escaped, on one line.
+      process.stderr.write(`fakemx: error: config: ${escapeText(e.message)}\n`);
       return EX_CONFIG;
     }
     throw e;

@@ -77,7 +77,8 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
       return loaded;
     } catch (e) {
       if (e instanceof ConfigError) {
-        err(`fakemx: error: config: ${e.message}`);
+        // The file's own text (a key, a value, the path) may hold control characters: shown escaped, on one line.
+        err(`fakemx: error: config: ${escapeText(e.message)}`);
         throw new Exit(EX_CONFIG);
       }
       throw e;
@@ -136,7 +137,7 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
         const text = changedText(loaded.config);
         if (text) out(text);
       } else out(JSON.stringify(redacted(loaded.config), null, 2));
-      err(`fakemx: ${loaded.file ?? '(defaults)'}: ok`);
+      err(`fakemx: ${escapeText(loaded.file ?? '(defaults)')}: ok`);
     });
 
   const dnsbl = program

@@ -53,6 +53,9 @@ describe.concurrent('fakemx CLI', () => {
     ['string in a listener profile', { listeners: [{ port: 2525, profile: { storeData: 'no' } }] }, /bad\.json: listeners\[0\]\.profile\.storeData: must be a boolean/],
     ['out of range', { bannerDelay: 999999999 }, /bad\.json: bannerDelay: must be between 0 and 300000 ms \(0 ms to 5 minutes\), got 999999999 ms/],
     ['missing list file', { localDomains: '/nonexistent/domains' }, /bad\.json: localDomains: list file \/nonexistent\/domains does not exist/],
+    // The file's text in the message (here an OSC 52 clipboard write and a newline) is escaped.
+    ['control characters in a value', { hostName: 'mx\x1b]52;c;SGk=\x07\nx' }, /bad\.json: hostName: "mx\\x1b\]52;c;SGk=\\x07\\nx" is not a host name/],
+    ['control characters in a key', { 'a\x1b[31m': 1 }, /bad\.json: a\\x1b\[31m: unknown key$/m],
   ])('check-config: %s -> exit 78 and one line', async (_n, body, msg) => {
     const f = join(mkdtempSync(join(dir, 'case-')), 'bad.json');
     writeFileSync(f, JSON.stringify(body));
@@ -68,6 +71,10 @@ describe.concurrent('fakemx CLI', () => {
     const r = await run(['run', '--config', f]);
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/maxSmtpRcpt: must be between 1 and/);
+    writeFileSync(f, JSON.stringify({ hostName: 'mx\x1b]0;title\x07\nx' }));
+    const esc = await run(['run', '--config', f]);
+    expect(esc.code).toBe(78);
+    expect(esc.stderr).toBe(`fakemx: error: config: ${f}: hostName: "mx\\x1b]0;title\\x07\\nx" is not a host name (label "mx\\x1b]0;title\\x07\\nx": letters, digits and inner hyphens, 1 to 63 octets)\n`);
   });
 
   it('an env override with a bad value exits 78 naming the variable', async () => {
