@@ -3,6 +3,7 @@
 // a blank value means "default" (the key is left out); whatever cannot map is a warning.
 
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import { escapeText } from '../util/escape.js';
 import { plural } from '../util/plural.js';
 import { isIP } from 'node:net';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
@@ -255,7 +256,10 @@ export function importAppConfig(xml: string): { config: Record<string, unknown>;
 export type Writer = (s: string) => void;
 
 /** The CLI command: 0 ok (warnings on err), 65 bad XML, 66 unreadable input, 73 cannot write. */
-export async function importAppConfigCommand(file: string, outFile: string | undefined, out: Writer, err: Writer): Promise<number> {
+export async function importAppConfigCommand(file: string, outFile: string | undefined, out: Writer, toStderr: Writer): Promise<number> {
+  // Warnings and errors quote the app.config's keys and values (and the parser's reading of
+  // its markup): a file from elsewhere must not drive the terminal or break a line.
+  const err: Writer = (s) => toStderr(escapeText(s));
   let xml: string;
   try {
     const st = await stat(file);

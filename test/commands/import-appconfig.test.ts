@@ -164,7 +164,8 @@ describe('importAppConfigCommand', () => {
     const r = await run(fixturePath('fakesmtp-sandwich.config'));
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ doTempFail: true, maxSessions: 32 });
-    expect(r.err).toMatch(/warning: StorePath: "X:\\FakeSMTP\\Data" is a Windows path/);
+    // Shown escaped, as every quoted value of the file is: "\\" for each backslash.
+    expect(r.err).toMatch(/warning: StorePath: "X:\\\\FakeSMTP\\\\Data" is a Windows path/);
   });
 
   it('--out writes a file that loads', async () => {
@@ -180,6 +181,8 @@ describe('importAppConfigCommand', () => {
     { name: 'missing file', setup: () => join(tmp, 'nope.config'), code: 66, err: /cannot read \(ENOENT\)/ },
     { name: 'a directory', setup: () => tmp, code: 66, err: /not a regular file/ },
     { name: 'bad XML', setup: () => (writeFileSync(join(tmp, 'bad.config'), '<configuration>'), join(tmp, 'bad.config')), code: 65, err: /not well-formed/ },
+    // XML 1.0 forbids them even as references, but the parser passes them on: ESC, BEL, a newline.
+    { name: 'control characters in a key shown escaped', setup: () => (writeFileSync(join(tmp, 'esc.config'), xml(add('X&#x1b;]52;c;SGk=&#x7;&#xa;Y', '1'))), join(tmp, 'esc.config')), code: 0, err: /^fakemx: import-appconfig: warning: X\\x1b\]52;c;SGk=\\x07\\nY: not a FakeSMTP setting fakemx knows; ignored$/ },
     { name: 'BOM accepted', setup: () => (writeFileSync(join(tmp, 'bom.config'), '\ufeff' + xml(add('MaxSessions', '5'))), join(tmp, 'bom.config')), code: 0, err: /^$/ },
   ])('$name -> exit $code', async ({ setup, code, err }) => {
     const r = await run(setup());
