@@ -8,7 +8,7 @@ import { InvalidArgumentError } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, keysFor, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, keysFor, targetOf, TTL_RANGE, type AddWhat, type StateFilter } from '../state/entries.js';
 import type { StateStore } from '../state/store.js';
 import { kindOf, type StateEntry } from '../state/types.js';
 import { escapeText, safeJson } from '../util/escape.js';
@@ -157,8 +157,9 @@ function target(value: string): string {
 }
 
 function ms(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be milliseconds (a whole number).');
-  return Number(value);
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= TTL_RANGE.min && n <= TTL_RANGE.max)) throw new InvalidArgumentError(`must be milliseconds (a whole number) ${TTL_RANGE.text}.`);
+  return n;
 }
 
 async function withStore(h: CliHelpers, file: string | undefined, fn: (store: StateStore, config: Config) => Promise<number>, create = false): Promise<void> {
@@ -216,7 +217,7 @@ export function addStateCommand(program: Command, h: CliHelpers): void {
     })
     .argument('<ip-or-cidr>', 'client address (allow: or network)', target)
     .addOption(h.configOption())
-    .option('--ttl <ms>', 'lifetime in milliseconds (default: greylist.whiteExpiry, cache.failTtl, greylist.trapExpiry)', ms)
+    .option('--ttl <ms>', 'lifetime in milliseconds, 1000 to 400 days (default: greylist.whiteExpiry, cache.failTtl, greylist.trapExpiry)', ms)
     .action(async (what: AddWhat, t: string, o: { config?: string; ttl?: number }, cmd: Command) => {
       // A usage error like commander's own: the reason, then the help (exit 64).
       const problem = addProblem(what, t);

@@ -2,7 +2,7 @@
 // entries (greylist triplets, allowlisted networks, client cache pass/fail, traps), searched
 // with the `fakemx state` CLI's own filter, and the allow/deny/trap/delete writes the CLI makes.
 
-import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, isEntryKey, targetOf, type AddWhat, type StateFilter } from '../state/entries.js';
+import { addEntry, addProblem, compileFilter, ENTRY_KINDS, EntryProblem, entryView, isEntryKey, targetOf, TTL_RANGE, type AddWhat, type StateFilter } from '../state/entries.js';
 import type { Config } from '../config/schema.js';
 import type { StateStore } from '../state/store.js';
 
@@ -14,8 +14,6 @@ const STATE_PAGE_MAX = 200;
  * the daemon's sessions wait (LMDB reads happen in the calling turn).
  */
 export const SCAN_BUDGET = 5_000;
-/** The longest TTL a console write may set: 400 days. */
-const MAX_TTL_MS = 400 * 86_400_000;
 /** A cursor or key from a request, at most (keys hold two e-mail addresses at most). */
 const MAX_PARAM = 2048;
 
@@ -89,7 +87,7 @@ export function parseWrite(body: string): { action: AddWhat; target: string; ttl
   if (t === null) return bad('target must be an IP address or (allow) a CIDR network');
   const problem = addProblem(action, t);
   if (problem) return bad(problem);
-  if (ttlMs !== undefined && (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1000 || ttlMs > MAX_TTL_MS)) return bad('ttlMs must be a whole number of milliseconds from 1000 to 400 days');
+  if (ttlMs !== undefined && (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < TTL_RANGE.min || ttlMs > TTL_RANGE.max)) return bad(`ttlMs must be a whole number of milliseconds ${TTL_RANGE.text}`);
   return { action, target: t, ...(ttlMs !== undefined ? { ttlMs } : {}) };
 }
 

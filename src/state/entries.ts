@@ -16,6 +16,13 @@ export function isEntryKey(key: string): boolean {
   return k !== null && k !== 'lease';
 }
 
+/**
+ * The TTL an operator may give an entry (CLI --ttl, console ttlMs), in milliseconds: at least a
+ * second, at most 400 days. Past about 8,000 years expiresAt is no Date, and listing or
+ * exporting the store failed on that entry ("Invalid time value").
+ */
+export const TTL_RANGE = { min: 1000, max: 400 * 86_400_000, text: 'from 1000 to 400 days' } as const;
+
 /** Why `what` cannot be added for `target` (deny and trap are about one client address), or null. */
 export function addProblem(what: AddWhat, target: string): string | null {
   return what !== 'allow' && target.includes('/') ? `${what} takes one address, not a network` : null;

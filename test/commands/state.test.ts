@@ -120,6 +120,12 @@ describe('fakemx state (local store, daemon running)', () => {
     expect(none.code).toBe(69);
     expect(none.stderr).toContain(`no state store at ${join(dir, 'state', 'state.mdb')}`);
     expect(existsSync(join(dir, 'state'))).toBe(false);
+    // The console's bounds: a TTL past ~8,000 years made an entry that `list` could not show.
+    for (const ttl of ['99999999999999999999', '34560000001', '999', '1e9']) {
+      const r = await cli(['add', 'trap', '192.0.2.1', '--ttl', ttl], config);
+      expect(r.code, ttl).toBe(64);
+      expect(r.stderr, ttl).toContain('must be milliseconds (a whole number) from 1000 to 400 days.');
+    }
     const redis = join(dir, 'redis.json');
     writeFileSync(redis, JSON.stringify({ state: { backend: 'redis', redis: { url: 'redis://user:secret@127.0.0.1:1', connectTimeout: 100 } } }));
     const r = await cli(['list'], redis);
