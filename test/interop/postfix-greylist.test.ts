@@ -2,7 +2,9 @@
 // service) delivering to a greylisting fakemx: deferred with 451 4.7.1, retried after its backoff,
 // accepted and stored. Then an MX sandwich: two greylisting fake MX nodes sharing a Redis around a
 // real MX (a storing fakemx in the real MX's place); Postfix tries them in MX order; the
-// message is delivered and never bounced.
+// message is delivered and never bounced. Last, a message bigger than the fake MX's
+// maxDataSize: deferred there (Postfix bounced it when told the SIZE limit), delivered to the
+// real MX.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -75,6 +77,23 @@ describe.runIf(postfixAvailable())('Postfix delivering to greylisting fakemx', (
     expect(log).not.toMatch(/status=bounced/);
     expect(stored(primary)).toEqual([]);
     expect(stored(last)).toEqual([]);
+    expect(await pf.queued()).toBe(0);
+  });
+});
+
+describe.runIf(postfixAvailable())('Postfix delivering through a tempfailing fake MX', () => {
+  it('a message over the fake MX maxDataSize is deferred there and delivered to the real MX, never bounced', async () => {
+    const fake = await startListening({ bannerDelay: 0, errorDelay: 0, doTempFail: true, storeData: false, maxDataSize: 100_000 });
+    const real = await startListening({ bannerDelay: 0, errorDelay: 0, maxDataSize: 10_000_000 });
+    daemons.push(fake, real);
+    pf = await PrivatePostfix.start(join(work, 'pf-3'), [`[127.0.0.1]:${fake.port}`, `[127.0.0.1]:${real.port}`]);
+    await pf.send('sender@client.test', 'user@example.org', `Subject: big\r\n\r\n${'x'.repeat(76).concat('\r\n').repeat(3000)}`);
+    // A bounce would reach the real MX too (to the sender): wait for the message's own delivery.
+    expect(await until(() => /to=<user@example\.org>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+.*status=sent/.test(pf!.log()), 40_000)).toBe(true);
+    const log = pf.log();
+    expect(log).toMatch(/421 4\.3\.2 Service temporarily unavailable.*\(in reply to MAIL FROM command\)/);
+    expect(stored(real)).toHaveLength(1);
+    expect(log).not.toMatch(/status=bounced/);
     expect(await pf.queued()).toBe(0);
   });
 });
