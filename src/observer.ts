@@ -7,7 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { ServerEvents, MessageResult } from './events.js';
 import { clientTag, type Logger } from './log/logger.js';
 import type { CloseInfo, SessionInfo } from './smtp/hooks.js';
-import { sanitize, type Reply } from './smtp/reply.js';
+import { sanitize, sendsEnhanced, type Reply } from './smtp/reply.js';
 import type { StoredMessage } from './store/corpus.js';
 import type { VerdictRecord } from './store/metadata.js';
 
@@ -68,7 +68,10 @@ export class Observer {
   }
 
   reply(s: SessionInfo, r: Reply, verbose: boolean): void {
-    if (verbose) this.logger.info({ tag: 'REPLY', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), code: r.code, text: r.text }, 'reply');
+    if (verbose) {
+      const enhanced = r.enhanced !== undefined && sendsEnhanced(s.helo, r) ? { enhanced: r.enhanced } : {};
+      this.logger.info({ tag: 'REPLY', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), code: r.code, ...enhanced, text: r.text }, 'reply');
+    }
     if (this.events.listenerCount('reply') > 0) this.events.emit('reply', s, r);
   }
 

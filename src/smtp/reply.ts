@@ -42,6 +42,12 @@ export function closes(r: Reply): boolean {
   return r.close === true || r.code === 421;
 }
 
+/** Whether a reply goes out with its enhanced code: after HELO/EHLO (RFC 2034 §3 ties them to
+ *  EHLO), and on a closing reply whenever it comes. The verbose log shows what was sent. */
+export function sendsEnhanced(helo: string | undefined, r: Reply): boolean {
+  return helo !== undefined || closes(r);
+}
+
 /** The first line of a banner teaser ("220-host"): sent at accept, before the banner delay. */
 export function teaserLine(host: string): string {
   return `220-${host}\r\n`;

@@ -14,7 +14,7 @@ import type {
 import { LATER } from './hooks.js';
 import { LineBuffer, TOO_LONG } from './line-buffer.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
-import { closes, formatReply, replies, teaserLine, type Reply } from './reply.js';
+import { closes, formatReply, replies, sendsEnhanced, teaserLine, type Reply } from './reply.js';
 import { escapeBytes } from '../util/escape.js';
 import { tlsReason } from '../util/tls-reason.js';
 
@@ -848,7 +848,7 @@ export class Session implements SessionInfo, GreetResume {
    * before HELO (as Postfix and postscreen do), since it may be the only reply a client sees.
    */
   private enhanced(r: Reply): boolean {
-    return this.helo !== undefined || closes(r);
+    return sendsEnhanced(this.helo, r);
   }
 
   private writeReply(r: Reply): void {

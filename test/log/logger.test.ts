@@ -37,6 +37,25 @@ describe('log files', () => {
     expect(d.lines.find((l) => l.tag === 'READY')?.msg).toContain(`; logs to stdout and ${logDir};`);
   });
 
+  it('verboseLogging: a REPLY line has the enhanced code the client got (none before HELO/EHLO)', async () => {
+    d = await startListening({ bannerDelay: 0, errorDelay: 0, verboseLogging: true });
+    const c = await RawClient.connect(d.port);
+    await c.reply();
+    expect((await c.cmd('MAIL FROM:<a@example.org>')).raw).toBe('503 Error: send HELO/EHLO first\r\n');
+    await c.cmd('EHLO client.example');
+    expect((await c.cmd('MAIL FROM:<a@example.org>')).raw).toBe('250 2.1.0 Sender ok\r\n');
+    await c.cmd('QUIT');
+    await d.waitFor('CLOSE');
+    const replies = d.lines.filter((l) => l.tag === 'REPLY').map((l) => [l.code, l.enhanced, l.text]);
+    expect(replies).toEqual([
+      [220, undefined, expect.stringContaining('ESMTP fakemx')],
+      [503, undefined, 'Error: send HELO/EHLO first'],
+      [250, undefined, expect.arrayContaining(['8BITMIME'])],
+      [250, '2.1.0', 'Sender ok'],
+      [221, '2.0.0', expect.stringContaining('closing connection')],
+    ]);
+  });
+
   it('client text reaches the log escaped: C1, U+2028/9 and bidi controls as \\u escapes, a non-UTF-8 command with its bytes escaped', async () => {
     d = await startListening({ bannerDelay: 0, errorDelay: 0, verboseLogging: true });
     const c = await RawClient.connect(d.port);
