@@ -28,11 +28,22 @@ describe('fakemx run: signals', () => {
   it('SIGTERM: sessions that do not finish are closed after shutdownGrace', async () => {
     d = await startListening({ bannerDelay: 0, shutdownGrace: 300 });
     const c = await greeted(d.port);
+    // A second client is mid-message: it is told too, and nothing is stored.
+    const m = await greeted(d.port);
+    await m.cmd('MAIL FROM:<a@example.org>');
+    await m.cmd('RCPT TO:<b@example.com>');
+    expect((await m.cmd('DATA')).code).toBe(354);
+    m.send('Subject: never finished\r\n');
     const t0 = Date.now();
     d.child.kill('SIGTERM');
     expect(await d.exited()).toBe(0);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect(await c.waitClose()).toBe(true);
+    // RFC 5321 §3.8: the idle client is told before the connection goes, not left to find it closed.
+    expect(c.pending).toMatch(/^421 4\.3\.2 .* shutting down\r\n$/);
+    expect(await m.waitClose()).toBe(true);
+    expect(m.pending).toMatch(/^421 4\.3\.2 .* shutting down\r\n$/);
+    expect(d.lines.some((l) => l.tag === 'STORED')).toBe(false);
   });
 
   it('SIGTERM mid-DATA: the message is either stored and acknowledged or neither', async () => {

@@ -369,10 +369,20 @@ export class Session implements SessionInfo, GreetResume {
     this.closeReason = 'shutdown';
   }
 
-  /** Close at once (grace ran out). */
+  /**
+   * Close at once (grace ran out). RFC 5321 §3.8: a server shut down by external means SHOULD
+   * try to send a 421 first. It is sent where a reply may start now (the client waits for a
+   * command's or the message's answer, or for the greeting) and only if it goes straight to the
+   * kernel: nothing queued before it (a client that does not read gets no wait), never into a
+   * stuttered reply or a TLS handshake.
+   */
   destroy(reason = 'shutdown'): void {
     if (this.st === 'closed') return;
     this.closeReason = reason;
+    const mayReply = this.st === 'ready' || this.st === 'data' || this.st === 'chunk' || (this.st === 'greeting' && !this.opts.bannerTeaser);
+    if (reason === 'shutdown' && mayReply && this.sock.writable && this.sock.writableLength === 0) {
+      this.writeReply(replies.shuttingDown(this.opts.hostName));
+    }
     this.sock.destroy();
   }
 
