@@ -156,7 +156,13 @@ export function splitParams(params: string): ParseResult<Map<string, string | tr
     const eq = p.indexOf('=');
     const key = (eq < 0 ? p : p.slice(0, eq)).toUpperCase();
     if (!KEYWORD.test(key)) return fail('syntax', 'malformed parameter');
-    if (out.has(key)) return fail('syntax', `duplicate parameter ${key}`);
+    const seen = out.get(key);
+    if (seen !== undefined) {
+      // The same parameter said twice means nothing new (Python's smtplib adds SMTPUTF8 to a
+      // caller's own, as Postfix and smtp-server take it); two different values are a conflict.
+      if (seen === (eq < 0 ? true : p.slice(eq + 1))) continue;
+      return fail('syntax', `duplicate parameter ${key}`);
+    }
     if (eq < 0) {
       out.set(key, true);
     } else {
