@@ -2,6 +2,8 @@
 // where the corpus, the logs and the console are. What a new user reads first.
 
 import { effectiveListeners, storePathsInUse } from './config/effective.js';
+import { readDomains, readMailboxes } from './config/lists.js';
+import type { PolicyConfig } from './config/schema.js';
 import type { Config } from './config/schema.js';
 import type { ListenerInfo } from './events.js';
 import { hostPort } from './net/ip.js';
@@ -13,19 +15,44 @@ function reachable(address: string): string {
   return address;
 }
 
-export function swaksCommand(l: ListenerInfo): string {
+export function swaksCommand(l: ListenerInfo, to = 'user@example.com'): string {
   const host = reachable(l.address);
   const server = host.includes(':') ? `--server ${host} --port ${l.port}` : `--server ${host}:${l.port}`;
   const tls = l.tls === 'implicit' ? ' --tls-on-connect' : l.tls === 'starttls' ? ' --tls' : '';
-  return `swaks ${server}${tls} --to user@example.com`;
+  return `swaks ${server}${tls} --to ${to}`;
+}
+
+/**
+ * A recipient the listener accepts, so the suggested command is not refused (550 relaying
+ * denied): the first of localMailboxes, else a user at the first of localDomains (the lists
+ * were read and checked once already; this reads them again, once, at start).
+ */
+function sampleRecipient(p: Pick<PolicyConfig, 'localDomains' | 'localMailboxes'>): string {
+  let to: string | undefined;
+  try {
+    if (p.localMailboxes) to = readMailboxes(p.localMailboxes).values().next().value;
+    else if (p.localDomains) {
+      const d = readDomains(p.localDomains).values().next().value;
+      if (d !== undefined) to = `user@${d}`;
+    }
+  } catch {
+    to = undefined;
+  }
+  // Pasted into a shell as is: letters, digits and . _ + - only (no quoting needed).
+  return to !== undefined && /^[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+$/.test(to) ? to : 'user@example.com';
 }
 
 /** `logFiles`: whether the files under logPath are written (logger.ts logFilesOpen); false says they are not. */
 export function startupLine(config: Config, listening: readonly ListenerInfo[], logFiles = true): string {
   const parts: string[] = [];
   parts.push(`fakemx ready: SMTP on ${listening.map((l) => hostPort(l.address, l.port) + (l.tls === 'none' ? '' : ` (${l.tls})`)).join(', ') || '(no listener)'}`);
-  if (listening[0]) parts.push(`try: ${swaksCommand(listening[0])}`);
-  const stores = storePathsInUse(effectiveListeners(config));
+  const effective = effectiveListeners(config);
+  const first = listening[0];
+  if (first) {
+    const policy = (effective.find((l) => l.name === first.name) ?? effective[0])?.policy;
+    parts.push(`try: ${swaksCommand(first, policy ? sampleRecipient(policy) : undefined)}`);
+  }
+  const stores = storePathsInUse(effective);
   parts.push(stores.length > 0 ? `corpus in ${stores.join(', ')}` : 'messages are not stored (storeData false)');
   if (!config.logPath) parts.push('logs to stdout');
   else parts.push(logFiles ? `logs to stdout and ${config.logPath}` : `logs to stdout only (the files under ${config.logPath} failed, see stderr)`);

@@ -177,6 +177,21 @@ describe('errors and the start-up line', () => {
     );
     expect(swaksCommand({ name: 'b', address: '0.0.0.0', port: 465, tls: 'implicit' })).toBe('swaks --server 127.0.0.1:465 --tls-on-connect --to user@example.com');
   });
+
+  it('startupLine: the suggested recipient is one the listener accepts (localMailboxes, else localDomains)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fakemx-ready-'));
+    writeFileSync(join(dir, 'domains'), '# ours\nmail.example.net\nother.example\n');
+    writeFileSync(join(dir, 'boxes'), 'postmaster@box.example\n');
+    // A name the shell would read as two words or a redirection is not suggested.
+    writeFileSync(join(dir, 'odd'), 'a|b@odd.example\n');
+    const at = [{ name: '127.0.0.1:2525', address: '127.0.0.1', port: 2525, tls: 'none' as const }];
+    const to = (o: Record<string, unknown>) => /--to ([^;\s]+)/.exec(startupLine(loadConfig({ overrides: { listenPort: 2525, ...o }, env: {} }).config, at))![1];
+    expect(to({ localDomains: join(dir, 'domains') })).toBe('user@mail.example.net');
+    expect(to({ localDomains: join(dir, 'domains'), localMailboxes: join(dir, 'boxes') })).toBe('postmaster@box.example');
+    expect(to({ localMailboxes: join(dir, 'odd') })).toBe('user@example.com');
+    expect(to({})).toBe('user@example.com');
+    rmSync(dir, { recursive: true });
+  });
 });
 
 describe('package', () => {
