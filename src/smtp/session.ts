@@ -743,24 +743,31 @@ export class Session implements SessionInfo, GreetResume {
       try {
         line = utf8.decode(raw);
       } catch {
-        // Not UTF-8 (bots' binary junk): logged with its bytes escaped, then refused.
+        // Not UTF-8 (bots' binary junk): logged with its bytes escaped, then refused, unless a
+        // rejection is already decided: that answers junk too, or junk would put it off.
         this.logCommand(escapeBytes(raw));
-        return this.command(line, null, '', false);
+        if (!this.rejectPending()) this.command(line, null, '', false);
+        return;
       }
     }
     if (this.counts.commands === 1 && HTTP_VERB.test(line)) return this.nonSmtp('http', raw);
     this.logCommand(line);
-    if (this.pendingReject) {
-      const r = this.pendingReject;
-      this.pendingReject = null;
-      this.to('busy');
-      return this.respondTo(r);
-    }
+    if (this.rejectPending()) return;
     const { verb, args } = splitCommand(line);
     const handler = COMMANDS.get(verb);
     // RFC 5321 §4.2.4: unknown commands get 500; 8-bit bytes only inside SMTPUTF8 paths.
     if (!handler || (eightBit && verb !== 'MAIL' && verb !== 'RCPT')) return this.command(verb, null, '', false);
     this.command(verb, handler, args, eightBit);
+  }
+
+  /** A rejection decided before this line (teaser, shutdown) is its answer, whatever the line. */
+  private rejectPending(): boolean {
+    const r = this.pendingReject;
+    if (!r) return false;
+    this.pendingReject = null;
+    this.to('busy');
+    this.respondTo(r);
+    return true;
   }
 
   /** Whether the client must wait for this command's reply before sending more (RFC 2920 §3.1). */

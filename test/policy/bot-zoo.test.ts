@@ -75,12 +75,16 @@ describe('the zoo', () => {
     expect(v[0]!.details.afterMs as number).toBeLessThan(300);
   });
 
-  it('teaser: talks after "220-" but before "220 " -> greeting finished, then rejected', async () => {
+  // Binary junk (not UTF-8) too: the decided rejection answers it rather than a 500 that let the client on.
+  it.each([
+    ['a command', Buffer.from('EHLO bot\r\n')],
+    ['binary junk', Buffer.from([0x16, 0xff, 0xfe, 0x0d, 0x0a])],
+  ])('teaser: %s after "220-" but before "220 " -> greeting finished, then rejected', async (_name, early) => {
     const v = await withVerdicts({ bannerDelay: 300, bannerTeaser: true });
     const c = await RawClient.connect(srv!.port);
     await until(() => c.pending.startsWith('220-'));
     expect(c.pending).toMatch(/^220-mx\.test\r\n$/);
-    c.send('EHLO bot\r\n');
+    c.send(early);
     const g = await c.reply(2000);
     expect(g.lines).toEqual(['220-mx.test', '220 mx.test ESMTP fakemx']);
     const r = await c.reply(2000);
