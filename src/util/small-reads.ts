@@ -12,14 +12,19 @@ const BLOCK = 16 * 1024;
 export class SmallReads {
   private block: Buffer | null = null;
   private filled = 0;
+  /** A small read has been queued as is since the last large one. */
+  private loose = false;
 
   /**
-   * Append `chunk` to `queue`. A small one is copied behind the last one in the current block
-   * (the queue's last view then grows in place) or into a fresh block. Octets already queued or
-   * handed out (to a writev, a sink) are never overwritten: a block is only appended to.
+   * Append `chunk` to `queue`. The first small read after a large one is queued as is (a lone
+   * one, such as a short message's body, costs no copy); the small ones after it, a run, are
+   * copied behind the last one in the current block (the queue's last view then grows in
+   * place) or into a fresh block. Octets already queued or handed out (to a writev, a sink) are
+   * never overwritten: a block is only appended to.
    */
   push(queue: Buffer[], chunk: Buffer): void {
-    if (chunk.length >= SMALL_READ) {
+    if (chunk.length >= SMALL_READ || !this.loose) {
+      this.loose = chunk.length < SMALL_READ;
       queue.push(chunk);
       return;
     }
@@ -43,5 +48,6 @@ export class SmallReads {
   /** Let the block go (nothing queued refers to it any more, or the queue is dropped). */
   reset(): void {
     this.block = null;
+    this.loose = false;
   }
 }
