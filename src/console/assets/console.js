@@ -313,9 +313,12 @@
       $('html').textContent = shown(m.htmlSource);
       $('htmlNote').textContent = m.htmlTruncated ? '(cut)' : '';
     }
-    if (m.parseError) {
+    const warnings = [];
+    if (m.parseError) warnings.push('MIME structure not parsed: ' + m.parseError);
+    if (m.partsCut) warnings.push('MIME structure read up to its first ' + m.partsCut + ' part boundaries only; the raw download has it all');
+    if (warnings.length > 0) {
       $('parseError').hidden = false;
-      $('parseError').textContent = shown('MIME structure not parsed: ' + m.parseError);
+      $('parseError').textContent = shown(warnings.join('. '));
     }
     status('loaded', false);
   }
