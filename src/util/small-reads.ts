@@ -5,9 +5,12 @@
 // small read is copied, once, into an append-only block shared with the reads around it.
 
 /** A read this small is copied into a block; a larger one is queued as it came. */
-export const SMALL_READ = 1024;
-/** Size of a block small reads are copied into. */
-const BLOCK = 16 * 1024;
+export const SMALL_READ = 512;
+/**
+ * Size of a block small reads are copied into: small, since a session that drips a command
+ * line holds its current block until the line is read (a 512-octet line, at most).
+ */
+const BLOCK = 4 * 1024;
 
 export class SmallReads {
   private block: Buffer | null = null;
