@@ -21,6 +21,8 @@ export interface Accepted {
 
 export interface ListenerEvents {
   accept(l: Listener, a: Accepted): void;
+  /** A connection closed at accept: the listener already holds its most (maxConnections). */
+  dropped(l: Listener, ip: string, port: number): void;
   /** A connection that failed before it became a session (PROXY_INVALID, TLS_FAILED). */
   refused(l: Listener, tag: 'PROXY_INVALID' | 'TLS_FAILED', ip: string, port: number, reason: string): void;
   error(e: Error): void;
@@ -45,6 +47,7 @@ export class Listener {
     tls: SecureContextOptions | undefined,
     handshakeTimeout: number,
     private readonly on: ListenerEvents,
+    maxSessions: number,
   ) {
     this.info = { name: eff.name, address: eff.address, port: eff.port, tls: eff.tls };
     this.trusted = eff.proxyProtocol ? eff.proxyProtocol.trusted.map(parseCidr) : null;
@@ -63,6 +66,21 @@ export class Listener {
       this.server = createNetServer({ allowHalfOpen: true, noDelay: true }, (sock) => this.guard(sock));
     }
     this.server.on('error', (e) => this.on.error(e));
+    this.server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => this.on.dropped(this, normalizeIp(d?.remoteAddress ?? ''), d?.remotePort ?? 0));
+    this.limit(maxSessions);
+  }
+
+  /**
+   * A TLS handshake or a PROXY header is waited for before there is a session, so maxSessions
+   * does not hold those connections: idle ones to such a listener took a descriptor each for
+   * tls.handshakeTimeout or the PROXY timeout, without bound, until the process ran out
+   * (EMFILE) on every listener, the store and the admin port. Such a listener now holds at most
+   * 3 x maxSessions connections (its sessions, the ones lingering after their last reply, as
+   * many waiting for a handshake or header); Node closes one more at accept. A plain listener
+   * answers every connection itself (421 past maxSessions) and needs no cap.
+   */
+  private limit(maxSessions: number): void {
+    if (this.eff.tls === 'implicit' || this.eff.proxyProtocol) this.server.maxConnections = 3 * maxSessions;
   }
 
   /** Bind (or take an inherited descriptor); resolves with the address actually bound. */
@@ -85,8 +103,9 @@ export class Listener {
   }
 
   /** A reload that keeps this socket: new settings, new certificates for new handshakes. */
-  update(eff: EffectiveListener, tls: SecureContextOptions | undefined): void {
+  update(eff: EffectiveListener, tls: SecureContextOptions | undefined, maxSessions: number): void {
     this.eff = eff;
+    this.limit(maxSessions);
     this.trusted = eff.proxyProtocol ? eff.proxyProtocol.trusted.map(parseCidr) : null;
     this.info = { ...this.info, name: eff.fdName === undefined ? hostPort(this.info.address, this.info.port) : eff.name };
     if (eff.tls === 'implicit' && tls) (this.server as TlsServer).setSecureContext(tls);

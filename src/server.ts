@@ -218,12 +218,16 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   private newListener(eff: EffectiveListener, rt: Runtime): Listener {
     const l = new Listener(eff, rt.loaded.tls?.options, rt.loaded.config.tls.handshakeTimeout, {
       accept: (lst, a) => this.accept(lst, a),
+      dropped: (lst, ip, port) => {
+        this.observer.connectionVerdict('LIMIT', ip, port, { limit: 'maxConnections', listener: lst.info.name });
+        this.emit('connection', { listener: lst.info.name, outcome: 'too_busy' });
+      },
       refused: (lst, tag, ip, port, reason) => {
         this.observer.connectionVerdict(tag, ip, port, { listener: lst.info.name, reason });
         this.emit('connection', { listener: lst.info.name, outcome: tag === 'TLS_FAILED' ? 'tls_failed' : 'proxy_invalid' });
       },
       error: (e) => this.emit('error', e),
-    });
+    }, rt.loaded.config.maxSessions);
     this.profiles.set(l, this.profile(eff, rt));
     return l;
   }
@@ -370,7 +374,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     }
     for (const p of plan) {
       if (p.keep) {
-        p.keep.update(p.eff, loaded.tls?.options);
+        p.keep.update(p.eff, loaded.tls?.options, loaded.config.maxSessions);
         this.profiles.set(p.keep, this.profile(bound(p.eff, p.keep), rt));
       } else if (p.made) {
         const info = p.made.info;

@@ -317,6 +317,37 @@ describe('implicit TLS (RFC 8314)', () => {
   });
 });
 
+// Before a session there is no maxSessions: a TLS handshake or a PROXY header is waited for
+// first. Idle connections to such a listener are held to 3 x maxSessions (Node closes one more
+// at accept, LIMIT maxConnections), not one descriptor each until the process runs out.
+describe('connections waiting for a handshake or a PROXY header are bounded', () => {
+  const cases: [name: string, config: () => Record<string, unknown>][] = [
+    ['implicit TLS', () => ({ ...tls(), tls: { ...tls().tls, handshakeTimeout: 1500 }, listeners: [{ address: '127.0.0.1', port: 0, tls: 'implicit' }] })],
+    ['PROXY protocol', () => ({ listeners: [{ address: '127.0.0.1', port: 0, proxyProtocol: { trusted: ['127.0.0.0/8'], timeout: 1500 } }] })],
+  ];
+  it.each(cases)('%s: 10 idle connections with maxSessions 2: 6 held, 4 closed at once', async (_name, config) => {
+    srv = await startServer({ ...config(), maxSessions: 2 });
+    const v: VerdictEvent[] = [];
+    srv.server.on('verdict', (e) => v.push(e));
+    const port = srv.server.listening[0]!.port;
+    const socks: Socket[] = [];
+    let closed = 0;
+    for (let i = 0; i < 10; i++) {
+      const s = netConnect(port, '127.0.0.1');
+      s.on('error', () => undefined);
+      s.on('close', () => closed++);
+      socks.push(s);
+      await new Promise((r) => s.once('connect', r));
+    }
+    const end = Date.now() + 2000;
+    while (closed < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(closed).toBe(4);
+    expect(v.filter((e) => e.tag === 'LIMIT').map((e) => e.details.limit)).toEqual(Array<string>(4).fill('maxConnections'));
+    for (const s of socks) s.destroy();
+  });
+});
+
 describe('listeners and profiles', () => {
   it('two listeners, two profiles, one process: MX sandwich and capture port', async () => {
     srv = await startServer({
