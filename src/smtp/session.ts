@@ -508,7 +508,11 @@ export class Session implements SessionInfo, GreetResume {
    */
   private flow(): void {
     if (this.ended() || this.st === 'tls') return;
-    const room = this.sinkWait === null && this.lines.bytes <= this.opts.maxPendingInput;
+    // Ready with no whole line waiting, what is held is part of one line, which next() bounds by
+    // the line limit (it drops a longer line): reading on is the only way it ends. Paused there
+    // (maxPendingInput below maxLineLength, or below 12,288 in an AUTH exchange), a line within
+    // its limit that came in pieces was left unread until receiveTimeout.
+    const room = this.sinkWait === null && (this.lines.bytes <= this.opts.maxPendingInput || (this.st === 'ready' && !this.lines.hasLine()));
     if (room && this.sock.isPaused()) this.sock.resume();
     else if (!room && !this.sock.isPaused()) this.sock.pause();
   }

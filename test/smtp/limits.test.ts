@@ -26,6 +26,30 @@ const until = async (cond: () => boolean, ms: number) => {
   return cond();
 };
 
+// maxPendingInput may be set below a line's own limit (maxLineLength, or RFC 4954's 12,288 octets
+// in an AUTH exchange): a line within its limit that comes in pieces is still read to its end.
+describe('maxPendingInput below the line limit', () => {
+  const cases: { name: string; before: string[]; line: string; code: number }[] = [
+    { name: 'a 2,000-octet NOOP line (maxLineLength 4096)', before: [], line: `NOOP ${'x'.repeat(2000)}`, code: 250 },
+    { name: 'a 5,000-octet AUTH PLAIN response', before: ['AUTH PLAIN'], line: 'A'.repeat(5000), code: 535 },
+  ];
+  for (const c of cases) {
+    it(`${c.name} sent in pieces is answered, not left to receiveTimeout`, async () => {
+      srv = await startServer({ maxPendingInput: 1024, maxLineLength: 4096, receiveTimeout: 3000, auth: { enabled: true, allowPlaintext: true } });
+      const cl = await greeted(srv.port);
+      for (const b of c.before) expect((await cl.cmd(b)).code).toBe(334);
+      const t0 = Date.now();
+      for (let i = 0; i < c.line.length; i += 700) {
+        cl.send(c.line.slice(i, i + 700));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await cl.cmd('')).code).toBe(c.code);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      cl.close();
+    });
+  }
+});
+
 describe('junk commands (maxJunkCommands)', () => {
   const cases: { name: string; line: string }[] = [
     { name: 'RSET', line: 'RSET' },
