@@ -296,7 +296,7 @@ describe('console in chromium', () => {
       'EHLO bidi.example', 'MAIL FROM:<bidi@spoof.example>', 'RCPT TO:<victim@example.com>', 'DATA',
       'MIME-Version: 1.0',
       `From: ${enc(`Bank${rlo}knaB`)} <bidi@spoof.example>`,
-      `Subject: ${enc(`invoice${rlo}fdp.exe \u2066isolated\u2069`)}`,
+      `Subject: ${enc(`invoice${rlo}fdp.exe \u2066isolated\u2069 \u200Fmarked\u061C`)}`,
       'Content-Type: multipart/mixed; boundary="b1"',
       '',
       '--b1',
@@ -324,7 +324,7 @@ describe('console in chromium', () => {
     await w.page.goto(`${origin}/console/corpus?from=spoof.example`, { waitUntil: 'load' });
     await w.page.waitForFunction(`document.querySelectorAll('#messages tbody tr[data-id]').length === 1`, { timeout: 10000 });
     const row = await text(w.page, '#messages tbody tr[data-id]');
-    expect(row).toContain('invoice[U+202E]fdp.exe [U+2066]isolated[U+2069]');
+    expect(row).toContain('invoice[U+202E]fdp.exe [U+2066]isolated[U+2069] [U+200F]marked[U+061C]');
     await w.page.goto(`${origin}/console/message?id=${id}`, { waitUntil: 'load' });
     await w.page.waitForFunction(`document.querySelector('#attachments tbody td') && document.querySelector('#text').textContent.includes('open')`, { timeout: 10000 });
     const shown = (await w.page.evaluate(`({
@@ -333,8 +333,8 @@ describe('console in chromium', () => {
       attachment: document.querySelector('#attachments tbody td').textContent,
       text: document.querySelector('#text').textContent,
     })`)) as { main: string; subject: string; attachment: string; text: string };
-    expect(shown.main).not.toMatch(/[\u202A-\u202E\u2066-\u2069]/);
-    expect(shown.subject).toBe('invoice[U+202E]fdp.exe [U+2066]isolated[U+2069]');
+    expect(shown.main).not.toMatch(/[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/);
+    expect(shown.subject).toBe('invoice[U+202E]fdp.exe [U+2066]isolated[U+2069] [U+200F]marked[U+061C]');
     expect(shown.attachment).toBe('invoice[U+202E]fdp.exe');
     expect(shown.text).toContain('open invoice[U+202E]fdp.exe now');
     expect(shown.main).toContain('Bank[U+202E]knaB');

@@ -8,12 +8,13 @@
 
   /**
    * Text as shown: the bidirectional embedding, override and isolate controls (U+202A..U+202E,
-   * U+2066..U+2069; "Trojan Source", CVE-2021-42574) become visible [U+202E] marks, so a
-   * name such as "report\u202Efdp.exe" cannot display as "reportexe.pdf" or reorder the text
-   * around it.
+   * U+2066..U+2069; "Trojan Source", CVE-2021-42574) and the marks (U+200E, U+200F, U+061C)
+   * become visible [U+202E] marks, so a name such as "report\u202Efdp.exe" cannot display as
+   * "reportexe.pdf" or reorder the text around it. The same set util/escape.ts escapes for a
+   * terminal.
    */
-  const BIDI = /[\u202A-\u202E\u2066-\u2069]/g;
-  const shown = (s) => String(s).replace(BIDI, (c) => '[U+' + c.charCodeAt(0).toString(16).toUpperCase() + ']');
+  const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+  const shown = (s) => String(s).replace(BIDI, (c) => '[U+' + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0') + ']');
 
   /** An element with attributes and children (strings become text nodes). */
   function el(tag, attrs, ...children) {
