@@ -550,8 +550,9 @@ export class Session implements SessionInfo, GreetResume {
     const r = this.hooks.earlyTalk(this, ev);
     if (!r) return;
     this.closeReason = 'early_talk';
-    if (this.st === 'greeting' && this.opts.bannerTeaser) {
+    if ((this.st === 'greeting' && this.opts.bannerTeaser) || this.st === 'storing') {
       // Never a 4xx/5xx straight after "220-": finish the greeting, reject at the first command.
+      // A message being made durable is answered first (its 250 is true), as expire() does.
       this.pendingReject = r;
       return;
     }
@@ -1003,7 +1004,7 @@ export class Session implements SessionInfo, GreetResume {
     if (end < 0) return;
     this.disarmIoTimer();
     if (end < chunk.length) this.lines.push(chunk.subarray(end));
-    this.finishData(reader.size);
+    this.finishData(reader.size, 'DATA');
   }
 
   /** Stop reading until the sink has taken this write (a slow disk pushes back on the client). */
@@ -1023,8 +1024,15 @@ export class Session implements SessionInfo, GreetResume {
     this.flow();
   }
 
-  private finishData(size: number): void {
+  private finishData(size: number, verb: 'DATA' | 'BDAT'): void {
     this.to('storing');
+    // RFC 2920 §3.1: message content may start a group, but without PIPELINING the client
+    // waits for the reply to its end (the final dot, or the LAST chunk). Input before it is
+    // early talk, answered after the message's own reply (early() defers it while storing).
+    if (!this.esmtp || !this.opts.advertisePipelining) {
+      this.mustWait = verb;
+      if (this.lines.bytes > 0) this.early('pipelining', this.lines.peek(100), verb);
+    }
     const sink = this.sink;
     this.sink = null;
     this.data = null;
@@ -1175,10 +1183,7 @@ export class Session implements SessionInfo, GreetResume {
       return;
     }
     this.chunks++;
-    if (this.cx.last) {
-      if (!this.chunkWaitRule('chunk')) return;
-      return this.finishData(this.cx.total);
-    }
+    if (this.cx.last) return this.finishData(this.cx.total, 'BDAT');
     this.to('busy');
     if (!this.chunkWaitRule()) return;
     // A failed transaction stays failed: each later chunk is read, dropped and answered 552
@@ -1195,12 +1200,12 @@ export class Session implements SessionInfo, GreetResume {
    * RFC 2920 without PIPELINING: the client waits for each BDAT reply, so input past the
    * chunk is early talk. False when that ended the session's current exchange.
    */
-  private chunkWaitRule(state: State = 'busy'): boolean {
+  private chunkWaitRule(): boolean {
     if (this.esmtp && this.opts.advertisePipelining) return true;
     this.mustWait = 'BDAT';
     if (this.lines.bytes === 0) return true;
     this.early('pipelining', this.lines.peek(100), 'BDAT');
-    return this.st === state;
+    return this.st === 'busy';
   }
 
   // ---- AUTH (RFC 4954) ------------------------------------------------------------------

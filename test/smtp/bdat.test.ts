@@ -208,6 +208,25 @@ const cases: Case[] = [
     closes: true,
   },
   {
+    name: 'without PIPELINING a command sent behind the LAST chunk: the message is answered (stored), then the early talk',
+    config: { advertisePipelining: false },
+    steps: [...env, { raw: 'BDAT 4 LAST\r\nabcdNOOP\r\n', expect: [QUEUED, '554 5.5.1'] }],
+    closes: true,
+    stored: ['abcd'],
+  },
+  {
+    name: 'without PIPELINING a command sent behind DATA\'s final dot is early talk too, after the message\'s 250',
+    config: { advertisePipelining: false },
+    steps: [...env, { send: 'DATA', expect: '354' }, { raw: 'x\r\n.\r\nNOOP\r\n', expect: [QUEUED, '554 5.5.1'] }],
+    closes: true,
+    stored: ['x\r\n'],
+  },
+  {
+    name: 'with PIPELINING a command behind the final dot is answered in turn',
+    steps: [...env, { send: 'DATA', expect: '354' }, { raw: 'x\r\n.\r\nNOOP\r\n', expect: [QUEUED, '250 2.0.0'] }],
+    stored: ['x\r\n'],
+  },
+  {
     name: 'doTempFail: the LAST chunk gets DATA\'s 421 and the message is kept',
     config: { doTempFail: true },
     steps: [...env, { raw: 'BDAT 3\r\nabc', expect: '250 2.0.0' }, { raw: 'BDAT 3 LAST\r\ndef', expect: '421 4.3.2' }],
