@@ -77,6 +77,12 @@ describe.concurrent('fakemx CLI', () => {
     expect(esc.stderr).toBe(`fakemx: error: config: ${f}: hostName: "mx\\x1b]0;title\\x07\\nx" is not a host name (label "mx\\x1b]0;title\\x07\\nx": letters, digits and inner hyphens, 1 to 63 octets)\n`);
   });
 
+  it('a config path that never ends (/dev/zero) is refused after 1 MiB, exit 78', async () => {
+    const r = await run(['check-config', '--config', '/dev/zero']);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toBe('fakemx: error: config: /dev/zero: (file): larger than 1048576 bytes; not a config file\n');
+  });
+
   it('an env override with a bad value exits 78 naming the variable', async () => {
     const r = await run(['check-config', '--config', 'config/fakemx.json'], { FAKEMX_BANNER_DELAY: 'soon' });
     expect(r.code).toBe(78);

@@ -3,7 +3,7 @@
 // and the TLS options read from disk once. The server, the DNS lists and the admin checks
 // take these; none merges a profile again.
 
-import { readFileSync } from 'node:fs';
+import { readCapped } from '../util/read-capped.js';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { Config, ListenerConfig, PolicyConfig, ProxyProtocolConfig, TlsMode } from './schema.js';
 import { hostPort } from '../net/ip.js';
@@ -65,12 +65,18 @@ export class TlsSettingError extends Error {
   }
 }
 
+/** Largest certificate, key or CA bundle read, in bytes (a system CA bundle is ~200 KiB). */
+const MAX_TLS_FILE_BYTES = 16 * 1024 * 1024;
+
 function readTlsFile(key: 'tls.cert' | 'tls.key' | 'tls.ca', path: string): Buffer {
+  let buf: Buffer | null;
   try {
-    return readFileSync(path);
+    buf = readCapped(path, MAX_TLS_FILE_BYTES);
   } catch (e) {
     throw new TlsSettingError(key, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  if (buf === null) throw new TlsSettingError(key, `${path} is larger than ${MAX_TLS_FILE_BYTES} bytes`);
+  return buf;
 }
 
 /**

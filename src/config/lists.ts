@@ -3,7 +3,7 @@
 // greylist.allowList (senders/recipients never greylisted).
 // Read whole at load/reload time, so a missing or malformed file is a config error then.
 
-import { readFileSync } from 'node:fs';
+import { readCapped } from '../util/read-capped.js';
 import { parseCidr, type Cidr } from '../net/ip.js';
 
 /** A list file problem; the loader turns it into a ConfigError naming the key. */
@@ -12,14 +12,14 @@ export class ListError extends Error {}
 const MAX_LIST_BYTES = 64 * 1024 * 1024;
 
 function lines(path: string): { text: string; no: number }[] {
-  let buf: Buffer;
+  let buf: Buffer | null;
   try {
-    buf = readFileSync(path);
+    buf = readCapped(path, MAX_LIST_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ListError(code === 'ENOENT' ? `list file ${path} does not exist` : `cannot read list file ${path}: ${code ?? String(e)}`);
   }
-  if (buf.length > MAX_LIST_BYTES) throw new ListError(`list file ${path} is larger than ${MAX_LIST_BYTES} bytes`);
+  if (buf === null) throw new ListError(`list file ${path} is larger than ${MAX_LIST_BYTES} bytes`);
   const out: { text: string; no: number }[] = [];
   buf.toString('utf8').split('\n').forEach((raw, i) => {
     const hash = raw.indexOf('#');

@@ -6,7 +6,6 @@
 
 import { effectiveListeners, effectiveTls, TlsSettingError, type EffectiveListener, type EffectiveTls } from './effective.js';
 import convict from 'convict';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
@@ -16,6 +15,7 @@ import { parseProvider } from '../dnsbl/provider.js';
 import { DURATION_UNITS, durationFormat, durationHint, formatDuration, isDurationFormat } from './duration.js';
 import { stripJsonComments } from './jsonc.js';
 import { ListError, ListSet } from './lists.js';
+import { readCapped } from '../util/read-capped.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
 
 export class ConfigError extends Error {
@@ -240,14 +240,19 @@ function tooDeep(v: unknown): boolean {
   return false;
 }
 
+/** Largest config file read, in bytes: one is a few KiB, with init's comments ~20 KiB. */
+const MAX_FILE_BYTES = 1024 * 1024;
+
 function readJson(file: string): Record<string, unknown> {
-  let text: string;
+  let buf: Buffer | null;
   try {
-    text = readFileSync(file, 'utf8');
+    buf = readCapped(file, MAX_FILE_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigError('(file)', file, code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? String(e)}`);
   }
+  if (buf === null) throw new ConfigError('(file)', file, `larger than ${MAX_FILE_BYTES} bytes; not a config file`);
+  const text = buf.toString('utf8');
   let v: unknown;
   try {
     // A UTF-8 byte order mark, as Notepad writes one (FakeSMTP's users edit on Windows), is no

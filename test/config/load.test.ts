@@ -153,6 +153,9 @@ const bad: Bad[] = [
   { name: 'env boolean not a boolean word', body: {}, env: { FAKEMX_STORE_DATA: 'maybe' }, key: 'storeData', reason: /must be true or false \(also 1\/0, yes\/no, on\/off\), got "maybe"/, source: /environment FAKEMX_STORE_DATA/ },
   { name: 'not JSON', body: '{ "a": ', key: '(file)', reason: /invalid JSON/ },
   { name: 'JSON but not an object', body: '[1]', key: '(file)', reason: /object/ },
+  // Read no further than the cap (readCapped): -c /dev/zero took 4 GB in 20 s.
+  { name: 'a file larger than 1 MiB', body: `{"hostName": "${'a'.repeat(1024 * 1024)}"}`, key: '(file)', reason: /^larger than 1048576 bytes; not a config file$/ },
+  { name: '/dev/zero as a list file', body: { localDomains: '/dev/zero' }, key: 'localDomains', reason: /^list file \/dev\/zero is larger than 67108864 bytes$/ },
   // convict walks every level: 20,000 deep took a minute, 100,000 overflowed the stack.
   { name: 'nested deeper than any setting', body: `${'{"a":'.repeat(40)}1${'}'.repeat(40)}`, key: '(file)', reason: /^nested deeper than 32 levels$/ },
   { name: 'an array nested 100,000 deep', body: `{"listeners":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, key: '(file)', reason: /^nested deeper than 32 levels$/ },
