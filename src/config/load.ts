@@ -383,6 +383,9 @@ function validateListeners(raw: unknown[], base: Config, where: string, lists: L
     if (tls !== 'none' && tls !== 'starttls' && tls !== 'implicit') throw new ConfigError(`${at}.tls`, where, `must be none, starttls or implicit, got ${JSON.stringify(tls)}`);
     if (tls !== 'none' && (!base.tls.cert || !base.tls.key)) throw new ConfigError(`${at}.tls`, where, `"${tls}" needs tls.cert and tls.key`);
     if (l.name !== undefined && (typeof l.name !== 'string' || !/^[\w.-]{1,255}$/.test(l.name))) throw new ConfigError(`${at}.name`, where, 'must be a name of letters, digits, "_", "-", "."');
+    // The name is the listener in logs, records and metrics, and picks its socket under socket activation.
+    const same = l.name ? out.findIndex((o) => o.name === l.name) : -1;
+    if (same >= 0) throw new ConfigError(`${at}.name`, where, `"${l.name as string}" is listeners[${same}]'s name already`);
     const lc: ListenerConfig = { address: address || '127.0.0.1', port, tls, ...(l.name ? { name: l.name } : {}) };
     if (l.proxyProtocol !== undefined) {
       const pp = l.proxyProtocol as Record<string, unknown>;

@@ -140,6 +140,7 @@ const bad: Bad[] = [
   { name: 'tls cert without key', body: { tls: { cert: '/x.pem' } }, key: 'tls.key', reason: /together/ },
   { name: 'tls listener without cert', body: { listeners: [{ port: 2525, tls: 'implicit' }] }, key: 'listeners[0].tls', reason: /tls.cert/ },
   { name: 'listener unknown key', body: { listeners: [{ port: 2525, tsl: 'none' }] }, key: 'listeners[0].tsl', reason: /unknown/ },
+  { name: 'two listeners with one name', body: { listeners: [{ port: 1, name: 'smtp' }, { port: 2 }, { port: 3, name: 'smtp' }] }, key: 'listeners[2].name', reason: /^"smtp" is listeners\[0\]'s name already$/ },
   { name: 'listener bad port', body: { listeners: [{ port: 'x' }] }, key: 'listeners[0].port', reason: /port/ },
   { name: 'profile: not per-listener', body: { listeners: [{ port: 1, profile: { maxSessions: 3 } }] }, key: 'listeners[0].profile.maxSessions', reason: /not a per-listener/ },
   { name: 'profile: wrong type', body: { listeners: [{ port: 1, profile: { bannerDelay: 'x' } }] }, key: 'listeners[0].profile.bannerDelay', reason: /integer/ },
