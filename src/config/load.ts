@@ -13,7 +13,7 @@ import { parseServer } from '../dns/client.js';
 import { isLoopback, parseCidr } from '../net/ip.js';
 import { parseProvider } from '../dnsbl/provider.js';
 import { DURATION_UNITS, durationFormat, durationHint, formatDuration, isDurationFormat } from './duration.js';
-import { stripJsonComments } from './jsonc.js';
+import { duplicateKey, stripJsonComments } from './jsonc.js';
 import { ListError, ListSet } from './lists.js';
 import { readCapped } from '../util/read-capped.js';
 import { envName, leaves, PROFILE_KEYS, schema, type Config, type ListenerConfig, type PolicyConfig, type SchemaLeaf, type SchemaNode } from './schema.js';
@@ -211,6 +211,8 @@ function envLayer(env: NodeJS.ProcessEnv): { layer: Record<string, unknown>; sou
           throw new ConfigError(path, where, `invalid JSON: ${(e as Error).message}`);
         }
         if (tooDeep(value)) throw new ConfigError(path, where, `nested deeper than ${MAX_DEPTH} levels`);
+        const twice = duplicateKey(t);
+        if (twice !== null) throw new ConfigError(twice.startsWith('[') ? path + twice : `${path}.${twice}`, where, TWICE);
       } else if (f === Array) value = t === '' ? [] : t.split(',').map((s) => s.trim()).filter(Boolean);
       else throw new ConfigError(path, where, 'must be a JSON object');
     }
@@ -243,6 +245,9 @@ function tooDeep(v: unknown): boolean {
 /** Largest config file read, in bytes: one is a few KiB, with init's comments ~20 KiB. */
 const MAX_FILE_BYTES = 1024 * 1024;
 
+/** A key given twice in one object: JSON.parse would keep the last one without a word. */
+const TWICE = 'given twice in one object (only one may be)';
+
 function readJson(file: string): Record<string, unknown> {
   let buf: Buffer | null;
   try {
@@ -254,15 +259,18 @@ function readJson(file: string): Record<string, unknown> {
   if (buf === null) throw new ConfigError('(file)', file, `larger than ${MAX_FILE_BYTES} bytes; not a config file`);
   const text = buf.toString('utf8');
   let v: unknown;
+  // A UTF-8 byte order mark, as Notepad writes one (FakeSMTP's users edit on Windows), is no
+  // part of the JSON (RFC 8259 §8.1 lets a parser skip it); JSON.parse would refuse the file.
+  const json = stripJsonComments(text.replace(/^\uFEFF/, ''));
   try {
-    // A UTF-8 byte order mark, as Notepad writes one (FakeSMTP's users edit on Windows), is no
-    // part of the JSON (RFC 8259 §8.1 lets a parser skip it); JSON.parse would refuse the file.
-    v = JSON.parse(stripJsonComments(text.replace(/^\uFEFF/, '')));
+    v = JSON.parse(json);
   } catch (e) {
     throw new ConfigError('(file)', file, `invalid JSON: ${(e as Error).message}`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError('(file)', file, 'must hold a JSON object');
   if (tooDeep(v)) throw new ConfigError('(file)', file, `nested deeper than ${MAX_DEPTH} levels`);
+  const twice = duplicateKey(json);
+  if (twice !== null) throw new ConfigError(twice, file, TWICE);
   return v as Record<string, unknown>;
 }
 

@@ -157,6 +157,11 @@ const bad: Bad[] = [
   // Read no further than the cap (readCapped): -c /dev/zero took 4 GB in 20 s.
   { name: 'a file larger than 1 MiB', body: `{"hostName": "${'a'.repeat(1024 * 1024)}"}`, key: '(file)', reason: /^larger than 1048576 bytes; not a config file$/ },
   { name: '/dev/zero as a list file', body: { localDomains: '/dev/zero' }, key: 'localDomains', reason: /^list file \/dev\/zero is larger than 67108864 bytes$/ },
+  // JSON.parse keeps the last of two equal keys without a word; keys compared as decoded.
+  { name: 'a key given twice', body: '{"listenPort": 25, "bannerDelay": 0, "listenPort": 2525}', key: 'listenPort', reason: /^given twice in one object \(only one may be\)$/ },
+  { name: 'a key given twice, once escaped', body: '{"dns": {"timeout": 100, "time\\u006fut": 200}}', key: 'dns.timeout', reason: /^given twice/ },
+  { name: 'a key given twice in a listener profile', body: '{"listeners": [{"port": 1, "name": "a"}, {"port": 2, "profile": {"tarpit": {}, "storeData": true, "storeData": false}}]}', key: 'listeners[1].profile.storeData', reason: /^given twice/ },
+  { name: 'env JSON with a key given twice', body: {}, env: { FAKEMX_LISTENERS: '[{"port": 1}, {"port": 2, "port": 3}]' }, key: 'listeners[1].port', reason: /^given twice/, source: /environment FAKEMX_LISTENERS/ },
   // convict walks every level: 20,000 deep took a minute, 100,000 overflowed the stack.
   { name: 'nested deeper than any setting', body: `${'{"a":'.repeat(40)}1${'}'.repeat(40)}`, key: '(file)', reason: /^nested deeper than 32 levels$/ },
   { name: 'an array nested 100,000 deep', body: `{"listeners":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, key: '(file)', reason: /^nested deeper than 32 levels$/ },
@@ -201,6 +206,10 @@ describe('strict validation: one error naming key, source and reason', () => {
   });
   it('programmatic overrides are held to the same types', () => {
     expect(() => loadConfig({ overrides: { storeData: 'no' }, env: {} })).toThrow(/^overrides: storeData: must be a boolean/);
+  });
+  it('the same key in different objects, and keys inside strings, are no duplicates', () => {
+    const f = file('same-keys.json', '{"listeners": [{"port": 2525, "name": "a", "profile": {"tarpit": {"stutter": true}}}, {"port": 2526, "name": "b"}], "tarpit": {"stutter": false}, "hostName": "x\\"port\\": 1, \\"port"}');
+    expect(() => loadConfig({ file: f, env: {} })).toThrow(/hostName: "x"port": 1, "port" is not a host name/);
   });
   it('a UTF-8 byte order mark before the JSON is skipped', () => {
     expect(loadConfig({ file: file('bom.json', '\uFEFF{"listenPort": 2526}'), env: {} }).config.listenPort).toBe(2526);
