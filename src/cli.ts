@@ -9,11 +9,15 @@ import type {} from './fakemx.cjs';
 import { runCommand } from './program.js';
 import { EX_SOFTWARE } from './util/sysexits.js';
 
-// `fakemx config-doc | head`: a reader that goes away ends the command quietly, not with a stack.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
-});
+// `fakemx config-doc | head`, `fakemx ... 2>&1 | head -1`: a reader that goes away ends the
+// command quietly with its own code (a usage error's help meeting a closed stderr is still 64),
+// not with an unhandled error's 1.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
 
 const code = await runCommand(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),

@@ -4,7 +4,9 @@
 // as child processes, proving the process exits with the code the command returns.
 import { describe, expect, it } from 'vitest';
 import { runCommand } from '../src/program.js';
-import { runCli, type CliResult } from './helpers/daemon.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { CLI, runCli, type CliResult } from './helpers/daemon.js';
 
 /** One command line in this process, its output kept apart from the test's. */
 async function run(args: string[]): Promise<CliResult> {
@@ -63,6 +65,15 @@ describe.concurrent('usage errors exit 64 (EX_USAGE), with the reason on stderr 
     expect(r.code).toBe(64);
     expect(r.stderr).toMatch(reason);
     expect(r.stdout).toBe('');
+  });
+
+  // `fakemx ... 2>&1 | head -1`: the reader leaves after the reason; the help after it meets a
+  // closed pipe (EPIPE on stderr), and the code must still be 64, not 1 from an unhandled error.
+  it.each(cases.filter(([n]) => spawned.has(n)))('%s, stderr closed after the first line: still 64', async (_n, args) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.once('data', () => child.stderr.destroy());
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(64);
   });
 
   it('the table covers every subcommand --help lists', async () => {
