@@ -88,6 +88,8 @@ function jsonKind(v: unknown): string {
 function typeProblem(leaf: SchemaLeaf, v: unknown): string | null {
   const f = leaf.format;
   const got = `, got ${jsonKind(v)}`;
+  // JSON.parse reads 1e309 as Infinity, which convict's messages then print as null.
+  if (typeof v === 'number' && !Number.isFinite(v)) return `must be a finite number, got ${v} (a JSON number beyond 1.8e308)`;
   if (f === Boolean) return typeof v === 'boolean' ? null : `must be a boolean (true or false)${got}`;
   if (f === 'nat') return typeof v === 'number' ? null : `must be a positive integer (a JSON number)${got}`;
   if (f === 'int') return typeof v === 'number' ? null : `must be an integer (a JSON number)${got}`;

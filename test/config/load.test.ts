@@ -126,6 +126,9 @@ const bad: Bad[] = [
   { name: 'array for an object', body: { webhook: { headers: [] } }, key: 'webhook.headers', reason: /must be an object, got an array/ },
   { name: 'scalar for a group', body: { dns: 5 }, key: 'dns', reason: /must be an object \(a group of settings\)/ },
   { name: 'string in a nested group', body: { tarpit: { stutter: 'yes' } }, key: 'tarpit.stutter', reason: /must be a boolean/ },
+  // JSON.parse reads these as ±Infinity, which convict's own message printed as "value was null".
+  { name: 'a number beyond a double', body: '{"maxSessions": 1e309}', key: 'maxSessions', reason: /^must be a finite number, got Infinity \(a JSON number beyond 1\.8e308\)$/ },
+  { name: 'a duration beyond a double, negative', body: '{"greylist": {"passtime": -1e400}}', key: 'greylist.passtime', reason: /^must be a finite number, got -Infinity/ },
   { name: 'negative number', body: { bannerDelay: -5 }, key: 'bannerDelay', reason: /positive integer/ },
   { name: 'out of range', body: { receiveTimeout: 10 }, key: 'receiveTimeout', reason: /between 100 and/ },
   { name: 'port out of range', body: { listenPort: 70000 }, key: 'listenPort', reason: /port/ },
