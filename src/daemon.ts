@@ -129,7 +129,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         const was = atStart(before);
         const now = atStart(next.config);
         const keys = (Object.keys(now) as (keyof typeof now)[]).filter((k) => now[k] !== was[k]);
-        if (keys.length > 0) logger.warn({ tag: 'CONFIG_RESTART_NEEDED', keys }, `${keys.join(', ')} take effect at the next start`);
+        if (keys.length > 0) logger.warn({ tag: 'CONFIG_RESTART_NEEDED', keys }, `${keys.join(', ')} ${keys.length === 1 ? 'takes' : 'take'} effect at the next start`);
         status = `reloaded; ${listeningOn()}`;
       } catch (e) {
         const err = e instanceof ConfigError ? { key: e.key, file: e.file, reason: e.reason } : { reason: e instanceof Error ? e.message : String(e) };

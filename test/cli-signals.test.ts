@@ -84,7 +84,7 @@ describe('fakemx run: signals', () => {
     d.writeConfig({ ...cfg, listenPort: d.port, logLevel: 'debug' });
     d.child.kill('SIGHUP');
     await d.waitFor('CONFIG_RELOADED');
-    expect(await d.waitFor('CONFIG_RESTART_NEEDED')).toMatchObject({ keys: ['logLevel'] });
+    expect(await d.waitFor('CONFIG_RESTART_NEEDED')).toMatchObject({ keys: ['logLevel'], msg: 'logLevel takes effect at the next start' });
   });
 
   it('SIGHUP: an invalid config is logged with key and reason, and nothing changes', async () => {
