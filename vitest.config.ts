@@ -6,6 +6,9 @@ import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // src/ has CommonJS TypeScript too (*.cts: the bin's own modules); Vite transforms only .ts
+  // and .mts by default.
+  esbuild: { include: /\.[cm]?tsx?$/ },
   test: {
     include: ['test/**/*.test.ts'],
     exclude: ['test/interop/**', 'test/robustness/**', 'node_modules/**', 'bench/**'],

@@ -21,7 +21,8 @@ async function help(args) {
   let text = '';
   process.stdout.write = (chunk) => ((text += String(chunk)), true);
   const argv = process.argv;
-  const listeners = process.stdout.listeners('error');
+  const streams = [process.stdout, process.stderr];
+  const listeners = streams.map((st) => st.listeners('error'));
   process.argv = [process.execPath, cli, ...args, '--help'];
   try {
     await import(`${pathToFileURL(cli).href}?man=${loads++}`);
@@ -30,8 +31,10 @@ async function help(args) {
   } finally {
     process.stdout.write = write;
     process.argv = argv;
-    // Each fresh cli.js adds its stdout 'error' listener (EPIPE): keep one process's worth.
-    for (const l of process.stdout.listeners('error')) if (!listeners.includes(l)) process.stdout.off('error', l);
+    // Each fresh cli.js adds its stdout and stderr 'error' listeners (EPIPE): keep one process's worth.
+    streams.forEach((st, i) => {
+      for (const l of st.listeners('error')) if (!listeners[i].includes(l)) st.off('error', l);
+    });
   }
   process.exitCode = 0;
   return text;

@@ -12,6 +12,7 @@ import { startupLine } from './startup.js';
 import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, EX_UNAVAILABLE } from './util/sysexits.js';
 import { hostPort } from './net/ip.js';
 import { escapeText } from './util/escape.js';
+import { releaseSignals } from './util/held-signals.cjs';
 
 
 /** Longest READY waits to learn whether the log files opened, ms. */
@@ -68,8 +69,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   let obs: Observability | null = null;
 
-  // Signals are caught from the first moment: one that arrives while the listeners are
-  // still opening waits for them (a HUP must never kill a daemon that is starting).
+  // Signals are caught from the first moment (dist/fakemx.cjs holds them while the modules
+  // load): one that arrives while the listeners are still opening waits for them (a HUP must
+  // never kill a daemon that is starting).
   const early: string[] = [];
   let onSignal: (sig: string) => void = (sig) => void early.push(sig);
   const handlers = {
@@ -78,6 +80,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     SIGHUP: () => onSignal('SIGHUP'),
   };
   for (const [sig, h] of Object.entries(handlers)) process.on(sig, h);
+  // Those that came while the process was loading (dist/fakemx.cjs held them) come first.
+  early.unshift(...releaseSignals());
   process.on('uncaughtException', (e) => {
     // Sessions guard their callbacks; reaching here is a bug: log it and let systemd restart us.
     logger.fatal({ tag: 'CRASH', err: e.message, stack: e.stack }, 'uncaught exception');

@@ -9,6 +9,10 @@
 // one counts as unset.
 process.env.UV_THREADPOOL_SIZE ||= '16';
 
+// `run`: signals are held from here until the daemon takes them (util/held-signals.cts).
+import { holdSignals, runsDaemon } from './util/held-signals.cjs';
+if (runsDaemon(process.argv.slice(2))) holdSignals();
+
 import('./cli.js').catch((e: unknown) => {
   process.stderr.write(`fakemx: cannot load the CLI: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(70);

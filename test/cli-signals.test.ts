@@ -2,9 +2,12 @@
 // running on a bad file), SIGTERM drains with 421 and exits 0, a message in flight is either
 // stored and acknowledged or neither; one OPEN and one CLOSE line per session.
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RawClient, greeted } from './helpers/client.js';
-import { startListening, type Daemon } from './helpers/daemon.js';
+import { BIN, startListening, type Daemon } from './helpers/daemon.js';
 
 let d: Daemon | undefined;
 afterEach(() => {
@@ -23,6 +26,40 @@ describe('fakemx run: signals', () => {
     expect(await c.waitClose()).toBe(true);
     expect(await d.exited()).toBe(0);
     await d.waitFor('STOPPED', 100).catch(() => undefined);
+  });
+
+  it.each([
+    ['SIGHUP', 'CONFIG_RELOADED'],
+    ['SIGTERM', 'STOPPED'],
+  ] as const)('%s while the bin is still loading is held, then acted on (%s), never the default action', async (sig, tag) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fakemx-sig-'));
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ listenAddress: '127.0.0.1', listenPort: 0, bannerDelay: 0, storeData: false, logLevel: 'info' }));
+    const child = spawn(process.execPath, [BIN, 'run', '--config', join(dir, 'c.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code, s) => r(code ?? (s ? 128 : null))));
+    try {
+      // Signal as soon as the process catches SIGHUP (SigCgt's lowest bit; Node itself catches
+      // SIGINT and SIGTERM from its start, to restore the terminal before dying of them): with
+      // dist/fakemx.cjs holding signals that is before the CLI's modules have loaded.
+      const bit = 1n;
+      const end = Date.now() + 10_000;
+      for (;;) {
+        const st = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+        if (BigInt('0x' + /SigCgt:\s*([0-9a-f]+)/.exec(st)![1]) & bit) break;
+        if (Date.now() > end) throw new Error(`${sig} never caught`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      expect(out).not.toContain('"READY"');
+      child.kill(sig);
+      const until = Date.now() + 10_000;
+      while (!out.includes(`"tag":"${tag}"`) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(out).toContain(`"tag":"${tag}"`);
+      if (sig === 'SIGHUP') child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('SIGTERM: sessions that do not finish are closed after shutdownGrace', async () => {
