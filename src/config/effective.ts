@@ -3,7 +3,7 @@
 // and the TLS options read from disk once. The server, the DNS lists and the admin checks
 // take these; none merges a profile again.
 
-import { readCapped } from '../util/read-capped.js';
+import { MAX_TLS_FILE_BYTES, readCapped } from '../util/read-capped.js';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { Config, ListenerConfig, PolicyConfig, ProxyProtocolConfig, TlsMode } from './schema.js';
 import { hostPort } from '../net/ip.js';
@@ -64,9 +64,6 @@ export class TlsSettingError extends Error {
     super(message);
   }
 }
-
-/** Largest certificate, key or CA bundle read, in bytes (a system CA bundle is ~200 KiB). */
-const MAX_TLS_FILE_BYTES = 16 * 1024 * 1024;
 
 function readTlsFile(key: 'tls.cert' | 'tls.key' | 'tls.ca', path: string): Buffer {
   let buf: Buffer | null;

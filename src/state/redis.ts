@@ -9,9 +9,9 @@
 // the StateStore's deadline never has to run out. The client reconnects with backoff by itself.
 
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { RedisClientType } from 'redis';
+import { MAX_TLS_FILE_BYTES, readCapped } from '../util/read-capped.js';
 import { decodeEntry, encodeEntry, type Lease, type ScanPage, type ScanPageOptions, type StateBackend, type StateEntry, type StateValue } from './types.js';
 
 export interface RedisOptions {
@@ -61,6 +61,13 @@ const sha1 = (s: string): string => {
 /** Glob-escape for SCAN MATCH. */
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 
+/** state.redis.tlsCa's bundle, no more than a TLS file may hold (a path to /dev/zero would grow without end). */
+function readCa(path: string): Buffer {
+  const buf = readCapped(path, MAX_TLS_FILE_BYTES);
+  if (buf === null) throw new Error(`state.redis.tlsCa: ${path} is larger than ${MAX_TLS_FILE_BYTES} bytes`);
+  return buf;
+}
+
 export class RedisBackend implements StateBackend {
   readonly kind = 'redis' as const;
   private readonly client: RedisClientType;
@@ -90,7 +97,7 @@ export class RedisBackend implements StateBackend {
         connectTimeout: opts.connectTimeout,
         keepAlive: true,
         reconnectStrategy: reconnectDelay,
-        ...(opts.tlsCa ? { tls: true as const, ca: readFileSync(opts.tlsCa) } : {}),
+        ...(opts.tlsCa ? { tls: true as const, ca: readCa(opts.tlsCa) } : {}),
       },
     });
     this.client.on('ready', () => {

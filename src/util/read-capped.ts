@@ -5,6 +5,9 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 
+/** Largest certificate, key or CA bundle read, in bytes (a system CA bundle is ~200 KiB). */
+export const MAX_TLS_FILE_BYTES = 16 * 1024 * 1024;
+
 /** The file's octets, or null when it holds more than `max`; errno errors are thrown as they are. */
 export function readCapped(path: string, max: number): Buffer | null {
   const fd = openSync(path, 'r');

@@ -132,6 +132,13 @@ describe('fakemx state (local store, daemon running)', () => {
     expect(r.code).toBe(69);
     expect(r.stderr).toContain('redis://***@127.0.0.1:1');
     expect(r.stderr).not.toContain('secret');
+    // A CA bundle past the cap of a TLS file is refused, not read whole (a path to /dev/zero).
+    const ca = join(dir, 'huge-ca.pem');
+    writeFileSync(ca, Buffer.alloc(16 * 1024 * 1024 + 1, 0x41));
+    writeFileSync(redis, JSON.stringify({ state: { backend: 'redis', redis: { url: 'rediss://127.0.0.1:1', connectTimeout: 100, tlsCa: ca } } }));
+    const big = await cli(['list'], redis);
+    expect(big.code).toBe(69);
+    expect(big.stderr).toContain(`state.redis.tlsCa: ${ca} is larger than 16777216 bytes`);
   });
 });
 
