@@ -56,7 +56,7 @@ export async function dnsblCommand(ip: string, config: Config, out: (line: strin
       const answers = z.answers.length > 0 ? z.answers.join(',') : 'none';
       const status = z.error ? `error ${escapeText(z.error)}` : z.matched ? `matched, weight ${p.weight}` : z.answers.length > 0 ? 'filter did not match' : 'not listed';
       if (z.error) errors++;
-      out(`${kind} ${describe(p)}: ${name} A ${answers}; ${status}; ttl ${ttl ?? '-'}s; ${z.ms ?? '-'} ms`);
+      out(`${kind} ${describe(p)}: ${name} A ${answers}; ${status}; ttl ${ttl === undefined ? '-' : `${ttl}s`}; ${z.ms === undefined ? '-' : `${z.ms} ms`}`);
       // Quotes escaped too, so the closing quote is always ours.
       for (const t of z.txt ?? []) out(`  TXT "${escapeText(t).replace(/"/g, '\\"')}"`);
     });
