@@ -40,6 +40,14 @@ const MESSAGE_OUTCOMES: ReadonlySet<string> = new Set(['STORED', 'DUPLICATE', 'S
 /** A session without verdicts (most): one frozen empty list for all of them. */
 const NO_VERDICTS = Object.freeze([]) as unknown as VerdictRecord[];
 
+/**
+ * Verdicts a session keeps for its records. Some come once per recipient (a trap hit on a
+ * profile that accepts it), so a session of maxMessages messages of maxSmtpRcpt recipients
+ * would otherwise hold and copy into each record millions; past this they are still logged and
+ * counted in the metrics, and the record says how many it lacks (verdictsOmitted).
+ */
+export const MAX_SESSION_VERDICTS = 100;
+
 export class PolicySession implements SessionHooks, BannerWait {
   /** Verdicts in the order they were reached (the metadata and the CLOSE line count them); made at the first. */
   private list: VerdictRecord[] | null = null;
@@ -74,6 +82,8 @@ export class PolicySession implements SessionHooks, BannerWait {
   private white: StateEntry | null = null;
   /** The fleet-wide per-IP lease (state leases), released at close. */
   private lease: Lease | undefined;
+  /** Verdicts past MAX_SESSION_VERDICTS: logged, not kept. */
+  private omitted = 0;
   /** MESSAGE_OUTCOMES seen in this session, by tag (for the CLOSE line). */
   private outcomes: Record<string, number> | undefined;
   private closed = false;
@@ -86,12 +96,18 @@ export class PolicySession implements SessionHooks, BannerWait {
   verdict(_s: SessionInfo, tag: string, details: Record<string, unknown>): void {
     const rec: VerdictRecord = { tag, atMs: Date.now() - this.s.openedAt, ...details };
     if (MESSAGE_OUTCOMES.has(tag)) (this.outcomes ??= {})[tag] = (this.outcomes[tag] ?? 0) + 1;
-    else (this.list ??= []).push(rec);
+    else if ((this.list ??= []).length < MAX_SESSION_VERDICTS) this.list.push(rec);
+    else this.omitted++;
     this.policy.svc.observer.verdict(this.s, rec);
   }
 
   get verdicts(): VerdictRecord[] {
     return this.list ?? NO_VERDICTS;
+  }
+
+  /** Verdicts reached but not kept (MAX_SESSION_VERDICTS). */
+  get verdictsOmitted(): number {
+    return this.omitted;
   }
 
   connect(s: SessionInfo): Reply | undefined | Promise<Reply | undefined>;
@@ -514,7 +530,7 @@ export class PolicySession implements SessionHooks, BannerWait {
         const tf: VerdictRecord = { tag: 'TEMPFAIL', atMs: Date.now() - s.openedAt, at: 'end of data' };
         let stored;
         try {
-          stored = await w.commit({ verdicts: tempfailed ? [...this.verdicts, tf] : this.verdicts, dns: this.dns, tempfailed });
+          stored = await w.commit({ verdicts: tempfailed ? [...this.verdicts, tf] : this.verdicts, verdictsOmitted: this.omitted, dns: this.dns, tempfailed });
         } catch (e) {
           if (e instanceof StoreFullError) {
             // The disk cap (store.onFull): nothing stored, the reply is what it would have been.

@@ -70,6 +70,8 @@ export interface MessageMetadata {
   sizes: { body: number; headers: number; file: number };
   timings: { sessionOpenedAt: string; dataStartedAt: string; dataEndedAt: string; dataMs: number };
   verdicts: VerdictRecord[];
+  /** Verdicts the session reached beyond the first 100 it keeps (logged, not listed here); absent when none. */
+  verdictsOmitted?: number;
   dns: DnsListResult | null;
   tempfailed: boolean;
   /** How the body came: DATA, or BDAT chunks (RFC 3030) and how many (absent in records before it was kept). */
@@ -135,6 +137,8 @@ export function arrivalOf(id: string, m: Omit<MessageMetadata, 'id' | 'file' | '
 /** What the policy knows of a message that the session does not: its verdicts so far, the DNS answer, the tempfail. */
 export interface PolicyFacts {
   verdicts: readonly VerdictRecord[];
+  /** Verdicts the session reached past those it keeps (policy MAX_SESSION_VERDICTS); 0 or absent: none. */
+  verdictsOmitted?: number;
   dns: DnsListResult | null;
   tempfailed: boolean;
 }
@@ -185,6 +189,7 @@ export function buildMetadata(
       dataMs: ended.getTime() - dataStartedAt.getTime(),
     },
     verdicts: [...facts.verdicts],
+    ...(facts.verdictsOmitted ? { verdictsOmitted: facts.verdictsOmitted } : {}),
     dns: facts.dns,
     tempfailed: facts.tempfailed,
     transfer: s.transfer ?? 'DATA',

@@ -10,7 +10,7 @@ import type { DnsCheck } from '../../src/dnsbl/check.js';
 import type { Observer } from '../../src/observer.js';
 import { Policy, type PolicyServices } from '../../src/policy/index.js';
 import { PerIpLimiter } from '../../src/policy/limits.js';
-import type { PolicySession } from '../../src/policy/session.js';
+import { MAX_SESSION_VERDICTS, type PolicySession } from '../../src/policy/session.js';
 import type { Address, MessageSink, SessionInfo } from '../../src/smtp/hooks.js';
 import type { Reply } from '../../src/smtp/reply.js';
 import { MemoryBackend } from '../../src/state/memory.js';
@@ -179,6 +179,20 @@ describe('greytraps in a session', () => {
     const r2 = await deliver(pol, s2, ['alice@example.org']);
     expect(r2.rcpt).toEqual([undefined]);
     expect(r2.hooks.verdicts.map((v) => v.tag)).toEqual(['TRAP']);
+  });
+});
+
+describe('verdicts a session keeps', () => {
+  it('past MAX_SESSION_VERDICTS they are logged, not kept: a trap hit per recipient on a profile that accepts them', async () => {
+    const { clock, backend } = setup();
+    const a = node(backend, clock, { traps: new Set(['trap@example.org']) });
+    const pol = new Policy(policy({ storeData: false, maxSmtpRcpt: 1000 }), a.svc);
+    const n = MAX_SESSION_VERDICTS + 150;
+    const r = await deliver(pol, session(), Array.from({ length: n }, () => 'trap@example.org'));
+    expect(r.rcpt.every((x) => x === undefined)).toBe(true);
+    expect(a.tags().filter((t) => t === 'TRAP')).toHaveLength(n);
+    expect(r.hooks.verdicts).toHaveLength(MAX_SESSION_VERDICTS);
+    expect(r.hooks.verdictsOmitted).toBe(150);
   });
 });
 
