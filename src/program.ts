@@ -162,10 +162,11 @@ export async function runCommand(argv: readonly string[], io: CliIo): Promise<nu
     .command('import-appconfig')
     .description("convert FakeSMTP's app.config (XML appSettings) to a fakemx JSON config")
     .argument('<app.config>', 'FakeSMTP app.config file')
-    .option('-o, --out <file>', 'write the JSON here instead of stdout')
-    .action(async (file: string, o: { out?: string }) => {
+    .option('-o, --out <file>', 'write the JSON here instead of stdout (exit 73 if it exists)')
+    .option('-f, --force', 'overwrite the --out file if it exists')
+    .action(async (file: string, o: { out?: string; force?: boolean }) => {
       const { importAppConfigCommand } = await import('./commands/import-appconfig.js');
-      code = await importAppConfigCommand(file, o.out, out, err);
+      code = await importAppConfigCommand(file, o.out, out, err, o.force === true);
     });
 
   program

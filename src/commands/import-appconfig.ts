@@ -256,7 +256,7 @@ export function importAppConfig(xml: string): { config: Record<string, unknown>;
 export type Writer = (s: string) => void;
 
 /** The CLI command: 0 ok (warnings on err), 65 bad XML, 66 unreadable input, 73 cannot write. */
-export async function importAppConfigCommand(file: string, outFile: string | undefined, out: Writer, toStderr: Writer): Promise<number> {
+export async function importAppConfigCommand(file: string, outFile: string | undefined, out: Writer, toStderr: Writer, force = false): Promise<number> {
   // Warnings and errors quote the app.config's keys and values (and the parser's reading of
   // its markup): a file from elsewhere must not drive the terminal or break a line.
   const err: Writer = (s) => toStderr(escapeText(s));
@@ -289,9 +289,11 @@ export async function importAppConfigCommand(file: string, outFile: string | und
   const json = JSON.stringify(result.config, null, 2) + '\n';
   if (outFile) {
     try {
-      await writeFile(outFile, json, { mode: 0o640 });
+      // As `init`: an existing file (a config in use, say) is replaced only when asked to.
+      await writeFile(outFile, json, { mode: 0o640, flag: force ? 'w' : 'wx' });
     } catch (e) {
-      err(`fakemx: error: import-appconfig: ${outFile}: cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      const code = (e as NodeJS.ErrnoException).code;
+      err(code === 'EEXIST' ? `fakemx: error: import-appconfig: ${outFile} exists; nothing written (--force overwrites)` : `fakemx: error: import-appconfig: ${outFile}: cannot write (${code ?? String(e)})`);
       return EX_CANTCREAT;
     }
     err(`fakemx: import-appconfig: wrote ${outFile} (${plural(Object.keys(result.config).length, 'key')}, ${plural(result.warnings.length, 'warning')}); check it with: fakemx check-config -c ${outFile}`);

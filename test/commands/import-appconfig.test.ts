@@ -152,10 +152,10 @@ describe('value formats', () => {
 });
 
 describe('importAppConfigCommand', () => {
-  const run = async (file: string, outFile?: string) => {
+  const run = async (file: string, outFile?: string, force = false) => {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await importAppConfigCommand(file, outFile, (s) => out.push(s), (s) => err.push(s));
+    const code = await importAppConfigCommand(file, outFile, (s) => out.push(s), (s) => err.push(s), force);
     return { code, out: out.join(''), err: err.join('\n') };
   };
   const fixturePath = (n: string) => new URL(`../fixtures/${n}`, import.meta.url).pathname;
@@ -174,6 +174,14 @@ describe('importAppConfigCommand', () => {
     expect(r.code).toBe(0);
     expect(r.out).toBe('');
     expect(r.err).toMatch(/wrote .*out\.json/);
+    expect(loadConfig({ file: target, env: {} }).config.maxSessions).toBe(16);
+    // As init: a file that exists (a config in use) is kept unless --force.
+    writeFileSync(target, '{"maxSessions": 7}\n');
+    const again = await run(fixturePath('fakesmtp-default.config'), target);
+    expect(again.code).toBe(73);
+    expect(again.err).toMatch(/out\.json exists; nothing written \(--force overwrites\)$/);
+    expect(readFileSync(target, 'utf8')).toBe('{"maxSessions": 7}\n');
+    expect((await run(fixturePath('fakesmtp-default.config'), target, true)).code).toBe(0);
     expect(loadConfig({ file: target, env: {} }).config.maxSessions).toBe(16);
   });
 
