@@ -264,7 +264,7 @@ export const schema: SchemaNode = {
     stutterInterval: { doc: 'Milliseconds between stuttered bytes.', format: dur, default: 1000, range: int(1, 60_000) },
     highWater: { doc: 'Percent of maxSessions above which tarpitting (delays and stutter) is switched off.', format: nat, default: 90, range: int(1, 100) },
   },
-  listeners: { doc: 'Listeners [{address, port, tls: none|starttls|implicit, proxyProtocol?: {trusted, timeout}, profile?, name? (unique)}]; empty = one from listenAddress/listenPort.', format: Array, default: [] },
+  listeners: { doc: 'Listeners [{address, port, tls: none (default, no STARTTLS even with a certificate)|starttls|implicit, proxyProtocol?: {trusted, timeout}, profile?, name? (unique)}]; empty = one from listenAddress/listenPort.', format: Array, default: [] },
   tls: {
     cert: { doc: 'PEM certificate chain file; with key, enables STARTTLS and implicit-TLS listeners.', format: String, default: '' },
     key: { doc: 'PEM private key file.', format: String, default: '' },
