@@ -289,7 +289,7 @@ export const schema: SchemaNode = {
     address: { doc: 'Address of the admin HTTP listener (/healthz, /metrics).', format: String, default: '127.0.0.1' },
     port: { doc: 'Port of the admin HTTP listener; 0 = off.', format: 'port', default: 0 },
     console: { doc: 'Serve the operator console (Live, Caught, Corpus, State pages at /console/ and their JSON API at /api/) on the admin HTTP listener; needs http.port.', format: Boolean, default: false },
-    token: { doc: 'Bearer token for the console and its API (`Authorization: Bearer ...`, or the login form\'s cookie); "" = none, allowed only while http.address is loopback (else start-up exits 78).', format: String, default: '', sensitive: true },
+    token: { doc: 'Bearer token for the console and its API (`Authorization: Bearer ...`, or the login form\'s cookie); "" = none, allowed with http.console only while http.address is loopback (else start-up exits 78). /healthz and /metrics never ask for it.', format: String, default: '', sensitive: true },
     consoleWrite: { doc: 'Let the console change state (the State page\'s allow/deny/delete); false = every console API request but GET/HEAD gets 403.', format: Boolean, default: false },
   },
   webhook: {
