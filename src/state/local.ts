@@ -8,6 +8,7 @@
 // never waits for an fsync. If a write fails (disk full, read-only, map full), the store goes
 // on in memory (reads still fall back to the file) and says so once through onDegraded().
 
+import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
@@ -42,10 +43,23 @@ export class LocalBackend implements StateBackend {
   constructor(private readonly opts: LocalOptions) {
     this.now = opts.now ?? Date.now;
     this.leases = new MemoryBackend(this.now);
-    mkdirpSync(opts.path);
+    mkdirpSync(opts.path, 0o750);
     // Loaded here, not at import: only configs that keep state need the native module.
     const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
-    this.db = open<string, string>({ path: join(opts.path, 'state.mdb'), encoding: 'string', compression: false });
+    const file = join(opts.path, 'state.mdb');
+    const made = !existsSync(file);
+    this.db = open<string, string>({ path: file, encoding: 'string', compression: false });
+    // Clients' addresses and envelopes: 0640 like the corpus, whatever the umask, when made
+    // here (a mode an operator gave an existing store is left alone).
+    if (made) {
+      for (const f of [file, `${file}-lock`]) {
+        try {
+          chmodSync(f, 0o640);
+        } catch {
+          // not ours to change (another user's file): it keeps its mode
+        }
+      }
+    }
   }
 
   /** The database file (the CLI and the docs name it). */

@@ -3,7 +3,7 @@
 // line per outage transition, error count, health).
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBackend } from '../../src/state/local.js';
@@ -146,6 +146,24 @@ describe('local backend on disk', () => {
     const b = new LocalBackend({ path: dir });
     expect((await b.getMany(['white:192.0.2.0/24']))[0]?.value).toEqual({ n: 3 });
     await b.close();
+  });
+
+  it('a store it makes is 0640 (directory 0750) whatever the umask; a mode given to an existing one is kept', async () => {
+    const dir = join(tmp(), 'state');
+    const old = process.umask(0o022);
+    try {
+      const a = new LocalBackend({ path: dir });
+      await a.close();
+      expect(statSync(dir).mode & 0o777).toBe(0o750);
+      expect(statSync(join(dir, 'state.mdb')).mode & 0o777).toBe(0o640);
+      expect(statSync(join(dir, 'state.mdb-lock')).mode & 0o777).toBe(0o640);
+      chmodSync(join(dir, 'state.mdb'), 0o660);
+      const b = new LocalBackend({ path: dir });
+      await b.close();
+      expect(statSync(join(dir, 'state.mdb')).mode & 0o777).toBe(0o660);
+    } finally {
+      process.umask(old);
+    }
   });
 
   it('another process sees the entries (the CLI while the daemon runs), and its writes are seen', async () => {
