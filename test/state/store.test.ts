@@ -329,19 +329,35 @@ describe('failure semantics', () => {
   });
 
   it('leases are renewed by one timer and given back at close', async () => {
-    const b = new MemoryBackend();
-    const s = new StateStore(b, { timeout: 50, leaseTtl: 60 });
-    const l1 = await s.acquireLease('lease:192.0.2.1', 's1', 1);
+    // A test clock for the expiries, so a slow machine cannot let a lease lapse between two
+    // steps; the renew timer itself is real (every leaseTtl / 3), and each step waits for it.
+    const clock = { t: 1_000_000 };
+    const now = () => clock.t;
+    const b = new MemoryBackend(now);
+    let renewals = 0;
+    const renew = b.renew.bind(b);
+    b.renew = (leases, exp) => (renewals++, renew(leases, exp));
+    const s = new StateStore(b, { timeout: 50, leaseTtl: 60, now });
+    const key = 'lease:192.0.2.1';
+    const l1 = await s.acquireLease(key, 's1', 1);
     expect(l1).not.toBeNull();
-    expect(await s.acquireLease('lease:192.0.2.1', 's2', 1)).toBeNull();
-    // Past several TTLs the lease is still there: it was renewed.
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await s.leaseCount('lease:192.0.2.1')).toBe(1);
+    expect(await s.acquireLease(key, 's2', 1)).toBeNull();
+    // Five TTLs, 40 ms of the clock at a time, each followed by a run of the timer: still held.
+    for (let i = 0; i < 8; i++) {
+      clock.t += 40;
+      const seen = renewals;
+      const until = Date.now() + 5000;
+      while (renewals === seen && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      expect(renewals).toBeGreaterThan(seen);
+    }
+    expect(await s.leaseCount(key)).toBe(1);
+    expect(await s.acquireLease(key, 's2', 1)).toBeNull();
     s.releaseLease(l1!);
-    await new Promise((r) => setTimeout(r, 5));
-    expect(await s.leaseCount('lease:192.0.2.1')).toBe(0);
-    await s.acquireLease('lease:192.0.2.1', 's3', 1);
+    const until = Date.now() + 5000;
+    while ((await s.leaseCount(key)) !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    expect(await s.leaseCount(key)).toBe(0);
+    await s.acquireLease(key, 's3', 1);
     await s.close();
-    expect(await b.leaseCount('lease:192.0.2.1', Date.now())).toBe(0);
+    expect(await b.leaseCount(key, clock.t)).toBe(0);
   });
 });
