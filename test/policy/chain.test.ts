@@ -6,12 +6,15 @@ import { loadConfig } from '../../src/config/load.js';
 import type { PolicyConfig } from '../../src/config/schema.js';
 import { Policy, type PolicyServices } from '../../src/policy/index.js';
 import type { Observer } from '../../src/observer.js';
+import { matchAccess, type AccessRule } from '../../src/policy/access.js';
 import { earlyTalkVerdict } from '../../src/policy/early-talker.js';
 import { PerIpLimiter } from '../../src/policy/limits.js';
+import { checkRecipient } from '../../src/policy/recipients.js';
 import { tarpitShape } from '../../src/policy/tarpit.js';
 import { tempfailPoint } from '../../src/policy/tempfail.js';
 import type { SessionInfo } from '../../src/smtp/hooks.js';
 import { replies, type Reply } from '../../src/smtp/reply.js';
+import { parseCidr } from '../../src/net/ip.js';
 
 const base = loadConfig({ env: {}, overrides: { hostName: 'mx.test' } }).config;
 const policy = (o: Partial<PolicyConfig> = {}): PolicyConfig => ({ ...base, ...o, tarpit: { ...base.tarpit, ...(o.tarpit ?? {}) } });
@@ -54,6 +57,61 @@ describe('tarpitShape', () => {
     ['on at highWater', err, 3, { errorDelay: 500 }, false, 90, { delay: 1500, stutter: 0 }],
   ])('%s', (_n, reply, errors, cfg, flagged, active, want) => {
     expect(tarpitShape(session(errors), reply, policy(cfg), flagged, active, 100)).toEqual(want);
+  });
+});
+
+describe('matchAccess: first matching rule wins, none matching is no verdict', () => {
+  const rules: AccessRule[] = [
+    { action: 'permit', cidr: parseCidr('192.0.2.10/32') },
+    { action: 'reject', cidr: parseCidr('192.0.2.0/24') },
+    { action: 'permit', cidr: parseCidr('2001:db8::/32') },
+  ];
+  it.each<[string, string, ReturnType<typeof matchAccess>]>([
+    ['the first of two matching rules', '192.0.2.10', 'permit'],
+    ['the only matching rule', '192.0.2.11', 'reject'],
+    ['an IPv6 rule', '2001:db8::1', 'permit'],
+    ['an address no rule covers', '198.51.100.1', null],
+    ['an IPv6 address no rule covers', '2001:db9::1', null],
+  ])('%s', (_n, ip, want) => {
+    expect(matchAccess(rules, ip)).toBe(want);
+  });
+});
+
+describe('checkRecipient: localDomains and localMailboxes', () => {
+  const domains = new Set(['example.com']);
+  const mailboxes = new Set(['alice@example.com']);
+  const addr = (address: string) => {
+    const at = address.lastIndexOf('@');
+    return { address, local: at < 0 ? address : address.slice(0, at), domain: at < 0 ? '' : address.slice(at + 1), utf8: false };
+  };
+  it.each<[string, string, ReadonlySet<string> | null, ReadonlySet<string> | null, string | undefined]>([
+    ['a local domain', 'bob@example.com', domains, null, undefined],
+    ['a local domain in capitals', 'bob@EXAMPLE.Com', domains, null, undefined],
+    ['another domain: relaying denied', 'bob@other.example', domains, null, '550 5.7.1'],
+    ['bare <postmaster> with localDomains', 'postmaster', domains, null, undefined],
+    ['bare <postmaster> with localMailboxes', 'postmaster', null, mailboxes, undefined],
+    ['a listed mailbox in capitals', 'ALICE@Example.COM', null, mailboxes, undefined],
+    ['an unlisted mailbox: unknown user', 'carol@example.com', null, mailboxes, '550 5.1.1'],
+    ['postmaster@ a local domain is always a mailbox', 'Postmaster@example.com', domains, mailboxes, undefined],
+  ])('%s', (_n, address, d, m, want) => {
+    const r = checkRecipient(addr(address), d, m);
+    expect(r && `${r.code} ${r.enhanced}`).toBe(want);
+  });
+});
+
+describe('PerIpLimiter', () => {
+  it('holds max slots per key, frees one per release, and forgets a key with none open', () => {
+    const l = new PerIpLimiter();
+    expect([l.acquire('a', 2), l.acquire('a', 2), l.acquire('a', 2), l.acquire('b', 2)]).toEqual([true, true, false, true]);
+    l.release('a');
+    expect(l.acquire('a', 2)).toBe(true);
+    expect(l.acquire('a', 2)).toBe(false);
+    l.release('a');
+    l.release('a');
+    l.release('b');
+    expect(l.size).toBe(0);
+    l.release('never');
+    expect(l.size).toBe(0);
   });
 });
 
@@ -132,8 +190,13 @@ describe('connect: banner delay on a test clock', () => {
     expect(ha.connect(a)).toBeUndefined();
     expect((pol.newSession(b).connect(b) as Reply).code).toBe(421);
     ha.close(a, { reason: 'quit', durationMs: 1 });
-    expect(pol.newSession(c).connect(c)).toBeUndefined();
+    const hc = pol.newSession(c);
+    expect(hc.connect(c)).toBeUndefined();
     expect(svc.verdicts.map((v) => v[0])).toEqual(['LIMIT']);
+    // The count map holds only addresses with open sessions: the last release drops the key.
+    expect(svc.perIp.size).toBe(1);
+    hc.close(c, { reason: 'quit', durationMs: 1 });
+    expect(svc.perIp.size).toBe(0);
   });
 
   it('doTempFail without storing refuses DATA with 421 4.3.2 (TEMPFAIL)', () => {
