@@ -1,12 +1,13 @@
 // Greylisting, greytraps and the client cache as pure logic over the state store, on a test
 // clock: every state transition spamd and postscreen define, with the TTLs the config names.
 import { describe, expect, it } from 'vitest';
-import { cachedFail, lookupClient, recordFail, recordPass, type CacheConfig } from '../../src/policy/client-cache.js';
+import { cachedFail, dnsblPassTtl, lookupClient, recordFail, recordPass, type CacheConfig } from '../../src/policy/client-cache.js';
 import { parseGreylistAllow } from '../../src/config/lists.js';
 import { greylist, greylistedReply, greylistExempt, type GreylistConfig } from '../../src/policy/greylist.js';
 import { isTrapAddress, trapClient, trappedReply } from '../../src/policy/greytrap.js';
 import { memoryStateStore } from '../../src/state/store.js';
 import { keys } from '../../src/state/types.js';
+import type { DnsZoneResult } from '../../src/store/metadata.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -77,6 +78,19 @@ describe('greylisting (spamd semantics)', () => {
     expect(await greylist(store, cfg, T)).toMatchObject({ result: 'greylisted', first: true });
   });
 
+  it('a whiteExpiry under two minutes is refreshed every half of it, so a steady sender never lapses', async () => {
+    const { store, advance } = setup();
+    const short = { ...cfg, passtime: MIN, whiteExpiry: MIN };
+    await greylist(store, short, T);
+    advance(MIN);
+    expect((await greylist(store, short, T)).result).toBe('passed');
+    advance(30_000);
+    expect((await greylist(store, short, T)).result).toBe('allowlisted');
+    // Refreshed at 30 s (not after REFRESH_EVERY_MS): still allowlisted 75 s after passing.
+    advance(45_000);
+    expect((await greylist(store, short, T)).result).toBe('allowlisted');
+  });
+
   it('IPv6 clients are grouped by /64 (configurable)', async () => {
     const { store, advance } = setup();
     const v6 = { ...T, ip: '2001:db8:1:2::10' };
@@ -92,6 +106,20 @@ describe('greylisting (spamd semantics)', () => {
     expect(greylistedReply(3000).text).toBe('Greylisted, please try again in 3 seconds');
     expect(greylistedReply(59_001).text).toBe('Greylisted, please try again in 1 minute');
     expect(greylistedReply(61_000).text).toBe('Greylisted, please try again in 2 minutes');
+  });
+
+  it('a first attempt another node recorded passtime ago (read missed it, add found it) passes', async () => {
+    const { store, advance } = setup();
+    const greyKey = keys.grey('192.0.2.0/24', T.from, T.rcpt);
+    const getMany = store.getMany.bind(store);
+    // The other node's add lands between this node's read and its own add.
+    store.getMany = async (ks) => {
+      const got = await getMany(ks);
+      await store.set(greyKey, { first: store.clock() - 25 * MIN }, cfg.greyExpiry);
+      return got;
+    };
+    advance(HOUR);
+    expect(await greylist(store, cfg, T)).toMatchObject({ result: 'passed', net: '192.0.2.0/24' });
   });
 
   it('the null sender is a triplet like any other', async () => {
@@ -189,6 +217,17 @@ describe('client cache (postscreen temporary allow/deny list)', () => {
     expect((await lookupClient(store, T.ip)).passed.has('dnsbl')).toBe(false);
   });
 
+  const zone = (ttl?: number): DnsZoneResult => ({ zone: 'bl.test', answers: [], matched: false, weight: 1, ...(ttl === undefined ? {} : { ttl }) });
+  it.each<[string, CacheConfig, DnsZoneResult[], number]>([
+    ['no TTL from any list: passTtl.dnsbl', cc, [], HOUR],
+    ['the smallest answer TTL, in seconds', cc, [zone(900), zone(600), zone()], 10 * MIN],
+    ['raised to dnsblMinTtl', cc, [zone(5)], MIN],
+    ['cut to passTtl.dnsbl', cc, [zone(86_400)], HOUR],
+    ['the ceiling wins when dnsblMinTtl is above it', { ...cc, dnsblMinTtl: 2 * HOUR }, [zone(5)], HOUR],
+  ])('dnsblPassTtl: %s', (_name, c, zones, want) => {
+    expect(dnsblPassTtl(c, zones)).toBe(want);
+  });
+
   it('a failure is remembered for failTtl and forgets the passes', async () => {
     const { store, advance } = setup();
     await recordPass(store, cc, T.ip, 'greet');
@@ -214,6 +253,10 @@ describe('client cache (postscreen temporary allow/deny list)', () => {
     expect(cachedFail(f, T.ip, { ...base, earlyTalkAction: 'drop' }).reply).toMatchObject({ code: 421, enhanced: '4.7.1', close: true });
     expect(cachedFail(f, T.ip, { ...base, earlyTalkAction: 'enforce' })).toMatchObject({ action: 'enforce', reply: undefined, rcptReject: { code: 550 } });
     expect(cachedFail(f, T.ip, { ...base, earlyTalkAction: 'ignore' })).toEqual({ action: 'ignore', reply: undefined, rcptReject: undefined });
+    // A manual deny (fakemx state deny) drops whatever earlyTalkAction says.
+    await recordFail(store, cc, T.ip, 'manual');
+    const m = (await lookupClient(store, T.ip)).failed!;
+    expect(cachedFail(m, T.ip, { ...base, earlyTalkAction: 'ignore' })).toMatchObject({ action: 'drop', reply: { code: 421, close: true }, rcptReject: undefined });
     await recordFail(store, cc, T.ip, 'dnsbl', { zone: 'zen.example' });
     const d = (await lookupClient(store, T.ip)).failed!;
     expect(cachedFail(d, T.ip, { ...base, earlyTalkAction: 'ignore' }).reply?.text).toContain('blocked using zen.example');
