@@ -12,6 +12,8 @@ describe('provider syntax', () => {
     ['list.dnswl.org=127.0.[0..255].[1;2;3]*-5', 'list.dnswl.org', '127.0.[0..255].[1;2;3]', -5],
     ['bl.test*2', 'bl.test', null, 2],
     ['bl.test=127.0.0.2', 'bl.test', '127.0.0.2', 1],
+    // A one-value range is a range, not an empty one.
+    ['bl.test=127.0.0.[4..4]', 'bl.test', '127.0.0.[4..4]', 1],
   ];
   for (const [raw, zone, filter, weight] of ok) {
     it(raw, () => {
@@ -29,6 +31,8 @@ describe('provider syntax', () => {
     ['bl.test=127.0.[0..255].[1;3]', '127.0.5.3', true],
     ['bl.test=127.0.[0..255].[1;3]', '127.0.5.2', false],
     ['bl.test=127.0.0.2', '127.0.0.2', true],
+    ['bl.test=127.0.0.[4..4]', '127.0.0.4', true],
+    ['bl.test=127.0.0.[4..4]', '127.0.0.5', false],
   ];
   for (const [raw, answer, want] of filters) {
     it(`filter ${raw} vs ${answer}`, () => expect(matchFilter(parseProvider(raw).filter, answer)).toBe(want));
