@@ -2,7 +2,8 @@
 // fails the 127.0.0.2 / 127.0.0.1 test is skipped until it passes; errors change nothing.
 
 import { describe, expect, it } from 'vitest';
-import { DnsblEngine } from '../../src/dnsbl/engine.js';
+import { DnsblEngine, toLookup } from '../../src/dnsbl/engine.js';
+import type { DnsRecord } from '../../src/dns/client.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { TestDnsServer } from '../helpers/dns-server.js';
 import { setup, srv, useDnsServer } from '../helpers/dnsbl.js';
@@ -60,5 +61,18 @@ describe('zone health (RFC 5782 §5)', () => {
     const next = new DnsblEngine({ dns: engine.dns, logger: silentLogger(), prev: engine });
     expect(next.health()[0]).toMatchObject({ zone: 'bl.test', state: 'failing', skipped: true });
     next.stop();
+  });
+});
+
+describe('toLookup: a DNS answer as a list lookup (RFC 5782 §2.3, RFC 2308 §5)', () => {
+  const a = (data: string, ttl: number): DnsRecord => ({ type: 'A', data, ttl });
+  it.each<[string, string, DnsRecord[], number | null, ReturnType<typeof toLookup>]>([
+    ['listed: the smallest TTL of the answers', 'NOERROR', [a('127.0.0.2', 300), a('127.0.0.4', 60)], null, { rcode: 'NOERROR', answers: ['127.0.0.2', '127.0.0.4'], ttl: 60 }],
+    ['NXDOMAIN: the negative TTL', 'NXDOMAIN', [], 120, { rcode: 'NXDOMAIN', answers: [], ttl: 120 }],
+    ['NODATA without SOA: 0', 'NOERROR', [], null, { rcode: 'NOERROR', answers: [], ttl: 0 }],
+    ['SERVFAIL: an error, no TTL', 'SERVFAIL', [], 120, { rcode: 'SERVFAIL', answers: [], ttl: null, error: 'servfail' }],
+    ['an answer outside 127/8 is a bad answer', 'NOERROR', [a('10.0.0.1', 30)], null, { rcode: 'NOERROR', answers: ['10.0.0.1'], ttl: 30, error: 'bad_answer' }],
+  ])('%s', (_n, rcode, answers, negativeTtl, want) => {
+    expect(toLookup({ rcode, answers, negativeTtl, server: '127.0.0.1:53', tcp: false })).toEqual(want);
   });
 });
