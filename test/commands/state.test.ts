@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { addCommand, countsCommand, delCommand, listCommand } from '../../src/commands/state.js';
-import { EntryProblem, keysFor, matches, MAX_ALLOW_NETWORKS, subjectOf } from '../../src/state/entries.js';
+import { addEntry, addProblem, EntryProblem, isEntryKey, keysFor, matches, MAX_ALLOW_NETWORKS, subjectOf } from '../../src/state/entries.js';
+import { memoryStateStore } from '../../src/state/store.js';
 import { greeted } from '../helpers/client.js';
 import { CLI } from '../helpers/daemon.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -156,6 +157,9 @@ describe('state CLI pieces', () => {
     expect(matches(e('white:192.0.2.0/24'), { ip: '192.0.3.1' })).toBe(false);
     expect(matches(e('trap:192.0.2.1'), { net: '192.0.0.0/16' })).toBe(true);
     expect(matches(e('white:192.0.0.0/16'), { net: '192.0.2.0/24' })).toBe(false);
+    // A network wider than --net is not inside it, though its first address is.
+    expect(matches(e('white:192.0.0.0/16'), { net: '192.0.0.0/24' })).toBe(false);
+    expect(matches(e('white:192.0.0.0/24'), { net: '192.0.0.0/24' })).toBe(true);
     expect(matches(e('pass:greet:2001:db8::1'), { net: '2001:db8::/32', kind: 'pass' })).toBe(true);
     expect(matches(e('trap:192.0.2.1'), { grep: 'TRAP@' })).toBe(true);
     expect(matches(e('trap:192.0.2.1'), { kind: 'fail' })).toBe(false);
@@ -172,6 +176,29 @@ describe('state CLI pieces', () => {
     ['trap: a mapped address as IPv4', 'trap', '::ffff:192.0.2.9', ['trap:192.0.2.9']],
   ] as const)('keys: %s', (_n, what, target, want) => {
     expect(keysFor(what, target, cfg)).toEqual(want);
+  });
+  it('entry keys are every kind but the fleet\'s leases', () => {
+    expect(['grey:192.0.2.0/24|a@b|c@d', 'white:192.0.2.0/24', 'trap:192.0.2.1', 'pass:greet:192.0.2.1', 'fail:192.0.2.1', 'lease:192.0.2.1', 'other:x'].filter(isEntryKey))
+      .toEqual(['grey:192.0.2.0/24|a@b|c@d', 'white:192.0.2.0/24', 'trap:192.0.2.1', 'pass:greet:192.0.2.1', 'fail:192.0.2.1']);
+  });
+  it.each([
+    ['allow: greylist.whiteExpiry', 'allow', '192.0.2.9', cfg.greylist.whiteExpiry],
+    ['deny: cache.failTtl', 'deny', '192.0.2.9', cfg.cache.failTtl],
+    ['trap: greylist.trapExpiry', 'trap', '192.0.2.9', cfg.greylist.trapExpiry],
+  ] as const)('add without --ttl, %s', async (_n, what, target, ms) => {
+    const t = Date.now();
+    const store = memoryStateStore(() => t);
+    const r = await addEntry(store, what, target, undefined, cfg);
+    expect(r.ttlMs).toBe(ms);
+    expect((await store.get(r.keys[0]!))?.expiresAt).toBe(t + ms);
+  });
+  it('a manual deny is recorded as test "manual" (the client cache drops it), and only an allow takes a network', async () => {
+    const store = memoryStateStore(() => Date.now());
+    const r = await addEntry(store, 'deny', '192.0.2.9', 60_000, cfg);
+    expect((await store.get(r.keys[0]!))?.value).toMatchObject({ test: 'manual' });
+    expect([addProblem('allow', '192.0.2.0/24'), addProblem('deny', '192.0.2.9'), addProblem('trap', '192.0.2.9')]).toEqual([null, null, null]);
+    expect(addProblem('deny', '192.0.2.0/24')).toMatch(/one address/);
+    expect(addProblem('trap', '192.0.2.0/24')).toMatch(/one address/);
   });
   it('keys: a /12 is the most an allow covers (4,096 /24s); a /11 is refused', () => {
     const ks = keysFor('allow', '10.0.0.0/12', cfg);
