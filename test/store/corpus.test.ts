@@ -77,6 +77,14 @@ describe('trace headers', () => {
     expect(h.split('\r\n').every((l) => !/[\r\n\x00\x1b]/.test(l))).toBe(true);
     expect(headerValue('a\rb\nc\td')).toBe('a?b?c d');
   });
+  it.each([
+    ['under the limit: whole', 'x'.repeat(997), 998, 997],
+    ['at the limit: whole', 'x'.repeat(998), 998, 998],
+    ['past the limit: cut to it (RFC 5322 §2.1.1 line length)', 'x'.repeat(2000), 998, 998],
+    ['a shorter limit', 'abcdef', 4, 4],
+  ] as const)('headerValue length: %s', (_n, input, max, len) => {
+    expect(headerValue(input, max)).toBe(input.slice(0, len));
+  });
   it('RFC 5322 date', () => {
     expect(rfc5322Date(new Date('2026-01-05T03:04:05Z'))).toBe('Mon, 5 Jan 2026 03:04:05 +0000');
   });
@@ -294,12 +302,15 @@ describe('group commit: a failure at any step acknowledges nothing and leaves no
   // failing one throws StoreError naming the step, nothing of it is in place (no message file,
   // no record file, no temporary), the others are stored whole.
   const eio = (syscall: string) => Object.assign(new Error(`EIO: i/o error, ${syscall}`), { code: 'EIO', syscall });
-  const cases: { step: string; fn: 'fdatasync' | 'rename' | 'open'; match: (args: unknown[]) => boolean; all?: boolean }[] = [
+  const cases: { step: string; fn: 'fdatasync' | 'fsync' | 'rename' | 'open'; match: (args: unknown[]) => boolean; all?: boolean }[] = [
     { step: 'fsync', fn: 'fdatasync', match: () => true },
     { step: 'rename', fn: 'rename', match: (a) => String(a[0]).includes('.tmp-') || String(a[0]).includes('/tmp/') },
     { step: 'metadata', fn: 'open', match: (a) => String(a[0]).endsWith('.json') },
     // The journal fails for the whole group that was writing it: every message of that group.
     { step: 'journal', fn: 'open', match: (a) => String(a[0]).endsWith('.journal'), all: true },
+    // The directory fsync after the renames (fsync is used for nothing else): the group's
+    // messages were in place, and are removed again.
+    { step: 'dirsync', fn: 'fsync', match: () => true, all: true },
   ];
   for (const format of ['eml', 'maildir'] as const) {
     for (const c of cases) {
