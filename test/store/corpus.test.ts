@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import fs, { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Corpus, headerValue, rfc5322Date, StoreError, traceHeaders, type TraceInfo } from '../../src/store/corpus.js';
+import { Corpus, headerValue, rfc5322Date, StoreError, StoreFullError, traceHeaders, type TraceInfo } from '../../src/store/corpus.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
 
 const trace: TraceInfo = {
@@ -123,6 +123,23 @@ describe('Corpus', () => {
     expect(j.file).toBe(`2026-11-22/${stored.id}.eml`);
     expect(j.sizes.body).toBe(20);
     expect(j.sizes.file).toBe(Buffer.byteLength(eml, 'latin1'));
+  });
+
+  it('the store filling up while a message comes in: commit throws StoreFullError and keeps nothing of it', async () => {
+    const root = tmp();
+    const c = new Corpus(root);
+    await c.init();
+    let full: string | null = null;
+    const added: number[] = [];
+    c.space = { fullReason: () => full, added: (_d, n) => void added.push(n) };
+    const w = c.begin(trace, new Date('2026-11-22T10:00:00Z'));
+    void w.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+    full = 'store.maxBytes 1 reached';
+    const e = await w.commit(meta).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(StoreFullError);
+    expect((e as StoreFullError).reason).toBe('store.maxBytes 1 reached');
+    expect(readdirSync(join(root, '2026-11-22')).filter((n) => !n.startsWith('.journal'))).toEqual([]);
+    expect(added).toEqual([]);
   });
 
   it('a large body streams through in chunks', async () => {
@@ -301,9 +318,11 @@ describe('group commit: a failure at any step acknowledges nothing and leaves no
   // Each step of journal.ts fails once, for one message of three committing together; the
   // failing one throws StoreError naming the step, nothing of it is in place (no message file,
   // no record file, no temporary), the others are stored whole.
-  const eio = (syscall: string) => Object.assign(new Error(`EIO: i/o error, ${syscall}`), { code: 'EIO', syscall });
-  const cases: { step: string; fn: 'fdatasync' | 'fsync' | 'rename' | 'open'; match: (args: unknown[]) => boolean; all?: boolean }[] = [
+  const eio = (syscall: string, code = 'EIO') => Object.assign(new Error(`${code}: i/o error, ${syscall}`), { code, syscall });
+  const cases: { step: string; fn: 'fdatasync' | 'fsync' | 'rename' | 'open'; match: (args: unknown[]) => boolean; all?: boolean; code?: string }[] = [
     { step: 'fsync', fn: 'fdatasync', match: () => true },
+    // A failed fsync of the message is final, whatever its code: never the ENOENT retry.
+    { step: 'fsync', fn: 'fdatasync', match: () => true, code: 'ENOENT' },
     { step: 'rename', fn: 'rename', match: (a) => String(a[0]).includes('.tmp-') || String(a[0]).includes('/tmp/') },
     { step: 'metadata', fn: 'open', match: (a) => String(a[0]).endsWith('.json') },
     // The journal fails for the whole group that was writing it: every message of that group.
@@ -314,7 +333,7 @@ describe('group commit: a failure at any step acknowledges nothing and leaves no
   ];
   for (const format of ['eml', 'maildir'] as const) {
     for (const c of cases) {
-      it(`${format}: ${c.fn} fails (${c.step})`, async () => {
+      it(`${format}: ${c.fn} fails${c.code ? ` with ${c.code}` : ''} (${c.step})`, async () => {
         const { default: fs } = await import('node:fs');
         const { vi } = await import('vitest');
         const root = tmp();
@@ -327,7 +346,7 @@ describe('group commit: a failure at any step acknowledges nothing and leaves no
           if (!failed && c.match(a)) {
             failed = true;
             const cb = a[a.length - 1] as (e: Error) => void;
-            return process.nextTick(() => cb(eio(c.fn)));
+            return process.nextTick(() => cb(eio(c.fn, c.code)));
           }
           return real(...a);
         });
@@ -345,7 +364,7 @@ describe('group commit: a failure at any step acknowledges nothing and leaves no
           for (const b of bad) {
             const e = b.reason as StoreError;
             expect(e).toBeInstanceOf(StoreError);
-            expect([e.step, e.message]).toEqual([c.step, `${c.step}: EIO: i/o error, ${c.fn}`]);
+            expect([e.step, e.message]).toEqual([c.step, `${c.step}: ${c.code ?? 'EIO'}: i/o error, ${c.fn}`]);
           }
           const day = join(root, '2026-11-22');
           const names = [...readdirSync(day), ...(format === 'maildir' ? readdirSync(join(day, 'new')).map((n) => `new/${n}`) : [])];
