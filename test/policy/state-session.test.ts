@@ -469,6 +469,14 @@ describe('a DNS list pass lasts as long as the DNS answer said (issue 14)', () =
     expect(await a.passTtl('192.0.2.9')).toBe(want);
   });
 
+  it('a check in which any list failed is not remembered as a pass', async () => {
+    srv.zone('bl.test', { rcode: 'NXDOMAIN', soa: { ttl: 300, minimum: 90 } });
+    srv.zone('bad.test', { rcode: 'SERVFAIL' });
+    const a = dnsNode({ rbl: ['bl.test', 'bad.test'] });
+    expect(await a.connect('192.0.2.11')).toBeUndefined();
+    expect(await a.passTtl('192.0.2.11')).toBeNull();
+  });
+
   it('an answer from the local DNS cache counts only what is left of it', async () => {
     srv.zone('bl.test', { rcode: 'NXDOMAIN', soa: { ttl: 300, minimum: 90 } });
     const a = dnsNode({ rbl: ['bl.test'] });
