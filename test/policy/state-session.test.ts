@@ -242,6 +242,17 @@ describe('client cache in a session', () => {
     expect(a.verdicts.slice(before)).toEqual([]);
   });
 
+  it('a session that never reached RCPT (connect, EHLO, QUIT) does not pass the pipelining test', async () => {
+    const { clock, backend } = setup();
+    const a = node(backend, clock);
+    const pol = new Policy(policy({ cache: { enabled: true } }), a.svc);
+    const s = session('192.0.2.2');
+    const { hooks } = await deliver(pol, s, []);
+    close(hooks, s);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await a.state.get(keys.pass('pipelining', '192.0.2.2'))).toBeNull();
+  });
+
   it('a session that reached RCPT without talking out of turn passes the pipelining test', async () => {
     const { clock, backend } = setup();
     const a = node(backend, clock);
