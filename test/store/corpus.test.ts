@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import fs, { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Corpus, headerValue, rfc5322Date, StoreError, StoreFullError, traceHeaders, type TraceInfo } from '../../src/store/corpus.js';
+import { Corpus, fsyncDir, headerValue, rfc5322Date, StoreError, StoreFullError, traceHeaders, type TraceInfo } from '../../src/store/corpus.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
 
 const trace: TraceInfo = {
@@ -407,8 +407,11 @@ describe('recovery from the journal (records are not fsynced on their own)', () 
     writeFileSync(join(day, '0stray0000000000.json'), '{"id":"0stray0000000000"}\n');
     // A torn last journal line (killed mid-append) is skipped.
     writeFileSync(join(day, '.journal'), readFileSync(join(day, '.journal'), 'utf8') + '{"id":"0torn');
-    const again = new Corpus(root, { format });
+    const synced: string[] = [];
+    const again = new Corpus(root, { format, syncDir: (d) => (synced.push(d), fsyncDir(d)) });
     expect(await again.init()).toBe(format === 'maildir' ? 2 : 1);
+    // The renames and removals of the sweep are made durable: the day directory is fsynced.
+    expect(synced).toContain(day);
     stored.forEach((s, i) => expect(readFileSync(join(day, `${s.id}.json`), 'utf8')).toBe(texts[i]));
     expect(readdirSync(day).filter((f) => f.endsWith('.json')).sort()).toEqual(stored.map((s) => `${s.id}.json`).sort());
     if (format === 'maildir') expect(readdirSync(join(day, 'tmp'))).toEqual([]);
