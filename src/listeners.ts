@@ -53,8 +53,14 @@ export class Listener {
     this.trusted = eff.proxyProtocol ? eff.proxyProtocol.trusted.map(parseCidr) : null;
     if (eff.tls === 'implicit') {
       // RFC 8314: TLS from the first byte; the greeting follows the handshake.
-      const ts = createTlsServer({ ...tls, handshakeTimeout, allowHalfOpen: true, noDelay: true });
-      ts.on('secureConnection', (sock: TLSSocket) => this.guard(sock));
+      // Not half-open until the handshake is done: a client that sends its FIN before it is
+      // let go at once, not held for tls.handshakeTimeout. Its session is half-open, as on a
+      // plain listener (queued commands are still answered after the client's FIN).
+      const ts = createTlsServer({ ...tls, handshakeTimeout, allowHalfOpen: false, noDelay: true });
+      ts.on('secureConnection', (sock: TLSSocket) => {
+        sock.allowHalfOpen = true;
+        this.guard(sock);
+      });
       ts.on('tlsClientError', (err, sock) => {
         this.on.refused(this, 'TLS_FAILED', normalizeIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0, tlsReason(err));
         // Node reports a stalled or broken handshake but leaves the socket open: close it.

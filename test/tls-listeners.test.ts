@@ -304,6 +304,27 @@ describe('implicit TLS (RFC 8314)', () => {
     expect((await t.reply()).code).toBe(220);
     t.close();
   });
+  it('a client that sends its FIN before the handshake is let go at once, not after tls.handshakeTimeout', async () => {
+    srv = await startServer({ ...tls(), tls: { ...tls().tls, handshakeTimeout: 10_000 }, listeners: [{ address: '127.0.0.1', port: 0, tls: 'implicit' }] });
+    const outcomes: string[] = [];
+    srv.server.on('connection', (e) => outcomes.push(e.outcome));
+    const sock = netConnect({ host: '127.0.0.1', port: srv.port, allowHalfOpen: true });
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('connect', r));
+    const t0 = Date.now();
+    const closed = new Promise<boolean>((r) => {
+      sock.once('end', () => r(true));
+      setTimeout(() => r(false), 3000);
+    });
+    sock.end();
+    expect(await closed).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    sock.destroy();
+    const until = Date.now() + 2000;
+    while (outcomes.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(outcomes).toEqual(['tls_failed']);
+  });
+
   it('a client that connects and never starts the handshake is closed after tls.handshakeTimeout', async () => {
     srv = await startServer({ ...tls(), tls: { ...tls().tls, handshakeTimeout: 300 }, listeners: [{ address: '127.0.0.1', port: 0, tls: 'implicit' }] });
     const outcomes: string[] = [];
