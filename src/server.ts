@@ -105,6 +105,8 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   private readonly profiles = new Map<Listener, Profile>();
   private sockets: Listener[] = [];
   private closing = false;
+  /** close()'s promise: a later call waits for the same shutdown. */
+  private closed: Promise<void> | null = null;
   /** Resolves close() once the last session has gone. */
   private drained: (() => void) | null = null;
   /** Work left for when the sessions of an older config have ended (its state store's close). */
@@ -404,8 +406,12 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     this.waiting.push({ pending, fn });
   }
 
-  async close(graceMs = this.config.shutdownGrace): Promise<void> {
-    if (this.closing) return;
+  /** Stops the listeners and ends the sessions (after graceMs); a second call resolves with the first. */
+  close(graceMs = this.config.shutdownGrace): Promise<void> {
+    return (this.closed ??= this.shutdown(graceMs));
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
     this.closing = true;
     // net.Server.close() calls back only once every connection has ended: start it now,
     // wait for it after the sessions are gone.

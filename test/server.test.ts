@@ -284,6 +284,20 @@ describe('events', () => {
     await closed;
   });
 
+  it('a second close() resolves only once the server is closed', async () => {
+    srv = await startServer({ storeData: false });
+    const { server: s, port } = srv;
+    srv = undefined;
+    const c = await greeted(port);
+    let closed = false;
+    s.once('close', () => (closed = true));
+    const first = s.close(300);
+    await s.close(300);
+    expect(closed).toBe(true);
+    await first;
+    c.close();
+  });
+
   it('a raw socket that closes at once does not disturb the server', async () => {
     srv = await startServer();
     for (let i = 0; i < 20; i++) {
