@@ -24,10 +24,15 @@ export interface VerdictEvent {
 
 export type MessageResult = 'stored' | 'tempfailed' | 'too_big' | 'store_failed' | 'discarded';
 
+/**
+ * A message stored (storeData true). Not emitted for a message that was discarded (storeData
+ * false), refused, not stored, or folded into an earlier one (store.dedupe): 'messageResult'
+ * reports each message's outcome.
+ */
 export interface MessageEvent {
   session: SessionInfo;
   metadata: MessageMetadata;
-  /** Absolute path of the .eml, or null when storeData is false. */
+  /** Absolute path of the message file (.eml, or the Maildir file in new/); never null as emitted. */
   path: string | null;
 }
 
