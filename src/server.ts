@@ -33,6 +33,9 @@ export interface CreateServerOptions {
   config?: Record<string, unknown>;
   /** A config file to read. */
   configFile?: string;
+  /** Where FAKEMX_* overrides are read from (default process.env); `{}` reads none, so a test's
+   *  server is configured by what the test says, whatever its environment holds. */
+  env?: NodeJS.ProcessEnv;
   /** An already loaded config (the daemon); config/configFile are then ignored. */
   loaded?: LoadedConfig;
   /** Logger; default: silent. */
@@ -453,6 +456,6 @@ function tlsInfo(sock: Socket): TlsInfo | undefined {
 }
 
 export function createServer(opts: CreateServerOptions = {}): FakemxServer {
-  const loaded = opts.loaded ?? loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}), ...(opts.config ? { overrides: opts.config } : {}) });
+  const loaded = opts.loaded ?? loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}), ...(opts.config ? { overrides: opts.config } : {}), ...(opts.env ? { env: opts.env } : {}) });
   return new FakemxServer(loaded, opts.logger);
 }

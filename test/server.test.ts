@@ -267,6 +267,21 @@ describe('events', () => {
     await s.close(0);
   });
 
+  it('FAKEMX_* variables apply from process.env by default; createServer({ env }) reads those given instead', async () => {
+    const { createServer } = await import('../src/server.js');
+    const config = { listenAddress: '127.0.0.1', listenPort: 0, storeData: false };
+    const before = process.env.FAKEMX_HOST_NAME;
+    process.env.FAKEMX_HOST_NAME = 'from-env.test';
+    try {
+      expect(createServer({ config }).config.hostName).toBe('from-env.test');
+      expect(createServer({ config, env: {} }).config.hostName).not.toBe('from-env.test');
+      expect(createServer({ config, env: { FAKEMX_HOST_NAME: 'given.test' } }).config.hostName).toBe('given.test');
+    } finally {
+      if (before === undefined) delete process.env.FAKEMX_HOST_NAME;
+      else process.env.FAKEMX_HOST_NAME = before;
+    }
+  });
+
   it('listening, connect, command, disconnect, close', async () => {
     srv = await startServer({ verboseLogging: true });
     const ev: string[] = [];
