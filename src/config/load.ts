@@ -234,12 +234,12 @@ const MAX_DEPTH = 32;
 
 /** Whether a parsed JSON value nests deeper than MAX_DEPTH (walked without recursion). */
 function tooDeep(v: unknown): boolean {
-  const todo: [unknown, number][] = [[v, 1]];
-  for (let next = todo.pop(); next; next = todo.pop()) {
+  const stack: [unknown, number][] = [[v, 1]];
+  for (let next = stack.pop(); next; next = stack.pop()) {
     const [x, depth] = next;
     if (x === null || typeof x !== 'object') continue;
     if (depth > MAX_DEPTH) return true;
-    for (const child of Object.values(x)) todo.push([child, depth + 1]);
+    for (const child of Object.values(x)) stack.push([child, depth + 1]);
   }
   return false;
 }

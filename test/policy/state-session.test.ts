@@ -272,21 +272,27 @@ describe('client cache in a session', () => {
   });
 });
 
+/** A DNS check answering `result(ip)`, and the addresses it was asked about. */
+function dnsCheck(result: (ip: string) => Awaited<ReturnType<DnsCheck['check']>>) {
+  const asked: string[] = [];
+  const check: DnsCheck = {
+    timeout: 100,
+    action: 'drop',
+    replyZone: () => 'bl.example',
+    check: async (ip) => {
+      asked.push(ip);
+      return result(ip);
+    },
+  };
+  return { check, asked };
+}
+
 describe('DNS list verdicts in the client cache (shared by a fleet)', () => {
-  function dns(listed: (ip: string) => boolean) {
-    const asked: string[] = [];
-    const check: DnsCheck = {
-      timeout: 100,
-      action: 'drop',
-      replyZone: () => 'bl.example',
-      check: async (ip) => {
-        asked.push(ip);
-        const hit = listed(ip);
-        return { score: hit ? 1 : 0, listed: hit, allowed: false, zones: [{ zone: 'bl.example', answers: hit ? ['127.0.0.2'] : [], matched: hit, weight: 1 }] };
-      },
-    };
-    return { check, asked };
-  }
+  const dns = (listed: (ip: string) => boolean) =>
+    dnsCheck((ip) => {
+      const hit = listed(ip);
+      return { score: hit ? 1 : 0, listed: hit, allowed: false, zones: [{ zone: 'bl.example', answers: hit ? ['127.0.0.2'] : [], matched: hit, weight: 1 }] };
+    });
 
   it('not listed on A: B skips the lookup (CACHE_PASS dnsbl); listed on A: B drops it at connect naming the zone', async () => {
     const { clock, backend } = setup();
@@ -315,20 +321,11 @@ describe('DNS list verdicts in the client cache (shared by a fleet)', () => {
 describe('a DNSWL listing remembered by the client cache', () => {
   it('keeps the client exempt from greylisting when a later session (the other node) skips the lookup', async () => {
     const { clock, backend } = setup();
-    const asked: string[] = [];
-    const check: DnsCheck = {
-      timeout: 100,
-      action: 'drop',
-      replyZone: () => 'bl.example',
-      check: async (ip) => {
-        asked.push(ip);
-        // Listed on the block list and on the allow list: allowed (DNSWL), the block list skipped.
-        return {
-          score: 1, listed: true, allowed: true,
-          zones: [{ zone: 'wl.example', answers: ['127.0.10.2'], matched: true, weight: 1, allow: true, ttl: 600 }, { zone: 'bl.example', answers: ['127.0.0.2'], matched: true, weight: 1, ttl: 600 }],
-        };
-      },
-    };
+    // Listed on the block list and on the allow list: allowed (DNSWL), the block list skipped.
+    const { check, asked } = dnsCheck(() => ({
+      score: 1, listed: true, allowed: true,
+      zones: [{ zone: 'wl.example', answers: ['127.0.10.2'], matched: true, weight: 1, allow: true, ttl: 600 }, { zone: 'bl.example', answers: ['127.0.0.2'], matched: true, weight: 1, ttl: 600 }],
+    }));
     const cfg = policy({ cache: { enabled: true }, greylist: { enabled: true } });
     const A = new Policy(cfg, node(backend, clock, { dns: check }).svc);
     const b = node(backend, clock, { dns: check });

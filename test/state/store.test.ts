@@ -218,6 +218,15 @@ function logs() {
   return { lines, logger: { warn: mk('warn'), info: mk('info'), error: mk('error'), debug: mk('debug'), isLevelEnabled: () => true } as never };
 }
 
+/** A backend that fails, hangs or answers as told, taken for Redis (outage lines are logged for it), and its store. */
+function flakyRedis(opts: { timeout: number; onError?: (op: string, reason: string) => void }) {
+  const b = new FlakyBackend();
+  Object.defineProperty(b, 'kind', { value: 'redis' });
+  const { lines, logger } = logs();
+  const s = new StateStore(b, { timeout: opts.timeout, logger, ...(opts.onError ? { onError: opts.onError } : {}) });
+  return { b, lines, s };
+}
+
 describe('failure semantics', () => {
   it('a call past the deadline rejects with StateError at the deadline, not later', async () => {
     const b = new FlakyBackend();
@@ -237,10 +246,7 @@ describe('failure semantics', () => {
   });
 
   it('one log line when an outage starts and one when it ends, however many calls fail', async () => {
-    const b = new FlakyBackend();
-    Object.defineProperty(b, 'kind', { value: 'redis' });
-    const { lines, logger } = logs();
-    const s = new StateStore(b, { timeout: 40, logger });
+    const { b, lines, s } = flakyRedis({ timeout: 40 });
     b.mode = 'fail';
     for (let i = 0; i < 20; i++) await s.get('x').catch(() => undefined);
     expect(s.errors).toBe(20);
@@ -254,11 +260,8 @@ describe('failure semantics', () => {
   });
 
   it('a lone failure among successes is counted but is no outage; three in a row are', async () => {
-    const b = new FlakyBackend();
-    Object.defineProperty(b, 'kind', { value: 'redis' });
-    const { lines, logger } = logs();
     const errs: string[] = [];
-    const s = new StateStore(b, { timeout: 40, logger, onError: (op, r) => errs.push(`${op}:${r}`) });
+    const { b, lines, s } = flakyRedis({ timeout: 40, onError: (op, r) => errs.push(`${op}:${r}`) });
     for (let i = 0; i < 5; i++) {
       b.mode = 'fail';
       await s.get('x').catch(() => undefined);
@@ -277,10 +280,7 @@ describe('failure semantics', () => {
   });
 
   it('calls that one stall times out together are no outage; timeouts that go on past state.timeout are', async () => {
-    const b = new FlakyBackend();
-    Object.defineProperty(b, 'kind', { value: 'redis' });
-    const { lines, logger } = logs();
-    const s = new StateStore(b, { timeout: 40, logger });
+    const { b, lines, s } = flakyRedis({ timeout: 40 });
     b.mode = 'hang';
     // Ten calls in flight when the backend stalls: ten timeouts within a few ms of each other.
     const late = await Promise.all(Array.from({ length: 10 }, () => s.get('x').catch((e: unknown) => e)));
