@@ -107,8 +107,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   readonly stores: Stores;
   private readonly profiles = new Map<Listener, Profile>();
   private sockets: Listener[] = [];
-  private closing = false;
-  /** close()'s promise: a later call waits for the same shutdown. */
+  /** close()'s promise (set: the server is closing); a later call waits for the same shutdown. */
   private closed: Promise<void> | null = null;
   /** Resolves close() once the last session has gone. */
   private drained: (() => void) | null = null;
@@ -262,7 +261,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
     const prof = this.profiles.get(l)!;
     const { sock, ip, port } = a;
     const host = prof.eff.policy.hostName;
-    if (this.closing) {
+    if (this.closed) {
       sock.end(formatReply(replies.shuttingDown(host), true));
       return;
     }
@@ -415,7 +414,6 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   }
 
   private async shutdown(graceMs: number): Promise<void> {
-    this.closing = true;
     // net.Server.close() calls back only once every connection has ended: start it now,
     // wait for it after the sessions are gone.
     const stopped = Promise.all(this.sockets.map((l) => l.close()));
