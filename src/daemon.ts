@@ -98,7 +98,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   await notifyReady(listeningOn());
   // The log files open in a worker thread; READY says where logs go once that is known.
   const logFiles = await logFilesOpen(logger, LOG_FILES_WAIT_MS);
-  logger.info({ tag: 'READY' }, startupLine(loaded.config, server.listening, logFiles !== false));
+  logger.info({ tag: 'READY' }, startupLine(loaded, server.listening, logFiles !== false));
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -2,9 +2,9 @@
 // where the corpus, the logs and the console are. What a new user reads first.
 
 import { effectiveListeners, storePathsInUse } from './config/effective.js';
-import { readDomains, readMailboxes } from './config/lists.js';
+import type { ListSet } from './config/lists.js';
+import type { LoadedConfig } from './config/load.js';
 import type { PolicyConfig } from './config/schema.js';
-import type { Config } from './config/schema.js';
 import type { ListenerInfo } from './events.js';
 import { hostPort } from './net/ip.js';
 
@@ -24,33 +24,30 @@ export function swaksCommand(l: ListenerInfo, to = 'user@example.com'): string {
 
 /**
  * A recipient the listener accepts, so the suggested command is not refused (550 relaying
- * denied): the first of localMailboxes, else a user at the first of localDomains (the lists
- * were read and checked once already; this reads them again, once, at start).
+ * denied): the first of localMailboxes, else a user at the first of localDomains, from the
+ * lists the config loader read (no file is read again).
  */
-function sampleRecipient(p: Pick<PolicyConfig, 'localDomains' | 'localMailboxes'>): string {
+function sampleRecipient(p: Pick<PolicyConfig, 'localDomains' | 'localMailboxes'>, lists: ListSet): string {
   let to: string | undefined;
-  try {
-    if (p.localMailboxes) to = readMailboxes(p.localMailboxes).values().next().value;
-    else if (p.localDomains) {
-      const d = readDomains(p.localDomains).values().next().value;
-      if (d !== undefined) to = `user@${d}`;
-    }
-  } catch {
-    to = undefined;
+  if (p.localMailboxes) to = lists.mailboxes(p.localMailboxes).values().next().value;
+  else if (p.localDomains) {
+    const d = lists.domains(p.localDomains).values().next().value;
+    if (d !== undefined) to = `user@${d}`;
   }
   // Pasted into a shell as is: letters, digits and . _ + - only (no quoting needed).
   return to !== undefined && /^[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+$/.test(to) ? to : 'user@example.com';
 }
 
 /** `logFiles`: whether the files under logPath are written (logger.ts logFilesOpen); false says they are not. */
-export function startupLine(config: Config, listening: readonly ListenerInfo[], logFiles = true): string {
+export function startupLine(loaded: Pick<LoadedConfig, 'config' | 'lists'>, listening: readonly ListenerInfo[], logFiles = true): string {
+  const { config } = loaded;
   const parts: string[] = [];
   parts.push(`fakemx ready: SMTP on ${listening.map((l) => hostPort(l.address, l.port) + (l.tls === 'none' ? '' : ` (${l.tls})`)).join(', ') || '(no listener)'}`);
   const effective = effectiveListeners(config);
   const first = listening[0];
   if (first) {
     const policy = (effective.find((l) => l.name === first.name) ?? effective[0])?.policy;
-    parts.push(`try: ${swaksCommand(first, policy ? sampleRecipient(policy) : undefined)}`);
+    parts.push(`try: ${swaksCommand(first, policy ? sampleRecipient(policy, loaded.lists) : undefined)}`);
   }
   const stores = storePathsInUse(effective);
   parts.push(stores.length > 0 ? `corpus in ${stores.join(', ')}` : 'messages are not stored (storeData false)');

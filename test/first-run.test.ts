@@ -171,7 +171,7 @@ describe('errors and the start-up line', () => {
   });
 
   it('startupLine: wildcard addresses, TLS, no store, the console', () => {
-    const c = loadConfig({ overrides: { storeData: false, logPath: '/var/log/fakemx', http: { address: '0.0.0.0', port: 9325, console: true, token: 't' } }, env: {} }).config;
+    const c = loadConfig({ overrides: { storeData: false, logPath: '/var/log/fakemx', http: { address: '0.0.0.0', port: 9325, console: true, token: 't' } }, env: {} });
     expect(startupLine(c, [{ name: 'a', address: '::', port: 25, tls: 'starttls' }])).toBe(
       'fakemx ready: SMTP on [::]:25 (starttls); try: swaks --server ::1 --port 25 --tls --to user@example.com; messages are not stored (storeData false); logs to stdout and /var/log/fakemx; console at http://127.0.0.1:9325/console/',
     );
@@ -185,7 +185,7 @@ describe('errors and the start-up line', () => {
     // A name the shell would read as two words or a redirection is not suggested.
     writeFileSync(join(dir, 'odd'), 'a|b@odd.example\n');
     const at = [{ name: '127.0.0.1:2525', address: '127.0.0.1', port: 2525, tls: 'none' as const }];
-    const to = (o: Record<string, unknown>) => /--to ([^;\s]+)/.exec(startupLine(loadConfig({ overrides: { listenPort: 2525, ...o }, env: {} }).config, at))![1];
+    const to = (o: Record<string, unknown>) => /--to ([^;\s]+)/.exec(startupLine(loadConfig({ overrides: { listenPort: 2525, ...o }, env: {} }), at))![1];
     expect(to({ localDomains: join(dir, 'domains') })).toBe('user@mail.example.net');
     expect(to({ localDomains: join(dir, 'domains'), localMailboxes: join(dir, 'boxes') })).toBe('postmaster@box.example');
     expect(to({ localMailboxes: join(dir, 'odd') })).toBe('user@example.com');
