@@ -20,7 +20,8 @@ export interface StateConfig {
   timeout: number;
   onError: 'open' | 'tempfail';
   leaseTtl: number;
-  redis: { url: string; prefix: string; connectTimeout: number; tlsCa: string; password: string };
+  leaseBlock: number;
+  redis: { url: string; prefix: string; connectTimeout: number; tlsCa: string; password: string; cacheEntries: number };
 }
 
 /** The client cache (postscreen's temporary allow/deny list); per listener profile. */
@@ -306,12 +307,14 @@ export const schema: SchemaNode = {
     timeout: { doc: 'Milliseconds a state call may take before the session goes on without it (state.onError).', format: dur, default: 50, range: int(1, 10_000) },
     onError: { doc: 'When the state store fails or misses state.timeout: open (skip the check) or tempfail (451 4.3.0 at RCPT/DATA, 421 4.3.0 at connect).', format: ['open', 'tempfail'], default: 'open' },
     leaseTtl: { doc: 'With redis: milliseconds a per-IP session lease lasts unless its node renews it (every third of it); a dead node\'s sessions stop counting after this.', format: dur, default: 60_000, range: int(1000, 3_600_000) },
+    leaseBlock: { doc: 'With redis: lease slots a node takes at once for one address while that address is far below maxSessionsPerIp (never more than a quarter of the slots still free, so one at a time near the cap); the spare slots serve the node\'s next sessions from that address without a round trip and go back after 1 s unused. 1 = one lease per session.', format: nat, default: 16, range: int(1, 256) },
     redis: {
       url: { doc: 'Redis/Valkey URL: redis://[user:password@]host:port[/db], rediss:// for TLS.', format: String, default: 'redis://127.0.0.1:6379', sensitive: true },
       prefix: { doc: 'Prefix of every key fakemx writes (several deployments may share one Redis).', format: String, default: 'fakemx:' },
       connectTimeout: { doc: 'Milliseconds a connection attempt may take; reconnects back off from 50 ms to 2 s.', format: dur, default: 2000, range: int(10, 60_000) },
       tlsCa: { doc: 'PEM CA bundle file for rediss:// (a private CA); "" = the system CAs.', format: String, default: '' },
       password: { doc: 'AUTH password when it is not in the URL.', format: String, default: '', sensitive: true },
+      cacheEntries: { doc: 'Most keys a node keeps from its reads, kept exact by Redis\'s CLIENT TRACKING (RESP3): a client seen again is looked up without a round trip. 0 = no cache (for a proxy without RESP3 or CLIENT TRACKING).', format: nat, default: 100_000, range: int(0, 10_000_000) },
     },
   },
   cache: {

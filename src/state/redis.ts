@@ -7,6 +7,11 @@
 //
 // Commands are not queued while disconnected (disableOfflineQueue): a call fails at once and
 // the StateStore's deadline never has to run out. The client reconnects with backoff by itself.
+//
+// Reads go through a tracked cache (state.redis.cacheEntries): the connection speaks RESP3 with
+// CLIENT TRACKING on, so Redis pushes an invalidation on that same connection whenever a key
+// this node read changes or expires, on any node. A client seen again is then answered from
+// memory without a round trip, never from a value another node has since changed.
 
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -25,6 +30,8 @@ export interface RedisOptions {
   password?: string;
   /** Connection state changes: up, or down with the reason (the StateStore logs transitions). */
   onStatus?: (up: boolean, reason?: string) => void;
+  /** Most keys the tracked read cache holds; 0 = no cache (RESP2, no CLIENT TRACKING: proxies that lack it). */
+  cacheEntries?: number;
 }
 
 /** Backoff of the client's reconnects: 50 ms doubling to 2 s, with jitter. */
@@ -44,6 +51,16 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 return 1`;
+
+// KEYS[1] the lease set; ARGV max, expiresAt, now, div, then the ids to take in order.
+const ACQUIRE_BLOCK = `redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local free = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+if free < 1 then return 0 end
+local k = math.min(#ARGV - 4, math.max(1, math.floor(free / tonumber(ARGV[4]))))
+for i = 1, k do redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4 + i]) end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return k`;
 
 const RENEW = `if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[2], ARGV[1]) == 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -75,6 +92,18 @@ export class RedisBackend implements StateBackend {
   private closed = false;
   private up = false;
   private readonly ready: Promise<void>;
+  /** Tracked reads: full key -> raw value (null: no such key). Null when state.redis.cacheEntries is 0. */
+  private readonly cache: Map<string, string | null> | null;
+  private readonly cacheMax: number;
+  /** Keys with a GET on the wire, and how many. */
+  private readonly inflight = new Map<string, number>();
+  /** In-flight keys invalidated before their answer was taken: that answer is not kept. */
+  private readonly stale = new Set<string>();
+  /** Bumped when the whole cache goes (a flush push, a lost connection): answers asked before are not kept. */
+  private epoch = 0;
+  /** Reads answered from the cache, and reads sent (tests, the bench). */
+  cacheHits = 0;
+  cacheMisses = 0;
 
   constructor(opts: RedisOptions) {
     this.prefix = opts.prefix;
@@ -82,8 +111,13 @@ export class RedisBackend implements StateBackend {
     // Loaded on first use: the client library takes ~0.2 s to load, which every daemon start
     // and CLI call would pay though most never talk to Redis.
     const { createClient } = createRequire(import.meta.url)('redis') as typeof import('redis');
+    this.cacheMax = opts.cacheEntries ?? 0;
+    this.cache = this.cacheMax > 0 ? new Map() : null;
     this.client = createClient({
       url: opts.url,
+      // CLIENT TRACKING's pushes need RESP3; the client sends CLIENT TRACKING ON again on
+      // every reconnect (tracking belongs to the connection).
+      ...(this.cache ? { RESP: 3 as const, emitInvalidate: true } : {}),
       ...(opts.password ? { password: opts.password } : {}),
       disableOfflineQueue: true,
       // No per-command timeout in the client: StateStore already races every call against
@@ -101,17 +135,24 @@ export class RedisBackend implements StateBackend {
       },
     });
     this.client.on('ready', () => {
+      this.invalidate(null);
       this.up = true;
       onStatus(true);
     });
     this.client.on('error', (e: unknown) => {
+      // Invalidations sent while the connection was down are lost with it.
+      this.invalidate(null);
       if (this.closed) return;
       this.up = false;
-      onStatus(false, e instanceof Error ? e.message || e.name : String(e));
+      const why = e instanceof Error ? e.message || e.name : String(e);
+      // twemproxy and Envoy's redis_proxy answer HELLO 3 / CLIENT TRACKING with an error.
+      onStatus(false, this.cache && /\b(HELLO|TRACKING)\b/i.test(why) ? `${why} (a server or proxy without RESP3 and CLIENT TRACKING needs state.redis.cacheEntries: 0)` : why);
     });
     this.client.on('end', () => {
+      this.invalidate(null);
       this.up = false;
     });
+    this.client.on('invalidate', (key: string | Buffer | null) => this.invalidate(key === null ? null : key.toString()));
     // The first connect may fail (Redis down at start): the client keeps retrying, calls fail meanwhile.
     this.ready = this.client.connect().then(
       () => undefined,
@@ -151,19 +192,96 @@ export class RedisBackend implements StateBackend {
     return Promise.all(fullKeys.map((k) => this.client.sendCommand<string | null>(['GET', k])));
   }
 
+  /** A key changed elsewhere (null: every key). Its cached value goes; an answer on the wire for it is not kept. */
+  private invalidate(key: string | null): void {
+    if (!this.cache) return;
+    if (key === null) {
+      this.cache.clear();
+      this.epoch++;
+      return;
+    }
+    this.cache.delete(key);
+    if (this.inflight.has(key)) this.stale.add(key);
+  }
+
+  /**
+   * getRaw through the tracked cache: keys all cached cost no round trip; the missing ones are
+   * asked, and kept unless invalidated meanwhile. The invalidation for a change that follows a
+   * GET comes on the same connection after the GET's answer, but the answer reaches this code a
+   * microtask later than the push, hence the in-flight bookkeeping rather than a plain set.
+   */
+  private getTracked(fullKeys: readonly string[]): Promise<(string | null)[]> {
+    const cache = this.cache;
+    if (!cache) return this.getRaw(fullKeys);
+    const out = new Array<string | null>(fullKeys.length);
+    const miss: string[] = [];
+    const at: number[] = [];
+    for (let i = 0; i < fullKeys.length; i++) {
+      const v = cache.get(fullKeys[i]!);
+      if (v === undefined) {
+        miss.push(fullKeys[i]!);
+        at.push(i);
+      } else out[i] = v;
+    }
+    if (miss.length === 0) {
+      this.cacheHits += fullKeys.length;
+      return Promise.resolve(out);
+    }
+    this.cacheHits += fullKeys.length - miss.length;
+    this.cacheMisses += miss.length;
+    const epoch = this.epoch;
+    for (const k of miss) this.inflight.set(k, (this.inflight.get(k) ?? 0) + 1);
+    const done = (k: string) => {
+      const n = this.inflight.get(k)! - 1;
+      if (n > 0) this.inflight.set(k, n);
+      else {
+        this.inflight.delete(k);
+        this.stale.delete(k);
+      }
+    };
+    return this.getRaw(miss).then(
+      (vals) => {
+        const keep = this.up && epoch === this.epoch;
+        for (let j = 0; j < miss.length; j++) {
+          const k = miss[j]!;
+          out[at[j]!] = vals[j]!;
+          if (keep && !this.stale.has(k)) {
+            // Oldest first out: a Map keeps insertion order.
+            if (cache.size >= this.cacheMax && !cache.has(k)) cache.delete(cache.keys().next().value!);
+            cache.set(k, vals[j]!);
+          }
+          done(k);
+        }
+        return out;
+      },
+      (e: unknown) => {
+        for (const k of miss) done(k);
+        throw e;
+      },
+    );
+  }
+
   async getMany(keys: readonly string[]): Promise<(StateEntry | null)[]> {
     if (keys.length === 0) return [];
-    const raw = await this.getRaw(keys.map((k) => this.k(k)));
+    const raw = await this.getTracked(keys.map((k) => this.k(k)));
     const now = Date.now();
     return keys.map((k, i) => decodeEntry(k, raw[i], now));
   }
 
+  /** Keys in the tracked cache (tests, the bench). */
+  get cached(): number {
+    return this.cache?.size ?? 0;
+  }
+
   async set(key: string, value: StateValue, expiresAt: number): Promise<void> {
+    // This node's own writes: read-your-writes without waiting for the server's push.
+    this.invalidate(this.k(key));
     await this.client.sendCommand(['SET', this.k(key), encodeEntry(value, expiresAt), 'PXAT', String(Math.ceil(expiresAt))]);
   }
 
   async add(key: string, value: StateValue, expiresAt: number): Promise<{ entry: StateEntry; created: boolean }> {
     const enc = encodeEntry(value, expiresAt);
+    this.invalidate(this.k(key));
     const r = (await this.script(ADD, [this.k(key)], [enc, String(Math.ceil(expiresAt))])) as [number, string | null];
     const entry = { key, value, expiresAt };
     if (r[0] === 1) return { entry, created: true };
@@ -171,6 +289,7 @@ export class RedisBackend implements StateBackend {
   }
 
   async del(key: string): Promise<boolean> {
+    this.invalidate(this.k(key));
     return (await this.client.sendCommand<number>(['DEL', this.k(key)])) > 0;
   }
 
@@ -225,6 +344,15 @@ export class RedisBackend implements StateBackend {
 
   async acquire(lease: Lease, max: number, expiresAt: number, now: number): Promise<boolean> {
     return (await this.script(ACQUIRE, [this.k(lease.key)], [lease.id, String(max), String(Math.ceil(expiresAt)), String(now)])) === 1;
+  }
+
+  async acquireBlock(key: string, ids: readonly string[], max: number, div: number, expiresAt: number, now: number): Promise<number> {
+    const r = await this.script(ACQUIRE_BLOCK, [this.k(key)], [String(max), String(Math.ceil(expiresAt)), String(now), String(div), ...ids]);
+    return Number(r);
+  }
+
+  async releaseMany(key: string, ids: readonly string[]): Promise<void> {
+    if (ids.length > 0) await this.client.sendCommand(['ZREM', this.k(key), ...ids]);
   }
 
   async renew(leases: readonly Lease[], expiresAt: number): Promise<void> {

@@ -10,6 +10,10 @@
 //
 // Leases (maxSessionsPerIp across a fleet) are renewed by one timer for all of a node's
 // sessions; a node that dies stops renewing and its leases expire after state.leaseTtl.
+// With Redis a node takes them in blocks (state.leaseBlock) while an address is far below its
+// cap: the block's spare slots serve the node's next sessions from that address with no round
+// trip, and go back to Redis after SPARE_IDLE unused. Near the cap a block is one slot, so the
+// count is exact where it decides anything.
 
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +33,14 @@ export interface StateStoreOptions {
   onError?: (op: string, reason: StateError['reason']) => void;
   /** Milliseconds between sweeps of expired entries (local backend); 0 = none. */
   sweepInterval?: number;
+  /** Lease slots taken at once for one address (state.leaseBlock); 1 = one per session. */
+  leaseBlock?: number;
 }
+
+/** Milliseconds a spare lease slot stays reserved unused before it goes back. */
+export const SPARE_IDLE = 1000;
+/** A block never takes more than this fraction (1/n) of the slots still free for an address. */
+export const LEASE_BLOCK_DIV = 4;
 
 /** Longest a console State page may wait for its scan step, ms (at least state.timeout). */
 const SCAN_PAGE_DEADLINE = 2000;
@@ -54,6 +65,13 @@ export class StateStore {
   /** This node's leases, renewed together. */
   private readonly held = new Map<string, Lease>();
   private renewTimer: NodeJS.Timeout | null = null;
+  /** Slots of blocks not in use, per lease key, newest last, with when each came back. */
+  private readonly spare = new Map<string, { lease: Lease; since: number }[]>();
+  private spareTimer: NodeJS.Timeout | null = null;
+  private blocks = 0;
+  /** Block slots handed to a session and not given back (a second release of one is a no-op). */
+  private readonly slotsInUse = new Set<string>();
+  private readonly leaseBlock: number;
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Unique per process: a lease id is node:session. */
@@ -67,6 +85,7 @@ export class StateStore {
     this.now = opts.now ?? Date.now;
     this.timeout = opts.timeout;
     this.leaseTtl = opts.leaseTtl ?? 60_000;
+    this.leaseBlock = backend.acquireBlock ? Math.max(1, opts.leaseBlock ?? 1) : 1;
     if (opts.sweepInterval && backend.kind === 'local') {
       this.sweepTimer = setInterval(() => {
         void backend.sweep(this.now()).catch(() => undefined);
@@ -212,6 +231,14 @@ export class StateStore {
 
   /** A lease on `key` for one session, unless `max` are held across the fleet. */
   async acquireLease(key: string, session: string, max: number): Promise<Lease | null> {
+    const pool = this.spare.get(key);
+    if (pool) {
+      const slot = pool.pop()!;
+      if (pool.length === 0) this.spare.delete(key);
+      this.slotsInUse.add(slot.lease.id);
+      return slot.lease;
+    }
+    if (this.leaseBlock > 1) return this.acquireBlock(key, max);
     const lease = { key, id: `${this.node}:${session}` };
     const now = this.now();
     let asked: Promise<boolean> | undefined;
@@ -231,14 +258,92 @@ export class StateStore {
     return lease;
   }
 
+  /** A block of up to state.leaseBlock slots: the first for this session, the rest spare. */
+  private async acquireBlock(key: string, max: number): Promise<Lease | null> {
+    const base = `${this.node}:b${(++this.blocks).toString(36)}`;
+    const ids = Array.from({ length: this.leaseBlock }, (_, i) => `${base}.${i}`);
+    const now = this.now();
+    let asked: Promise<number> | undefined;
+    let got: number;
+    try {
+      got = await this.call('lease', () => (asked = this.backend.acquireBlock!(key, ids, max, LEASE_BLOCK_DIV, now + this.leaseTtl, now)));
+    } catch (e) {
+      // As in acquireLease: a block taken after the deadline is given back once it has run.
+      asked?.then((n) => (n > 0 ? this.releaseSlots(key, ids.slice(0, n)) : undefined)).catch(() => undefined);
+      throw e;
+    }
+    if (got <= 0) return null;
+    const slots: Lease[] = ids.slice(0, got).map((id) => ({ key, id, block: true }));
+    for (const l of slots) this.held.set(l.id, l);
+    this.armRenew();
+    if (got > 1) {
+      this.spare.set(key, slots.slice(1).map((lease) => ({ lease, since: now })));
+      this.armSpare();
+    }
+    this.slotsInUse.add(slots[0]!.id);
+    return slots[0]!;
+  }
+
+  private releaseSlots(key: string, ids: readonly string[]): Promise<void> {
+    const b = this.backend;
+    return b.releaseMany ? b.releaseMany(key, ids) : Promise.all(ids.map((id) => b.release({ key, id }))).then(() => undefined);
+  }
+
   /** Gives a lease back; a failure is left to its expiry (never blocks a closing session). */
   releaseLease(lease: Lease): void {
-    this.held.delete(lease.id);
+    if (lease.block) {
+      if (!this.slotsInUse.delete(lease.id)) return;
+      if (this.closed) return;
+      const pool = this.spare.get(lease.key);
+      if (!pool) this.spare.set(lease.key, [{ lease, since: this.now() }]);
+      else if (pool.length < this.leaseBlock) pool.push({ lease, since: this.now() });
+      else return this.dropLeases(lease.key, [lease]);
+      this.armSpare();
+      return;
+    }
+    this.dropLeases(lease.key, [lease]);
+  }
+
+  /** Leases this node no longer holds, given back to the backend. */
+  private dropLeases(key: string, leases: readonly Lease[]): void {
+    for (const l of leases) this.held.delete(l.id);
     if (this.held.size === 0 && this.renewTimer) {
       clearInterval(this.renewTimer);
       this.renewTimer = null;
     }
-    void this.call('release', () => this.backend.release(lease)).catch(() => undefined);
+    const ids = leases.map((l) => l.id);
+    void this.call('release', () => (ids.length === 1 ? this.backend.release(leases[0]!) : this.releaseSlots(key, ids))).catch(() => undefined);
+  }
+
+  private armSpare(): void {
+    if (this.spareTimer) return;
+    this.spareTimer = setInterval(() => this.sweepSpare(), SPARE_IDLE);
+    this.spareTimer.unref();
+  }
+
+  /** Spare slots unused for SPARE_IDLE go back, one command per address. */
+  sweepSpare(): void {
+    const old = this.now() - SPARE_IDLE;
+    for (const [key, pool] of this.spare) {
+      // Oldest first: sessions take the newest (pop), so the idle ones sit at the front.
+      let n = 0;
+      while (n < pool.length && pool[n]!.since <= old) n++;
+      if (n === 0) continue;
+      const gone = pool.splice(0, n).map((x) => x.lease);
+      if (pool.length === 0) this.spare.delete(key);
+      this.dropLeases(key, gone);
+    }
+    if (this.spare.size === 0 && this.spareTimer) {
+      clearInterval(this.spareTimer);
+      this.spareTimer = null;
+    }
+  }
+
+  /** Spare lease slots this node holds (tests, the bench). */
+  get leasesSpare(): number {
+    let n = 0;
+    for (const pool of this.spare.values()) n += pool.length;
+    return n;
   }
 
   leaseCount(key: string): Promise<number> {
@@ -267,7 +372,10 @@ export class StateStore {
     if (this.closed) return;
     if (this.renewTimer) clearInterval(this.renewTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    this.renewTimer = this.sweepTimer = null;
+    if (this.spareTimer) clearInterval(this.spareTimer);
+    this.renewTimer = this.sweepTimer = this.spareTimer = null;
+    this.spare.clear();
+    this.slotsInUse.clear();
     // Leases still held (sessions cut by shutdown) are given back before the connection goes.
     const held = [...this.held.values()];
     this.held.clear();
@@ -295,6 +403,7 @@ export function openStateStore(cfg: StateConfig, opts: OpenStateOptions = {}): S
       url: cfg.redis.url,
       prefix: cfg.redis.prefix,
       connectTimeout: cfg.redis.connectTimeout,
+      cacheEntries: cfg.redis.cacheEntries,
       ...(cfg.redis.tlsCa ? { tlsCa: cfg.redis.tlsCa } : {}),
       ...(cfg.redis.password ? { password: cfg.redis.password } : {}),
       onStatus: (up, reason) => {
@@ -312,6 +421,7 @@ export function openStateStore(cfg: StateConfig, opts: OpenStateOptions = {}): S
   const store = new StateStore(backend, {
     timeout: cfg.timeout,
     leaseTtl: cfg.leaseTtl,
+    leaseBlock: cfg.leaseBlock,
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.onError ? { onError: opts.onError } : {}),

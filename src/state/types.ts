@@ -75,6 +75,8 @@ export class StateError extends Error {
 export interface Lease {
   key: string;
   id: string;
+  /** One slot of a block (store.ts): given back to the node's spares, not to the backend. */
+  block?: true;
 }
 
 export interface ScanPageOptions {
@@ -113,6 +115,15 @@ export interface StateBackend {
   scanPage(prefix: string, cursor: string | null, opts: ScanPageOptions): Promise<ScanPage>;
   /** A lease on `key` for `id` unless `max` live leases exist; the lease lasts until expiresAt. */
   acquire(lease: Lease, max: number, expiresAt: number, now: number): Promise<boolean>;
+  /**
+   * Up to ids.length leases on `key` at once (a block; the redis backend only): how many were
+   * taken, the first of `ids` first; 0 when `max` live leases exist. At least one when any is
+   * free, never more than a `div`th of the free ones, so a node reserves ahead only while the
+   * address is far below its cap.
+   */
+  acquireBlock?(key: string, ids: readonly string[], max: number, div: number, expiresAt: number, now: number): Promise<number>;
+  /** Gives back several leases on one key at once. */
+  releaseMany?(key: string, ids: readonly string[]): Promise<void>;
   /** Extends the given leases (a node renews all of its leases in one call). */
   renew(leases: readonly Lease[], expiresAt: number): Promise<void>;
   release(lease: Lease): Promise<void>;

@@ -108,7 +108,7 @@ describe('fakemx state', () => {
   const grey = HOSTILE.map(([, text], i) => ({ key: keys.grey('192.0.2.0/24', `"${text}"@from${i}.test`, `"${text}"@rcpt.test`), from: `"${text}"@from${i}.test`, rcpt: `"${text}"@rcpt.test` }));
   beforeAll(async () => {
     writeFileSync(config, JSON.stringify({ state: { path: dir } }));
-    const st = openStateStore({ backend: 'local', path: dir, timeout: 2000, onError: 'open', leaseTtl: 60_000, redis: { url: '', prefix: '', connectTimeout: 1000, tlsCa: '', password: '' } }, { sweepInterval: 0 });
+    const st = openStateStore({ backend: 'local', path: dir, timeout: 2000, onError: 'open', leaseTtl: 60_000, leaseBlock: 1, redis: { url: '', prefix: '', connectTimeout: 1000, tlsCa: '', password: '', cacheEntries: 0 } }, { sweepInterval: 0 });
     for (const g of grey) await st.set(g.key, { net: '192.0.2.0/24', from: g.from, rcpt: g.rcpt, first: 1 }, 3_600_000);
     await st.close();
   });

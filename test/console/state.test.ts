@@ -44,7 +44,7 @@ const backends: Record<string, () => StateStore> = {
   memory: () => new StateStore(new MemoryBackend(), { timeout: 1000 }),
   local: () =>
     openStateStore(
-      { backend: 'local', path: join(tmp, `lmdb${++dirs}`), timeout: 1000, onError: 'open', leaseTtl: 60_000, redis: { url: '', prefix: '', connectTimeout: 100, tlsCa: '', password: '' } },
+      { backend: 'local', path: join(tmp, `lmdb${++dirs}`), timeout: 1000, onError: 'open', leaseTtl: 60_000, leaseBlock: 1, redis: { url: '', prefix: '', connectTimeout: 100, tlsCa: '', password: '', cacheEntries: 0 } },
       { sweepInterval: 0 },
     ),
 };

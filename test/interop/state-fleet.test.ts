@@ -136,7 +136,7 @@ describe('two nodes sharing one Redis', () => {
   it('redis-server killed and restarted under load: nothing accepted is lost, no session stuck, /healthz degraded then ok', async () => {
     const p = `fleet${++n}:`;
     // The client network is allowlisted, so every message is accepted whether Redis answers or not.
-    const seed = openStateStore({ backend: 'redis', path: '', timeout: 1000, onError: 'open', leaseTtl: 60_000, redis: { url: redis.url, prefix: p, connectTimeout: 1000, tlsCa: '', password: '' } });
+    const seed = openStateStore({ backend: 'redis', path: '', timeout: 1000, onError: 'open', leaseTtl: 60_000, leaseBlock: 16, redis: { url: redis.url, prefix: p, connectTimeout: 1000, tlsCa: '', password: '', cacheEntries: 1000 } });
     await seed.set(keys.white('127.0.0.0/24'), { net: '127.0.0.0/24', via: 'test' }, 3_600_000).catch(async () => {
       await new Promise((r) => setTimeout(r, 200));
       await seed.set(keys.white('127.0.0.0/24'), { net: '127.0.0.0/24', via: 'test' }, 3_600_000);

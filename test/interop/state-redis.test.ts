@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listState } from '../../src/console/state-view.js';
 import { RedisBackend } from '../../src/state/redis.js';
-import { StateStore, openStateStore } from '../../src/state/store.js';
+import { SPARE_IDLE, StateStore, openStateStore } from '../../src/state/store.js';
 import { StateError } from '../../src/state/types.js';
 import { RedisServer } from './redis-server.js';
 
@@ -25,9 +25,13 @@ const cfg = (over: Record<string, unknown> = {}) => ({
   timeout: 100,
   onError: 'open' as const,
   leaseTtl: 2000,
-  redis: { url: redis.url, prefix: `t${++n}:`, connectTimeout: 500, tlsCa: '', password: '' },
+  leaseBlock: 1,
+  redis: { url: redis.url, prefix: `t${++n}:`, connectTimeout: 500, tlsCa: '', password: '', cacheEntries: 0 },
   ...over,
 });
+
+const backend = (s: StateStore) => s.backend as RedisBackend;
+const cli = (...args: string[]) => execFileSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).trim();
 
 function logs() {
   const tags: string[] = [];
@@ -224,5 +228,140 @@ describe('redis backend', () => {
     expect(await until(() => tags.length > 0, 2000)).toBe(true);
     expect(tags).toEqual(['STATE_DOWN']);
     await s.close();
+  });
+});
+
+describe('tracked read cache (state.redis.cacheEntries, CLIENT TRACKING)', () => {
+  const tracked = () => {
+    const c = cfg();
+    return { ...c, redis: { ...c.redis, cacheEntries: 1000 } };
+  };
+
+  it('a client seen again is read from memory; a change on another node, a delete and an expiry are seen', async () => {
+    const c = tracked();
+    const a = openStateStore(c);
+    const b = openStateStore(c);
+    await Promise.all([connected(a), connected(b)]);
+    // A missing key is cached too (Redis tracks it by name), so the next read costs no round trip.
+    expect(await a.get('pass:greet:192.0.2.40')).toBeNull();
+    const misses = backend(a).cacheMisses;
+    expect(await a.get('pass:greet:192.0.2.40')).toBeNull();
+    expect(backend(a).cacheMisses).toBe(misses);
+    expect(backend(a).cacheHits).toBeGreaterThanOrEqual(1);
+    // Another node creates it: a's copy is invalidated by Redis's push, not by a timer.
+    await b.set('pass:greet:192.0.2.40', { at: 7 }, 60_000);
+    expect(await until(async () => (await a.get('pass:greet:192.0.2.40'))?.value.at === 7, 2000)).toBe(true);
+    // Changed again, then written from outside fakemx altogether (redis-cli).
+    await b.set('pass:greet:192.0.2.40', { at: 8 }, 60_000);
+    expect(await until(async () => (await a.get('pass:greet:192.0.2.40'))?.value.at === 8, 2000)).toBe(true);
+    cli('SET', `${c.redis.prefix}pass:greet:192.0.2.40`, JSON.stringify({ v: { at: 9 }, e: Date.now() + 60_000 }));
+    expect(await until(async () => (await a.get('pass:greet:192.0.2.40'))?.value.at === 9, 2000)).toBe(true);
+    await b.del('pass:greet:192.0.2.40');
+    expect(await until(async () => (await a.get('pass:greet:192.0.2.40')) === null, 2000)).toBe(true);
+    // A read on the wire when this node writes the key: its (older) answer is not kept.
+    const racing = a.get('white:192.0.2.1/24');
+    await a.set('white:192.0.2.1/24', { n: 2 }, 60_000);
+    expect(await racing).toBeNull();
+    expect((await a.get('white:192.0.2.1/24'))?.value).toEqual({ n: 2 });
+    // This node's own write is read back at once (no wait for the push).
+    await a.set('white:192.0.2.0/24', { n: 1 }, 60_000);
+    expect((await a.get('white:192.0.2.0/24'))?.value).toEqual({ n: 1 });
+    // An entry past its expiry is gone even while cached.
+    await b.set('trap:192.0.2.41', { rcpt: 'x@y' }, 150);
+    expect(await a.get('trap:192.0.2.41')).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await a.get('trap:192.0.2.41')).toBeNull();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('a lost connection empties the cache (invalidations sent meanwhile are lost with it)', async () => {
+    const s = openStateStore(tracked());
+    await connected(s);
+    await s.getMany(['fail:192.0.2.50', 'trap:192.0.2.50']);
+    expect(backend(s).cached).toBe(2);
+    cli('CLIENT', 'KILL', 'TYPE', 'normal');
+    expect(await until(() => backend(s).cached === 0, 2000)).toBe(true);
+    expect(await until(async () => (await s.get('fail:192.0.2.50').then(() => true, () => false)), 2000)).toBe(true);
+    await s.close();
+  });
+
+  it('holds at most cacheEntries keys', async () => {
+    const c = tracked();
+    const s = openStateStore({ ...c, redis: { ...c.redis, cacheEntries: 10 } });
+    await connected(s);
+    for (let i = 0; i < 40; i++) await s.get(`fail:192.0.2.${i}`);
+    expect(backend(s).cached).toBe(10);
+    await s.close();
+  });
+});
+
+describe('lease blocks (state.leaseBlock)', () => {
+  const blocks = (leaseBlock: number) => cfg({ leaseBlock, leaseTtl: 5000 });
+  const count = (s: StateStore, ip: string) => s.leaseCount(`lease:${ip}`);
+
+  it('far below the cap a block serves the next sessions without a round trip; spares go back after SPARE_IDLE', async () => {
+    const s = openStateStore(blocks(16));
+    await connected(s);
+    const first = await s.acquireLease('lease:192.0.2.60', 's0', 1000);
+    expect(first).not.toBeNull();
+    expect(await count(s, '192.0.2.60')).toBe(16);
+    expect(s.leasesSpare).toBe(15);
+    const next = [];
+    for (let i = 1; i < 16; i++) next.push(await s.acquireLease('lease:192.0.2.60', `s${i}`, 1000));
+    expect(next.every((l) => l !== null)).toBe(true);
+    expect(new Set([first, ...next].map((l) => l!.id)).size).toBe(16);
+    // Still the one block in Redis: those fifteen cost no command.
+    expect(await count(s, '192.0.2.60')).toBe(16);
+    expect(s.leasesSpare).toBe(0);
+    // The seventeenth takes a new block.
+    const more = await s.acquireLease('lease:192.0.2.60', 's16', 1000);
+    expect(more).not.toBeNull();
+    expect(await count(s, '192.0.2.60')).toBe(32);
+    // Sessions end: their slots wait as spares, then go back once unused for SPARE_IDLE. A
+    // second release of the same slot is a no-op, not a slot handed out twice.
+    expect(s.leasesSpare).toBe(15);
+    const extra = await s.acquireLease('lease:192.0.2.60', 's17', 1000);
+    expect(s.leasesSpare).toBe(14);
+    s.releaseLease(first!);
+    s.releaseLease(first!);
+    expect(s.leasesSpare).toBe(15);
+    for (const l of [...next, more, extra]) s.releaseLease(l!);
+    expect(s.leasesSpare).toBe(16);
+    expect(await until(async () => (await count(s, '192.0.2.60')) === 0, SPARE_IDLE * 4)).toBe(true);
+    expect(s.leasesSpare).toBe(0);
+    await s.close();
+  });
+
+  it('near the cap one slot at a time: the default cap of 4 is exact across two nodes', async () => {
+    const c = blocks(16);
+    const a = openStateStore(c);
+    const b = openStateStore(c);
+    await Promise.all([connected(a), connected(b)]);
+    expect(await a.acquireLease('lease:192.0.2.61', 's1', 4)).not.toBeNull();
+    expect(a.leasesSpare).toBe(0);
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(await b.acquireLease('lease:192.0.2.61', `s${i}`, 4));
+    expect(got.map((l) => l !== null)).toEqual([true, true, true, false]);
+    expect(await count(a, '192.0.2.61')).toBe(4);
+    await Promise.all([a.close(), b.close()]);
+    expect(await until(async () => cli('EXISTS', `${c.redis.prefix}lease:192.0.2.61`) === '0', 2000)).toBe(true);
+  });
+
+  it('a spare held by one node counts against another only until it idles out', async () => {
+    const c = blocks(16);
+    const a = openStateStore(c);
+    const b = openStateStore(c);
+    await Promise.all([connected(a), connected(b)]);
+    // 8 free: a's block is 2 (a quarter of the free slots), one of them spare.
+    const la = await a.acquireLease('lease:192.0.2.62', 's1', 8);
+    expect(a.leasesSpare).toBe(1);
+    const got = [];
+    for (let i = 0; i < 7; i++) got.push(await b.acquireLease('lease:192.0.2.62', `s${i}`, 8));
+    expect(got.filter((l) => l !== null)).toHaveLength(6);
+    // 7 sessions open, 8 slots taken: b gets the last one once a's spare has gone back.
+    expect(await until(async () => (await b.acquireLease('lease:192.0.2.62', 'late', 8)) !== null, SPARE_IDLE * 4)).toBe(true);
+    expect(await count(b, '192.0.2.62')).toBe(8);
+    a.releaseLease(la!);
+    await Promise.all([a.close(), b.close()]);
   });
 });
