@@ -1,6 +1,8 @@
 // Command-line framing over a queue of received chunks. Chunks are kept as they came and
 // lines are cut out with Buffer.indexOf; bytes are copied only when one line straddles two
-// chunks, and then at most one line's worth, so a deep pipelined batch costs linear time.
+// chunks, and then once, when its end has come, so a deep pipelined batch costs linear time.
+// How far the input is known to hold no LF is remembered, so a line dripped in many reads is
+// scanned once, not again on every read.
 // Small reads that arrive while others wait are copied into shared blocks (small-reads.ts), so
 // what a session holds stays near its octets (maxPendingInput) however finely input is split.
 
@@ -21,6 +23,8 @@ export class LineBuffer {
   private discarding = false;
   /** Small reads queued behind others are copied into shared blocks (made at the first). */
   private small: SmallReads | null = null;
+  /** The first this many waiting octets hold no LF (already scanned). */
+  private scanned = 0;
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
@@ -39,8 +43,8 @@ export class LineBuffer {
     for (;;) {
       const c = this.chunks[0];
       if (c === undefined) return null;
-      const lf = c.indexOf(LF);
-      if (lf >= 0) {
+      const lf = this.findLf();
+      if (lf >= 0 && lf < c.length) {
         this.consume(lf + 1);
         if (this.discarding || lf + 1 > max) {
           this.discarding = false;
@@ -48,28 +52,55 @@ export class LineBuffer {
         }
         return c.subarray(0, lf > 0 && c[lf - 1] === 13 ? lf - 1 : lf);
       }
-      // No LF in the first chunk.
-      if (this.discarding || c.length >= max) {
+      // The line does not end in the first chunk: too long already, still coming, or ending in a later chunk.
+      if (this.discarding || (lf < 0 ? this.bytes >= max : lf + 1 > max)) {
         this.discarding = true;
         this.consume(c.length);
         continue;
       }
-      const d = this.chunks[1];
-      if (d === undefined) return null;
-      // The line straddles chunks: join this part with the next chunk up to its first LF
-      // (never more than the line limit), so the copy is bounded by one line.
-      const dl = d.indexOf(LF);
-      const take = Math.min(dl >= 0 ? dl + 1 : d.length, max);
-      this.chunks[0] = Buffer.concat([c, d.subarray(0, take)]);
-      if (take === d.length) this.chunks.splice(1, 1);
-      else this.chunks[1] = d.subarray(take);
+      if (lf < 0) return null;
+      this.join(lf + 1);
     }
   }
 
-  /** True when a whole line is waiting (cheap: looks at the first chunk, then the others). */
+  /** Offset of the first waiting LF (-1: none yet), scanning only octets not scanned before. */
+  private findLf(): number {
+    let off = 0;
+    for (const c of this.chunks) {
+      const end = off + c.length;
+      if (this.scanned < end) {
+        const lf = c.indexOf(LF, this.scanned - off);
+        if (lf >= 0) return off + lf;
+        this.scanned = end;
+      }
+      off = end;
+    }
+    return -1;
+  }
+
+  /** The first n waiting octets (one line, within the limit) made one chunk: one copy per straddling line. */
+  private join(n: number): void {
+    const parts: Buffer[] = [];
+    let left = n;
+    let i = 0;
+    while (left > 0) {
+      const d = this.chunks[i]!;
+      if (d.length <= left) {
+        parts.push(d);
+        left -= d.length;
+        i++;
+      } else {
+        parts.push(d.subarray(0, left));
+        this.chunks[i] = d.subarray(left);
+        left = 0;
+      }
+    }
+    this.chunks.splice(0, i, Buffer.concat(parts, n));
+  }
+
+  /** True when a whole line is waiting. */
   hasLine(): boolean {
-    for (const c of this.chunks) if (c.indexOf(LF) >= 0) return true;
-    return false;
+    return this.findLf() >= 0;
   }
 
   /** Up to n of the first waiting octets (for an early-talk sample). */
@@ -109,6 +140,7 @@ export class LineBuffer {
   clear(): void {
     this.chunks = NONE;
     this.bytes = 0;
+    this.scanned = 0;
     this.discarding = false;
     this.small?.reset();
   }
@@ -116,6 +148,7 @@ export class LineBuffer {
   private consume(n: number): void {
     const c = this.chunks[0]!;
     this.bytes -= n;
+    this.scanned = this.scanned > n ? this.scanned - n : 0;
     if (n < c.length) this.chunks[0] = c.subarray(n);
     else if (this.chunks.length === 1) {
       this.chunks = NONE;

@@ -1,7 +1,7 @@
 // Line framing over received chunks: every split of the input gives the same lines, an
 // over-long line is dropped whole (RFC 5321 §4.5.3.1.4) and the next line is intact, and
-// nothing is copied except the part of a line that straddles two chunks.
-import { describe, expect, it } from 'vitest';
+// nothing is copied except the part of a line that straddles two chunks, once.
+import { describe, expect, it, vi } from 'vitest';
 import { LineBuffer, TOO_LONG } from '../../src/smtp/line-buffer.js';
 
 /** Each line as text, or 'TOO_LONG' for a dropped one. */
@@ -55,5 +55,35 @@ describe('LineBuffer', () => {
     expect(b.hasLine()).toBe(true);
     expect(Buffer.concat(b.takeAll()).toString()).toBe('abcd\n');
     expect(b.bytes).toBe(0);
+  });
+
+  it('a long line dripped in small reads is scanned and copied once, not again on every read', () => {
+    // Counted work, not time: every octet indexOf looks at, and every octet Buffer.concat copies.
+    const L = 60_000;
+    const indexOf = vi.spyOn(Buffer.prototype, 'indexOf');
+    const concat = vi.spyOn(Buffer, 'concat');
+    const b = new LineBuffer();
+    const got: string[] = [];
+    let scanned = 0;
+    let copied = 0;
+    try {
+      b.push(Buffer.from('NOOP\r\n'));
+      for (let i = 0; i < L; i += 3) {
+        b.push(Buffer.from('abc'));
+        got.push(...drain(b, 65_536));
+        b.hasLine();
+      }
+      b.push(Buffer.from('\r\nQUIT\r\n'));
+      got.push(...drain(b, 65_536));
+      // Read before mockRestore, which clears what the spies saw.
+      scanned = indexOf.mock.contexts.reduce<number>((a, buf: unknown, i) => a + (buf as Buffer).length - Number(indexOf.mock.calls[i]![1] ?? 0), 0);
+      copied = concat.mock.results.reduce((a, r) => a + (r.value as Buffer).length, 0);
+    } finally {
+      indexOf.mockRestore();
+      concat.mockRestore();
+    }
+    expect(got.map((l) => l.length)).toEqual([4, L, 4]);
+    expect(scanned).toBeLessThan(4 * L);
+    expect(copied).toBeLessThan(2 * L);
   });
 });
