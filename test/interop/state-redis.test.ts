@@ -26,7 +26,7 @@ const cfg = (over: Record<string, unknown> = {}) => ({
   onError: 'open' as const,
   leaseTtl: 2000,
   leaseBlock: 1,
-  redis: { url: redis.url, prefix: `t${++n}:`, connectTimeout: 500, tlsCa: '', password: '', cacheEntries: 0 },
+  redis: { url: redis.url, prefix: `t${++n}:`, connectTimeout: 500, tlsCa: '', password: '', cacheEntries: 1000 },
   ...over,
 });
 
@@ -283,6 +283,25 @@ describe('tracked read cache (state.redis.cacheEntries, CLIENT TRACKING)', () =>
     expect(await until(() => backend(s).cached === 0, 2000)).toBe(true);
     expect(await until(async () => (await s.get('fail:192.0.2.50').then(() => true, () => false)), 2000)).toBe(true);
     await s.close();
+  });
+
+  it('with cacheEntries 0 (RESP2, no CLIENT TRACKING: for proxies) every read goes to Redis and sees every change', async () => {
+    const c = cfg();
+    const off = { ...c, redis: { ...c.redis, cacheEntries: 0 } };
+    const a = openStateStore(off);
+    const b = openStateStore(off);
+    await Promise.all([connected(a), connected(b)]);
+    expect(await a.get('fail:192.0.2.70')).toBeNull();
+    await b.set('fail:192.0.2.70', { test: 'dnsbl' }, 60_000);
+    expect((await a.get('fail:192.0.2.70'))?.value).toEqual({ test: 'dnsbl' });
+    expect([backend(a).cached, backend(a).cacheHits]).toEqual([0, 0]);
+    const l = await a.acquireLease('lease:192.0.2.70', 's1', 1);
+    expect(l).not.toBeNull();
+    expect(await b.acquireLease('lease:192.0.2.70', 's1', 1)).toBeNull();
+    const scanned: string[] = [];
+    for await (const e of a.scan('fail:')) scanned.push(e.key);
+    expect(scanned).toEqual(['fail:192.0.2.70']);
+    await Promise.all([a.close(), b.close()]);
   });
 
   it('holds at most cacheEntries keys', async () => {
