@@ -65,7 +65,7 @@ export class StateStore {
   /** This node's leases, renewed together. */
   private readonly held = new Map<string, Lease>();
   private renewTimer: NodeJS.Timeout | null = null;
-  /** Slots of blocks not in use, per lease key, newest last, with when each came back. */
+  /** Slots of blocks not in use, per pool (lease key and cap), newest last, with when each came back. */
   private readonly spare = new Map<string, { lease: Lease; since: number }[]>();
   private spareTimer: NodeJS.Timeout | null = null;
   private blocks = 0;
@@ -231,14 +231,15 @@ export class StateStore {
 
   /** A lease on `key` for one session, unless `max` are held across the fleet. */
   async acquireLease(key: string, session: string, max: number): Promise<Lease | null> {
-    const pool = this.spare.get(key);
+    const poolKey = `${max}|${key}`;
+    const pool = this.spare.get(poolKey);
     if (pool) {
       const slot = pool.pop()!;
-      if (pool.length === 0) this.spare.delete(key);
+      if (pool.length === 0) this.spare.delete(poolKey);
       this.slotsInUse.add(slot.lease.id);
       return slot.lease;
     }
-    if (this.leaseBlock > 1) return this.acquireBlock(key, max);
+    if (this.leaseBlock > 1) return this.acquireBlock(key, max, poolKey);
     const lease = { key, id: `${this.node}:${session}` };
     const now = this.now();
     let asked: Promise<boolean> | undefined;
@@ -259,7 +260,7 @@ export class StateStore {
   }
 
   /** A block of up to state.leaseBlock slots: the first for this session, the rest spare. */
-  private async acquireBlock(key: string, max: number): Promise<Lease | null> {
+  private async acquireBlock(key: string, max: number, pool: string): Promise<Lease | null> {
     const base = `${this.node}:b${(++this.blocks).toString(36)}`;
     const ids = Array.from({ length: this.leaseBlock }, (_, i) => `${base}.${i}`);
     const now = this.now();
@@ -273,11 +274,11 @@ export class StateStore {
       throw e;
     }
     if (got <= 0) return null;
-    const slots: Lease[] = ids.slice(0, got).map((id) => ({ key, id, block: true }));
+    const slots: Lease[] = ids.slice(0, got).map((id) => ({ key, id, pool }));
     for (const l of slots) this.held.set(l.id, l);
     this.armRenew();
     if (got > 1) {
-      this.spare.set(key, slots.slice(1).map((lease) => ({ lease, since: now })));
+      this.spare.set(pool, slots.slice(1).map((lease) => ({ lease, since: now })));
       this.armSpare();
     }
     this.slotsInUse.add(slots[0]!.id);
@@ -291,11 +292,11 @@ export class StateStore {
 
   /** Gives a lease back; a failure is left to its expiry (never blocks a closing session). */
   releaseLease(lease: Lease): void {
-    if (lease.block) {
+    if (lease.pool !== undefined) {
       if (!this.slotsInUse.delete(lease.id)) return;
       if (this.closed) return;
-      const pool = this.spare.get(lease.key);
-      if (!pool) this.spare.set(lease.key, [{ lease, since: this.now() }]);
+      const pool = this.spare.get(lease.pool);
+      if (!pool) this.spare.set(lease.pool, [{ lease, since: this.now() }]);
       else if (pool.length < this.leaseBlock) pool.push({ lease, since: this.now() });
       else return this.dropLeases(lease.key, [lease]);
       this.armSpare();
@@ -324,14 +325,14 @@ export class StateStore {
   /** Spare slots unused for SPARE_IDLE go back, one command per address. */
   sweepSpare(): void {
     const old = this.now() - SPARE_IDLE;
-    for (const [key, pool] of this.spare) {
+    for (const [poolKey, pool] of this.spare) {
       // Oldest first: sessions take the newest (pop), so the idle ones sit at the front.
       let n = 0;
       while (n < pool.length && pool[n]!.since <= old) n++;
       if (n === 0) continue;
       const gone = pool.splice(0, n).map((x) => x.lease);
-      if (pool.length === 0) this.spare.delete(key);
-      this.dropLeases(key, gone);
+      if (pool.length === 0) this.spare.delete(poolKey);
+      this.dropLeases(gone[0]!.key, gone);
     }
     if (this.spare.size === 0 && this.spareTimer) {
       clearInterval(this.spareTimer);

@@ -75,8 +75,12 @@ export class StateError extends Error {
 export interface Lease {
   key: string;
   id: string;
-  /** One slot of a block (store.ts): given back to the node's spares, not to the backend. */
-  block?: true;
+  /**
+   * One slot of a block (store.ts): given back to the node's spares for this pool, not to the
+   * backend. The pool is the key and the cap it was reserved under, so a spare taken under one
+   * listener's maxSessionsPerIp never serves a listener with a lower one.
+   */
+  pool?: string;
 }
 
 export interface ScanPageOptions {

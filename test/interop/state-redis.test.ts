@@ -351,6 +351,19 @@ describe('lease blocks (state.leaseBlock)', () => {
     await s.close();
   });
 
+  it('a spare reserved under one cap never serves a listener with a lower cap', async () => {
+    const s = openStateStore(blocks(16));
+    await connected(s);
+    // A listener with maxSessionsPerIp 1000 reserves a block; another with 2 sees 16 taken.
+    expect(await s.acquireLease('lease:192.0.2.63', 's1', 1000)).not.toBeNull();
+    expect(s.leasesSpare).toBe(15);
+    expect(await s.acquireLease('lease:192.0.2.63', 's2', 2)).toBeNull();
+    expect(s.leasesSpare).toBe(15);
+    expect(await s.acquireLease('lease:192.0.2.63', 's3', 1000)).not.toBeNull();
+    expect(s.leasesSpare).toBe(14);
+    await s.close();
+  });
+
   it('near the cap one slot at a time: the default cap of 4 is exact across two nodes', async () => {
     const c = blocks(16);
     const a = openStateStore(c);
