@@ -278,7 +278,11 @@ export class StateStore {
     for (const l of slots) this.held.set(l.id, l);
     this.armRenew();
     if (got > 1) {
-      this.spare.set(pool, slots.slice(1).map((lease) => ({ lease, since: now })));
+      // Joined to the pool, not in its place: another block for it (sessions from one address
+      // at once) or slots given back may have filled it meanwhile, and a slot dropped from the
+      // pools would be held and renewed for ever. Oldest first, as sweepSpare reads it.
+      const spares = [...(this.spare.get(pool) ?? []), ...slots.slice(1).map((lease) => ({ lease, since: now }))];
+      this.spare.set(pool, spares.sort((x, y) => x.since - y.since));
       this.armSpare();
     }
     this.slotsInUse.add(slots[0]!.id);

@@ -351,6 +351,20 @@ describe('lease blocks (state.leaseBlock)', () => {
     await s.close();
   });
 
+  it('blocks taken at once for one address all go to its spares: none is lost, held and renewed for ever', async () => {
+    const s = openStateStore(blocks(16));
+    await connected(s);
+    // A client opening two connections at once: both find no spare and each takes a block.
+    const [x, y] = await Promise.all([s.acquireLease('lease:192.0.2.64', 's1', 1000), s.acquireLease('lease:192.0.2.64', 's2', 1000)]);
+    expect(await count(s, '192.0.2.64')).toBe(32);
+    expect(s.leasesSpare).toBe(30);
+    s.releaseLease(x!);
+    s.releaseLease(y!);
+    expect(await until(async () => (await count(s, '192.0.2.64')) === 0, SPARE_IDLE * 4)).toBe(true);
+    expect([s.leasesSpare, s.leasesHeld]).toEqual([0, 0]);
+    await s.close();
+  });
+
   it('a spare reserved under one cap never serves a listener with a lower cap', async () => {
     const s = openStateStore(blocks(16));
     await connected(s);
