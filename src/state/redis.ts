@@ -355,9 +355,10 @@ export class RedisBackend implements StateBackend {
     if (ids.length > 0) await this.client.sendCommand(['ZREM', this.k(key), ...ids]);
   }
 
-  async renew(leases: readonly Lease[], expiresAt: number): Promise<void> {
+  async renew(leases: readonly Lease[], expiresAt: number): Promise<string[]> {
     // Sent together: the client pipelines concurrent commands on its one connection.
-    await Promise.all(leases.map((l) => this.script(RENEW, [this.k(l.key)], [l.id, String(Math.ceil(expiresAt))])));
+    const r = await Promise.all(leases.map((l) => this.script(RENEW, [this.k(l.key)], [l.id, String(Math.ceil(expiresAt))])));
+    return leases.filter((_, i) => r[i] === 0).map((l) => l.id);
   }
 
   /** A plain ZREM, not a script: Redis deletes a sorted set when its last member goes. */

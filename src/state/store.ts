@@ -298,7 +298,7 @@ export class StateStore {
   releaseLease(lease: Lease): void {
     if (lease.pool !== undefined) {
       if (!this.slotsInUse.delete(lease.id)) return;
-      if (this.closed) return;
+      if (this.closed || !this.held.has(lease.id)) return; // a slot Redis lost (renewAll) is not pooled again
       const pool = this.spare.get(lease.pool);
       if (!pool) this.spare.set(lease.pool, [{ lease, since: this.now() }]);
       else if (pool.length < this.leaseBlock) pool.push({ lease, since: this.now() });
@@ -370,7 +370,34 @@ export class StateStore {
     if (this.held.size === 0) return Promise.resolve();
     const all = [...this.held.values()];
     const exp = this.now() + this.leaseTtl;
-    return this.call('renew', () => this.backend.renew(all, exp)).catch(() => undefined);
+    return this.call('renew', () => this.backend.renew(all, exp)).then(
+      (lost) => {
+        if (lost) this.lostSlots(lost);
+      },
+      () => undefined,
+    );
+  }
+
+  /**
+   * Block slots the backend no longer had (lost in a Redis restart, or expired while this node
+   * was cut off and removed by another node's acquire): a spare one would admit sessions Redis
+   * does not count, and a slot in use would go back to the spares when its session ends.
+   * A session's own lease is left as before: it ends with the session.
+   */
+  private lostSlots(ids: readonly string[]): void {
+    for (const id of ids) {
+      const l = this.held.get(id);
+      if (l?.pool === undefined) continue;
+      this.held.delete(id);
+      const pool = this.spare.get(l.pool);
+      const i = pool ? pool.findIndex((x) => x.lease.id === id) : -1;
+      if (i >= 0) pool!.splice(i, 1);
+      if (pool?.length === 0) this.spare.delete(l.pool);
+    }
+    if (this.held.size === 0 && this.renewTimer) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = null;
+    }
   }
 
   async close(): Promise<void> {

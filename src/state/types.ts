@@ -128,8 +128,8 @@ export interface StateBackend {
   acquireBlock?(key: string, ids: readonly string[], max: number, div: number, expiresAt: number, now: number): Promise<number>;
   /** Gives back several leases on one key at once. */
   releaseMany?(key: string, ids: readonly string[]): Promise<void>;
-  /** Extends the given leases (a node renews all of its leases in one call). */
-  renew(leases: readonly Lease[], expiresAt: number): Promise<void>;
+  /** Extends the given leases (a node renews all of its leases in one call); the redis backend returns the ids it no longer had. */
+  renew(leases: readonly Lease[], expiresAt: number): Promise<void | readonly string[]>;
   release(lease: Lease): Promise<void>;
   /** Live leases on `key` (the CLI's counts). */
   leaseCount(key: string, now: number): Promise<number>;

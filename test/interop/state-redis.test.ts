@@ -365,6 +365,26 @@ describe('lease blocks (state.leaseBlock)', () => {
     await s.close();
   });
 
+  it('block slots Redis no longer has (lost in a restart, or expired while the node was cut off) are neither handed out nor pooled again', async () => {
+    const c = blocks(16);
+    const s = openStateStore(c);
+    await connected(s);
+    const first = await s.acquireLease('lease:192.0.2.65', 's1', 1000);
+    expect(s.leasesSpare).toBe(15);
+    cli('DEL', `${c.redis.prefix}lease:192.0.2.65`);
+    await s.renewAll();
+    // Not one of the 15 phantoms: a new block, which Redis counts.
+    expect(s.leasesSpare).toBe(0);
+    const next = await s.acquireLease('lease:192.0.2.65', 's2', 1000);
+    expect(next).not.toBeNull();
+    expect(await count(s, '192.0.2.65')).toBe(16);
+    expect(s.leasesSpare).toBe(15);
+    // The lost slot in use is not a spare when its session ends.
+    s.releaseLease(first!);
+    expect(s.leasesSpare).toBe(15);
+    await s.close();
+  });
+
   it('a spare reserved under one cap never serves a listener with a lower cap', async () => {
     const s = openStateStore(blocks(16));
     await connected(s);
