@@ -74,6 +74,10 @@ export class StateStore {
   private readonly leaseBlock: number;
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** close() has begun: an acquire answered from now on is given back, not held (and renewed) for ever. */
+  private stopping = false;
+  /** Acquires on the wire: close() lets them finish (and give back what they got) before the connection goes. */
+  private readonly acquiring = new Set<Promise<unknown>>();
   /** Unique per process: a lease id is node:session. */
   readonly node = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   errors = 0;
@@ -230,7 +234,17 @@ export class StateStore {
   // ---- leases ------------------------------------------------------------------------------
 
   /** A lease on `key` for one session, unless `max` are held across the fleet. */
-  async acquireLease(key: string, session: string, max: number): Promise<Lease | null> {
+  acquireLease(key: string, session: string, max: number): Promise<Lease | null> {
+    const p = this.acquireNow(key, session, max);
+    this.acquiring.add(p);
+    void p.then(
+      () => this.acquiring.delete(p),
+      () => this.acquiring.delete(p),
+    );
+    return p;
+  }
+
+  private async acquireNow(key: string, session: string, max: number): Promise<Lease | null> {
     const poolKey = `${max}|${key}`;
     const pool = this.spare.get(poolKey);
     if (pool) {
@@ -254,6 +268,10 @@ export class StateStore {
       throw e;
     }
     if (!ok) return null;
+    if (this.stopping) {
+      await this.backend.release(lease).catch(() => undefined);
+      throw new StateError('state lease: store closed', 'closed');
+    }
     this.held.set(lease.id, lease);
     this.armRenew();
     return lease;
@@ -274,6 +292,10 @@ export class StateStore {
       throw e;
     }
     if (got <= 0) return null;
+    if (this.stopping) {
+      await this.releaseSlots(key, ids.slice(0, got)).catch(() => undefined);
+      throw new StateError('state lease: store closed', 'closed');
+    }
     const slots: Lease[] = ids.slice(0, got).map((id) => ({ key, id, pool }));
     for (const l of slots) this.held.set(l.id, l);
     this.armRenew();
@@ -402,6 +424,8 @@ export class StateStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.stopping = true;
+    await Promise.allSettled([...this.acquiring]);
     if (this.renewTimer) clearInterval(this.renewTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.spareTimer) clearInterval(this.spareTimer);

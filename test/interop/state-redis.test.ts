@@ -385,6 +385,22 @@ describe('lease blocks (state.leaseBlock)', () => {
     await s.close();
   });
 
+  it('an acquire answered while the store closes is given back, not held', async () => {
+    for (const leaseBlock of [1, 16]) {
+      const c = blocks(leaseBlock);
+      const s = openStateStore(c);
+      await connected(s);
+      const asked = s.acquireLease('lease:192.0.2.64', 's1', 1000).then(
+        () => 'held',
+        (e: unknown) => (e instanceof StateError ? e.reason : 'other'),
+      );
+      await s.close();
+      expect(await asked, `leaseBlock ${leaseBlock}`).toBe('closed');
+      expect(s.leasesHeld).toBe(0);
+      expect(await until(() => cli('EXISTS', `${c.redis.prefix}lease:192.0.2.64`) === '0', 2000)).toBe(true);
+    }
+  });
+
   it('a spare reserved under one cap never serves a listener with a lower cap', async () => {
     const s = openStateStore(blocks(16));
     await connected(s);
