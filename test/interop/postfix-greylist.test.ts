@@ -71,7 +71,9 @@ describe.runIf(postfixAvailable())('Postfix delivering to greylisting fakemx', (
     // MX order: fake primary, the real MX, fake last (no DNS: relayhost then smtp_fallback_relay).
     pf = await PrivatePostfix.start(join(work, 'pf-2'), [`[127.0.0.1]:${primary.port}`, `[127.0.0.1]:${real.port}`, `[127.0.0.1]:${last.port}`]);
     for (let i = 0; i < 3; i++) await pf.send('sender@client.test', `user${i}@example.org`, `Subject: sandwich ${i}\r\n\r\nmessage ${i}\r\n`);
-    expect(await until(() => stored(real).length === 3, 40_000)).toBe(true);
+    // On failure the message carries Postfix's log and the fake nodes' lines: a CI log is all there is to go on.
+    const delivered = await until(() => stored(real).length === 3, 40_000);
+    expect(delivered, `${pf.log().slice(-4000)}\n${[...primary.lines, ...last.lines].map((l) => JSON.stringify(l)).join('\n').slice(-4000)}`).toBe(true);
     const log = pf.log();
     expect(log).toMatch(/451 4\.7\.1 Greylisted/);
     expect(log).not.toMatch(/status=bounced/);
