@@ -89,7 +89,7 @@ export class StateStore {
     this.now = opts.now ?? Date.now;
     this.timeout = opts.timeout;
     this.leaseTtl = opts.leaseTtl ?? 60_000;
-    this.leaseBlock = backend.acquireBlock ? Math.max(1, opts.leaseBlock ?? 1) : 1;
+    this.leaseBlock = backend.acquireBlock && backend.releaseMany ? Math.max(1, opts.leaseBlock ?? 1) : 1;
     if (opts.sweepInterval && backend.kind === 'local') {
       this.sweepTimer = setInterval(() => {
         void backend.sweep(this.now()).catch(() => undefined);
@@ -235,43 +235,51 @@ export class StateStore {
 
   /** A lease on `key` for one session, unless `max` are held across the fleet. */
   acquireLease(key: string, session: string, max: number): Promise<Lease | null> {
-    const p = this.acquireNow(key, session, max);
-    this.acquiring.add(p);
-    void p.then(
-      () => this.acquiring.delete(p),
-      () => this.acquiring.delete(p),
-    );
-    return p;
-  }
-
-  private async acquireNow(key: string, session: string, max: number): Promise<Lease | null> {
     const poolKey = `${max}|${key}`;
     const pool = this.spare.get(poolKey);
     if (pool) {
       const slot = pool.pop()!;
       if (pool.length === 0) this.spare.delete(poolKey);
       this.slotsInUse.add(slot.lease.id);
-      return slot.lease;
+      return Promise.resolve(slot.lease);
     }
-    if (this.leaseBlock > 1) return this.acquireBlock(key, max, poolKey);
-    const lease = { key, id: `${this.node}:${session}` };
-    const now = this.now();
-    let asked: Promise<boolean> | undefined;
-    let ok: boolean;
+    // Only an acquire that goes to the backend is tracked: close() waits for those.
+    const p = this.leaseBlock > 1 ? this.acquireBlock(key, max, poolKey) : this.acquireOne(key, session, max);
+    this.acquiring.add(p);
+    const done = () => this.acquiring.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /**
+   * One acquire under the deadline: how many of `ids` the backend gave (0: refused). Any given
+   * after the deadline, or answered once close() began, are given back, not held.
+   */
+  private async reserve(key: string, ids: readonly string[], ask: () => Promise<number>): Promise<number> {
+    let asked: Promise<number> | undefined;
+    let got: number;
     try {
-      ok = await this.call('lease', () => (asked = this.backend.acquire(lease, max, now + this.leaseTtl, now)));
+      got = await this.call('lease', () => (asked = ask()));
     } catch (e) {
       // Past the deadline the acquire may still run (a stalled Redis runs what was queued when it
       // wakes, a script cache miss resends it later): a lease nobody holds would count against
       // the client on every node until it expires. Given back once the acquire has run.
-      asked?.then((got) => (got ? this.backend.release(lease) : undefined)).catch(() => undefined);
+      asked?.then((n) => (n > 0 ? this.releaseSlots(key, ids.slice(0, n)) : undefined)).catch(() => undefined);
       throw e;
     }
-    if (!ok) return null;
-    if (this.stopping) {
-      await this.backend.release(lease).catch(() => undefined);
+    if (got > 0 && this.stopping) {
+      await this.releaseSlots(key, ids.slice(0, got)).catch(() => undefined);
       throw new StateError('state lease: store closed', 'closed');
     }
+    return got;
+  }
+
+  /** One lease for one session (state.leaseBlock 1, or a backend without blocks). */
+  private async acquireOne(key: string, session: string, max: number): Promise<Lease | null> {
+    const lease = { key, id: `${this.node}:${session}` };
+    const now = this.now();
+    const got = await this.reserve(key, [lease.id], () => this.backend.acquire(lease, max, now + this.leaseTtl, now).then((ok) => (ok ? 1 : 0)));
+    if (got === 0) return null;
     this.held.set(lease.id, lease);
     this.armRenew();
     return lease;
@@ -282,20 +290,8 @@ export class StateStore {
     const base = `${this.node}:b${(++this.blocks).toString(36)}`;
     const ids = Array.from({ length: this.leaseBlock }, (_, i) => `${base}.${i}`);
     const now = this.now();
-    let asked: Promise<number> | undefined;
-    let got: number;
-    try {
-      got = await this.call('lease', () => (asked = this.backend.acquireBlock!(key, ids, max, LEASE_BLOCK_DIV, now + this.leaseTtl, now)));
-    } catch (e) {
-      // As in acquireLease: a block taken after the deadline is given back once it has run.
-      asked?.then((n) => (n > 0 ? this.releaseSlots(key, ids.slice(0, n)) : undefined)).catch(() => undefined);
-      throw e;
-    }
+    const got = await this.reserve(key, ids, () => this.backend.acquireBlock!(key, ids, max, LEASE_BLOCK_DIV, now + this.leaseTtl, now));
     if (got <= 0) return null;
-    if (this.stopping) {
-      await this.releaseSlots(key, ids.slice(0, got)).catch(() => undefined);
-      throw new StateError('state lease: store closed', 'closed');
-    }
     const slots: Lease[] = ids.slice(0, got).map((id) => ({ key, id, pool }));
     for (const l of slots) this.held.set(l.id, l);
     this.armRenew();
@@ -311,9 +307,9 @@ export class StateStore {
     return slots[0]!;
   }
 
+  /** Leases on one key given back: one id with release, several (only ever a block's, so a backend with blocks) at once. */
   private releaseSlots(key: string, ids: readonly string[]): Promise<void> {
-    const b = this.backend;
-    return b.releaseMany ? b.releaseMany(key, ids) : Promise.all(ids.map((id) => b.release({ key, id }))).then(() => undefined);
+    return ids.length === 1 ? this.backend.release({ key, id: ids[0]! }) : this.backend.releaseMany!(key, ids);
   }
 
   /** Gives a lease back; a failure is left to its expiry (never blocks a closing session). */
@@ -339,7 +335,7 @@ export class StateStore {
       this.renewTimer = null;
     }
     const ids = leases.map((l) => l.id);
-    void this.call('release', () => (ids.length === 1 ? this.backend.release(leases[0]!) : this.releaseSlots(key, ids))).catch(() => undefined);
+    void this.call('release', () => this.releaseSlots(key, ids)).catch(() => undefined);
   }
 
   private armSpare(): void {
