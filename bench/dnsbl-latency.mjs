@@ -192,7 +192,7 @@ export async function runDnsbl({ root, out, burst = 1000, samples = 50, log = ()
   const file = join(out, 'fakemx-dnsbl.json');
   writeFileSync(file, `${JSON.stringify(cfg, null, 2)}\n`);
   noteCommand(`node dist/cli.js run --config bench/out/fakemx-dnsbl.json   # started by dnsbl-latency.mjs: 5 rblProviders on its DNS server`);
-  const proc = spawn('bash', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, 'dist/cli.js', 'run', '--config', file], {
+  const proc = spawn('bash', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, 'dist/fakemx.cjs', 'run', '--config', file], {
     cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const tail = [];
