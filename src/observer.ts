@@ -12,10 +12,35 @@ import type { StoredMessage } from './store/corpus.js';
 import type { VerdictRecord } from './store/metadata.js';
 
 export class Observer {
+  /**
+   * Whether anyone listens for 'command' / 'reply' events, kept up to date from the emitter's
+   * own newListener/removeListener events: asked once per command and per reply, which
+   * listenerCount() made cost more than the rest of the observer's work for that line.
+   */
+  private commandListened = false;
+  private replyListened = false;
+
   constructor(
     private readonly logger: Logger,
     private readonly events: EventEmitter<ServerEvents>,
-  ) {}
+  ) {
+    const watched = (name: string | symbol) => name === 'command' || name === 'reply';
+    // newListener comes before the listener is added; removeListener after it is gone.
+    const untyped = events as unknown as EventEmitter;
+    untyped.on('newListener', (name: string | symbol) => {
+      if (name === 'command') this.commandListened = true;
+      else if (name === 'reply') this.replyListened = true;
+    });
+    untyped.on('removeListener', (name: string | symbol) => {
+      if (watched(name)) this.recount();
+    });
+    this.recount();
+  }
+
+  private recount(): void {
+    this.commandListened = this.events.listenerCount('command') > 0;
+    this.replyListened = this.events.listenerCount('reply') > 0;
+  }
 
   /** A session's verdict; the caller keeps `rec` in the session's verdict list. */
   verdict(s: SessionInfo, rec: VerdictRecord): void {
@@ -61,7 +86,7 @@ export class Observer {
 
   /** Each command line; sanitised only when someone will see it (the per-line cost is paid by verbose runs). */
   command(s: SessionInfo, raw: string, verbose: boolean): void {
-    if (!verbose && this.events.listenerCount('command') === 0) return;
+    if (!verbose && !this.commandListened) return;
     const line = sanitize(raw, 512);
     if (verbose) this.logger.info({ tag: 'CMD', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), line }, 'command');
     this.events.emit('command', s, line);
@@ -72,7 +97,7 @@ export class Observer {
       const enhanced = r.enhanced !== undefined && sendsEnhanced(s.helo, r) ? { enhanced: r.enhanced } : {};
       this.logger.info({ tag: 'REPLY', session: s.id, client: clientTag(s.remoteAddress, s.remotePort), code: r.code, ...enhanced, text: r.text }, 'reply');
     }
-    if (this.events.listenerCount('reply') > 0) this.events.emit('reply', s, r);
+    if (this.replyListened) this.events.emit('reply', s, r);
   }
 
   /** A message made durable: the webhook and embedding programs get its metadata. */

@@ -299,6 +299,30 @@ describe('events', () => {
     await closed;
   });
 
+  it('command and reply events reach listeners added while running, without verbose logging, until removed', async () => {
+    srv = await startServer({ verboseLogging: false, maxSmtpNoop: 100 });
+    const c = await greeted(srv.port);
+    const got: string[] = [];
+    const a = (_s: unknown, line: string) => got.push(`a:${line}`);
+    const b = (_s: unknown, line: string) => got.push(`b:${line}`);
+    const onReply = (_s: unknown, r: { code: number }) => got.push(`reply:${r.code}`);
+    srv.server.on('command', a);
+    srv.server.on('command', b);
+    srv.server.on('reply', onReply);
+    await c.cmd('NOOP');
+    expect(got).toEqual(['a:NOOP', 'b:NOOP', 'reply:250']);
+    // One of two command listeners removed: the other still hears.
+    srv.server.off('command', a);
+    srv.server.off('reply', onReply);
+    got.length = 0;
+    await c.cmd('NOOP');
+    expect(got).toEqual(['b:NOOP']);
+    srv.server.off('command', b);
+    await c.cmd('NOOP');
+    expect(got).toEqual(['b:NOOP']);
+    await c.cmd('QUIT');
+  });
+
   it('a second close() resolves only once the server is closed', async () => {
     srv = await startServer({ storeData: false });
     const { server: s, port } = srv;

@@ -100,6 +100,17 @@ const TRANSITIONS: Record<State, readonly State[]> = {
   closing: ['closed'],
   closed: [],
 };
+// The table as bit masks, checked on every transition (several per command): two property
+// loads and an AND instead of a search of an array.
+const STATE_BIT = Object.fromEntries(Object.keys(TRANSITIONS).map((k, i) => [k, 1 << i])) as Record<State, number>;
+const ALLOWED_TO = Object.fromEntries(
+  Object.entries(TRANSITIONS).map(([k, to]) => [k, to.reduce((m, t) => m | STATE_BIT[t], 0)]),
+) as Record<State, number>;
+
+/** Whether the session may go from one state to another (the table above). */
+export function canTransition(from: State, next: State): boolean {
+  return (ALLOWED_TO[from] & STATE_BIT[next]) !== 0;
+}
 
 /** Bit flags of early-talk kinds already reported (one verdict per kind per session). */
 const EARLY_BIT: Record<EarlyTalkKind, number> = { pregreet: 1, pipelining: 2 };
@@ -301,6 +312,10 @@ export class Session implements SessionInfo, GreetResume {
   private sinkWait: Promise<void> | null = null;
   private ioTimer: NodeJS.Timeout | null = null;
   private ioTimerArmed = false;
+  /** ioTimer is scheduled. It fires at most once per receiveTimeout however busy the session is. */
+  private ioTimerPending = false;
+  /** When the current idle wait began (Date.now()): moved by each arm and by body input, with no timer call. */
+  private ioSince = 0;
   private delayTimer: NodeJS.Timeout | null = null;
   /** Bounds how long a closing socket waits for the peer's FIN; cleared on close so the
    *  session is not kept reachable for LINGER_MS after it ended. */
@@ -480,7 +495,7 @@ export class Session implements SessionInfo, GreetResume {
   }
 
   private to(next: State): void {
-    if (!TRANSITIONS[this.st].includes(next)) throw new Error(`impossible transition ${this.st} -> ${next}`);
+    if (!canTransition(this.st, next)) throw new Error(`impossible transition ${this.st} -> ${next}`);
     this.st = next;
   }
 
@@ -618,20 +633,44 @@ export class Session implements SessionInfo, GreetResume {
     if (this.lingerTimer && this.st === 'closed') clearTimeout(this.lingerTimer);
     this.ioTimer = this.delayTimer = null;
     this.ioTimerArmed = false;
-  }
-
-  /** One timer per session for receive timeouts, re-armed with refresh() (no allocation). */
-  private armIoTimer(): void {
-    if (this.ioTimerArmed) return;
-    this.ioTimerArmed = true;
-    if (this.ioTimer) this.ioTimer.refresh();
-    else this.ioTimer = setTimeout(() => this.guard(() => this.onTimeout()), this.opts.receiveTimeout);
+    this.ioTimerPending = false;
   }
 
   /**
-   * Disarming only lowers the flag: a cleared timer cannot be refresh()ed back to life, and
-   * a stale expiry of a disarmed timer is ignored by onTimeout().
+   * The receive timeout is a deadline checked lazily: arming records the time the wait began,
+   * and the one timer, once scheduled, is left alone. When it fires early (the session was
+   * busy meanwhile) it is scheduled again for what is left. Re-arming a libuv timer for every
+   * command (refresh(): a timer-list insert and a clock read in C++) cost about 1 µs per
+   * command, several per connection (bench/RESULTS.md, Round 13).
    */
+  private armIoTimer(): void {
+    if (this.ioTimerArmed) return;
+    this.ioTimerArmed = true;
+    this.ioSince = Date.now();
+    if (!this.ioTimerPending) this.scheduleIo(this.opts.receiveTimeout);
+  }
+
+  /** Input inside a body or chunk: the idle wait starts again (receiveTimeout bounds gaps). */
+  private touchIo(): void {
+    this.ioSince = Date.now();
+  }
+
+  private scheduleIo(ms: number): void {
+    this.ioTimerPending = true;
+    this.ioTimer = setTimeout(() => this.guard(() => this.ioExpired()), ms);
+  }
+
+  private ioExpired(): void {
+    this.ioTimerPending = false;
+    // Disarmed: nothing is awaited now; the next arm schedules anew.
+    if (!this.ioTimerArmed) return;
+    const idle = Date.now() - this.ioSince;
+    // A clock stepped back (idle < 0) restarts the wait rather than ending it.
+    if (idle < this.opts.receiveTimeout) return this.scheduleIo(idle < 0 ? this.opts.receiveTimeout : this.opts.receiveTimeout - idle);
+    this.onTimeout();
+  }
+
+  /** Disarming only lowers the flag: an expiry of a disarmed timer does nothing (ioExpired). */
   private disarmIoTimer(): void {
     this.ioTimerArmed = false;
   }
@@ -988,7 +1027,7 @@ export class Session implements SessionInfo, GreetResume {
     // drips a byte just inside each gap cannot hold the session forever.
     if (this.dataDeadline > 0 && Date.now() > this.dataDeadline) return this.onTimeout(true);
     this.armIoTimer();
-    this.ioTimer?.refresh(); // DATA: the limit is idle time, so any input restarts it
+    this.touchIo(); // DATA: the limit is idle time, so any input restarts it
     const { segments, end } = reader.feed(chunk);
     if (!this.sinkFailed && this.sink) {
       if (reader.size > this.opts.maxDataSize) {
@@ -1144,7 +1183,7 @@ export class Session implements SessionInfo, GreetResume {
       sink.abort('too_big');
     }
     this.armIoTimer();
-    this.ioTimer?.refresh();
+    this.touchIo();
     // The chunk's first octets usually came in the same write as the command.
     if (size > 0 && this.lines.bytes > 0) {
       const parts = this.lines.take(size);
@@ -1158,7 +1197,7 @@ export class Session implements SessionInfo, GreetResume {
   private onChunk(chunk: Buffer): void {
     if (this.dataDeadline > 0 && Date.now() > this.dataDeadline) return this.onTimeout(true);
     this.armIoTimer();
-    this.ioTimer?.refresh();
+    this.touchIo();
     const n = Math.min(this.cx.left, chunk.length);
     this.chunkData(n === chunk.length ? chunk : chunk.subarray(0, n));
     if (n < chunk.length) this.lines.push(chunk.subarray(n));
