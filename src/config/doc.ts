@@ -10,11 +10,15 @@ function fmt(v: unknown): string {
   return '`' + JSON.stringify(v) + '`';
 }
 
+/** A zero in the key's own unit: "0 seconds" for dns.minTtl, not "0 ms" (its numbers are seconds). */
+const ZERO: Record<number, string> = { 1: '0 ms', 1000: '0 seconds', 60_000: '0 minutes' };
+
 /** ` (100..3600000)`, or for a duration ` (100 ms..1 hour; a duration)`. */
-function rangeText(leaf: SchemaLeaf): string {
+export function rangeText(leaf: SchemaLeaf): string {
   if (!isDurationFormat(leaf.format)) return leaf.range ? ` (${leaf.range.min}..${leaf.range.max})` : '';
   const unit = DURATION_UNITS[leaf.format];
-  return leaf.range ? ` (${formatDuration(leaf.range.min * unit)}..${formatDuration(leaf.range.max * unit)}; a duration)` : ' (a duration)';
+  const bound = (n: number) => (n === 0 ? (ZERO[unit] ?? '0 ms') : formatDuration(n * unit));
+  return leaf.range ? ` (${bound(leaf.range.min)}..${bound(leaf.range.max)}; a duration)` : ' (a duration)';
 }
 
 function defaultText(leaf: SchemaLeaf): string {
