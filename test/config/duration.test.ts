@@ -191,6 +191,6 @@ describe('duration keys in the config', () => {
     const t = configTable();
     expect(t).toContain('| `greylist.passtime` | `1500000` (25 minutes) |');
     expect(t).toContain('| `greylist.whiteExpiry` | `3110400000` (36 days) |');
-    expect(t).toMatch(/`dns.minTtl` \| `60` \(1 minute\) .*\(0 ms\.\.1 day; a duration\)/);
+    expect(t).toMatch(/`dns.minTtl` \| `60` \(1 minute\) .*\(0 seconds\.\.1 day; a duration\)/);
   });
 });
