@@ -24,7 +24,6 @@ export class Observer {
     private readonly logger: Logger,
     private readonly events: EventEmitter<ServerEvents>,
   ) {
-    const watched = (name: string | symbol) => name === 'command' || name === 'reply';
     // newListener comes before the listener is added; removeListener after it is gone.
     const untyped = events as unknown as EventEmitter;
     untyped.on('newListener', (name: string | symbol) => {
@@ -32,7 +31,7 @@ export class Observer {
       else if (name === 'reply') this.replyListened = true;
     });
     untyped.on('removeListener', (name: string | symbol) => {
-      if (watched(name)) this.recount();
+      if (name === 'command' || name === 'reply') this.recount();
     });
     this.recount();
   }

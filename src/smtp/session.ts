@@ -310,10 +310,9 @@ export class Session implements SessionInfo, GreetResume {
   private authenticated = false;
   /** A sink write in progress: the socket stays paused until it settles. */
   private sinkWait: Promise<void> | null = null;
+  /** The receive timer while it is scheduled (null once it fired or was cleared); at most one expiry per receiveTimeout however busy the session is. */
   private ioTimer: NodeJS.Timeout | null = null;
   private ioTimerArmed = false;
-  /** ioTimer is scheduled. It fires at most once per receiveTimeout however busy the session is. */
-  private ioTimerPending = false;
   /** When the current idle wait began (Date.now()): moved by each arm and by body input, with no timer call. */
   private ioSince = 0;
   private delayTimer: NodeJS.Timeout | null = null;
@@ -633,7 +632,6 @@ export class Session implements SessionInfo, GreetResume {
     if (this.lingerTimer && this.st === 'closed') clearTimeout(this.lingerTimer);
     this.ioTimer = this.delayTimer = null;
     this.ioTimerArmed = false;
-    this.ioTimerPending = false;
   }
 
   /**
@@ -644,24 +642,22 @@ export class Session implements SessionInfo, GreetResume {
    * command, several per connection (bench/RESULTS.md, Round 13).
    */
   private armIoTimer(): void {
-    if (this.ioTimerArmed) return;
-    this.ioTimerArmed = true;
-    this.ioSince = Date.now();
-    if (!this.ioTimerPending) this.scheduleIo(this.opts.receiveTimeout);
+    if (!this.ioTimerArmed) this.restartIoWait();
   }
 
-  /** Input inside a body or chunk: the idle wait starts again (receiveTimeout bounds gaps). */
-  private touchIo(): void {
+  /** Armed, with the idle wait starting now: also for each piece of a body or chunk (receiveTimeout bounds gaps). */
+  private restartIoWait(): void {
+    this.ioTimerArmed = true;
     this.ioSince = Date.now();
+    if (this.ioTimer === null) this.scheduleIo(this.opts.receiveTimeout);
   }
 
   private scheduleIo(ms: number): void {
-    this.ioTimerPending = true;
     this.ioTimer = setTimeout(() => this.guard(() => this.ioExpired()), ms);
   }
 
   private ioExpired(): void {
-    this.ioTimerPending = false;
+    this.ioTimer = null;
     // Disarmed: nothing is awaited now; the next arm schedules anew.
     if (!this.ioTimerArmed) return;
     const idle = Date.now() - this.ioSince;
@@ -1026,8 +1022,7 @@ export class Session implements SessionInfo, GreetResume {
     // receiveTimeout bounds idle gaps; dataTimeout bounds the whole body, so a client that
     // drips a byte just inside each gap cannot hold the session forever.
     if (this.dataDeadline > 0 && Date.now() > this.dataDeadline) return this.onTimeout(true);
-    this.armIoTimer();
-    this.touchIo(); // DATA: the limit is idle time, so any input restarts it
+    this.restartIoWait(); // DATA: the limit is idle time, so any input restarts it
     const { segments, end } = reader.feed(chunk);
     if (!this.sinkFailed && this.sink) {
       if (reader.size > this.opts.maxDataSize) {
@@ -1182,8 +1177,7 @@ export class Session implements SessionInfo, GreetResume {
       this.sink = null;
       sink.abort('too_big');
     }
-    this.armIoTimer();
-    this.touchIo();
+    this.restartIoWait();
     // The chunk's first octets usually came in the same write as the command.
     if (size > 0 && this.lines.bytes > 0) {
       const parts = this.lines.take(size);
@@ -1196,8 +1190,7 @@ export class Session implements SessionInfo, GreetResume {
   /** Socket input while a chunk is being read (the line queue is empty then: readChunk took it). */
   private onChunk(chunk: Buffer): void {
     if (this.dataDeadline > 0 && Date.now() > this.dataDeadline) return this.onTimeout(true);
-    this.armIoTimer();
-    this.touchIo();
+    this.restartIoWait();
     const n = Math.min(this.cx.left, chunk.length);
     this.chunkData(n === chunk.length ? chunk : chunk.subarray(0, n));
     if (n < chunk.length) this.lines.push(chunk.subarray(n));

@@ -330,12 +330,17 @@ export class StateStore {
   /** Leases this node no longer holds, given back to the backend. */
   private dropLeases(key: string, leases: readonly Lease[]): void {
     for (const l of leases) this.held.delete(l.id);
+    this.stopRenewIfIdle();
+    const ids = leases.map((l) => l.id);
+    void this.call('release', () => this.releaseSlots(key, ids)).catch(() => undefined);
+  }
+
+  /** No lease left to renew: the renew timer stops. */
+  private stopRenewIfIdle(): void {
     if (this.held.size === 0 && this.renewTimer) {
       clearInterval(this.renewTimer);
       this.renewTimer = null;
     }
-    const ids = leases.map((l) => l.id);
-    void this.call('release', () => this.releaseSlots(key, ids)).catch(() => undefined);
   }
 
   private armSpare(): void {
@@ -412,10 +417,7 @@ export class StateStore {
       if (i >= 0) pool!.splice(i, 1);
       if (pool?.length === 0) this.spare.delete(l.pool);
     }
-    if (this.held.size === 0 && this.renewTimer) {
-      clearInterval(this.renewTimer);
-      this.renewTimer = null;
-    }
+    this.stopRenewIfIdle();
   }
 
   async close(): Promise<void> {
