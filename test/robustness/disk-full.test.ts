@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { greeted, type RawClient } from '../helpers/client.js';
+import { noTemporaries } from '../helpers/temporaries.js';
 import { createServer, type FakemxServer } from '../../src/server.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
 import { idOfMaildirName } from '../../src/store/layout.js';
@@ -226,9 +227,7 @@ function meta0Day(f: string, root: string): string {
   return f.slice(root.length + 1).split('/')[0]!;
 }
 
-const waitNoTmp = async (root: string) => {
-  for (const end = Date.now() + 2000; listStore(root).some((f) => f.includes('.tmp-')) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
-};
+const waitNoTmp = (root: string) => noTemporaries(() => listStore(root));
 
 /**
  * The scenario on a store that fills after roughly 1 MB: fill it (250s, then 451 4.3.0),

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { greeted } from '../helpers/client.js';
+import { noTemporaries } from '../helpers/temporaries.js';
 import { createServer, type FakemxServer } from '../../src/server.js';
 import type { MessageMetadata } from '../../src/store/metadata.js';
 
@@ -513,9 +514,7 @@ describe('fuzzing whole sessions', () => {
       checkOracle(await runSession(t.port, c, 5000), v, 'after', t);
     }
     // Aborted messages remove their temporaries asynchronously; give them a moment.
-    const tmps = () => listStore(targets.deep!.store).filter((f) => f.includes('.tmp-'));
-    for (const end = Date.now() + 2000; tmps().length > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
-    expect(tmps()).toEqual([]);
+    expect(await noTemporaries(() => listStore(targets.deep!.store))).toEqual([]);
     // Memory: nothing of the fuzz stays reachable. A closed session is held by its linger
     // timer (session.ts LINGER_MS, 5 s) — reported — so measure once that has run out.
     // The baseline is the first property's: a filtered run that skipped it (a mutation run

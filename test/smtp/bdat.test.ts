@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { endCase, RawClient } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { noTemporaries } from '../helpers/temporaries.js';
 
 interface Step {
   /** A command line (CRLF added). */
@@ -318,9 +319,7 @@ describe('CHUNKING / BDAT (RFC 3030)', () => {
       } finally {
         cl.close();
       }
-      const end = Date.now() + 2000;
-      while (srv.files().some((f) => f.includes('.tmp-')) && Date.now() < end) await sleep(10);
-      expect(srv.files().filter((f) => f.includes('.tmp-')), 'temporaries left').toEqual([]);
+      expect(await noTemporaries(() => srv.files()), 'temporaries left').toEqual([]);
       const added = srv.messages().filter((m) => !before.has(m.meta.id)).sort((a, b) => a.meta.receivedAt.localeCompare(b.meta.receivedAt) || a.meta.id.localeCompare(b.meta.id));
       const bodies = added.map((m) => m.eml.subarray(m.meta.sizes.headers));
       expect(bodies.map((b) => b.toString('latin1')), 'stored bodies').toEqual((c.stored ?? []).map((b) => (typeof b === 'string' ? b : b.toString('latin1'))));

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { endCase, RawClient } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { noTemporaries } from '../helpers/temporaries.js';
 
 type Expect = string; // "250", "250 2.1.0", "250 2.1.0 /regex/"
 interface Step {
@@ -190,7 +191,7 @@ const cases: Case[] = [
 /** Files (base names) in the store that were not in `before`, once no temporary is left (the day's record journal aside). */
 async function settledFiles(srv: TestServer, before: Set<string>): Promise<string[]> {
   const added = () => srv.files().filter((f) => !before.has(f) && !f.endsWith('/.journal'));
-  for (const end = Date.now() + 2000; added().some((f) => f.includes('.tmp-')) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+  await noTemporaries(added);
   return added().map((f) => f.slice(f.lastIndexOf('/') + 1)).sort();
 }
 

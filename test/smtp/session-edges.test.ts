@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, greeted, sessionWaitsForClientClose } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { noTemporaries } from '../helpers/temporaries.js';
 
 let srv: TestServer;
 const verdicts: { tag: string; details: Record<string, unknown> }[] = [];
@@ -24,7 +25,7 @@ async function rest(c: RawClient, ms = 5000): Promise<string> {
 
 /** Store files (.eml/.json and temporaries) once temporaries settle. */
 async function settled(): Promise<string[]> {
-  for (const end = Date.now() + 2000; srv.files().some((f) => f.includes('.tmp-')) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+  await noTemporaries(() => srv.files());
   return srv.files();
 }
 
