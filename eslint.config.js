@@ -1,6 +1,7 @@
-// `npm run lint` (part of `npm test`): typescript-eslint's recommended type-checked rules over
-// the TypeScript sources, tests and vitest configs, typed through tsconfig.eslint.json (src and
-// test in one program). Plain JavaScript (bench/, scripts/, stryker) has no type information
+// typescript-eslint's recommended type-checked rules over the TypeScript sources, tests and
+// vitest configs, typed through tsconfig.eslint.json (src and test in one program). `npm test`
+// runs them in scripts/check.mjs on the program its type check built; `npm run lint` is eslint
+// alone (e.g. with --fix). Plain JavaScript (bench/, scripts/, stryker) has no type information
 // and is not linted here.
 import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';

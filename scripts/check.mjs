@@ -1,0 +1,72 @@
+// `npm run check` (part of `npm test`): the type check and the lint of src/, test/ and the
+// vitest configs on one TypeScript program (tsconfig.eslint.json). tsc's diagnostics come
+// first; eslint's type-checked rules (eslint.config.js) then read types from that same
+// program instead of building their own: on a fresh clone ~29 CPU-s, where `tsc` and `eslint`
+// apart took 44.
+//
+// A rerun checks only what changed: tsc keeps its diagnostics in .cache/check.tsbuildinfo,
+// and the files that passed are kept by content hash in .cache/check.json (eslint's own cache
+// cannot hash a config that holds a program). Nothing changed: nothing is built. As with any
+// lint cache, a type-aware finding in an unchanged file whose imports changed can be missed
+// until `rm -rf .cache` (CI always starts without it).
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
+import ts from 'typescript';
+import { ESLint } from 'eslint';
+
+const CONFIG = 'tsconfig.eslint.json';
+const STATE = '.cache/check.json';
+/** A change in any of these rechecks every file. */
+const GLOBAL = ['eslint.config.js', 'tsconfig.json', CONFIG, 'package-lock.json', 'scripts/check.mjs'];
+
+const hash = (path) => createHash('sha1').update(readFileSync(path)).digest('hex');
+const readState = () => {
+  try {
+    return JSON.parse(readFileSync(STATE, 'utf8'));
+  } catch {
+    return { global: '', files: {} };
+  }
+};
+
+const host = { getCanonicalFileName: (f) => f, getCurrentDirectory: () => process.cwd(), getNewLine: () => '\n' };
+const report = (diags) => diags.length > 0 && process.stdout.write(ts.formatDiagnosticsWithColorAndContext(diags, host));
+
+function main() {
+  const read = ts.readConfigFile(CONFIG, ts.sys.readFile);
+  if (read.error) return report([read.error]), 1;
+  const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, process.cwd(), undefined, CONFIG);
+  if (parsed.errors.length > 0) return report(parsed.errors), 1;
+  const files = parsed.fileNames.map((f) => relative(process.cwd(), resolve(f)));
+  const global = createHash('sha1').update(GLOBAL.map(hash).join()).digest('hex');
+  const before = readState();
+  const same = before.global === global ? before.files : {};
+  const now = Object.fromEntries(files.map((f) => [f, hash(f)]));
+  const changed = files.filter((f) => same[f] !== now[f]);
+  if (changed.length === 0) return 0;
+
+  const options = { ...parsed.options, incremental: true, noEmit: true, tsBuildInfoFile: '.cache/check.tsbuildinfo' };
+  const builder = ts.createIncrementalProgram({ rootNames: parsed.fileNames, options });
+  const diags = [...builder.getConfigFileParsingDiagnostics(), ...builder.getSyntacticDiagnostics(), ...builder.getGlobalDiagnostics(), ...builder.getSemanticDiagnostics()];
+  // With noEmit this writes only the build info: the diagnostics of unchanged files next time.
+  builder.emit();
+  report(diags);
+  return lint(builder.getProgram(), changed).then((bad) => {
+    for (const d of diags) if (d.file) bad.add(relative(process.cwd(), resolve(d.file.fileName)));
+    const passed = Object.fromEntries(files.filter((f) => !bad.has(f)).map((f) => [f, now[f]]));
+    mkdirSync('.cache', { recursive: true });
+    writeFileSync(STATE, JSON.stringify({ global, files: passed }));
+    return diags.length > 0 || bad.size > 0 ? 1 : 0;
+  });
+}
+
+/** eslint over `files`, typed by `program`; the files with an error. */
+async function lint(program, files) {
+  const eslint = new ESLint({ overrideConfig: { languageOptions: { parserOptions: { project: null, programs: [program] } } } });
+  const results = await eslint.lintFiles(files);
+  const text = (await eslint.loadFormatter('stylish')).format(results);
+  if (text) process.stdout.write(text);
+  return new Set(results.filter((r) => r.errorCount > 0 || r.fatalErrorCount > 0).map((r) => relative(process.cwd(), r.filePath)));
+}
+
+process.exitCode = await main();
