@@ -10,8 +10,8 @@
 // lint cache, a type-aware finding in an unchanged file whose imports changed can be missed
 // until `rm -rf .cache` (CI always starts without it).
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { relative, resolve } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import ts from 'typescript';
 import { ESLint } from 'eslint';
 
@@ -29,15 +29,43 @@ const readState = () => {
   }
 };
 
+/** Folders never holding the project's own TypeScript. */
+const SKIP = new Set(['node_modules', 'dist', '.git', '.cache', '.stryker-tmp', 'coverage', 'reports', 'var']);
+
+/** Every .ts/.cts/.mts file under `dir`, as a path relative to the project. */
+function tsFiles(dir = '.', out = []) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) {
+      if (!SKIP.has(e.name)) tsFiles(join(dir, e.name), out);
+    } else if (/\.[cm]?ts$/.test(e.name) && !e.name.endsWith('.d.ts')) out.push(join(dir, e.name));
+  }
+  return out;
+}
+
+/**
+ * TypeScript files eslint would lint (not ignored by eslint.config.js) that the program leaves
+ * out: neither type-checked nor linted here, so each is an error to fix in tsconfig.eslint.json.
+ */
+async function outside(files) {
+  const inProgram = new Set(files);
+  const eslint = new ESLint();
+  const out = [];
+  for (const f of tsFiles()) if (!inProgram.has(f) && !(await eslint.isPathIgnored(f))) out.push(f);
+  return out;
+}
+
 const host = { getCanonicalFileName: (f) => f, getCurrentDirectory: () => process.cwd(), getNewLine: () => '\n' };
 const report = (diags) => diags.length > 0 && process.stdout.write(ts.formatDiagnosticsWithColorAndContext(diags, host));
 
-function main() {
+async function main() {
   const read = ts.readConfigFile(CONFIG, ts.sys.readFile);
   if (read.error) return report([read.error]), 1;
   const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, process.cwd(), undefined, CONFIG);
   if (parsed.errors.length > 0) return report(parsed.errors), 1;
   const files = parsed.fileNames.map((f) => relative(process.cwd(), resolve(f)));
+  const missed = await outside(files);
+  for (const f of missed) process.stdout.write(`${f}: not in ${CONFIG}'s program: neither type-checked nor linted\n`);
+  if (missed.length > 0) return 1;
   const global = createHash('sha1').update(GLOBAL.map(hash).join()).digest('hex');
   const before = readState();
   const same = before.global === global ? before.files : {};
@@ -51,13 +79,12 @@ function main() {
   // With noEmit this writes only the build info: the diagnostics of unchanged files next time.
   builder.emit();
   report(diags);
-  return lint(builder.getProgram(), changed).then((bad) => {
-    for (const d of diags) if (d.file) bad.add(relative(process.cwd(), resolve(d.file.fileName)));
-    const passed = Object.fromEntries(files.filter((f) => !bad.has(f)).map((f) => [f, now[f]]));
-    mkdirSync('.cache', { recursive: true });
-    writeFileSync(STATE, JSON.stringify({ global, files: passed }));
-    return diags.length > 0 || bad.size > 0 ? 1 : 0;
-  });
+  const bad = await lint(builder.getProgram(), changed);
+  for (const d of diags) if (d.file) bad.add(relative(process.cwd(), resolve(d.file.fileName)));
+  const passed = Object.fromEntries(files.filter((f) => !bad.has(f)).map((f) => [f, now[f]]));
+  mkdirSync('.cache', { recursive: true });
+  writeFileSync(STATE, JSON.stringify({ global, files: passed }));
+  return diags.length > 0 || bad.size > 0 ? 1 : 0;
 }
 
 /** eslint over `files`, typed by `program`; the files with an error. */
