@@ -6,9 +6,9 @@
 //
 // A rerun checks only what changed: tsc keeps its diagnostics in .cache/check.tsbuildinfo,
 // and the files that passed are kept by content hash in .cache/check.json (eslint's own cache
-// cannot hash a config that holds a program). Nothing changed: nothing is built. As with any
-// lint cache, a type-aware finding in an unchanged file whose imports changed can be missed
-// until `rm -rf .cache` (CI always starts without it).
+// cannot hash a config that holds a program). Nothing changed: nothing is built. Otherwise
+// eslint lints the changed files and the ones tsc re-checked with them because the types they
+// import changed, so an unchanged file's type-aware finding is not missed.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -75,11 +75,17 @@ async function main() {
 
   const options = { ...parsed.options, incremental: true, noEmit: true, tsBuildInfoFile: '.cache/check.tsbuildinfo' };
   const builder = ts.createIncrementalProgram({ rootNames: parsed.fileNames, options });
+  // The files tsc re-checks are the changed ones and those whose types changed with them (an
+  // import's declarations changed): eslint's type-aware rules can only change their verdict there.
+  const affected = new Set();
+  for (let r; (r = builder.getSemanticDiagnosticsOfNextAffectedFile()); ) {
+    if ('fileName' in r.affected) affected.add(relative(process.cwd(), resolve(r.affected.fileName)));
+  }
   const diags = [...builder.getConfigFileParsingDiagnostics(), ...builder.getSyntacticDiagnostics(), ...builder.getGlobalDiagnostics(), ...builder.getSemanticDiagnostics()];
   // With noEmit this writes only the build info: the diagnostics of unchanged files next time.
   builder.emit();
   report(diags);
-  const bad = await lint(builder.getProgram(), changed);
+  const bad = await lint(builder.getProgram(), files.filter((f) => same[f] !== now[f] || affected.has(f)));
   for (const d of diags) if (d.file) bad.add(relative(process.cwd(), resolve(d.file.fileName)));
   const passed = Object.fromEntries(files.filter((f) => !bad.has(f)).map((f) => [f, now[f]]));
   mkdirSync('.cache', { recursive: true });
