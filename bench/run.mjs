@@ -4,6 +4,8 @@
 // Options: --quick (2-minute smoke run) --held N --messages M --reps R --store-reps R
 //          --fakemx-node-options "FLAGS" (node/V8 flags for the fakemx process only)
 //          --scenarios sink,store,held,dnsbl --no-write --cpu-prof (profile fakemx) --keep
+//          --one-cpu N (every server and smtp-source on CPU N: compares the work each server
+//          does per message, without the two-CPU scheduling effects of Round 15)
 
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -53,12 +55,19 @@ const O = {
   servers: opt('servers', 'fakemx,smtp-sink,haraka,smtp-server').split(','),
   write: !flag('no-write'),
   cpuProf: flag('cpu-prof'),
+  // Pin every server and smtp-source to this one CPU (taskset): throughput then follows the CPU
+  // each side spends per message, not how the two processes meet across two CPUs (Round 15).
+  oneCpu: opt('one-cpu', ''),
   // Node/V8 flags for the fakemx process only, e.g. "--max-semi-space-size=4" (to compare heap settings).
   // Default: the NODE_OPTIONS the shipped systemd unit sets, so fakemx runs here as it is deployed.
   fakemxNode: opt('fakemx-node-options', shippedNodeOptions()).split(' ').filter(Boolean),
   keep: flag('keep'),
   floor: !flag('no-floor'),
 };
+if (O.oneCpu !== '' && !/^\d+$/.test(O.oneCpu)) {
+  process.stderr.write(`bench: --one-cpu wants a CPU number, got ${JSON.stringify(O.oneCpu)}\n`);
+  process.exit(2);
+}
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const HAND_WRITTEN = '<!-- hand-written sections below: bench/run.mjs keeps them -->';
 const SMTP_SINK = '/usr/sbin/smtp-sink';
@@ -118,8 +127,14 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
+/** `cmd args` as run: under `taskset -c N` with --one-cpu. */
+function pinned(cmd, args) {
+  return O.oneCpu ? ['taskset', ['-c', O.oneCpu, cmd, ...args]] : [cmd, args];
+}
+
 /** Spawns a server under `ulimit -n` raised to the hard limit; `exec` keeps the pid the server's. */
-function spawnServer(name, cmd, args, env = {}) {
+function spawnServer(name, cmd0, args0, env = {}) {
+  const [cmd, args] = pinned(cmd0, args0);
   const shownEnv = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   noteCommand(`${[...shownEnv, quoteCmd([cmd, ...args])].join(' ')}   # ${name}`);
   const proc = spawn('bash', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', cmd, ...args], {
@@ -240,12 +255,12 @@ function runSource(port, { s, m, d }, note = true, serverPid = 0) {
   const args = ['-s', String(s), '-m', String(m), '-l', String(O.size), '-f', 'bench@source.example', '-t', 'sink@fakemx.example'];
   if (d) args.push('-d');
   args.push(`127.0.0.1:${port}`);
-  if (note) noteCommand(`${quoteCmd([SMTP_SOURCE, ...args.slice(0, -1)])} 127.0.0.1:PORT`);
+  if (note) noteCommand(`${quoteCmd(pinned(SMTP_SOURCE, args.slice(0, -1)).flat())} 127.0.0.1:PORT`);
   return new Promise((resolve) => {
     const cpu0 = serverPid ? cpuSeconds(serverPid) : NaN;
     const t0 = performance.now();
     // bash's `times` prints the CPU time of its children (smtp-source) on the last line.
-    const p = spawn('bash', ['-c', '"$0" "$@"; rc=$?; times >&2; exit $rc', SMTP_SOURCE, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('bash', ['-c', '"$0" "$@"; rc=$?; times >&2; exit $rc', ...pinned(SMTP_SOURCE, args).flat()], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (c) => {
       if (err.length < 8000) err += c.toString();
@@ -578,7 +593,7 @@ function report(startedAt, wallMs) {
     machineFacts(),
     `- CPU busy with other work while the bench was idle (1 s samples): ${loads.map((l) => `${l.at} ${(l.busy * 100).toFixed(0)}%`).join(', ')}${Math.max(...loads.map((l) => l.busy)) > 0.15 ? ' — **the machine was busy with other work; treat these numbers as rough and rerun on an idle machine**' : ''}`,
     '',
-    `All servers on 127.0.0.1, one process each, logging at warn. Messages ${O.size} octets (\`-l ${O.size}\`). Cells: median msgs/s (min–max) over the repetitions; runs of the servers interleaved, order rotated each repetition. "-d" = connections reused; otherwise one connection per message.`,
+    `All servers on 127.0.0.1, one process each, logging at warn.${O.oneCpu ? ` Every server and smtp-source pinned to CPU ${O.oneCpu} (\`--one-cpu\`).` : ''} Messages ${O.size} octets (\`-l ${O.size}\`). Cells: median msgs/s (min–max) over the repetitions; runs of the servers interleaved, order rotated each repetition. "-d" = connections reused; otherwise one connection per message.`,
   ];
   const cpuNote = 'Server CPU time (user + system, all threads, from /proc/PID/stat) per message, median µs; lower is better; "÷ fakemx" = how many times more CPU the peer spends per message. The last column is the CPU share of the single smtp-source process in the fakemx runs: near 100% means the client, not the server, set the pace.';
   if (results.throughput.sink) {
