@@ -1,7 +1,7 @@
 // The state store on a test clock: entry expiry, set-if-absent, leases, the local (LMDB)
 // backend across reopen and other processes, and the failure semantics (deadline, one log
 // line per outage transition, error count, health).
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -359,5 +359,41 @@ describe('failure semantics', () => {
     await s.acquireLease(key, 's3', 1);
     await s.close();
     expect(await b.leaseCount(key, clock.t)).toBe(0);
+  });
+
+  it('an idle store keeps no renew timer: it stops with the last lease and starts with the next', async () => {
+    // Only the interval timers are faked: the renew timer is the one under test.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const clock = { t: 1_000_000 };
+      const now = () => clock.t;
+      const b = new MemoryBackend(now);
+      let renewals = 0;
+      const renew = b.renew.bind(b);
+      b.renew = (leases, exp) => (renewals++, renew(leases, exp));
+      const s = new StateStore(b, { timeout: 50, leaseTtl: 60, now });
+      expect(vi.getTimerCount()).toBe(0);
+      const l1 = await s.acquireLease('lease:192.0.2.1', 's1', 2);
+      const l2 = await s.acquireLease('lease:192.0.2.2', 's2', 2);
+      expect(vi.getTimerCount()).toBe(1); // one timer for every lease
+      await vi.advanceTimersByTimeAsync(20);
+      expect(renewals).toBe(1);
+      s.releaseLease(l1!);
+      expect(vi.getTimerCount()).toBe(1); // l2 still needs it
+      await vi.advanceTimersByTimeAsync(20);
+      expect(renewals).toBe(2);
+      s.releaseLease(l2!);
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(renewals).toBe(2);
+      const l3 = await s.acquireLease('lease:192.0.2.3', 's3', 2);
+      expect(vi.getTimerCount()).toBe(1);
+      await vi.advanceTimersByTimeAsync(20);
+      expect(renewals).toBe(3);
+      s.releaseLease(l3!);
+      await s.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
