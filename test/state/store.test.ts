@@ -26,6 +26,17 @@ function clock(start = 1_700_000_000_000) {
   return { now: () => t, advance: (ms: number) => (t += ms) };
 }
 
+/** A store on a memory backend and a test clock (leaseTtl 60 ms) that counts the backend's renewals. */
+function renewingStore() {
+  const clock = { t: 1_000_000 };
+  const now = () => clock.t;
+  const b = new MemoryBackend(now);
+  let n = 0;
+  const renew = b.renew.bind(b);
+  b.renew = (leases, exp) => (n++, renew(leases, exp));
+  return { clock, b, s: new StateStore(b, { timeout: 50, leaseTtl: 60, now }), renewals: () => n };
+}
+
 describe('keys and networks', () => {
   it('groups IPv4 by /24 and IPv6 by /64 by default, configurable', () => {
     expect(clientNetwork('192.0.2.77')).toBe('192.0.2.0/24');
@@ -331,13 +342,7 @@ describe('failure semantics', () => {
   it('leases are renewed by one timer and given back at close', async () => {
     // A test clock for the expiries, so a slow machine cannot let a lease lapse between two
     // steps; the renew timer itself is real (every leaseTtl / 3), and each step waits for it.
-    const clock = { t: 1_000_000 };
-    const now = () => clock.t;
-    const b = new MemoryBackend(now);
-    let renewals = 0;
-    const renew = b.renew.bind(b);
-    b.renew = (leases, exp) => (renewals++, renew(leases, exp));
-    const s = new StateStore(b, { timeout: 50, leaseTtl: 60, now });
+    const { clock, b, s, renewals } = renewingStore();
     const key = 'lease:192.0.2.1';
     const l1 = await s.acquireLease(key, 's1', 1);
     expect(l1).not.toBeNull();
@@ -345,10 +350,10 @@ describe('failure semantics', () => {
     // Five TTLs, 40 ms of the clock at a time, each followed by a run of the timer: still held.
     for (let i = 0; i < 8; i++) {
       clock.t += 40;
-      const seen = renewals;
+      const seen = renewals();
       const until = Date.now() + 5000;
-      while (renewals === seen && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
-      expect(renewals).toBeGreaterThan(seen);
+      while (renewals() === seen && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      expect(renewals()).toBeGreaterThan(seen);
     }
     expect(await s.leaseCount(key)).toBe(1);
     expect(await s.acquireLease(key, 's2', 1)).toBeNull();
@@ -365,31 +370,25 @@ describe('failure semantics', () => {
     // Only the interval timers are faked: the renew timer is the one under test.
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     try {
-      const clock = { t: 1_000_000 };
-      const now = () => clock.t;
-      const b = new MemoryBackend(now);
-      let renewals = 0;
-      const renew = b.renew.bind(b);
-      b.renew = (leases, exp) => (renewals++, renew(leases, exp));
-      const s = new StateStore(b, { timeout: 50, leaseTtl: 60, now });
+      const { s, renewals } = renewingStore();
       expect(vi.getTimerCount()).toBe(0);
       const l1 = await s.acquireLease('lease:192.0.2.1', 's1', 2);
       const l2 = await s.acquireLease('lease:192.0.2.2', 's2', 2);
       expect(vi.getTimerCount()).toBe(1); // one timer for every lease
       await vi.advanceTimersByTimeAsync(20);
-      expect(renewals).toBe(1);
+      expect(renewals()).toBe(1);
       s.releaseLease(l1!);
       expect(vi.getTimerCount()).toBe(1); // l2 still needs it
       await vi.advanceTimersByTimeAsync(20);
-      expect(renewals).toBe(2);
+      expect(renewals()).toBe(2);
       s.releaseLease(l2!);
       expect(vi.getTimerCount()).toBe(0);
       await vi.advanceTimersByTimeAsync(200);
-      expect(renewals).toBe(2);
+      expect(renewals()).toBe(2);
       const l3 = await s.acquireLease('lease:192.0.2.3', 's3', 2);
       expect(vi.getTimerCount()).toBe(1);
       await vi.advanceTimersByTimeAsync(20);
-      expect(renewals).toBe(3);
+      expect(renewals()).toBe(3);
       s.releaseLease(l3!);
       await s.close();
     } finally {
