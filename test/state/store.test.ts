@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBackend } from '../../src/state/local.js';
 import { MemoryBackend } from '../../src/state/memory.js';
-import { StateStore, memoryStateStore } from '../../src/state/store.js';
+import { SPARE_IDLE, StateStore, memoryStateStore } from '../../src/state/store.js';
 import { StateError, clientNetwork, decodeEntry, encodeEntry, keys, kindOf, type StateBackend } from '../../src/state/types.js';
 
 const dirs: string[] = [];
@@ -390,6 +390,66 @@ describe('failure semantics', () => {
       await vi.advanceTimersByTimeAsync(20);
       expect(renewals()).toBe(3);
       s.releaseLease(l3!);
+      await s.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('close() stops the renew timer of leases still held; renewAll() with none held asks nothing', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const { s, renewals } = renewingStore();
+      await s.renewAll();
+      expect(renewals()).toBe(0);
+      await s.acquireLease('lease:192.0.2.1', 's1', 2);
+      expect(vi.getTimerCount()).toBe(1);
+      await s.close(); // a session cut by shutdown: its lease is still held
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('spare lease slots (state.leaseBlock) go back after SPARE_IDLE, and then no timer is left', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const clock = { t: 1_000_000 };
+      const now = () => clock.t;
+      // A backend with blocks, as Redis has: each id of a block is one lease while room is left.
+      const b = Object.assign(new MemoryBackend(now), {
+        async acquireBlock(key: string, ids: readonly string[], max: number, _div: number, exp: number, at: number): Promise<number> {
+          let n = 0;
+          for (const id of ids) if (await b.acquire({ key, id }, max, exp, at)) n++;
+          return n;
+        },
+        async releaseMany(key: string, ids: readonly string[]): Promise<void> {
+          for (const id of ids) await b.release({ key, id });
+        },
+      });
+      const s = new StateStore(b, { timeout: 50, leaseTtl: 60_000, now, leaseBlock: 4 });
+      const key = 'lease:192.0.2.1';
+      const l1 = await s.acquireLease(key, 's1', 10);
+      expect(l1).not.toBeNull();
+      expect(s.leasesSpare).toBe(3);
+      expect(await b.leaseCount(key, clock.t)).toBe(4);
+      expect(vi.getTimerCount()).toBe(2); // renew and spare
+      // Not yet idle for SPARE_IDLE: kept.
+      clock.t += SPARE_IDLE - 1;
+      await vi.advanceTimersByTimeAsync(SPARE_IDLE);
+      expect(s.leasesSpare).toBe(3);
+      clock.t += 1;
+      await vi.advanceTimersByTimeAsync(SPARE_IDLE);
+      expect(s.leasesSpare).toBe(0);
+      expect(await b.leaseCount(key, clock.t)).toBe(1);
+      expect(vi.getTimerCount()).toBe(1); // the spare timer stopped; l1 is still renewed
+      s.releaseLease(l1!); // back to the spares, then swept in turn
+      expect(s.leasesSpare).toBe(1);
+      clock.t += SPARE_IDLE;
+      await vi.advanceTimersByTimeAsync(SPARE_IDLE);
+      expect(s.leasesSpare).toBe(0);
+      expect(await b.leaseCount(key, clock.t)).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
       await s.close();
     } finally {
       vi.useRealTimers();
