@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { Corpus } from '../../src/store/corpus.js';
 import { dayOf } from '../../src/store/layout.js';
 import { SpaceGuard } from '../../src/store/space.js';
@@ -79,5 +79,41 @@ describe('store.minFreeBytes: free space between two statfs calls', () => {
     g.close();
     expect(g.usage().freeBytes).toBe(4000);
     expect(g.fullReason()).toMatch(/free space 4000 below store.minFreeBytes 5000/);
+  });
+
+  it('statfs counts blocks: free space is bavail × bsize', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] }); // statfs is asked again after 250 ms of this clock
+    onTestFinished(() => void vi.useRealTimers());
+    root = mkdtempSync(join(tmpdir(), 'fakemx-space-'));
+    let blocks = 3;
+    const g = new SpaceGuard(new Corpus(root), { maxBytes: 0, minFreeBytes: 10_000, onFull: 'stop' }, { transition: () => {}, pruned: () => {}, error: () => {} }, () => Promise.resolve({ bavail: BigInt(blocks), bsize: 4096n }));
+    await g.check();
+    expect([g.usage().freeBytes, g.fullReason()]).toEqual([12_288, null]);
+    blocks = 2;
+    g.added('2026-12-01', 1);
+    vi.setSystemTime(Date.now() + 300);
+    await g.check();
+    g.close();
+    expect(g.usage().freeBytes).toBe(8192);
+    expect(g.fullReason()).toMatch(/free space 8192 below store.minFreeBytes 10000/);
+  });
+
+  it('"prune" for free space deletes old days until 10 % above store.minFreeBytes, not just to it', async () => {
+    root = mkdtempSync(join(tmpdir(), 'fakemx-space-'));
+    const today = dayOf(new Date());
+    for (const day of ['2020-01-01', '2020-01-02', '2020-01-03', today]) {
+      mkdirSync(join(root, day));
+      writeFileSync(join(root, day, 'a.eml'), Buffer.alloc(1000));
+    }
+    // The filesystem: 4,400 octets free, plus whatever the corpus gives back.
+    const free = () => 4400 + 4000 - readdirSync(root).length * 1000;
+    const pruned: string[] = [];
+    const g = new SpaceGuard(new Corpus(root), { maxBytes: 0, minFreeBytes: 5000, onFull: 'prune' }, { transition: () => {}, pruned: (d) => pruned.push(d), error: () => {} }, () => Promise.resolve({ bavail: free(), bsize: 1 }));
+    await g.check();
+    g.close();
+    // 4,400 → 5,400 after one day: past 5,000 but not past 5,500; a second day makes 6,400.
+    expect(pruned).toEqual(['2020-01-01', '2020-01-02']);
+    expect(g.usage().freeBytes).toBe(6400);
+    expect(g.fullReason()).toBeNull();
   });
 });
