@@ -1,7 +1,7 @@
 // The state store on a test clock: entry expiry, set-if-absent, leases, the local (LMDB)
 // backend across reopen and other processes, and the failure semantics (deadline, one log
 // line per outage transition, error count, health).
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,12 @@ afterEach(() => {
 function clock(start = 1_700_000_000_000) {
   let t = start;
   return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+/** Fakes only the interval timers (the store's renew and spare timers) until the test ends. */
+function fakeIntervals(): void {
+  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+  onTestFinished(() => void vi.useRealTimers());
 }
 
 /** A store on a memory backend and a test clock (leaseTtl 60 ms) that counts the backend's renewals. */
@@ -367,92 +373,79 @@ describe('failure semantics', () => {
   });
 
   it('an idle store keeps no renew timer: it stops with the last lease and starts with the next', async () => {
-    // Only the interval timers are faked: the renew timer is the one under test.
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-    try {
-      const { s, renewals } = renewingStore();
-      expect(vi.getTimerCount()).toBe(0);
-      const l1 = await s.acquireLease('lease:192.0.2.1', 's1', 2);
-      const l2 = await s.acquireLease('lease:192.0.2.2', 's2', 2);
-      expect(vi.getTimerCount()).toBe(1); // one timer for every lease
-      await vi.advanceTimersByTimeAsync(20);
-      expect(renewals()).toBe(1);
-      s.releaseLease(l1!);
-      expect(vi.getTimerCount()).toBe(1); // l2 still needs it
-      await vi.advanceTimersByTimeAsync(20);
-      expect(renewals()).toBe(2);
-      s.releaseLease(l2!);
-      expect(vi.getTimerCount()).toBe(0);
-      await vi.advanceTimersByTimeAsync(200);
-      expect(renewals()).toBe(2);
-      const l3 = await s.acquireLease('lease:192.0.2.3', 's3', 2);
-      expect(vi.getTimerCount()).toBe(1);
-      await vi.advanceTimersByTimeAsync(20);
-      expect(renewals()).toBe(3);
-      s.releaseLease(l3!);
-      await s.close();
-    } finally {
-      vi.useRealTimers();
-    }
+    fakeIntervals(); // the renew timer is the one under test
+    const { s, renewals } = renewingStore();
+    expect(vi.getTimerCount()).toBe(0);
+    const l1 = await s.acquireLease('lease:192.0.2.1', 's1', 2);
+    const l2 = await s.acquireLease('lease:192.0.2.2', 's2', 2);
+    expect(vi.getTimerCount()).toBe(1); // one timer for every lease
+    await vi.advanceTimersByTimeAsync(20);
+    expect(renewals()).toBe(1);
+    s.releaseLease(l1!);
+    expect(vi.getTimerCount()).toBe(1); // l2 still needs it
+    await vi.advanceTimersByTimeAsync(20);
+    expect(renewals()).toBe(2);
+    s.releaseLease(l2!);
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(renewals()).toBe(2);
+    const l3 = await s.acquireLease('lease:192.0.2.3', 's3', 2);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(renewals()).toBe(3);
+    s.releaseLease(l3!);
+    await s.close();
   });
 
   it('close() stops the renew timer of leases still held; renewAll() with none held asks nothing', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-    try {
-      const { s, renewals } = renewingStore();
-      await s.renewAll();
-      expect(renewals()).toBe(0);
-      await s.acquireLease('lease:192.0.2.1', 's1', 2);
-      expect(vi.getTimerCount()).toBe(1);
-      await s.close(); // a session cut by shutdown: its lease is still held
-      expect(vi.getTimerCount()).toBe(0);
-    } finally {
-      vi.useRealTimers();
-    }
+    fakeIntervals();
+    const { s, renewals } = renewingStore();
+    await s.renewAll();
+    expect(renewals()).toBe(0);
+    await s.acquireLease('lease:192.0.2.1', 's1', 2);
+    expect(vi.getTimerCount()).toBe(1);
+    await s.close(); // a session cut by shutdown: its lease is still held
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('spare lease slots (state.leaseBlock) go back after SPARE_IDLE, and then no timer is left', async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-    try {
-      const clock = { t: 1_000_000 };
-      const now = () => clock.t;
-      // A backend with blocks, as Redis has: each id of a block is one lease while room is left.
-      const b = Object.assign(new MemoryBackend(now), {
-        async acquireBlock(key: string, ids: readonly string[], max: number, _div: number, exp: number, at: number): Promise<number> {
-          let n = 0;
-          for (const id of ids) if (await b.acquire({ key, id }, max, exp, at)) n++;
-          return n;
-        },
-        async releaseMany(key: string, ids: readonly string[]): Promise<void> {
-          for (const id of ids) await b.release({ key, id });
-        },
-      });
-      const s = new StateStore(b, { timeout: 50, leaseTtl: 60_000, now, leaseBlock: 4 });
-      const key = 'lease:192.0.2.1';
-      const l1 = await s.acquireLease(key, 's1', 10);
-      expect(l1).not.toBeNull();
-      expect(s.leasesSpare).toBe(3);
-      expect(await b.leaseCount(key, clock.t)).toBe(4);
-      expect(vi.getTimerCount()).toBe(2); // renew and spare
-      // Not yet idle for SPARE_IDLE: kept.
-      clock.t += SPARE_IDLE - 1;
-      await vi.advanceTimersByTimeAsync(SPARE_IDLE);
-      expect(s.leasesSpare).toBe(3);
-      clock.t += 1;
-      await vi.advanceTimersByTimeAsync(SPARE_IDLE);
-      expect(s.leasesSpare).toBe(0);
-      expect(await b.leaseCount(key, clock.t)).toBe(1);
-      expect(vi.getTimerCount()).toBe(1); // the spare timer stopped; l1 is still renewed
-      s.releaseLease(l1!); // back to the spares, then swept in turn
-      expect(s.leasesSpare).toBe(1);
-      clock.t += SPARE_IDLE;
-      await vi.advanceTimersByTimeAsync(SPARE_IDLE);
-      expect(s.leasesSpare).toBe(0);
-      expect(await b.leaseCount(key, clock.t)).toBe(0);
-      expect(vi.getTimerCount()).toBe(0);
-      await s.close();
-    } finally {
-      vi.useRealTimers();
-    }
+    fakeIntervals();
+    const clock = { t: 1_000_000 };
+    const now = () => clock.t;
+    // A backend with blocks, as Redis has: each id of a block is one lease while room is left.
+    const b = Object.assign(new MemoryBackend(now), {
+      async acquireBlock(key: string, ids: readonly string[], max: number, _div: number, exp: number, at: number): Promise<number> {
+        let n = 0;
+        for (const id of ids) if (await b.acquire({ key, id }, max, exp, at)) n++;
+        return n;
+      },
+      async releaseMany(key: string, ids: readonly string[]): Promise<void> {
+        for (const id of ids) await b.release({ key, id });
+      },
+    });
+    const s = new StateStore(b, { timeout: 50, leaseTtl: 60_000, now, leaseBlock: 4 });
+    const key = 'lease:192.0.2.1';
+    const l1 = await s.acquireLease(key, 's1', 10);
+    expect(l1).not.toBeNull();
+    expect(s.leasesSpare).toBe(3);
+    expect(await b.leaseCount(key, clock.t)).toBe(4);
+    expect(vi.getTimerCount()).toBe(2); // renew and spare
+    // Not yet idle for SPARE_IDLE: kept.
+    clock.t += SPARE_IDLE - 1;
+    await vi.advanceTimersByTimeAsync(SPARE_IDLE);
+    expect(s.leasesSpare).toBe(3);
+    clock.t += 1;
+    await vi.advanceTimersByTimeAsync(SPARE_IDLE);
+    expect(s.leasesSpare).toBe(0);
+    expect(await b.leaseCount(key, clock.t)).toBe(1);
+    expect(vi.getTimerCount()).toBe(1); // the spare timer stopped; l1 is still renewed
+    s.releaseLease(l1!); // back to the spares, then swept in turn
+    expect(s.leasesSpare).toBe(1);
+    clock.t += SPARE_IDLE;
+    await vi.advanceTimersByTimeAsync(SPARE_IDLE);
+    expect(s.leasesSpare).toBe(0);
+    expect(await b.leaseCount(key, clock.t)).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+    await s.close();
   });
 });
