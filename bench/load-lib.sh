@@ -2,6 +2,11 @@
 # run against a server process, printing msgs/s and the server's CPU µs per message (utime +
 # stime of all its threads, from /proc/PID/stat, so the kernel time of its syscalls counts).
 
+# smtp-source's heap held still, as bench/run.mjs runs it (--client-malloc, Round 16); the
+# servers these scripts start do not get it. CLIENT_MALLOC=default leaves glibc's settings.
+SOURCE_ENV=(env GLIBC_TUNABLES=glibc.malloc.top_pad=16777216:glibc.malloc.trim_threshold=67108864:glibc.malloc.mmap_threshold=67108864)
+if [ "${CLIENT_MALLOC:-fixed}" = default ]; then SOURCE_ENV=(); fi
+
 # wait_port PORT: up to 15 s for something to accept on 127.0.0.1:PORT.
 wait_port() {
   for _ in $(seq 1 150); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done

@@ -6,6 +6,7 @@
 //          --scenarios sink,store,held,dnsbl --no-write --cpu-prof (profile fakemx) --keep
 //          --one-cpu N (every server and smtp-source on CPU N: compares the work each server
 //          does per message, without the two-CPU scheduling effects of Round 15)
+//          --client-malloc default (smtp-source with glibc's own heap settings; see CLIENT_MALLOC)
 
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -58,6 +59,8 @@ const O = {
   // Pin every server and smtp-source to this one CPU (taskset): throughput then follows the CPU
   // each side spends per message, not how the two processes meet across two CPUs (Round 15).
   oneCpu: opt('one-cpu', ''),
+  // 'fixed' (default): smtp-source runs with CLIENT_MALLOC; 'default': with glibc's own settings.
+  clientMalloc: opt('client-malloc', 'fixed'),
   // Node/V8 flags for the fakemx process only, e.g. "--max-semi-space-size=4" (to compare heap settings).
   // Default: the NODE_OPTIONS the shipped systemd unit sets, so fakemx runs here as it is deployed.
   fakemxNode: opt('fakemx-node-options', shippedNodeOptions()).split(' ').filter(Boolean),
@@ -68,7 +71,19 @@ if (O.oneCpu !== '' && !/^\d+$/.test(O.oneCpu)) {
   process.stderr.write(`bench: --one-cpu wants a CPU number, got ${JSON.stringify(O.oneCpu)}\n`);
   process.exit(2);
 }
+if (!['fixed', 'default'].includes(O.clientMalloc)) {
+  process.stderr.write(`bench: --client-malloc wants fixed or default, got ${JSON.stringify(O.clientMalloc)}\n`);
+  process.exit(2);
+}
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
+// The load generator's heap, held still (Round 16). With glibc's defaults, smtp-source's heap
+// top is given back (brk) whenever 128 KiB at its end come free and taken again at the next
+// session: in some runs 300-1,200 brk calls and 6,000-40,000 page faults per 4,000 messages
+// instead of 12 and ~1,000, so the client's CPU per message doubled, against any server, at
+// random. A 16 MiB top pad and high trim/mmap thresholds keep the heap it has; every server
+// meets the same client. `--client-malloc default` measures with glibc's settings.
+const CLIENT_MALLOC = 'glibc.malloc.top_pad=16777216:glibc.malloc.trim_threshold=67108864:glibc.malloc.mmap_threshold=67108864';
+const CLIENT_ENV = O.clientMalloc === 'fixed' ? { GLIBC_TUNABLES: CLIENT_MALLOC } : {};
 const HAND_WRITTEN = '<!-- hand-written sections below: bench/run.mjs keeps them -->';
 const SMTP_SINK = '/usr/sbin/smtp-sink';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -255,12 +270,16 @@ function runSource(port, { s, m, d }, note = true, serverPid = 0) {
   const args = ['-s', String(s), '-m', String(m), '-l', String(O.size), '-f', 'bench@source.example', '-t', 'sink@fakemx.example'];
   if (d) args.push('-d');
   args.push(`127.0.0.1:${port}`);
-  if (note) noteCommand(`${quoteCmd(pinned(SMTP_SOURCE, args.slice(0, -1)).flat())} 127.0.0.1:PORT`);
+  const shownEnv = Object.entries(CLIENT_ENV).map(([k, v]) => `${k}=${v} `).join('');
+  if (note) noteCommand(`${shownEnv}${quoteCmd(pinned(SMTP_SOURCE, args.slice(0, -1)).flat())} 127.0.0.1:PORT`);
   return new Promise((resolve) => {
     const cpu0 = serverPid ? cpuSeconds(serverPid) : NaN;
     const t0 = performance.now();
     // bash's `times` prints the CPU time of its children (smtp-source) on the last line.
-    const p = spawn('bash', ['-c', '"$0" "$@"; rc=$?; times >&2; exit $rc', ...pinned(SMTP_SOURCE, args).flat()], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('bash', ['-c', '"$0" "$@"; rc=$?; times >&2; exit $rc', ...pinned(SMTP_SOURCE, args).flat()], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...CLIENT_ENV },
+    });
     let err = '';
     p.stderr.on('data', (c) => {
       if (err.length < 8000) err += c.toString();
@@ -593,7 +612,7 @@ function report(startedAt, wallMs) {
     machineFacts(),
     `- CPU busy with other work while the bench was idle (1 s samples): ${loads.map((l) => `${l.at} ${(l.busy * 100).toFixed(0)}%`).join(', ')}${Math.max(...loads.map((l) => l.busy)) > 0.15 ? ' — **the machine was busy with other work; treat these numbers as rough and rerun on an idle machine**' : ''}`,
     '',
-    `All servers on 127.0.0.1, one process each, logging at warn.${O.oneCpu ? ` Every server and smtp-source pinned to CPU ${O.oneCpu} (\`--one-cpu\`).` : ''} Messages ${O.size} octets (\`-l ${O.size}\`). Cells: median msgs/s (min–max) over the repetitions; runs of the servers interleaved, order rotated each repetition. "-d" = connections reused; otherwise one connection per message.`,
+    `All servers on 127.0.0.1, one process each, logging at warn.${O.oneCpu ? ` Every server and smtp-source pinned to CPU ${O.oneCpu} (\`--one-cpu\`).` : ''}${O.clientMalloc === 'fixed' ? ` smtp-source runs with \`GLIBC_TUNABLES=${CLIENT_MALLOC}\` (its heap held still, Round 16; \`--client-malloc default\` drops it).` : ' smtp-source runs with glibc\'s default heap settings (`--client-malloc default`).'} Messages ${O.size} octets (\`-l ${O.size}\`). Cells: median msgs/s (min–max) over the repetitions; runs of the servers interleaved, order rotated each repetition. "-d" = connections reused; otherwise one connection per message.`,
   ];
   const cpuNote = 'Server CPU time (user + system, all threads, from /proc/PID/stat) per message, median µs; lower is better; "÷ fakemx" = how many times more CPU the peer spends per message. The last column is the CPU share of the single smtp-source process in the fakemx runs: near 100% means the client, not the server, set the pace.';
   if (results.throughput.sink) {

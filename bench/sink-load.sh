@@ -34,8 +34,8 @@ J
 esac
 NPID=$!
 wait_port "$PORT"
-"${CLI[@]}" /usr/sbin/smtp-source -s "$S" "$MODE" -m 1000 -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT" > /dev/null
+"${CLI[@]}" "${SOURCE_ENV[@]}" /usr/sbin/smtp-source -s "$S" "$MODE" -m 1000 -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT" > /dev/null
 printf '%-6s -s %s %s  ' "$WHO" "$S" "$MODE"
-measure "$NPID" "$MSGS" "${CLI[@]}" /usr/sbin/smtp-source -s "$S" "$MODE" -m "$MSGS" -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT"
+measure "$NPID" "$MSGS" "${CLI[@]}" "${SOURCE_ENV[@]}" /usr/sbin/smtp-source -s "$S" "$MODE" -m "$MSGS" -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT"
 kill -TERM "$NPID"; wait "$NPID" 2>/dev/null
 rm -rf "$W"

@@ -29,9 +29,9 @@ LP=$!
 wait_port "$PORT"
 NPID=$LP
 if [ "$MODE" = strace ]; then NPID=$(pgrep -P "$LP" | head -1); else
-  /usr/sbin/smtp-source -s "$S" "$EXTRA" -m 500 -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT"; fi
+  "${SOURCE_ENV[@]}" /usr/sbin/smtp-source -s "$S" "$EXTRA" -m 500 -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT"; fi
 LOAD="load=$(cut -d' ' -f1-3 /proc/loadavg)"
-RESULT=$(measure "$NPID" "$MSGS" /usr/sbin/smtp-source -s "$S" "$EXTRA" -m "$MSGS" -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT")
+RESULT=$(measure "$NPID" "$MSGS" "${SOURCE_ENV[@]}" /usr/sbin/smtp-source -s "$S" "$EXTRA" -m "$MSGS" -l 4096 -f a@b.test -t c@d.test "127.0.0.1:$PORT")
 echo "format=$FORMAT mode=$MODE s=$S $EXTRA msgs=$MSGS $LOAD"
 echo "$RESULT"
 kill -TERM "$NPID"; wait "$LP" 2>/dev/null
