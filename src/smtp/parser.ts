@@ -104,7 +104,7 @@ export function parsePathArg(
     return ok({ address: { address: '', local: '', domain: '', utf8: false }, params });
   }
   // RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the brackets.
-  if (Buffer.byteLength(inner) + 2 > 256) return fail('address', 'path too long');
+  if (octetsOver(inner, 254)) return fail('address', 'path too long');
   let mailbox = inner;
   // A-d-l ":" — a source route: accept and ignore it (§4.1.2, Appendix C).
   if (mailbox.startsWith('@')) {
@@ -125,10 +125,18 @@ export function parsePathArg(
   if (at <= 0) return fail('address', 'missing or misplaced @');
   const local = mailbox.slice(0, at);
   const domain = mailbox.slice(at + 1);
-  if (Buffer.byteLength(local) > 64) return fail('address', 'local part too long'); // §4.5.3.1.1
+  if (octetsOver(local, 64)) return fail('address', 'local part too long'); // §4.5.3.1.1
   if (!isLocalPart(local, utf8)) return fail('address', 'malformed local part');
   if (!isDomainOrLiteral(domain, utf8)) return fail('address', 'malformed domain');
   return ok({ address: { address: mailbox, local, domain, utf8 }, params });
+}
+
+/**
+ * Whether `s` is longer than `max` octets in UTF-8. A UTF-16 code unit is at most 3 octets (a
+ * pair, 4 for two units), so a string of up to max/3 units is not counted: every real path is.
+ */
+function octetsOver(s: string, max: number): boolean {
+  return s.length * 3 > max && Buffer.byteLength(s) > max;
 }
 
 /** Position of the '>' that closes the path, skipping quoted strings. */

@@ -27,8 +27,10 @@ export function sanitize(s: string, max = 200): string {
 }
 
 export function formatReply(r: Reply, enhanced: boolean): string {
-  const lines = Array.isArray(r.text) ? r.text : [r.text];
   const ec = enhanced && r.enhanced ? r.enhanced + ' ' : '';
+  // One line (almost every reply): no array to wrap it in.
+  if (!Array.isArray(r.text)) return `${r.code} ${ec}${r.text}\r\n`;
+  const lines = r.text;
   let out = '';
   for (let i = 0; i < lines.length; i++) {
     const sep = i === lines.length - 1 ? ' ' : '-';

@@ -64,6 +64,13 @@ const paths: { name: string; arg: string; ok: boolean; address?: string; code?: 
   { name: 'path of 257 octets with <>', arg: `<a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(5)}.com>`, ok: false, code: 'address' },
   { name: 'postmaster with a prefix (RCPT)', arg: '<xpostmaster>', ok: false, code: 'address', rcpt: true },
   { name: 'postmaster with a suffix (RCPT)', arg: '<postmasterx>', ok: false, code: 'address', rcpt: true },
+  // The limits count octets of UTF-8 (RFC 6531 §3.3), not characters: 用 and 例 are three octets, é two.
+  { name: 'UTF-8 local part of 64 octets in 32 characters', arg: `<${'é'.repeat(32)}@例子.广告>`, ok: true, address: `${'é'.repeat(32)}@例子.广告` },
+  { name: 'UTF-8 local part of 66 octets in 33 characters', arg: `<${'é'.repeat(33)}@例子.广告>`, ok: false, code: 'address' },
+  { name: 'UTF-8 local part of 63 octets in 21 characters', arg: `<${'用'.repeat(21)}@例子.广告>`, ok: true, address: `${'用'.repeat(21)}@例子.广告` },
+  { name: 'UTF-8 local part of 66 octets in 22 characters', arg: `<${'用'.repeat(22)}@例子.广告>`, ok: false, code: 'address' },
+  { name: 'UTF-8 path of 254 octets in 92 characters', arg: `<a@${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(18)}ab.com>`, ok: true, address: `a@${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(18)}ab.com` },
+  { name: 'UTF-8 path of 255 octets in 93 characters', arg: `<a@${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(18)}abc.com>`, ok: false, code: 'address' },
   { name: 'path over 256', arg: `<a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(20)}.com>`, ok: false, code: 'address' },
 ];
 
