@@ -11,7 +11,8 @@ describe('splitCommand', () => {
   });
 });
 
-const paths: { name: string; arg: string; ok: boolean; address?: string; code?: string; params?: string; rcpt?: boolean }[] = [
+// `why`: the reason text, which the 501/553 reply shows the client (where a case pins it).
+const paths: { name: string; arg: string; ok: boolean; address?: string; code?: string; why?: string; params?: string; rcpt?: boolean }[] = [
   { name: 'plain', arg: '<user@example.com>', ok: true, address: 'user@example.com' },
   { name: 'space after colon (lenient)', arg: ' <user@example.com>', ok: true, address: 'user@example.com' },
   { name: 'two spaces after colon (lenient)', arg: '  <user@example.com>', ok: true, address: 'user@example.com' },
@@ -23,16 +24,26 @@ const paths: { name: string; arg: string; ok: boolean; address?: string; code?: 
   { name: 'IPv6 literal', arg: '<user@[IPv6:2001:db8::1]>', ok: true, address: 'user@[IPv6:2001:db8::1]' },
   { name: 'bad IPv4 literal', arg: '<user@[300.1.1.1]>', ok: false, code: 'address' },
   { name: 'source route ignored', arg: '<@relay.example,@b.example:user@example.com>', ok: true, address: 'user@example.com' },
-  { name: 'bad source route', arg: '<@:user@example.com>', ok: false, code: 'address' },
-  { name: 'route without mailbox', arg: '<@example.com>', ok: false, code: 'address' },
+  { name: 'bad source route', arg: '<@:user@example.com>', ok: false, code: 'address', why: 'malformed source route' },
+  { name: 'source route without its colon', arg: '<@relay.example,user@example.com>', ok: false, code: 'address', why: 'malformed source route' },
+  { name: 'route without mailbox', arg: '<@example.com>', ok: false, code: 'address', why: 'malformed source route' },
+  { name: 'source route hop without its @', arg: '<@a.example,xb.example:user@example.com>', ok: false, code: 'address', why: 'malformed source route' },
   { name: 'empty domain', arg: '<user@>', ok: false, code: 'address' },
-  { name: 'no at', arg: '<user>', ok: false, code: 'address' },
-  { name: 'no brackets', arg: 'user@example.com', ok: false, code: 'syntax' },
-  { name: 'unclosed', arg: '<user@example.com', ok: false, code: 'syntax' },
-  { name: 'junk after', arg: '<a@b.c>x', ok: false, code: 'syntax' },
+  { name: 'no at', arg: '<user>', ok: false, code: 'address', why: 'missing or misplaced @' },
+  { name: 'no brackets', arg: 'user@example.com', ok: false, code: 'syntax', why: 'address must be enclosed in <>' },
+  { name: 'unclosed', arg: '<user@example.com', ok: false, code: 'syntax', why: 'missing > after address' },
+  { name: 'a second < inside the path', arg: '<a<b@example.com>', ok: false, code: 'syntax', why: 'missing > after address' },
+  { name: 'junk after', arg: '<a@b.c>x', ok: false, code: 'syntax', why: 'junk after address' },
   { name: 'params kept', arg: '<a@b.c> SIZE=10 BODY=8BITMIME', ok: true, address: 'a@b.c', params: 'SIZE=10 BODY=8BITMIME' },
-  { name: 'double dot local', arg: '<a..b@example.com>', ok: false, code: 'address' },
-  { name: 'hyphen edge domain', arg: '<a@-example.com>', ok: false, code: 'address' },
+  { name: 'double dot local', arg: '<a..b@example.com>', ok: false, code: 'address', why: 'malformed local part' },
+  // RFC 5321 §4.1.2: qtextSMTP and quoted-pairSMTP are %d32-126; SMTPUTF8 adds UTF-8, not controls.
+  { name: 'quoted pair of a space', arg: '<"a\\ b"@example.com>', ok: true, address: '"a\\ b"@example.com' },
+  { name: 'control character in a quoted local part', arg: '<"a\x01b"@example.com>', ok: false, code: 'address', why: 'malformed local part' },
+  { name: 'quoted pair of DEL', arg: '<"a\\\x7f"@example.com>', ok: false, code: 'address', why: 'malformed local part' },
+  { name: 'quoted pair of a control character', arg: '<"a\\\x01"@example.com>', ok: false, code: 'address', why: 'malformed local part' },
+  { name: 'UTF-8 quoted local part', arg: '<"é x"@例子.广告>', ok: true, address: '"é x"@例子.广告' },
+  { name: 'control character in a UTF-8 quoted local part', arg: '<"é\x01"@例子.广告>', ok: false, code: 'address', why: 'malformed local part' },
+  { name: 'hyphen edge domain', arg: '<a@-example.com>', ok: false, code: 'address', why: 'malformed domain' },
   { name: 'utf8 mailbox', arg: '<用户@例子.广告>', ok: true, address: '用户@例子.广告' },
   { name: 'postmaster without domain (RCPT)', arg: '<Postmaster>', ok: true, address: 'Postmaster', rcpt: true },
   { name: 'local part over 64', arg: `<${'a'.repeat(65)}@example.com>`, ok: false, code: 'address' },
@@ -66,11 +77,11 @@ const paths: { name: string; arg: string; ok: boolean; address?: string; code?: 
   { name: 'postmaster with a suffix (RCPT)', arg: '<postmasterx>', ok: false, code: 'address', rcpt: true },
   // The limits count octets of UTF-8 (RFC 6531 §3.3), not characters: 用 and 例 are three octets, é two.
   { name: 'UTF-8 local part of 64 octets in 32 characters', arg: `<${'é'.repeat(32)}@例子.广告>`, ok: true, address: `${'é'.repeat(32)}@例子.广告` },
-  { name: 'UTF-8 local part of 66 octets in 33 characters', arg: `<${'é'.repeat(33)}@例子.广告>`, ok: false, code: 'address' },
+  { name: 'UTF-8 local part of 66 octets in 33 characters', arg: `<${'é'.repeat(33)}@例子.广告>`, ok: false, code: 'address', why: 'local part too long' },
   { name: 'UTF-8 local part of 63 octets in 21 characters', arg: `<${'用'.repeat(21)}@例子.广告>`, ok: true, address: `${'用'.repeat(21)}@例子.广告` },
   { name: 'UTF-8 local part of 66 octets in 22 characters', arg: `<${'用'.repeat(22)}@例子.广告>`, ok: false, code: 'address' },
   { name: 'UTF-8 path of 254 octets in 92 characters', arg: `<a@${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(18)}ab.com>`, ok: true, address: `a@${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(18)}ab.com` },
-  { name: 'UTF-8 path of 255 octets in 93 characters', arg: `<a@${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(18)}abc.com>`, ok: false, code: 'address' },
+  { name: 'UTF-8 path of 255 octets in 93 characters', arg: `<a@${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(21)}.${'例'.repeat(18)}abc.com>`, ok: false, code: 'address', why: 'path too long' },
   { name: 'path over 256', arg: `<a@${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(60)}.${'f'.repeat(20)}.com>`, ok: false, code: 'address' },
 ];
 
@@ -86,11 +97,12 @@ describe('parsePathArg', () => {
         if (c.params !== undefined) expect(r.value.params).toBe(c.params);
       } else {
         expect(r.code).toBe(c.code);
+        if (c.why !== undefined) expect(r.text).toBe(c.why);
       }
     });
   }
   it('null path refused for RCPT', () => {
-    expect(parsePathArg('<>', { allowNull: false, allowPostmaster: true }).ok).toBe(false);
+    expect(parsePathArg('<>', { allowNull: false, allowPostmaster: true })).toEqual({ ok: false, code: 'address', text: '<> not allowed here' });
   });
 });
 
@@ -135,6 +147,8 @@ const params: { name: string; p: string; ok: boolean; code?: string; size?: numb
   { name: 'AUTH with a bare = (xtext writes it +3D)', p: 'AUTH=e+2Bmc2=@example.org', ok: false, code: 'syntax', auth: true },
   { name: 'AUTH=xtext with a hexchar', p: 'AUTH=e+2Bmc2@example.org', ok: true, auth: true },
   { name: 'AUTH with a bad hexchar', p: 'AUTH=a+zz@example.org', ok: false, code: 'syntax', auth: true },
+  // RFC 3461 §4: hexchar is "+" and exactly two upper-case hex digits.
+  { name: 'AUTH with a hexchar of one digit', p: 'AUTH=a+4@example.org', ok: false, code: 'syntax', auth: true },
   { name: 'AUTH without value', p: 'AUTH', ok: false, code: 'syntax', auth: true },
   { name: 'AUTH where AUTH is not offered', p: 'AUTH=<>', ok: false, code: 'param' },
 ];
