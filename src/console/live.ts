@@ -7,7 +7,7 @@
 import type { EventEmitter } from 'node:events';
 import type { ZoneHealth } from '../dnsbl/engine.js';
 import type { ServerEvents } from '../events.js';
-import { ipBytes } from '../net/ip.js';
+import { prefixText } from '../net/ip.js';
 import type { SessionInfo } from '../smtp/hooks.js';
 
 /** One bucket of the time series. */
@@ -134,18 +134,7 @@ function phaseOf(s: SessionInfo, lastTag: string | undefined): string {
 
 /** The client's network as text: IPv4 /24, IPv6 /v6prefix ("2001:db8:1:2::/64"). */
 export function networkOf(ip: string, v6prefix: number): string {
-  const b = ipBytes(ip);
-  if (!b) return ip;
-  if (b.family === 4) return `${b.bytes.slice(0, 3).join('.')}.0/24`;
-  const bits = Math.max(0, Math.min(128, v6prefix));
-  const bytes = b.bytes.map((x, i) => (i * 8 >= bits ? 0 : i * 8 + 8 <= bits ? x : x & (0xff << (8 - (bits - i * 8)))));
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
-  // The longest run of zero groups (two or more) becomes "::" (RFC 5952).
-  const text = groups.join(':');
-  const runs = text.match(/(^|:)0(:0)+(:|$)/g);
-  const longest = runs ? runs.reduce((a, r) => (r.length > a.length ? r : a), '') : '';
-  return `${longest ? text.replace(longest, '::') : text}/${bits}`;
+  return prefixText(ip, 24, Math.max(0, Math.min(128, v6prefix))) ?? ip;
 }
 
 const clientOf = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);

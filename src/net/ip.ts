@@ -84,14 +84,30 @@ export function ipBytes(ip: string): { family: 4 | 6; bytes: number[] } | null {
   return { family: 6, bytes: v6 };
 }
 
+/**
+ * The network of an address, as text: the first v4bits (IPv4) or v6bits (IPv6) kept, RFC 5952
+ * ("192.0.2.0/24", "2001:db8::/64"). null when `ip` is not an address.
+ */
+export function prefixText(ip: string, v4bits: number, v6bits: number): string | null {
+  const b = ipBytes(ip);
+  if (!b) return null;
+  const bits = b.family === 4 ? v4bits : v6bits;
+  const bytes = b.bytes.map((x, i) => x & (0xff << (8 - Math.max(0, Math.min(8, bits - i * 8)))) & 0xff);
+  return `${ipText(b.family, bytes)}/${bits}`;
+}
+
 /** "192.0.2.1:25", "[2001:db8::1]:25": an address and port as one unambiguous string (RFC 3986 §3.2.2). */
 export function hostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** The text of an address from its bytes: dotted IPv4, or IPv6 with the longest run of zero groups compressed (RFC 5952 §4.2). */
+/**
+ * The text of an address from its bytes: dotted IPv4, or IPv6 with the first longest run of
+ * zero groups compressed (RFC 5952 §4.2), and a v4-mapped address in mixed form (§5).
+ */
 export function ipText(family: 4 | 6, bytes: readonly number[]): string {
   if (family === 4) return bytes.join('.');
+  if (bytes[10] === 0xff && bytes[11] === 0xff && bytes.slice(0, 10).every((x) => x === 0)) return `::ffff:${bytes.slice(12, 16).join('.')}`;
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
   let best = -1;

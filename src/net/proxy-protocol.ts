@@ -4,6 +4,7 @@
 
 import { isIPv6 } from 'node:net';
 import type { Socket } from 'node:net';
+import { ipText } from './ip.js';
 
 export interface ProxyHeader {
   command: 'PROXY' | 'LOCAL' | 'UNKNOWN';
@@ -164,30 +165,9 @@ function ipv4(b: Buffer, o: number): string {
   return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 }
 
-/** RFC 5952 text: lower-case, longest run (≥2) of zero groups as "::"; v4-mapped in mixed form. */
+/** RFC 5952 text, as every address in fakemx is written (net/ip.ts): ::ffff:192.0.2.1 in mixed form. */
 function ipv6(b: Buffer, o: number): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(o + 2 * i));
-  // RFC 5952 §5: ::ffff:192.0.2.1, which the server's address normaliser understands.
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `::ffff:${ipv4(b, o + 12)}`;
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return ipText(6, [...b.subarray(o, o + 16)]);
 }
 
 /** v2 address families carried over STREAM (§2.2): AF_INET = 1, AF_INET6 = 2. */

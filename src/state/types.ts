@@ -3,7 +3,7 @@
 // below, so the CLI, the docs and both backends name the same things. Backends: memory (tests,
 // and the local store's fallback when its disk fails), local (LMDB), redis.
 
-import { ipBytes, ipText, normalizeIp } from '../net/ip.js';
+import { normalizeIp, prefixText } from '../net/ip.js';
 
 export type StateValue = Record<string, unknown>;
 
@@ -50,15 +50,7 @@ export function kindOf(key: string): Kind | null {
  */
 export function clientNetwork(ip: string, v4 = 24, v6 = 64): string {
   const a = normalizeIp(ip);
-  const b = ipBytes(a);
-  if (!b) return a;
-  const bits = b.family === 4 ? v4 : v6;
-  const bytes = b.bytes.map((x, i) => {
-    const keep = Math.max(0, Math.min(8, bits - i * 8));
-    return x & (0xff << (8 - keep)) & 0xff;
-  });
-  // RFC 5952 text, so the key reads like an address.
-  return `${ipText(b.family, bytes)}/${bits}`;
+  return prefixText(a, v4, v6) ?? a;
 }
 
 /** A state call failed or missed its deadline; the policy applies state.onError. */

@@ -123,6 +123,9 @@ describe('LiveState', () => {
   it('networks as text; top tables stay bounded', () => {
     expect(networkOf('203.0.113.9', 64)).toBe('203.0.113.0/24');
     expect(networkOf('2001:db8:1:2:3:4:5:6', 64)).toBe('2001:db8:1:2::/64');
+    // RFC 5952 §4.2.3: of two equally long runs of zero groups, the first is shortened.
+    expect(networkOf('0:0:1:0:0:1:1:1', 128)).toBe('::1:0:0:1:1:1/128');
+    expect(networkOf('2001:db8::1', 200)).toBe('2001:db8::1/128');
     expect(networkOf('2001:db8::1', 48)).toBe('2001:db8::/48');
     const t = new TopCounter(100);
     for (let i = 0; i < 1000; i++) t.add(`k${i}`);

@@ -2,7 +2,7 @@
 // IPv6) and the per-network key that counts IPv6 clients per /64 for maxSessionsPerIp.
 import { isIPv6 } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { cidrContains, ipBytes, ipv6Bytes, ipv6ToBig, normalizeIp, parseCidr, prefixKey } from '../../src/net/ip.js';
+import { cidrContains, ipBytes, ipText, ipv6Bytes, ipv6ToBig, normalizeIp, parseCidr, prefixKey, prefixText } from '../../src/net/ip.js';
 
 const hex = (b: number[] | null) => (b === null ? null : b.map((x) => x.toString(16).padStart(2, '0')).join(''));
 
@@ -98,4 +98,44 @@ describe('prefixKey (maxSessionsPerIp grouping)', () => {
   it('a mapped IPv4 client counts as its IPv4 address', () => {
     expect(prefixKey('::ffff:192.0.2.1', 64)).toBe('192.0.2.1');
   });
+});
+
+// The one place an address is written from its bytes (state keys, the console, PROXY v2, report).
+describe('ipText (RFC 5952 text)', () => {
+  const bytesOf = (a: string) => ipv6Bytes(a)!;
+  it.each([
+    ['all zeros', '0:0:0:0:0:0:0:0', '::'],
+    ['loopback', '0:0:0:0:0:0:0:1', '::1'],
+    ['a run at the end', '2001:db8:0:0:0:0:0:0', '2001:db8::'],
+    // §4.2.2: one zero group alone is not shortened.
+    ['one zero group', '2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    // §4.2.3: the longest run; of two equally long, the first.
+    ['the longer run, not the first', '1:0:0:1:0:0:0:1', '1:0:0:1::1'],
+    ['of two equal runs, the first', '0:0:1:0:0:1:1:1', '::1:0:0:1:1:1'],
+    ['of two equal runs inside, the first', '1:0:0:1:0:0:1:1', '1::1:0:0:1:1'],
+    // §4.1: no leading zeros, lower case.
+    ['leading zeros dropped, lower case', '2001:0DB8:00AB:0:0:0:0:000F', '2001:db8:ab::f'],
+    // §5: a v4-mapped address in mixed form.
+    ['v4-mapped', '::ffff:c000:0201', '::ffff:192.0.2.1'],
+    ['not v4-mapped (ffff elsewhere)', '0:0:0:0:ffff:0:c000:201', '::ffff:0:c000:201'],
+  ])('%s', (_n, a, text) => {
+    expect(ipText(6, bytesOf(a))).toBe(text);
+    expect(isIPv6(text)).toBe(true);
+  });
+  it('IPv4 dotted', () => expect(ipText(4, [192, 0, 2, 1])).toBe('192.0.2.1'));
+});
+
+describe('prefixText (a network as text)', () => {
+  it.each([
+    ['IPv4 /24', '192.0.2.77', 24, 64, '192.0.2.0/24'],
+    ['IPv4 /20 cuts inside a byte', '192.0.31.77', 20, 64, '192.0.16.0/20'],
+    ['IPv4 /32', '192.0.2.77', 32, 64, '192.0.2.77/32'],
+    ['IPv4 /0', '192.0.2.77', 0, 64, '0.0.0.0/0'],
+    ['v4-mapped counts as IPv4', '::ffff:192.0.2.77', 24, 64, '192.0.2.0/24'],
+    ['IPv6 /64', '2001:db8:1:2:3:4:5:6', 24, 64, '2001:db8:1:2::/64'],
+    ['IPv6 /56 cuts inside a group', '2001:db8:1:2ff:3:4:5:6', 24, 56, '2001:db8:1:200::/56'],
+    ['IPv6 /128', '2001:db8::1', 24, 128, '2001:db8::1/128'],
+    ['IPv6 /0', '2001:db8::1', 24, 0, '::/0'],
+  ])('%s', (_n, ip, v4, v6, text) => expect(prefixText(ip, v4, v6)).toBe(text));
+  it('not an address: null', () => expect(prefixText('not-an-ip', 24, 64)).toBeNull());
 });
