@@ -123,6 +123,11 @@ const BAD: Bad[] = [
   { name: 'v1 missing field', input: ascii('PROXY TCP4 192.0.2.1 192.0.2.2 1\r\n'), reason: /field count/ },
   { name: 'v1 extra field', input: ascii('PROXY TCP4 192.0.2.1 192.0.2.2 1 2 3\r\n'), reason: /field count/ },
   { name: 'v1 NUL byte', input: ascii('PROXY TCP4 192.0.2.1\x00'), reason: /non-printable/ },
+  // UNKNOWN's fields are ignored, not its bytes: the whole line is printable US-ASCII.
+  { name: 'v1 UNKNOWN with DEL', input: ascii('PROXY UNKNOWN \x7f\r\n'), reason: /non-printable/ },
+  { name: 'v1 UNKNOWN with an 8-bit byte', input: Buffer.from([...ascii('PROXY UNKNOWN '), 0xe9, 0x0d, 0x0a]), reason: /non-printable/ },
+  { name: 'v1 CR CR LF', input: ascii('PROXY UNKNOWN\r\r\n'), reason: /CR without LF/ },
+  { name: 'v1 CR mid-line before any LF has come', input: ascii('PROXY TCP4 192.0.2.1\r192'), reason: /CR without LF/ },
   { name: 'v2 bad version', input: v2(0x11, 0x11, v4block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)), reason: /bad version 1/ },
   { name: 'v2 bad command', input: v2(0x22, 0x11, v4block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)), reason: /bad command 2/ },
   { name: 'v2 bad family', input: v2(0x21, 0x41, v4block([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)), reason: /bad address family 4/ },

@@ -55,6 +55,8 @@ describe('escapeBytes (logs and metadata) keeps its format', () => {
     ['CR LF', 'a\r\n', 'a\\r\\n'],
     ['ESC and high bytes', '\x1b\xff', '\\x1b\\xff'],
     ['backslash', '\\', '\\\\'],
+    ['tilde, the last printable, and DEL', '~\x7f', '~\\x7f'],
+    ['space, the first printable, and US', ' \x1f', ' \\x1f'],
   ])('%s', (_n, input, shown) => {
     expect(escapeBytes(Buffer.from(input, 'latin1'))).toBe(shown);
   });
