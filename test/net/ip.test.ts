@@ -77,8 +77,19 @@ describe('CIDR', () => {
     ['mapped network /120, outside', '::ffff:198.51.100.0/120', '198.51.101.1', false],
     ['mapped address alone is one address', '::ffff:198.51.100.7', '198.51.100.7', true],
     ['mapped network /96 is every IPv4 address', '::ffff:0.0.0.0/96', '203.0.113.9', true],
+    // The longest prefixes are allowed (one address); a prefix inside a byte splits it.
+    ['v4 /32, the address', '198.51.100.7/32', '198.51.100.7', true],
+    ['v4 /32, the next one', '198.51.100.7/32', '198.51.100.8', false],
+    ['v6 /128, the address', '2001:db8::1/128', '2001:db8::1', true],
+    ['v6 /128, the next one', '2001:db8::1/128', '2001:db8::2', false],
+    ['mapped /128 is one IPv4 address', '::ffff:198.51.100.7/128', '198.51.100.7', true],
+    ['v4 /25, upper half', '192.0.2.128/25', '192.0.2.200', true],
+    ['v4 /25, lower half', '192.0.2.128/25', '192.0.2.100', false],
+    ['v6 /127, its pair', '2001:db8::/127', '2001:db8::1', true],
+    ['v6 /127, past it', '2001:db8::/127', '2001:db8::2', false],
+    ['spaces around the rule', ' 192.0.2.0/24 ', '192.0.2.9', true],
   ])('%s', (_n, cidr, ip, want) => expect(cidrContains(parseCidr(cidr), ip)).toBe(want));
-  it.each(['192.0.2.0/33', '2001:db8::/129', 'example.com', '1.2.3/8', '10.0.0.0/x', '::ffff:198.51.100.0/24', '::ffff:198.51.100.0/129'])('rejects %s', (bad) => {
+  it.each(['192.0.2.0/33', '2001:db8::/129', 'example.com', '1.2.3/8', '10.0.0.0/x', '::ffff:198.51.100.0/24', '::ffff:198.51.100.0/129', '192.0.2.0/', '192.0.2.0/-1', '192.0.2.0/0024', '/24', ''])('rejects %s', (bad) => {
     expect(() => parseCidr(bad)).toThrow();
   });
 });
