@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DnsClient, DnsError, parseServer } from '../../src/dns/client.js';
 import { parseResolvConf, readResolvConf } from '../../src/dns/resolv-conf.js';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { startDnsServer, type ForgeKind, type TestDnsServer } from '../helpers/dns-server.js';
 
 let srv: TestDnsServer;
 const clients: DnsClient[] = [];
@@ -134,8 +134,10 @@ describe('DnsClient', () => {
     expect(c.stats.tcp).toBe(1);
   });
 
-  const forged: ['id' | 'port'][] = [['id'], ['port']];
-  for (const [kind] of forged) {
+  // RFC 5452 §9.1: an answer is taken only from the server asked, to the port and ID used,
+  // for the question asked (name, type, class), and marked a response.
+  const forged: ForgeKind[] = ['id', 'port', 'name', 'type', 'qr'];
+  for (const kind of forged) {
     it(`forged answer with a wrong ${kind} is dropped and counted`, async () => {
       srv.set('4.3.2.1.bl.test', { rcode: 'NXDOMAIN', delayMs: 30, forge: { kind, a: ['127.0.0.2'] } });
       const c = client();
@@ -145,6 +147,16 @@ describe('DnsClient', () => {
       expect(c.stats.dropped).toBe(1);
     });
   }
+
+  it('records of another owner in a matching answer are ignored (no listing injected)', async () => {
+    srv.set('5.3.2.1.bl.test', { rcode: 'NXDOMAIN', delayMs: 30, forge: { kind: 'owner', a: ['127.0.0.2'] } });
+    const c = client();
+    const r = await c.query('5.3.2.1.bl.test', 'A');
+    // The forged packet matches ID, port and question, so it is the answer; its A record,
+    // owned by other.5.3.2.1.bl.test, is not an answer to the name asked.
+    expect(r.rcode).toBe('NOERROR');
+    expect(r.answers).toEqual([]);
+  });
 
   it('uses several source ports and varying IDs', async () => {
     srv.zone('bl.test', { rcode: 'NXDOMAIN' });

@@ -1,10 +1,13 @@
 // In-process authoritative-ish DNS server for tests, on dns-packet over UDP and TCP on
 // 127.0.0.1 (one random port for both). Scriptable per name and type: answers with TTL,
-// NXDOMAIN with SOA, SERVFAIL, silence, TC bit, delay, forged answers (wrong ID or port).
+// NXDOMAIN with SOA, SERVFAIL, silence, TC bit, delay, forged answers (wrong ID, port,
+// question or QR bit, or records of another owner).
 
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
+
+export type ForgeKind = 'id' | 'port' | 'name' | 'type' | 'qr' | 'owner';
 
 export interface Script {
   /** A records (dotted quads). */
@@ -22,8 +25,12 @@ export interface Script {
   tc?: boolean;
   /** Milliseconds before answering. */
   delayMs?: number;
-  /** Send a forged listed answer first: with a wrong ID, or from another port. */
-  forge?: { kind: 'id' | 'port'; a: string[] };
+  /**
+   * Send a forged listed answer first: with a wrong ID, from another port, for another
+   * question name or type, without the QR (response) bit, or right in all of those but with
+   * its A records owned by another name.
+   */
+  forge?: { kind: ForgeKind; a: string[] };
 }
 
 export interface SeenQuery {
@@ -125,13 +132,16 @@ export class TestDnsServer {
     return best?.[1] ?? { rcode: 'NXDOMAIN' };
   }
 
-  private answer(q: dnsPacket.DecodedPacket, script: Script, opts: { truncate: boolean; forged?: string[] }): Buffer {
-    const question = q.questions![0]!;
+  private answer(q: dnsPacket.DecodedPacket, script: Script, opts: { truncate: boolean; forged?: string[]; forge?: ForgeKind }): Buffer {
+    const asked = q.questions![0]!;
+    const question =
+      opts.forge === 'name' ? { ...asked, name: `x${asked.name}` } : opts.forge === 'type' ? { ...asked, type: asked.type === 'A' ? ('TXT' as const) : ('A' as const) } : asked;
+    const owner = opts.forge === 'owner' ? `other.${question.name}` : question.name;
     const ttl = script.ttl ?? 300;
     const a = opts.forged ?? script.a ?? [];
     const answers: dnsPacket.Answer[] = [];
     if (!opts.truncate) {
-      if (question.type === 'A') for (const ip of a) answers.push({ type: 'A', name: question.name, ttl, data: ip });
+      if (question.type === 'A' || opts.forge === 'type') for (const ip of a) answers.push({ type: 'A', name: owner, ttl, data: ip });
       if (question.type === 'TXT' && !opts.forged) for (const t of script.txt ?? []) answers.push({ type: 'TXT', name: question.name, ttl, data: t });
     }
     const rcode = opts.forged ? 'NOERROR' : (script.rcode ?? (answers.length > 0 || (script.a?.length ?? 0) > 0 || (script.txt?.length ?? 0) > 0 ? 'NOERROR' : 'NXDOMAIN'));
@@ -141,7 +151,7 @@ export class TestDnsServer {
         ? [{ type: 'SOA', name: question.name.split('.').slice(-2).join('.'), ttl: soa.ttl, data: { mname: 'ns.test', rname: 'hostmaster.test', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: soa.minimum } }]
         : [];
     return dnsPacket.encode({
-      type: 'response',
+      type: opts.forge === 'qr' ? 'query' : 'response',
       id: q.id ?? 0,
       flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (opts.truncate ? dnsPacket.TRUNCATED_RESPONSE : 0) | RCODES[rcode],
       questions: [question],
@@ -168,13 +178,9 @@ export class TestDnsServer {
     const s = this.scriptFor(name, question.type);
     if (s.drop) return;
     if (s.forge) {
-      const forged = this.answer(q, s, { truncate: false, forged: s.forge.a });
-      if (s.forge.kind === 'id') {
-        forged.writeUInt16BE(((q.id ?? 0) + 1) & 0xffff, 0);
-        this.udp.send(forged, r.port, r.address);
-      } else {
-        this.forger.send(forged, r.port, r.address);
-      }
+      const forged = this.answer(q, s, { truncate: false, forged: s.forge.a, forge: s.forge.kind });
+      if (s.forge.kind === 'id') forged.writeUInt16BE(((q.id ?? 0) + 1) & 0xffff, 0);
+      (s.forge.kind === 'port' ? this.forger : this.udp).send(forged, r.port, r.address);
     }
     const reply = this.answer(q, s, { truncate: s.tc === true });
     this.later(s.delayMs ?? 0, () => this.udp.send(reply, r.port, r.address));
