@@ -25,6 +25,11 @@ describe('private addresses', () => {
     ['100.127.255.255', true], ['100.128.0.1', false], ['0.1.2.3', true], ['192.0.2.1', false],
     ['::1', true], ['::', true], ['fe80::1', true], ['fd00::1', true], ['fc00::1', true],
     ['2001:db8::1', false], ['::ffff:10.0.0.1', true], ['::ffff:8.8.8.8', false],
+    // The public neighbours of each range, so a range check that is too wide fails here.
+    ['169.255.0.1', false], ['168.254.0.1', false], ['172.15.255.255', false], ['171.16.0.1', false],
+    ['192.169.0.1', false], ['191.168.0.1', false], ['100.63.255.255', false], ['101.64.0.1', false],
+    ['11.0.0.1', false], ['126.255.255.255', false], ['1.0.0.1', false],
+    ['::2', false], ['1::1', false], ['febf::1', true], ['fec0::1', false], ['fe7f::1', false], ['80::1', false], ['fe::1', false], ['fb00::1', false],
   ];
   for (const [ip, want] of cases) it(ip, () => expect(isPrivate(ip)).toBe(want));
 });
@@ -33,6 +38,8 @@ describe('bad answers', () => {
   const cases: [string, boolean][] = [
     ['127.0.0.2', false], ['127.1.2.3', false], ['127.255.255.254', true], ['127.255.255.252', true],
     ['10.0.0.1', true], ['192.0.2.1', true], ['garbage', true],
+    // Only 127.255.255.0/24 is the refusal range, not its neighbours.
+    ['127.255.0.1', false], ['127.0.255.1', false], ['127.255.254.1', false],
   ];
   for (const [a, want] of cases) it(a, () => expect(isBadAnswer(a)).toBe(want));
 });
