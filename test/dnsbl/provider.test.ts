@@ -21,8 +21,30 @@ describe('provider syntax', () => {
       expect([p.zone, p.filter === null ? null : filter, p.weight]).toEqual([zone, filter, weight]);
     });
   }
-  const bad = ['', 'bl.test=127.0.0', 'bl.test=127.0.0.256', 'bl.test=127.0.0.[3..2]', 'bl.test=127.0.0.[2', 'bl.test*x', 'bad zone', 'bl..test'];
-  for (const raw of bad) it(`rejects "${raw}"`, () => expect(() => parseProvider(raw)).toThrow());
+  // Each refusal names its reason: the operator reads it at start-up (a config error).
+  const bad: [string, RegExp][] = [
+    ['', /bad zone/],
+    ['bad zone', /bad zone/],
+    ['bl..test', /bad zone/],
+    ['bl.test=127.0.0', /four octets/],
+    ['bl.test=127.0.0.2.1', /four octets/],
+    ['bl.test=127.0.0.256', /bad octet "256"/],
+    ['bl.test=127.0.0.0002', /bad octet "0002"/],
+    ['bl.test=127.0.0.x', /bad octet "x"/],
+    ['bl.test=127.0.0.[3..2]', /empty range "3..2"/],
+    ['bl.test=127.0.0.[1..2..3]', /bad range "1..2..3"/],
+    ['bl.test=127.0.0.[]', /bad pattern "\[\]"/],
+    ['bl.test=127.0.0.[2]x', /bad pattern/],
+    ['bl.test=127.0.0.[2', /unbalanced brackets/],
+    ['bl.test=127.0.0.2]', /unbalanced brackets/],
+    ['bl.test=127.0.0.[[2]]', /unbalanced brackets/],
+    ['bl.test*x', /bad weight "x"/],
+    ['bl.test*', /bad weight ""/],
+    ['bl.test*1234567', /bad weight "1234567"/],
+    ['bl.test*2x', /bad weight "2x"/],
+  ];
+  for (const [raw, why] of bad) it(`rejects "${raw}"`, () => expect(() => parseProvider(raw)).toThrow(why));
+  it('a weight of six digits, signed, is taken', () => expect(parseProvider('bl.test*-999999').weight).toBe(-999999));
 
   const filters: [string, string, boolean][] = [
     ['bl.test', '127.0.0.9', true],
