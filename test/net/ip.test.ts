@@ -43,6 +43,14 @@ describe('ipBytes', () => {
     ['::FFFF:c000:0201', 4, 'c0000201'],
     ['2001:db8::1', 6, '20010db8000000000000000000000001'],
     ['::1', 6, '00000000000000000000000000000001'],
+    // Only ::ffff:0:0/96 is IPv4 (per-IP limits, DNSBL names and state keys follow the family):
+    // its IPv6 neighbours stay IPv6.
+    ['1::ffff:c000:201', 6, '00010000000000000000ffffc0000201'],
+    ['::fffe:c000:201', 6, '00000000000000000000fffec0000201'],
+    ['::7fff:c000:201', 6, '000000000000000000007fffc0000201'],
+    ['::ff:ffff:c000:201', 6, '000000000000000000ffffffc0000201'],
+    ['::c000:201', 6, '000000000000000000000000c0000201'],
+    ['64:ff9b::192.0.2.1', 6, '0064ff9b0000000000000000c0000201'],
   ] as const)('%s', (ip, family, bytes) => {
     const a = ipBytes(ip);
     expect([a?.family, hex(a?.bytes ?? null)]).toEqual([family, bytes]);
