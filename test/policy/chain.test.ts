@@ -53,6 +53,10 @@ describe('tarpitShape', () => {
     ['neutral 452 is not an error', replies.tooManyRcpts(), 3, { errorDelay: 500 }, false, 1, undefined],
     ['stutter for a client with errors', ok, 1, { errorDelay: 0, tarpit: { stutter: true, stutterInterval: 1000, highWater: 90 } }, false, 1, { delay: 0, stutter: 1000 }],
     ['stutter for a flagged client', ok, 0, { errorDelay: 0, tarpit: { stutter: true, stutterInterval: 250, highWater: 90 } }, true, 1, { delay: 0, stutter: 250 }],
+    // A clean client (no errors, not flagged) is never stuttered at, even with stutter on.
+    ['no stutter for a clean client', ok, 0, { errorDelay: 500, tarpit: { stutter: true, stutterInterval: 250, highWater: 90 } }, false, 1, undefined],
+    // RFC 5321 §4.2.1: 4xx is an error reply too, not only 5xx.
+    ['a 4xx error is delayed too', replies.authUnavailable(), 2, { errorDelay: 500 }, false, 1, { delay: 1000, stutter: 0 }],
     ['off above highWater', err, 3, { errorDelay: 500 }, false, 91, undefined],
     ['on at highWater', err, 3, { errorDelay: 500 }, false, 90, { delay: 1500, stutter: 0 }],
   ])('%s', (_n, reply, errors, cfg, flagged, active, want) => {

@@ -36,6 +36,27 @@ describe('greylisting (spamd semantics)', () => {
     expect((await greylist(store, cfg, T)).result).toBe('greylisted');
   });
 
+  // Two nodes (one Redis) see the same retry: this node read no triplet entry, but the other
+  // node's write lands first, so the set-if-absent finds it. The decision is then taken on
+  // the other node's first-seen time, not this node's.
+  it('a triplet another node wrote between our read and our write: its first-seen time decides', async () => {
+    const race = async (waited: number) => {
+      const { store, advance } = setup();
+      await greylist(store, cfg, T); // the other node's first attempt
+      advance(waited);
+      const getMany = store.getMany.bind(store);
+      let missed = false;
+      store.getMany = async (ks) => {
+        if (missed) return getMany(ks);
+        missed = true;
+        return ks.map(() => null); // read before the other node's write was seen
+      };
+      return greylist(store, cfg, T);
+    };
+    expect(await race(10 * MIN)).toEqual({ result: 'greylisted', net: '192.0.2.0/24', first: false, retryInMs: 15 * MIN });
+    expect(await race(30 * MIN)).toEqual({ result: 'passed', net: '192.0.2.0/24', waitedMs: 30 * MIN });
+  });
+
   it('a retry after passtime passes and allowlists the network; other triplets from it pass at once', async () => {
     const { store, advance } = setup();
     await greylist(store, cfg, T);
