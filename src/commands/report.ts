@@ -8,9 +8,9 @@ import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { opendir, readdir, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { AUTH_JOURNAL } from '../policy/auth.js';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
-import { ipBytes, ipText } from '../net/ip.js';
+import { prefixText } from '../net/ip.js';
 import { escapeText, safeJson } from '../util/escape.js';
 import { plural } from '../util/plural.js';
 import { parseSince } from '../util/since.js';
@@ -125,16 +125,12 @@ export class TopCounter {
   }
 }
 
-/** "192.0.2.0/24" or "2001:db8:1::/48"; "(unknown)" for anything else. */
+/**
+ * "192.0.2.0/24" or "2001:db8:1::/48" (RFC 5952 text; an IPv4-mapped address is its IPv4 /24,
+ * as the daemon records it); "(unknown)" for anything node:net does not call an address.
+ */
 export function clientNetwork(ip: string): string {
-  if (isIPv4(ip)) return ip.split('.').slice(0, 3).join('.') + '.0/24';
-  // The first three groups, written as RFC 5952 text (2001:db8:1::/48, ::/48); an embedded
-  // dotted quad (::ffff:a.b.c.d) is the last 32 bits anyway.
-  // ipBytes reads an IPv4-mapped address as IPv4.
-  const b = isIPv6(ip) ? ipBytes(ip) : null;
-  if (b?.family === 4) return `${b.bytes.slice(0, 3).join('.')}.0/24`;
-  if (b) return `${ipText(6, b.bytes.map((x, i) => (i < 6 ? x : 0)))}/48`;
-  return '(unknown)';
+  return (isIP(ip) !== 0 ? prefixText(ip, 24, 48) : null) ?? '(unknown)';
 }
 
 function senderDomain(mailFrom: unknown): string {
