@@ -6,6 +6,7 @@ import type { EventEmitter } from 'node:events';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ServerEvents } from './events.js';
 import type { Logger } from './log/logger.js';
+import { Roster } from './util/roster.js';
 
 /** Outcomes of one webhook delivery, as counted in fakemx_webhook_total{result}. */
 export type WebhookResult = 'success' | 'retry' | 'failed' | 'dropped';
@@ -16,6 +17,9 @@ const WEBHOOK_RESULTS: readonly WebhookResult[] = ['success', 'retry', 'failed',
 
 /** DNS list lookups are answered in milliseconds to a few seconds (dns.timeout <= 60 s). */
 const DNS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
+
+/** Where a session carries its place among the sessions metrics count as open. */
+const METRICS_OPEN = Symbol('fakemx.metrics.open');
 
 /** Label values come from config and code, but cap their length so nothing unbounded lands in a series. */
 function label(v: unknown): string {
@@ -155,21 +159,22 @@ export class Metrics {
         }
       }
     };
-    // Sessions open per listener: remembered per session id, so a disconnect without a
-    // counted connect (attached mid-session) cannot push a gauge below zero.
-    const open = new Map<string, string>();
+    // Sessions open per listener: remembered per session, so a disconnect without a counted
+    // connect (attached mid-session) cannot push a gauge below zero. A roster, not a Map by id
+    // (src/util/roster.ts): a Map's rebuilt tables kept every session id alive past scavenges.
+    const open = new Roster<ServerEvents['connect'][0], string>(METRICS_OPEN);
     const handlers = {
       connection: guard('connection', (ev: ServerEvents['connection'][0]) => {
         this.tally.connections.add(ev.listener, ev.outcome);
       }),
       connect: guard('connect', (s: ServerEvents['connect'][0]) => {
-        open.set(s.id, s.listener);
+        open.add(s, s.listener);
         this.tally.active.add(s.listener);
       }),
       disconnect: guard('disconnect', (s: ServerEvents['disconnect'][0]) => {
-        const l = open.get(s.id);
+        const l = open.get(s);
         if (l === undefined) return;
-        open.delete(s.id);
+        open.delete(s);
         this.tally.active.add(l, '', -1);
       }),
       verdict: guard('verdict', (ev: ServerEvents['verdict'][0]) => {

@@ -27,6 +27,7 @@ import { Session, type Connection, type SessionConfig } from './smtp/session.js'
 import type { Corpus } from './store/corpus.js';
 import { Stores } from './store/stores.js';
 import { newId } from './util/id.js';
+import { Roster } from './util/roster.js';
 
 export interface CreateServerOptions {
   /** Config values (validated exactly like the file's); they win over the file. */
@@ -62,6 +63,10 @@ interface Runtime {
   state: StateStore | null;
   stateKey: string;
 }
+
+/** Where a session carries its place in the server's rosters (src/util/roster.ts). */
+const IN_SERVER = Symbol('fakemx.server.session');
+const LINGERING = Symbol('fakemx.server.lingering');
 
 /** The engine's view of one listener (exported for bench/engine-sink.mjs, which runs the engine alone). */
 export function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): SessionConfig {
@@ -99,9 +104,9 @@ export function sessionConfig(eff: EffectiveListener, loaded: LoadedConfig): Ses
 
 export class FakemxServer extends EventEmitter<ServerEvents> {
   private runtime: Runtime;
-  private readonly sessions = new Set<Session>();
+  private readonly sessions = new Roster<Session>(IN_SERVER);
   /** Sessions in `sessions` that said their last word and wait only for the socket to close. */
-  private readonly lingering = new Set<Session>();
+  private readonly lingering = new Roster<Session>(LINGERING);
   private readonly perIp = new PerIpLimiter();
   /** The corpora in use, their store config and disk cap (store/stores.ts). */
   readonly stores: Stores;
@@ -297,7 +302,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
   private linger(s: Session): void {
     this.lingering.add(s);
     if (this.lingering.size <= this.config.maxSessions) return;
-    const oldest = this.lingering.values().next().value;
+    const oldest = this.lingering.first();
     if (!oldest) return;
     this.lingering.delete(oldest);
     oldest.hangUp();
@@ -403,7 +408,7 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
 
   /** Runs `fn` once every session open now has ended (at once when there is none, or at close). */
   private afterOpenSessions(fn: () => void): void {
-    const pending = new Set(this.sessions);
+    const pending = new Set(this.sessions.toArray());
     if (pending.size === 0) return fn();
     this.waiting.push({ pending, fn });
   }
@@ -421,12 +426,12 @@ export class FakemxServer extends EventEmitter<ServerEvents> {
       this.drained = r;
       if (this.sessions.size === 0) r();
     });
-    for (const s of this.sessions) s.shutdown();
+    for (const s of this.sessions.toArray()) s.shutdown();
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
     await Promise.race([drained, grace]);
     clearTimeout(timer);
-    for (const s of this.sessions) s.destroy('shutdown');
+    for (const s of this.sessions.toArray()) s.destroy('shutdown');
     await drained;
     await stopped;
     for (const w of this.waiting.splice(0)) w.fn();

@@ -9,6 +9,10 @@ import type { ZoneHealth } from '../dnsbl/engine.js';
 import type { ServerEvents } from '../events.js';
 import { prefixText } from '../net/ip.js';
 import type { SessionInfo } from '../smtp/hooks.js';
+import { Roster } from '../util/roster.js';
+
+/** Where a session carries its place among the open sessions the Live page lists. */
+const LIVE_OPEN = Symbol('fakemx.console.open');
 
 /** One bucket of the time series. */
 export const BUCKET_MS = 10_000;
@@ -141,7 +145,8 @@ const clientOf = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${po
 
 export class LiveState {
   readonly since: number;
-  private readonly open = new Map<string, OpenSession>();
+  /** A roster, not a Map by id (src/util/roster.ts): rebuilt tables kept every record alive past scavenges. */
+  private readonly open = new Roster<SessionInfo, OpenSession>(LIVE_OPEN);
   private readonly conns = new Uint32Array(BUCKETS);
   private readonly msgs = new Uint32Array(BUCKETS);
   private readonly tagSeries = new Map<string, Uint32Array>();
@@ -213,11 +218,11 @@ export class LiveState {
   }
 
   onConnect(s: SessionInfo): void {
-    this.open.set(s.id, { info: s, verdicts: [], lastTag: undefined });
+    this.open.add(s, { info: s, verdicts: [], lastTag: undefined });
   }
 
   onDisconnect(s: SessionInfo): void {
-    this.open.delete(s.id);
+    this.open.delete(s);
     if (s.helo !== undefined) this.helos.add(s.helo.slice(0, 255).toLowerCase());
   }
 
@@ -230,7 +235,7 @@ export class LiveState {
     this.totalTags.set(tag, (this.totalTags.get(tag) ?? 0) + 1);
     const s = ev.session;
     if (s) {
-      const o = this.open.get(s.id);
+      const o = this.open.get(s);
       if (o) {
         o.lastTag = tag;
         if (o.verdicts.length < MAX_SESSION_VERDICTS) o.verdicts.push(tag);
@@ -331,7 +336,8 @@ export class LiveState {
     const verdicts: Record<string, number[]> = {};
     for (const [tag, s] of [...this.tagSeries.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) verdicts[tag] = this.ordered(s);
     const sessions: LiveSession[] = [];
-    for (const o of this.open.values()) {
+    for (const o of this.open.dataArray()) {
+      if (!o) continue;
       if (sessions.length >= MAX_LISTED_SESSIONS) break;
       const s = o.info;
       sessions.push({

@@ -7,6 +7,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { createRequire } from 'node:module';
 import { connect, isIP, type Socket as TcpSocket } from 'node:net';
 import type * as DnsPacket from 'dns-packet';
+import { Roster } from '../util/roster.js';
 import { readResolvConf } from './resolv-conf.js';
 
 export type QueryType = 'A' | 'TXT';
@@ -138,6 +139,9 @@ interface Attempt {
   server: DnsServer;
 }
 
+/** Where a query carries its place among the outstanding ones. */
+const ACTIVE_QUERY = Symbol('fakemx.dns.active');
+
 interface Query {
   name: string;
   lname: string;
@@ -169,7 +173,8 @@ export class DnsClient implements Resolver {
   private readonly poolSize: number;
   private readonly maxOutstanding: number;
   private readonly pools: { 4: PooledSocket[]; 6: PooledSocket[] } = { 4: [], 6: [] };
-  private readonly active = new Set<Query>();
+  /** A roster, not a Set (src/util/roster.ts): a Set's rebuilt tables kept every query alive past scavenges. */
+  private readonly active = new Roster<Query>(ACTIVE_QUERY);
   private readonly window: number;
   private running = 0;
   private waiting: Query[] = [];
@@ -214,7 +219,7 @@ export class DnsClient implements Resolver {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const q of [...this.active]) this.finish(q, new DnsError('closed', 'resolver closed'));
+    for (const q of this.active.toArray()) this.finish(q, new DnsError('closed', 'resolver closed'));
     for (const fam of [4, 6] as const) {
       for (const p of this.pools[fam]) {
         try {

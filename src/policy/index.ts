@@ -15,6 +15,7 @@ import type { Backend, SessionInfo } from '../smtp/hooks.js';
 import type { Corpus } from '../store/corpus.js';
 import type { DnsCheck } from '../dnsbl/check.js';
 import type { StateStore } from '../state/store.js';
+import { Roster } from '../util/roster.js';
 import { authJournalFor, type AuthJournal } from './auth.js';
 import type { PerIpLimiter } from './limits.js';
 import { PolicySession } from './session.js';
@@ -52,13 +53,16 @@ export interface PolicyServices {
   gone(s: SessionInfo): void;
 }
 
+/** Where a waiting session carries its place in the banner queue (src/util/roster.ts). */
+const BANNER_WAIT = Symbol('fakemx.policy.banner');
+
 /**
  * The sessions of one policy waiting out its banner delay. All wait the same time, so the
  * order they arrived in is the order they are due: one timer for the head, no timer or
  * closure per held session (a fake MX may hold thousands of them in the delay).
  */
 export class BannerQueue {
-  private readonly waiting = new Set<BannerWait>();
+  private readonly waiting = new Roster<BannerWait>(BANNER_WAIT);
   private timer: NodeJS.Timeout | null = null;
   private armedFor = 0;
 
@@ -89,7 +93,7 @@ export class BannerQueue {
     // The timer fired for `armedFor`: whoever is due by then goes, even if the clock reads a
     // millisecond early (they would have shared that timer's list).
     const limit = Math.max(Date.now(), this.armedFor);
-    for (const w of this.waiting) {
+    for (let w = this.waiting.first(); w; w = this.waiting.first()) {
       if (w.wakeAt > limit) return this.arm(w.wakeAt, w.wakeAt - Date.now());
       this.waiting.delete(w);
       w.wake();

@@ -16,6 +16,7 @@ import { LineBuffer, TOO_LONG } from './line-buffer.js';
 import { parseMailParams, parsePathArg, splitCommand, splitParams } from './parser.js';
 import { closes, formatReply, replies, sendsEnhanced, teaserLine, type Reply } from './reply.js';
 import { escapeBytes } from '../util/escape.js';
+import { Roster } from '../util/roster.js';
 import { tlsReason } from '../util/tls-reason.js';
 
 /**
@@ -225,21 +226,21 @@ function extensionsFor(opts: SessionConfig, secure: boolean): readonly string[] 
 
 /**
  * The session-time limit without a timer per session: sessions sharing a limit sit in one
- * set in the order they opened, which is their deadline order, so a sweep stops at the
+ * roster in the order they opened, which is their deadline order, so a sweep stops at the
  * first session still in time. One unref'd interval runs only while such sessions exist.
  */
 const SWEEP_MS = 250;
-const byLimit = new Map<number, Set<Session>>();
+const SWEEP = Symbol('fakemx.session.sweep');
+const byLimit = new Map<number, Roster<Session>>();
 let sweeper: NodeJS.Timeout | null = null;
 function sweep(): void {
   const now = Date.now();
-  for (const [limit, set] of byLimit) {
-    for (const s of set) {
-      if (now - s.openedAt <= limit) break;
-      set.delete(s);
+  for (const [limit, due] of byLimit) {
+    for (let s = due.first(); s && now - s.openedAt > limit; s = due.first()) {
+      due.delete(s);
       s.expire();
     }
-    if (set.size === 0) byLimit.delete(limit);
+    if (due.size === 0) byLimit.delete(limit);
   }
   if (byLimit.size === 0 && sweeper) {
     clearInterval(sweeper);
@@ -247,9 +248,9 @@ function sweep(): void {
   }
 }
 function watch(s: Session, limit: number): void {
-  let set = byLimit.get(limit);
-  if (!set) byLimit.set(limit, (set = new Set()));
-  set.add(s);
+  let due = byLimit.get(limit);
+  if (!due) byLimit.set(limit, (due = new Roster(SWEEP)));
+  due.add(s);
   if (!sweeper) {
     sweeper = setInterval(sweep, Math.min(SWEEP_MS, Math.max(10, limit >> 2)));
     sweeper.unref();

@@ -8,7 +8,13 @@ import { silentLogger } from '../../src/log/logger.js';
 import { Metrics } from '../../src/metrics.js';
 import type { CloseInfo, SessionInfo } from '../../src/smtp/hooks.js';
 
-const session = (id: string, listener = 'mx') => ({ id, listener }) as unknown as SessionInfo;
+// The server hands the same session object to every event of one session: one object per id here.
+const made = new Map<string, SessionInfo>();
+const session = (id: string, listener = 'mx') => {
+  const k = `${id}|${listener}`;
+  if (!made.has(k)) made.set(k, { id, listener } as unknown as SessionInfo);
+  return made.get(k)!;
+};
 const closeInfo: CloseInfo = { reason: 'quit', durationMs: 5 };
 
 function setup() {
