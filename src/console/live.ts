@@ -336,9 +336,8 @@ export class LiveState {
     const verdicts: Record<string, number[]> = {};
     for (const [tag, s] of [...this.tagSeries.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) verdicts[tag] = this.ordered(s);
     const sessions: LiveSession[] = [];
-    for (const o of this.open.dataArray()) {
+    for (const o of this.open.dataArray(MAX_LISTED_SESSIONS)) {
       if (!o) continue;
-      if (sessions.length >= MAX_LISTED_SESSIONS) break;
       const s = o.info;
       sessions.push({
         id: s.id,

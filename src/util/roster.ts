@@ -80,10 +80,10 @@ export class Roster<T extends object, D = undefined> {
     return this.toArray()[Symbol.iterator]();
   }
 
-  /** The data of every member, oldest first, as an array. */
-  dataArray(): (D | undefined)[] {
+  /** The data of the oldest `max` members (all by default), oldest first, as an array. */
+  dataArray(max = Infinity): (D | undefined)[] {
     const out: (D | undefined)[] = [];
-    for (let l = this.head; l; l = l.next) out.push(l.d);
+    for (let l = this.head; l && out.length < max; l = l.next) out.push(l.d);
     return out;
   }
 

@@ -91,6 +91,21 @@ describe('LiveState', () => {
     expect(live.handlerFailures).toBe(0);
   });
 
+  it('lists the 200 oldest open sessions and counts them all; a verdict reaches the right one', () => {
+    const live = new LiveState();
+    const ss = Array.from({ length: 250 }, (_, i) => session(`s${i}`));
+    for (const s of ss) live.onConnect(s);
+    live.onVerdict({ tag: 'PREGREET', session: ss[120]!, client: '[192.0.2.7]:40000', details: {} });
+    live.onDisconnect(ss[0]!);
+    const snap = live.live();
+    expect(snap.open).toBe(249);
+    expect(snap.sessions).toHaveLength(200);
+    expect(snap.sessions[0]!.id).toBe('s1');
+    expect(snap.sessions.at(-1)!.id).toBe('s200');
+    expect(snap.sessions.find((x) => x.id === 's120')!.verdicts).toEqual(['PREGREET']);
+    expect(snap.sessions.filter((x) => x.verdicts.length > 0)).toHaveLength(1);
+  });
+
   it('AUTH attempts of the honeypot: user names by mechanism, clients', () => {
     const live = new LiveState();
     const s = session('au1');

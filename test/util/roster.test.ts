@@ -51,6 +51,8 @@ describe('Roster', () => {
     r.add(a, 'ignored: already a member');
     expect([r.get(a), r.get(b)]).toEqual(['first', 'second']);
     expect(r.dataArray()).toEqual(['first', 'second']);
+    expect(r.dataArray(1)).toEqual(['first']);
+    expect(r.dataArray(0)).toEqual([]);
     r.delete(a);
     expect(r.get(a)).toBeUndefined();
   });
