@@ -159,35 +159,9 @@ interface Query {
   reject(e: DnsError): void;
 }
 
-/**
- * A socket's queries in flight by DNS ID. Not a Map: V8 rebuilds a Map's table as entries come
- * and go and links each outgrown table to the next, so once one of them is in old space every
- * scavenge kept each attempt ever made alive, and through its promise the session that asked
- * (src/util/roster.ts says more). An object with integer keys keeps them in a plain hash table.
- */
-class ById<V> {
-  private readonly t: Record<number, V | undefined> = Object.create(null) as Record<number, V | undefined>;
-
-  has(id: number): boolean {
-    return this.t[id] !== undefined;
-  }
-
-  get(id: number): V | undefined {
-    return this.t[id];
-  }
-
-  set(id: number, v: V): void {
-    this.t[id] = v;
-  }
-
-  delete(id: number): void {
-    delete this.t[id];
-  }
-}
-
 interface PooledSocket {
   sock: UdpSocket;
-  pending: ById<Attempt>;
+  pending: Map<number, Attempt>;
   ready: Promise<void>;
 }
 
@@ -397,7 +371,7 @@ export class DnsClient implements Resolver {
   private open(family: 4 | 6): PooledSocket {
     // A larger receive buffer where the kernel allows it (capped by net.core.rmem_max).
     const sock = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 1 << 20 });
-    const pending = new ById<Attempt>();
+    const pending = new Map<number, Attempt>();
     const p: PooledSocket = { sock, pending, ready: Promise.resolve() };
     p.ready = new Promise<void>((resolve, reject) => {
       sock.once('listening', () => resolve());
