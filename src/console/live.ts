@@ -145,7 +145,7 @@ const clientOf = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${po
 
 export class LiveState {
   readonly since: number;
-  /** A roster, not a Map by id (src/util/roster.ts): rebuilt tables kept every record alive past scavenges. */
+  /** A roster, not a Map by id (src/util/roster.ts): the metrics' Map by id kept every session id alive past scavenges. */
   private readonly open = new Roster<SessionInfo, OpenSession>(LIVE_OPEN);
   private readonly conns = new Uint32Array(BUCKETS);
   private readonly msgs = new Uint32Array(BUCKETS);

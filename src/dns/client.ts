@@ -173,7 +173,7 @@ export class DnsClient implements Resolver {
   private readonly poolSize: number;
   private readonly maxOutstanding: number;
   private readonly pools: { 4: PooledSocket[]; 6: PooledSocket[] } = { 4: [], 6: [] };
-  /** A roster, not a Set (src/util/roster.ts): a Set's rebuilt tables kept every query alive past scavenges. */
+  /** Objects that come and go per query sit in a roster (src/util/roster.ts; docs/architecture.md). */
   private readonly active = new Roster<Query>(ACTIVE_QUERY);
   private readonly window: number;
   private running = 0;
