@@ -23,7 +23,11 @@ export class Roster<T extends object, D = undefined> {
   private tail: Link<T, D> | null = null;
   private n = 0;
 
-  /** `key`: the property each member carries its link in; one per kind of roster, so one object may sit in several. */
+  /**
+   * `key`: the property each member carries its link in; one per kind of roster, so one object
+   * may sit in several. An object sits in at most one roster per key: a second one's add()
+   * would take the property over, and the first could no longer let it go.
+   */
   constructor(private readonly key: symbol) {}
 
   get size(): number {
@@ -74,11 +78,6 @@ export class Roster<T extends object, D = undefined> {
     const out: T[] = [];
     for (let l = this.head; l; l = l.next) out.push(l.v);
     return out;
-  }
-
-  /** Iterates over toArray(): a snapshot. */
-  [Symbol.iterator](): Iterator<T> {
-    return this.toArray()[Symbol.iterator]();
   }
 
   /** The data of the oldest `max` members (all by default), oldest first, as an array. */

@@ -51,7 +51,7 @@ describe('verdicts in the record of each message of a session', () => {
         expect((await c.cmd(`Subject: m${i}\r\n\r\nbody ${i}\r\n.`)).code).toBe(250);
       }
       // The policy session's verdict list holds no per-message entry (a sink session may deliver up to maxMessages).
-      const [session] = [...(server as unknown as { sessions: Set<{ hooks: { verdicts: unknown[] } }> }).sessions];
+      const [session] = (server as unknown as { sessions: { toArray(): { hooks: { verdicts: unknown[] } }[] } }).sessions.toArray();
       expect(session!.hooks.verdicts).toHaveLength(0);
       expect((await c.cmd('QUIT')).code).toBe(221);
       c.close();
